@@ -1,0 +1,91 @@
+"""Redis, with short timeouts. Any Redis error is a miss plus a metric; it never fails a request."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from app.core.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class Cache:
+    def __init__(self, url: str | None, *, prefix: str, timeout_s: float, metrics: Metrics) -> None:
+        self.prefix = prefix
+        self.metrics = metrics
+        self.client: redis.Redis | None = None
+        if url is not None:
+            self.client = redis.from_url(
+                url,
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+                retry_on_timeout=False,
+                health_check_interval=30,
+            )
+
+    @property
+    def enabled(self) -> bool:
+        return self.client is not None
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    async def ping(self) -> None:
+        """Raises when Redis does not answer; used by readiness only."""
+        if self.client is not None:
+            await self.client.ping()
+
+    async def get_many(self, keys: Sequence[str]) -> list[Any | None]:
+        """One round trip; a missing key, an unreadable value or a Redis error is a miss (None)."""
+        if self.client is None or not keys:
+            return [None] * len(keys)
+        try:
+            raw = await self.client.mget(keys)
+        except (RedisError, OSError) as exc:
+            self._failed("get", exc)
+            return [None] * len(keys)
+        values = [json.loads(value) if value is not None else None for value in raw]
+        hits = sum(value is not None for value in values)
+        self.metrics.cache_operations.labels("get", "hit").inc(hits)
+        self.metrics.cache_operations.labels("get", "miss").inc(len(values) - hits)
+        return values
+
+    async def set_many(self, items: dict[str, Any], ttl_s: int) -> None:
+        """One round trip; values are stored as JSON, never pickled."""
+        if self.client is None or not items:
+            return
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key, value in items.items():
+                    pipe.set(key, json.dumps(value, separators=(",", ":")), ex=ttl_s)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._failed("set", exc)
+
+    async def hit_window(self, key: str, window_s: int) -> int | None:
+        """Count one hit in a fixed window; the count so far, or None when Redis is unreachable."""
+        if self.client is None:
+            return None
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, window_s, nx=True)
+                count, _ = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._failed("incr", exc)
+            return None
+        return int(count)
+
+    def _failed(self, operation: str, exc: Exception) -> None:
+        self.metrics.cache_operations.labels(operation, "error").inc()
+        log.warning("redis %s failed: %s", operation, exc.__class__.__name__)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()

@@ -1,0 +1,203 @@
+"""Tiny dependencies that hand out what the lifespan built, plus authentication and scopes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request, Security
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.adapters.cache import Cache
+from app.adapters.registry import Registry
+from app.core.config import Settings
+from app.core.errors import Forbidden, RateLimited, Unauthenticated
+from app.core.metrics import Metrics
+from app.core.security import Scope, effective_scopes
+from app.services.api_keys import ApiKeyService
+from app.services.idempotency import IdempotencyService, fingerprint
+
+
+@dataclass
+class Resources:
+    """Everything app-wide, built once in the lifespan and closed on shutdown."""
+
+    settings: Settings
+    metrics: Metrics
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    cache: Cache
+    registry: Registry
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+def get_settings(resources: ResourcesDep) -> Settings:
+    return resources.settings
+
+
+def get_cache(resources: ResourcesDep) -> Cache:
+    return resources.cache
+
+
+def get_registry(resources: ResourcesDep) -> Registry:
+    return resources.registry
+
+
+def get_metrics(resources: ResourcesDep) -> Metrics:
+    return resources.metrics
+
+
+async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed before the response is sent, rolled back on error."""
+    async with resources.sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+CacheDep = Annotated[Cache, Depends(get_cache)]
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+# scope="function": the commit runs before the response goes out, so a failed commit is an error
+# response, never a 2xx for work that was lost.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_api_key_service(session: SessionDep) -> ApiKeyService:
+    return ApiKeyService(session)
+
+
+ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: uuid.UUID
+    name: str
+    scopes: frozenset[Scope]
+
+
+bearer_scheme = HTTPBearer(auto_error=False, description="`Authorization: Bearer hk_...`")
+header_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: hk_...`")
+
+
+async def authenticate(
+    resources: ResourcesDep,
+    api_keys: ApiKeyServiceDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    header_key: Annotated[str | None, Security(header_scheme)],
+) -> Principal:
+    secret = bearer.credentials if bearer is not None else header_key
+    if not secret:
+        resources.metrics.auth_failures.labels("missing").inc()
+        raise Unauthenticated("Send an API key as 'Authorization: Bearer hk_...' or 'X-API-Key'")
+    api_key = await api_keys.authenticate(secret)
+    if api_key is None:
+        resources.metrics.auth_failures.labels("invalid").inc()
+        raise Unauthenticated("The API key is unknown or revoked")
+    await enforce_rate_limit(resources, api_key.id)
+    return Principal(api_key.id, api_key.name, effective_scopes(api_key.scopes))
+
+
+async def enforce_rate_limit(resources: Resources, api_key_id: uuid.UUID) -> None:
+    """Fixed one-minute window per key in Redis. Without Redis the limit is not enforced."""
+    limit = resources.settings.rate_limit_per_minute
+    if limit == 0 or not resources.cache.enabled:
+        return
+    now = time.time()
+    window = int(now // 60)
+    count = await resources.cache.hit_window(
+        resources.cache.key("ratelimit", str(api_key_id), str(window)), 60
+    )
+    if count is None:
+        resources.metrics.rate_limit_fail_open.inc()
+    elif count > limit:
+        resources.metrics.rate_limited.inc()
+        raise RateLimited(retry_after=max(1, 60 - int(now % 60)))
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+def require(scope: Scope) -> Callable[[Principal, Metrics], Awaitable[Principal]]:
+    async def check_scope(principal: PrincipalDep, metrics: MetricsDep) -> Principal:
+        if scope not in principal.scopes:
+            metrics.auth_failures.labels("scope").inc()
+            raise Forbidden(f"This API key lacks the '{scope}' scope")
+        return principal
+
+    return check_scope
+
+
+AdminDep = Annotated[Principal, Depends(require(Scope.ADMIN))]
+ReaderDep = Annotated[Principal, Depends(require(Scope.READ))]
+WriterDep = Annotated[Principal, Depends(require(Scope.WRITE))]
+PredictorDep = Annotated[Principal, Depends(require(Scope.PREDICT))]
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Repeat a creating request safely: the same key and body return the first response",
+    ),
+]
+
+
+class Idempotent:
+    """Wraps a creating route: `await idempotent(body, create)` where `create` returns
+    (status, JSON-able body). Without an Idempotency-Key header it just runs `create`."""
+
+    def __init__(
+        self,
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        key: IdempotencyKey = None,
+    ) -> None:
+        self.request = request
+        self.service = IdempotencyService(session, settings.idempotency_ttl_s)
+        self.key = key
+
+    async def __call__(
+        self,
+        principal: Principal,
+        request_body: Any,
+        create: Callable[[], Awaitable[Any]],
+        status: int = 201,
+    ) -> JSONResponse:
+        async def created() -> tuple[int, Any]:
+            return status, jsonable_encoder(await create())
+
+        if self.key is None:
+            _, body = await created()
+            return JSONResponse(body, status_code=status)
+        stored = await self.service.run(
+            principal.id,
+            self.key,
+            fingerprint(self.request.method, self.request.url.path, jsonable_encoder(request_body)),
+            created,
+        )
+        headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
+        return JSONResponse(stored.body, status_code=stored.status, headers=headers)
+
+
+IdempotentDep = Annotated[Idempotent, Depends()]

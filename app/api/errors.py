@@ -1,0 +1,155 @@
+"""Exception handlers that turn every error into application/problem+json, and the
+declarations that put those errors into the OpenAPI document."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
+
+from app.core.errors import (
+    PROBLEM_MEDIA_TYPE,
+    AppError,
+    DatabaseUnavailable,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ValidationFailed,
+    problem_type,
+)
+from app.core.logging import request_id_var
+from app.schemas.common import Problem
+
+log = logging.getLogger(__name__)
+
+_HTTP_ERRORS: dict[int, type[AppError]] = {
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+}
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    request_id = request_id_var.get() or ""
+    body = {
+        "type": problem_type(code),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": request_id,
+        **extra,
+    }
+    return JSONResponse(
+        body,
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers={**(headers or {}), "X-Request-ID": request_id},
+    )
+
+
+def error_response(error: AppError) -> JSONResponse:
+    return problem_response(
+        error.status, error.code, error.title, error.detail, error.headers, **error.extra
+    )
+
+
+async def handle_app_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, AppError)
+    return error_response(error)
+
+
+async def handle_validation(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type"))}
+        for e in error.errors()
+    ]
+    fields = ", ".join(".".join(str(part) for part in e["loc"]) for e in errors)
+    return error_response(ValidationFailed(f"Invalid request: {fields}", errors=errors))
+
+
+async def handle_http(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    kind = _HTTP_ERRORS.get(error.status_code)
+    if kind is not None:
+        detail = error.detail if error.status_code != 404 else "No such endpoint"
+        return error_response(kind(str(detail), headers=dict(error.headers or {})))
+    phrase = HTTPStatus(error.status_code).phrase
+    return problem_response(
+        error.status_code,
+        phrase.lower().replace(" ", "_").replace("-", "_"),
+        phrase,
+        str(error.detail),
+        dict(error.headers or {}),
+    )
+
+
+async def handle_database(request: Request, error: Exception) -> JSONResponse:
+    """A lost or refused database connection is a 503; any other database error is a bug."""
+    if isinstance(error, OperationalError | PoolTimeout) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    ):
+        log.warning("database unavailable: %s", error.__class__.__name__)
+        retry_after = request.app.state.resources.settings.retry_after_s
+        return error_response(
+            DatabaseUnavailable("The database is not reachable", retry_after=retry_after)
+        )
+    return await handle_unexpected(request, error)
+
+
+async def handle_unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem_response(500, "internal_error", "Internal error", "An unexpected error occurred")
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, handle_app_error)
+    app.add_exception_handler(RequestValidationError, handle_validation)
+    app.add_exception_handler(HTTPException, handle_http)
+    app.add_exception_handler(DBAPIError, handle_database)
+    app.add_exception_handler(PoolTimeout, handle_database)
+    app.add_exception_handler(Exception, handle_unexpected)
+
+
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Missing, unknown or revoked API key (`unauthenticated`)",
+    403: "The API key lacks the scope (`forbidden`)",
+    404: "Not found",
+    409: "Conflict (for example `idempotency_conflict`)",
+    413: "Request body too large",
+    422: "Validation failed (`validation_failed`, with `errors`)",
+    429: "Rate limited (`rate_limited`); see `Retry-After`",
+    500: "Internal error",
+    503: "A dependency is unavailable; see `Retry-After`",
+}
+
+AUTHENTICATED = (401, 403, 429)
+ALWAYS = (500, 503)
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, all application/problem+json."""
+    return {
+        status: {
+            "model": Problem,
+            "description": _DESCRIPTIONS[status],
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
+        for status in sorted({*statuses, *ALWAYS})
+    }

@@ -1,0 +1,99 @@
+"""Pure ASGI middleware: request id, access log, request metrics and the body size limit."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.errors import error_response
+from app.core.errors import PayloadTooLarge
+from app.core.logging import request_id_var
+from app.core.metrics import Metrics
+
+log = logging.getLogger("hokusai.access")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+
+
+class RequestContext:
+    def __init__(
+        self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, max_artifact_bytes: int
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.max_artifact_bytes = max_artifact_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        sent_id = headers.get("x-request-id", "")
+        request_id = sent_id if _REQUEST_ID.match(sent_id) else uuid.uuid4().hex
+        # Not reset afterwards: each request runs in its own task context, and the handler of
+        # unexpected errors runs outside this middleware yet must still know the id.
+        request_id_var.set(request_id)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        limit = (
+            self.max_artifact_bytes
+            if headers.get("content-type", "").startswith("multipart/form-data")
+            else self.max_body_bytes
+        )
+        self.metrics.in_flight.inc()
+        try:
+            declared = headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                response = error_response(_too_large(limit))
+                await response(scope, receive, send_with_id)
+            else:
+                await self.app(scope, _limited(receive, limit), send_with_id)
+        finally:
+            self.metrics.in_flight.dec()
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", "unmatched")
+            labels = (route, scope["method"], str(status))
+            self.metrics.requests.labels(*labels).inc()
+            self.metrics.request_seconds.labels(*labels).observe(elapsed)
+            log.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={"status": status, "duration_ms": round(elapsed * 1000, 2), "route": route},
+            )
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body exceeds {limit} bytes")
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """Counts the bytes of a body sent without (or with a false) Content-Length."""
+    received = 0
+
+    async def receive_limited() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HTTPException(413, _too_large(limit).detail)
+        return message
+
+    return receive_limited

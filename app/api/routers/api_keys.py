@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+
+from app.api.deps import AdminDep, ApiKeyServiceDep, IdempotentDep
+from app.api.errors import AUTHENTICATED, problems
+from app.api.routers import API_PREFIX
+from app.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
+from app.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page
+
+router = APIRouter(
+    prefix=f"{API_PREFIX}/api-keys", tags=["api-keys"], responses=problems(*AUTHENTICATED)
+)
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ApiKeyCreated,
+    responses=problems(409, 422),
+)
+async def create_api_key(
+    body: ApiKeyCreate, principal: AdminDep, api_keys: ApiKeyServiceDep, idempotent: IdempotentDep
+) -> JSONResponse:
+    """Create an API key. The secret `key` appears only in this response."""
+
+    async def create() -> ApiKeyCreated:
+        api_key, secret = await api_keys.create_key(body.name, body.scopes)
+        return ApiKeyCreated(**ApiKeyRead.model_validate(api_key).model_dump(), key=secret)
+
+    return await idempotent(principal, body, create)
+
+
+@router.get("", response_model=Page[ApiKeyRead], responses=problems(422))
+async def list_api_keys(
+    _: AdminDep, api_keys: ApiKeyServiceDep, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+) -> Page[ApiKeyRead]:
+    """List API keys, oldest first, without their secrets."""
+    items, total = await api_keys.list_keys(limit=limit, offset=offset)
+    return Page[ApiKeyRead](
+        items=[ApiKeyRead.model_validate(item) for item in items],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.delete("/{api_key_id}", status_code=204, responses=problems(404, 422))
+async def revoke_api_key(
+    api_key_id: uuid.UUID, _: AdminDep, api_keys: ApiKeyServiceDep
+) -> Response:
+    """Revoke an API key; requests with it get 401 from now on."""
+    await api_keys.revoke_key(api_key_id)
+    return Response(status_code=204)

@@ -1,0 +1,188 @@
+"""`hokusai-api`: serve, migrate, manage API keys, export the OpenAPI document."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import SecretStr, ValidationError
+
+from app.core.config import DATA_DIR, Settings
+from app.core.logging import configure_logging
+from app.core.security import Scope, generate_key
+from app.db.session import create_engine, create_sessionmaker
+from app.services.api_keys import ApiKeyService
+
+T = TypeVar("T")
+log = logging.getLogger("hokusai")
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV_KEY_FILE = DATA_DIR / "dev-api-key"
+
+
+def migrate(settings: Settings, revision: str = "head") -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = settings.database_url
+    command.upgrade(config, revision)
+
+
+def serve(settings: Settings, *, run_migrations: bool) -> None:
+    import uvicorn
+
+    from app.main import create_app
+
+    if run_migrations or settings.embedded:
+        migrate(settings)
+    if settings.embedded and settings.bootstrap_api_key is None:
+        settings = settings.model_copy(update={"bootstrap_api_key": SecretStr(_dev_key())})
+        log.warning(
+            "embedded mode: SQLite and a local MLflow store under %s/, caching off; "
+            "not for production",
+            DATA_DIR,
+        )
+        assert settings.bootstrap_api_key is not None
+        print(
+            f"\n  Hokusai API on http://{settings.host}:{settings.port}  (docs: /docs)\n"
+            f"  development admin key: {settings.bootstrap_api_key.get_secret_value()}\n"
+            f"  try: curl -H 'Authorization: Bearer {settings.bootstrap_api_key.get_secret_value()}'"
+            f" http://{settings.host}:{settings.port}/api/v1/api-keys\n",
+            flush=True,
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _dev_key() -> str:
+    """The development admin key, kept in .hokusai/ so it survives restarts."""
+    if DEV_KEY_FILE.exists():
+        return DEV_KEY_FILE.read_text().strip()
+    DEV_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+    key = generate_key()
+    DEV_KEY_FILE.write_text(key + "\n")
+    DEV_KEY_FILE.chmod(0o600)
+    return key
+
+
+def _with_service(settings: Settings, work: Callable[[ApiKeyService], Awaitable[T]]) -> T:
+    async def run() -> T:
+        engine = create_engine(settings)
+        try:
+            async with create_sessionmaker(engine).begin() as session:
+                return await work(ApiKeyService(session))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def create_key(settings: Settings, name: str, scopes: list[Scope]) -> None:
+    api_key, secret = _with_service(settings, lambda service: service.create_key(name, scopes))
+    print(secret)
+    log.info("created API key %s (%s) with scopes %s", api_key.id, name, ",".join(scopes))
+
+
+def list_keys(settings: Settings) -> None:
+    items, _ = _with_service(settings, lambda service: service.list_keys(limit=10_000, offset=0))
+    _print_json(
+        [
+            {
+                "id": k.id,
+                "name": k.name,
+                "prefix": k.prefix,
+                "scopes": k.scopes,
+                "created_at": k.created_at,
+                "revoked_at": k.revoked_at,
+            }
+            for k in items
+        ]
+    )
+
+
+def revoke_key(settings: Settings, api_key_id: uuid.UUID) -> None:
+    _with_service(settings, lambda service: service.revoke_key(api_key_id))
+    print(f"revoked {api_key_id}")
+
+
+def export_openapi(settings: Settings, output: str | None) -> None:
+    from app.main import create_app
+
+    document = json.dumps(create_app(settings).openapi(), indent=2) + "\n"
+    if output:
+        Path(output).write_text(document)
+    else:
+        sys.stdout.write(document)
+
+
+def _scopes(text: str) -> list[Scope]:
+    try:
+        return [Scope(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"scopes are {', '.join(Scope)}") from exc
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="hokusai-api", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="run the API server")
+    serve_cmd.add_argument("--migrate", action="store_true", help="upgrade the database first")
+    migrate_cmd = commands.add_parser("migrate", help="upgrade the database schema")
+    migrate_cmd.add_argument("revision", nargs="?", default="head")
+    keys = commands.add_parser("api-key", help="manage API keys").add_subparsers(
+        dest="action", required=True
+    )
+    create = keys.add_parser("create", help="create a key and print its secret")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scopes", type=_scopes, default=[Scope.READ], help="read,predict,...")
+    keys.add_parser("list", help="list keys (without secrets)")
+    revoke = keys.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("id", type=uuid.UUID)
+    openapi_cmd = commands.add_parser("openapi", help="print the OpenAPI document")
+    openapi_cmd.add_argument("--output", "-o")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        sys.exit(f"invalid settings:\n{exc}")
+    configure_logging(settings.log_level)
+    match args.command, getattr(args, "action", None):
+        case "serve", _:
+            serve(settings, run_migrations=args.migrate)
+        case "migrate", _:
+            migrate(settings, args.revision)
+        case "api-key", "create":
+            create_key(settings, args.name, args.scopes)
+        case "api-key", "list":
+            list_keys(settings)
+        case "api-key", "revoke":
+            revoke_key(settings, args.id)
+        case "openapi", _:
+            export_openapi(settings, args.output)
+
+
+if __name__ == "__main__":
+    main()

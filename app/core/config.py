@@ -1,0 +1,97 @@
+"""Settings, read from `HOKUSAI_*` environment variables (and `.env`)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR = Path(".hokusai")
+API_KEY_PATTERN = re.compile(r"^hk_[A-Za-z0-9_-]{32,128}$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HOKUSAI_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "production", "test"] = "development"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+    database_url: str = f"sqlite+aiosqlite:///{DATA_DIR}/hokusai.db"
+    database_pool_size: int = Field(10, ge=1)
+    database_timeout_s: float = Field(3.0, gt=0)
+
+    redis_url: str | None = None
+    redis_prefix: str = Field("hokusai", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    redis_timeout_s: float = Field(0.25, gt=0)
+
+    mlflow_tracking_uri: str = f"sqlite:///{DATA_DIR}/mlflow.db"
+    mlflow_artifact_root: str = str(DATA_DIR / "mlartifacts")
+    mlflow_timeout_s: float = Field(30.0, gt=0)
+    mlflow_workers: int = Field(8, ge=1)
+
+    ready_timeout_s: float = Field(2.0, gt=0)
+    retry_after_s: int = Field(5, ge=1)
+
+    cache_ttl_s: int = Field(300, ge=1)
+    rate_limit_per_minute: int = Field(1200, ge=0, description="Per API key; 0 disables")
+
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_artifact_bytes: int = Field(512 * 1_048_576, ge=1024)
+
+    idempotency_ttl_s: int = Field(86_400, ge=60)
+    bootstrap_api_key: SecretStr | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url.removeprefix(prefix)
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+        if not url.startswith(("postgresql+psycopg://", "sqlite+aiosqlite:///")):
+            raise ValueError("must be a postgresql:// or sqlite:/// URL")
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str | None) -> str | None:
+        if url is None or not url.strip():
+            return None
+        url = url.strip()
+        if "://" not in url:
+            return f"redis://{url}"
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be redis://, rediss://, unix:// or a bare host:port")
+        return url
+
+    @field_validator("bootstrap_api_key")
+    @classmethod
+    def _key_shape(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is None or not key.get_secret_value():
+            return None
+        if not API_KEY_PATTERN.match(key.get_secret_value()):
+            raise ValueError("must be 'hk_' followed by 32 to 128 URL-safe characters")
+        return key
+
+    @model_validator(mode="after")
+    def _production_needs_servers(self) -> Settings:
+        if self.environment == "production" and self.embedded:
+            raise ValueError("production needs HOKUSAI_DATABASE_URL set to a Postgres server")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """True when running on the local defaults (SQLite database, no server)."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def cache_enabled(self) -> bool:
+        return self.redis_url is not None

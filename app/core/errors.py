@@ -1,0 +1,99 @@
+"""The error tree. Every error leaves the service as RFC 9457 `application/problem+json`."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def problem_type(code: str) -> str:
+    return f"urn:hokusai:problem:{code}"
+
+
+class AppError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        self.detail = detail or self.title
+        self.headers = headers or {}
+        self.extra = extra
+        super().__init__(self.detail)
+
+
+class Unavailable(AppError):
+    """A dependency is down; the caller should retry after `retry_after` seconds."""
+
+    status = 503
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5, **extra: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)}, **extra)
+
+
+class BadRequest(AppError):
+    status, code, title = 400, "bad_request", "Bad request"
+
+
+class Unauthenticated(AppError):
+    status, code, title = 401, "unauthenticated", "Missing or invalid API key"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="hokusai"'})
+
+
+class Forbidden(AppError):
+    status, code, title = 403, "forbidden", "The API key lacks a required scope"
+
+
+class NotFound(AppError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class ApiKeyNotFound(NotFound):
+    code, title = "api_key_not_found", "API key not found"
+
+
+class MethodNotAllowed(AppError):
+    status, code, title = 405, "method_not_allowed", "Method not allowed"
+
+
+class Conflict(AppError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class IdempotencyConflict(Conflict):
+    code, title = "idempotency_conflict", "Idempotency-Key reused with a different request"
+
+
+class PayloadTooLarge(AppError):
+    status, code, title = 413, "payload_too_large", "Request body too large"
+
+
+class ValidationFailed(AppError):
+    status, code, title = 422, "validation_failed", "Request validation failed"
+
+
+class RateLimited(AppError):
+    status, code, title = 429, "rate_limited", "Rate limit exceeded"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"Too many requests for this API key; retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+class DatabaseUnavailable(Unavailable):
+    code, title = "database_unavailable", "Database unavailable"
+
+
+class RegistryUnavailable(Unavailable):
+    code, title = "registry_unavailable", "Model registry (MLflow) unavailable"

@@ -1,0 +1,70 @@
+"""Prometheus metrics. Each app owns its registry, so two apps in one process never mix counts."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self.requests = Counter(
+            "hokusai_http_requests_total",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "hokusai_http_request_duration_seconds",
+            "HTTP request latency by route template, method and status",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "hokusai_http_requests_in_flight", "Requests being served", registry=self.registry
+        )
+        self.dependency_seconds = Histogram(
+            "hokusai_dependency_check_duration_seconds",
+            "Readiness check latency per dependency",
+            ["dependency", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "hokusai_rate_limited_total",
+            "Requests refused by the per-key rate limit",
+            registry=self.registry,
+        )
+        self.rate_limit_fail_open = Counter(
+            "hokusai_rate_limit_fail_open_total",
+            "Requests let through unchecked because Redis was unreachable",
+            registry=self.registry,
+        )
+        self.cache_operations = Counter(
+            "hokusai_cache_operations_total",
+            "Cache lookups by result (hit, miss) and failed Redis operations (error)",
+            ["operation", "result"],
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "hokusai_auth_failures_total",
+            "Requests refused for a missing, unknown or revoked key, or a missing scope",
+            ["reason"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

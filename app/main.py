@@ -1,0 +1,117 @@
+"""The application factory. Nothing is built at import time: `create_app(settings)` wires the
+routers, and the lifespan builds (and closes) the engine, the cache and the registry client."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.adapters.cache import Cache
+from app.adapters.registry import Registry
+from app.api.deps import Resources
+from app.api.errors import add_exception_handlers
+from app.api.middleware import RequestContext
+from app.api.routers import api_keys, health
+from app.core.config import Settings
+from app.core.errors import PROBLEM_MEDIA_TYPE
+from app.core.metrics import Metrics
+from app.core.security import Scope
+from app.db.session import create_engine, create_sessionmaker
+from app.services.api_keys import BOOTSTRAP_KEY_NAME, ApiKeyService
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        resources = Resources(
+            settings=settings,
+            metrics=metrics,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            cache=Cache(
+                settings.redis_url,
+                prefix=settings.redis_prefix,
+                timeout_s=settings.redis_timeout_s,
+                metrics=metrics,
+            ),
+            registry=Registry(settings),
+        )
+        app.state.resources = resources
+        try:
+            await resources.registry.start()
+            await _ensure_bootstrap_key(resources)
+            yield
+        finally:
+            resources.registry.close()
+            await resources.cache.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Hokusai ML Platform API",
+        version=__version__,
+        description=(
+            "Model registry on MLflow with lineage, DeltaOne attestations, contributor impact, "
+            "cached predictions and A/B tests. Errors are `application/problem+json`."
+        ),
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    add_exception_handlers(app)
+    app.add_middleware(
+        RequestContext,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        max_artifact_bytes=settings.max_artifact_bytes,
+    )
+    for module in (health, api_keys):
+        app.include_router(module.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
+    return app
+
+
+async def _ensure_bootstrap_key(resources: Resources) -> None:
+    key = resources.settings.bootstrap_api_key
+    if key is None:
+        return
+    async with resources.sessionmaker.begin() as session:
+        created = await ApiKeyService(session).ensure_key(
+            BOOTSTRAP_KEY_NAME, [Scope.ADMIN], key.get_secret_value()
+        )
+    if created:
+        log.info("bootstrap admin API key registered")
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with error bodies declared as application/problem+json only."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        for path in schema["paths"].values():
+            for operation in path.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if (
+                        status[0] in "45"
+                        and "application/json" in content
+                        and PROBLEM_MEDIA_TYPE in content
+                    ):
+                        content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import Field, field_validator
+
+from app.core.security import Scope
+from app.schemas.common import Schema
+
+
+class ApiKeyCreate(Schema):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")
+    scopes: list[Scope] = Field(min_length=1)
+
+    @field_validator("scopes")
+    @classmethod
+    def _distinct(cls, scopes: list[Scope]) -> list[Scope]:
+        if len(set(scopes)) != len(scopes):
+            raise ValueError("scopes must not repeat")
+        return scopes
+
+
+class ApiKeyRead(Schema):
+    id: uuid.UUID
+    name: str
+    scopes: list[Scope]
+    prefix: str = Field(description="The first characters of the key, to recognise it")
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The secret; shown only in this response")

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+
+from app.core.config import Settings
+from tests.conftest import auth, serve
+from tests.services_under_test import free_port
+
+
+async def test_health_answers_ok_without_a_key(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_ready_reports_each_dependency_up(client: httpx.AsyncClient) -> None:
+    response = await client.get("/ready")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["status"] == "ready"
+    assert set(body["checks"]) == {"database", "mlflow", "redis"}
+    for check in body["checks"].values():
+        assert check["status"] == "up"
+        assert check["latency_ms"] >= 0
+
+
+async def test_ready_is_unavailable_when_database_port_is_closed(
+    make_settings: Callable[..., Settings],
+) -> None:
+    closed = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"
+    async with serve(make_settings(database_url=closed, bootstrap_api_key=None)) as client:
+        started = time.monotonic()
+        response = await client.get("/ready")
+        elapsed = time.monotonic() - started
+    body = response.json()
+    assert response.status_code == 503
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"]["status"] == "down"
+    assert body["checks"]["database"]["error"]
+    assert body["checks"]["mlflow"]["status"] == "up"
+    assert elapsed < 10, "readiness must not hang on a dead database"
+
+
+async def test_ready_is_unavailable_when_mlflow_port_is_closed(
+    make_settings: Callable[..., Settings],
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    async with serve(make_settings(mlflow_tracking_uri=closed)) as client:
+        response = await client.get("/ready")
+    body = response.json()
+    assert response.status_code == 503
+    assert body["status"] == "unavailable"
+    assert body["checks"]["mlflow"]["status"] == "down"
+    assert body["checks"]["database"]["status"] == "up"
+
+
+async def test_ready_is_degraded_when_redis_port_is_closed(
+    make_settings: Callable[..., Settings],
+) -> None:
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    async with serve(make_settings(redis_url=closed)) as client:
+        response = await client.get("/ready")
+    body = response.json()
+    assert response.status_code == 200
+    assert body["status"] == "degraded"
+    assert body["checks"]["redis"]["status"] == "down"
+
+
+async def test_ready_is_degraded_when_caching_is_off(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with serve(make_settings(redis_url=None)) as client:
+        response = await client.get("/ready")
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["checks"]["redis"] == {"status": "disabled"}
+
+
+async def test_metrics_count_requests_by_route_template(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    await client.get("/api/v1/api-keys", headers=auth(admin_key))
+    await client.delete(
+        "/api/v1/api-keys/7b0e1c1e-2a6f-4d16-9a53-7a3b2a8f1a11", headers=auth(admin_key)
+    )
+    await client.get("/ready")
+    response = await client.get("/metrics")
+    text = response.text
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert (
+        'hokusai_http_requests_total{method="GET",route="/api/v1/api-keys",status="200"} 1.0'
+        in text
+    )
+    assert 'route="/api/v1/api-keys/{api_key_id}",status="404"' in text
+    assert "7b0e1c1e" not in text, "ids never become labels"
+    assert "hokusai_http_request_duration_seconds_bucket" in text
+    assert "hokusai_http_requests_in_flight" in text
+    assert 'hokusai_dependency_check_duration_seconds_count{dependency="database",status="up"}' in text
+    assert "process_resident_memory_bytes" in text

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from app.cli import migrate
+from app.core.config import Settings
+from app.core.security import generate_key
+from app.main import create_app
+from tests.services_under_test import (
+    mlflow_server,
+    postgres_server,
+    redis_server,
+    scratch_database,
+    sync_url,
+)
+
+TABLES = ("api_keys", "idempotency_records")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_admin_url: str) -> Iterator[str]:
+    """This run's own database, built by the migrations."""
+    with scratch_database(postgres_admin_url, "hokusai_test") as url:
+        migrate(Settings(database_url=url, _env_file=None))  # type: ignore[call-arg]
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(postgres_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real MLflow server with a Postgres backend store (SQLite would serialise writers)."""
+    with (
+        scratch_database(postgres_admin_url, "hokusai_mlflow") as backend,
+        mlflow_server(backend, tmp_path_factory.mktemp("mlflow")) as url,
+    ):
+        yield url
+
+
+@pytest.fixture
+def clean_database(database_url: str) -> Iterator[str]:
+    """Tests never share rows: every table is emptied after each test."""
+    yield database_url
+    with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
+        connection.execute(f"TRUNCATE {', '.join(TABLES)}")
+
+
+@pytest.fixture
+def admin_key() -> str:
+    return generate_key()
+
+
+@pytest.fixture
+def make_settings(
+    clean_database: str, redis_url: str, mlflow_uri: str, admin_key: str, tmp_path: Path
+) -> Callable[..., Settings]:
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "environment": "test",
+            "database_url": clean_database,
+            "redis_url": redis_url,
+            "redis_prefix": prefix,
+            "mlflow_tracking_uri": mlflow_uri,
+            "mlflow_artifact_root": str(tmp_path / "mlartifacts"),
+            "bootstrap_api_key": SecretStr(admin_key),
+            **overrides,
+        }
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan running, called in-process over ASGI."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hokusai.test") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(settings) as client:
+        yield client
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def create_key(
+    client: httpx.AsyncClient, admin_key: str, *scopes: str, name: str = "test"
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/api-keys", json={"name": name, "scopes": list(scopes)}, headers=auth(admin_key)
+    )
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created

@@ -1,0 +1,163 @@
+"""Resolve the real Postgres, Redis and MLflow the tests talk to.
+
+Order for each: an explicit URL from the environment (HOKUSAI_TEST_DATABASE_URL,
+HOKUSAI_TEST_REDIS_URL, HOKUSAI_TEST_MLFLOW_URI), else testcontainers when a Docker engine
+answers, else a clear failure. MLflow without a URL is a `mlflow server` subprocess started here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+from sqlalchemy.engine import make_url
+
+MISSING = (
+    "{what} is needed by the tests: set {variable} (for example {example}), "
+    "or run them where a Docker engine answers so testcontainers can start one. "
+    "`make test` sets these up by itself."
+)
+
+
+def docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+    except Exception:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """A Postgres admin URL (`postgresql+psycopg://...`) on a server we may create databases on."""
+    url = os.environ.get("HOKUSAI_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    if not docker_answers():
+        raise RuntimeError(
+            MISSING.format(
+                what="PostgreSQL",
+                variable="HOKUSAI_TEST_DATABASE_URL",
+                example="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+            )
+        )
+    from testcontainers.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:16-alpine", driver="psycopg") as container:
+        yield container.get_connection_url()
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    url = os.environ.get("HOKUSAI_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    if not docker_answers():
+        raise RuntimeError(
+            MISSING.format(
+                what="Redis", variable="HOKUSAI_TEST_REDIS_URL", example="redis://127.0.0.1:6379/0"
+            )
+        )
+    from testcontainers.redis import RedisContainer
+
+    with RedisContainer("redis:7-alpine") as container:
+        host = container.get_container_host_ip()
+        yield f"redis://{host}:{container.get_exposed_port(6379)}/0"
+
+
+def sync_url(url: str, database: str | None = None) -> str:
+    """The libpq form of a SQLAlchemy URL, optionally on another database."""
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+def sqlalchemy_url(url: str, database: str) -> str:
+    return make_url(url).set(drivername="postgresql+psycopg", database=database).render_as_string(
+        hide_password=False
+    )
+
+
+@contextlib.contextmanager
+def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A uniquely named database for this run, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(sync_url(admin_url), autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield sqlalchemy_url(admin_url, name)
+    finally:
+        with psycopg.connect(sync_url(admin_url), autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def mlflow_server(backend_store_uri: str, workdir: Path) -> Iterator[str]:
+    """A real `mlflow server` subprocess, stopped with SIGTERM at the end."""
+    url = os.environ.get("HOKUSAI_TEST_MLFLOW_URI")
+    if url:
+        yield url
+        return
+    port = free_port()
+    log_path = workdir / "mlflow-server.log"
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", backend_store_uri,
+        "--artifacts-destination", str(workdir / "artifacts"),
+        "--serve-artifacts",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, process, log_path, timeout_s=180)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_until_healthy(
+    url: str, process: subprocess.Popen[bytes], log_path: Path, timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mlflow server exited early:\n{log_path.read_text()[-4000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"mlflow server not healthy in {timeout_s} s:\n{log_path.read_text()[-4000:]}")
