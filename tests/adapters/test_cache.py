@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import uuid
+
+import redis
+
+from app.adapters.cache import Cache
+from app.core.metrics import Metrics
+from tests.services_under_test import free_port
+
+
+def counter(metrics: Metrics, operation: str, result: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "hokusai_cache_operations_total", {"operation": operation, "result": result}
+    )
+    return value or 0.0
+
+
+async def test_values_round_trip_as_json_in_one_batch(redis_url: str) -> None:
+    metrics = Metrics()
+    cache = Cache(redis_url, prefix=f"t-{uuid.uuid4().hex}", timeout_s=0.5, metrics=metrics)
+    try:
+        keys = [cache.key("pred", str(i)) for i in range(3)]
+        await cache.set_many({keys[0]: {"score": 0.5}, keys[2]: [1, 2]}, ttl_s=30)
+        assert await cache.get_many(keys) == [{"score": 0.5}, None, [1, 2]]
+        raw = redis.Redis.from_url(redis_url)
+        assert raw.get(keys[0]) == b'{"score":0.5}'
+        assert 0 < raw.ttl(keys[0]) <= 30
+        raw.close()
+    finally:
+        await cache.close()
+    assert counter(metrics, "get", "hit") == 2
+    assert counter(metrics, "get", "miss") == 1
+
+
+async def test_a_dead_redis_is_a_miss_and_a_metric_never_an_error() -> None:
+    metrics = Metrics()
+    cache = Cache(
+        f"redis://127.0.0.1:{free_port()}/0", prefix="t", timeout_s=0.2, metrics=metrics
+    )
+    try:
+        assert await cache.get_many(["a", "b"]) == [None, None]
+        await cache.set_many({"a": 1}, ttl_s=10)
+        assert await cache.hit_window("w", 60) is None
+    finally:
+        await cache.close()
+    assert counter(metrics, "get", "error") == 1
+    assert counter(metrics, "set", "error") == 1
+    assert counter(metrics, "incr", "error") == 1
+
+
+async def test_window_counts_hits_and_expires(redis_url: str) -> None:
+    cache = Cache(redis_url, prefix=f"t-{uuid.uuid4().hex}", timeout_s=0.5, metrics=Metrics())
+    try:
+        key = cache.key("ratelimit", "k", "1")
+        assert [await cache.hit_window(key, 60) for _ in range(3)] == [1, 2, 3]
+        raw = redis.Redis.from_url(redis_url)
+        assert 0 < raw.ttl(key) <= 60
+        raw.close()
+    finally:
+        await cache.close()
+
+
+async def test_disabled_cache_misses_without_touching_anything() -> None:
+    cache = Cache(None, prefix="t", timeout_s=0.2, metrics=Metrics())
+    assert not cache.enabled
+    assert await cache.get_many(["a"]) == [None]
+    assert await cache.hit_window("w", 60) is None
+    await cache.ping()

@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import psycopg
+import pytest
+
+from app.core.config import Settings
+from tests.conftest import auth, serve
+from tests.services_under_test import free_port, sync_url
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, object] = response.json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["type"] == f"urn:hokusai:problem:{code}"
+    assert body["title"] and body["detail"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
+async def test_unknown_path_is_a_json_404(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/api/v1/nothing-here"), 404, "not_found")
+
+
+async def test_wrong_method_is_a_json_405(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.put("/health"), 405, "method_not_allowed")
+
+
+async def test_validation_failure_lists_each_field(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    response = await client.post(
+        "/api/v1/api-keys", json={"name": "", "scopes": ["read", "root"]}, headers=auth(admin_key)
+    )
+    body = assert_problem(response, 422, "validation_failed")
+    locs = {tuple(error["loc"]) for error in body["errors"]}  # type: ignore[attr-defined]
+    assert locs == {("body", "name"), ("body", "scopes", 1)}
+
+
+async def test_malformed_json_is_a_validation_problem(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    response = await client.post(
+        "/api/v1/api-keys",
+        content=b'{"name": "x", "scopes": [',
+        headers={**auth(admin_key), "content-type": "application/json"},
+    )
+    body = assert_problem(response, 422, "validation_failed")
+    assert body["errors"][0]["type"] == "json_invalid"  # type: ignore[index]
+
+
+async def test_oversize_body_with_content_length_is_413(
+    make_settings: Callable[..., Settings], admin_key: str
+) -> None:
+    async with serve(make_settings(max_body_bytes=2048)) as client:
+        response = await client.post(
+            "/api/v1/api-keys",
+            json={"name": "x" * 5000, "scopes": ["read"]},
+            headers=auth(admin_key),
+        )
+    assert_problem(response, 413, "payload_too_large")
+
+
+async def test_oversize_streamed_body_without_length_is_413(
+    make_settings: Callable[..., Settings], admin_key: str
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"name": "'
+        for _ in range(10):
+            yield b"x" * 1024
+        yield b'", "scopes": ["read"]}'
+
+    async with serve(make_settings(max_body_bytes=4096)) as client:
+        response = await client.post(
+            "/api/v1/api-keys",
+            content=chunks(),
+            headers={**auth(admin_key), "content-type": "application/json"},
+        )
+        listed = await client.get("/api/v1/api-keys", headers=auth(admin_key))
+    assert "content-length" not in response.request.headers
+    assert_problem(response, 413, "payload_too_large")
+    assert listed.json()["total"] == 1, "nothing was created"
+
+
+async def test_unhandled_error_is_a_500_that_reveals_nothing(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serve(settings) as client:
+
+        async def explode() -> None:
+            raise RuntimeError("secret internal detail")
+
+        client.app.add_api_route("/explode", explode)  # type: ignore[attr-defined]
+        with caplog.at_level(logging.ERROR):
+            response = await client.get("/explode", headers={"X-Request-ID": "req-500"})
+    body = assert_problem(response, 500, "internal_error")
+    assert "secret" not in response.text
+    assert body["request_id"] == "req-500"
+    record = next(r for r in caplog.records if r.exc_info)
+    assert "secret internal detail" in str(record.exc_info[1])  # type: ignore[index]
+
+
+async def test_database_down_is_a_fast_503_with_retry_after(
+    make_settings: Callable[..., Settings], admin_key: str
+) -> None:
+    closed = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"
+    async with serve(make_settings(database_url=closed, bootstrap_api_key=None)) as client:
+        response = await client.get("/api/v1/api-keys", headers=auth(admin_key))
+    assert_problem(response, 503, "database_unavailable")
+    assert int(response.headers["retry-after"]) >= 1
+
+
+async def test_a_failed_commit_is_an_error_response_not_a_2xx(
+    client: httpx.AsyncClient, admin_key: str, database_url: str
+) -> None:
+    """The session commits before the response is sent: a commit that fails (here a deferred
+    constraint trigger that fires only at COMMIT) must turn into an error, with nothing stored."""
+    with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
+        connection.execute(
+            """
+            CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.name = 'refused-at-commit' THEN RAISE EXCEPTION 'refused at commit'; END IF;
+              RETURN NEW;
+            END $$;
+            CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON api_keys
+              DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit();
+            """
+        )
+    try:
+        response = await client.post(
+            "/api/v1/api-keys",
+            json={"name": "refused-at-commit", "scopes": ["read"]},
+            headers=auth(admin_key),
+        )
+        listed = await client.get("/api/v1/api-keys", headers=auth(admin_key))
+    finally:
+        with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
+            connection.execute("DROP TRIGGER refuse_at_commit ON api_keys")
+            connection.execute("DROP FUNCTION refuse_at_commit()")
+    assert_problem(response, 500, "internal_error")
+    assert [key["name"] for key in listed.json()["items"]] == ["bootstrap"]
+
+
+async def test_request_id_is_echoed(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health", headers={"X-Request-ID": "gtm-42.abc"})
+    assert response.headers["x-request-id"] == "gtm-42.abc"
+
+
+async def test_request_id_is_generated_when_absent_or_unusable(client: httpx.AsyncClient) -> None:
+    first = await client.get("/health")
+    second = await client.get("/health", headers={"X-Request-ID": "bad id with spaces" * 20})
+    assert len(first.headers["x-request-id"]) == 32
+    assert second.headers["x-request-id"] != first.headers["x-request-id"]
+    assert " " not in second.headers["x-request-id"]
+
+
+async def test_logs_are_json_and_carry_the_request_id(
+    client: httpx.AsyncClient, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from app.core.logging import configure_logging
+
+    configure_logging("INFO")
+    try:
+        await client.get("/health", headers={"X-Request-ID": "log-me-1"})
+    finally:
+        logging.getLogger().handlers.clear()
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("request_id") == "log-me-1"]
+    assert access and access[0]["route"] == "/health" and access[0]["status"] == 200
