@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
         redoc_url=None,
+        generate_unique_id_function=lambda route: route.name,
     )
     add_exception_handlers(app)
     app.add_middleware(

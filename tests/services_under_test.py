@@ -88,8 +88,10 @@ def sync_url(url: str, database: str | None = None) -> str:
 
 
 def sqlalchemy_url(url: str, database: str) -> str:
-    return make_url(url).set(drivername="postgresql+psycopg", database=database).render_as_string(
-        hide_password=False
+    return (
+        make_url(url)
+        .set(drivername="postgresql+psycopg", database=database)
+        .render_as_string(hide_password=False)
     )
 
 
@@ -160,4 +162,6 @@ def wait_until_healthy(
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return
         time.sleep(0.5)
-    raise RuntimeError(f"mlflow server not healthy in {timeout_s} s:\n{log_path.read_text()[-4000:]}")
+    raise RuntimeError(
+        f"mlflow server not healthy in {timeout_s} s:\n{log_path.read_text()[-4000:]}"
+    )

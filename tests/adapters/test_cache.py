@@ -35,9 +35,7 @@ async def test_values_round_trip_as_json_in_one_batch(redis_url: str) -> None:
 
 async def test_a_dead_redis_is_a_miss_and_a_metric_never_an_error() -> None:
     metrics = Metrics()
-    cache = Cache(
-        f"redis://127.0.0.1:{free_port()}/0", prefix="t", timeout_s=0.2, metrics=metrics
-    )
+    cache = Cache(f"redis://127.0.0.1:{free_port()}/0", prefix="t", timeout_s=0.2, metrics=metrics)
     try:
         assert await cache.get_many(["a", "b"]) == [None, None]
         await cache.set_many({"a": 1}, ttl_s=10)

@@ -20,7 +20,8 @@ async def test_calls_reach_the_real_mlflow_server(settings: Settings) -> None:
         name = f"adapter-{uuid.uuid4().hex[:8]}"
         experiment_id = await registry.call(lambda client: client.create_experiment(name))
         found = await registry.call(lambda client: client.get_experiment_by_name(name))
-        assert found is not None and found.experiment_id == experiment_id
+        assert found is not None
+        assert found.experiment_id == experiment_id
     finally:
         registry.close()
 
@@ -57,7 +58,7 @@ async def test_a_call_that_outlives_its_timeout_is_unavailable(settings: Setting
     registry = Registry(settings)
     await registry.start()
     try:
-        with pytest.raises(RegistryUnavailable, match="within 0.2 s"):
+        with pytest.raises(RegistryUnavailable, match=r"within 0\.2 s"):
             await registry.call(lambda client: time.sleep(2), timeout_s=0.2)
     finally:
         registry.close()

@@ -16,7 +16,8 @@ async def test_create_returns_the_secret_once_and_lists_without_it(
     client: httpx.AsyncClient, admin_key: str
 ) -> None:
     created = await create_key(client, admin_key, "read", "predict", name="gtm-backend")
-    assert created["key"].startswith("hk_") and len(created["key"]) > 40
+    assert created["key"].startswith("hk_")
+    assert len(created["key"]) > 40
     assert created["scopes"] == ["read", "predict"]
     assert created["key"].startswith(created["prefix"])
     listed = (await client.get("/api/v1/api-keys", headers=auth(admin_key))).json()
@@ -42,11 +43,17 @@ async def test_missing_key_is_401(client: httpx.AsyncClient) -> None:
 
 async def test_unknown_key_is_401(client: httpx.AsyncClient, admin_key: str) -> None:
     forged = admin_key[:-4] + ("AAAA" if not admin_key.endswith("AAAA") else "BBBB")
-    assert_problem(await client.get("/api/v1/api-keys", headers=auth(forged)), 401, "unauthenticated")
-    assert_problem(await client.get("/api/v1/api-keys", headers=auth("hk_x")), 401, "unauthenticated")
+    assert_problem(
+        await client.get("/api/v1/api-keys", headers=auth(forged)), 401, "unauthenticated"
+    )
+    assert_problem(
+        await client.get("/api/v1/api-keys", headers=auth("hk_x")), 401, "unauthenticated"
+    )
 
 
-async def test_key_in_the_query_string_is_ignored(client: httpx.AsyncClient, admin_key: str) -> None:
+async def test_key_in_the_query_string_is_ignored(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
     response = await client.get(f"/api/v1/api-keys?api_key={admin_key}&key={admin_key}")
     assert_problem(response, 401, "unauthenticated")
 
@@ -68,7 +75,9 @@ async def test_revoking_an_unknown_key_is_404(client: httpx.AsyncClient, admin_k
     assert_problem(response, 404, "api_key_not_found")
 
 
-@pytest.mark.parametrize("scopes", [("read",), ("predict",), ("write",), ("read", "write", "predict")])
+@pytest.mark.parametrize(
+    "scopes", [("read",), ("predict",), ("write",), ("read", "write", "predict")]
+)
 async def test_admin_endpoints_refuse_keys_without_admin_scope(
     client: httpx.AsyncClient, admin_key: str, scopes: tuple[str, ...]
 ) -> None:
@@ -83,10 +92,10 @@ async def test_admin_endpoints_refuse_keys_without_admin_scope(
 async def test_list_pages_with_limit_and_offset(client: httpx.AsyncClient, admin_key: str) -> None:
     for index in range(4):
         await create_key(client, admin_key, "read", name=f"k{index}")
-    page = (
-        await client.get("/api/v1/api-keys?limit=2&offset=1", headers=auth(admin_key))
-    ).json()
-    assert page["total"] == 5 and page["limit"] == 2 and page["offset"] == 1
+    page = (await client.get("/api/v1/api-keys?limit=2&offset=1", headers=auth(admin_key))).json()
+    assert page["total"] == 5
+    assert page["limit"] == 2
+    assert page["offset"] == 1
     assert [item["name"] for item in page["items"]] == ["k0", "k1"]
     too_many = await client.get("/api/v1/api-keys?limit=501", headers=auth(admin_key))
     assert_problem(too_many, 422, "validation_failed")
@@ -123,7 +132,8 @@ def test_command_line_creates_lists_and_revokes_keys(
     main(["api-key", "list"])
     listed = json.loads(capsys.readouterr().out)
     made = next(item for item in listed if item["name"] == "cli-made")
-    assert made["scopes"] == ["read", "predict"] and secret.startswith(made["prefix"])
+    assert made["scopes"] == ["read", "predict"]
+    assert secret.startswith(made["prefix"])
     main(["api-key", "revoke", made["id"]])
     main(["api-key", "list"])
     out = capsys.readouterr().out

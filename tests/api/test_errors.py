@@ -21,7 +21,8 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     assert body["status"] == status
     assert body["code"] == code
     assert body["type"] == f"urn:hokusai:problem:{code}"
-    assert body["title"] and body["detail"]
+    assert body["title"]
+    assert body["detail"]
     assert body["request_id"] == response.headers["x-request-id"]
     return body
 
@@ -175,6 +176,10 @@ async def test_logs_are_json_and_carry_the_request_id(
         await client.get("/health", headers={"X-Request-ID": "log-me-1"})
     finally:
         logging.getLogger().handlers.clear()
-    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    lines = [
+        json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")
+    ]
     access = [line for line in lines if line.get("request_id") == "log-me-1"]
-    assert access and access[0]["route"] == "/health" and access[0]["status"] == 200
+    assert access
+    assert access[0]["route"] == "/health"
+    assert access[0]["status"] == 200

@@ -99,5 +99,7 @@ async def test_metrics_count_requests_by_route_template(
     assert "7b0e1c1e" not in text, "ids never become labels"
     assert "hokusai_http_request_duration_seconds_bucket" in text
     assert "hokusai_http_requests_in_flight" in text
-    assert 'hokusai_dependency_check_duration_seconds_count{dependency="database",status="up"}' in text
+    assert (
+        'hokusai_dependency_check_duration_seconds_count{dependency="database",status="up"}' in text
+    )
     assert "process_resident_memory_bytes" in text

@@ -46,7 +46,9 @@ async def test_without_the_header_every_post_creates(
 ) -> None:
     body = {"name": "same", "scopes": ["read"]}
     for _ in range(2):
-        assert (await client.post("/api/v1/api-keys", json=body, headers=auth(admin_key))).status_code == 201
+        assert (
+            await client.post("/api/v1/api-keys", json=body, headers=auth(admin_key))
+        ).status_code == 201
     assert await count_keys(client, admin_key) == 3
 
 
@@ -71,7 +73,8 @@ async def test_a_failed_request_stores_nothing_and_can_be_retried(
     good = await client.post(
         "/api/v1/api-keys", json={"name": "x", "scopes": ["read"]}, headers=keyed(admin_key, "k-3")
     )
-    assert good.status_code == 201 and "idempotent-replayed" not in good.headers
+    assert good.status_code == 201
+    assert "idempotent-replayed" not in good.headers
 
 
 async def test_twenty_concurrent_duplicates_have_one_effect(

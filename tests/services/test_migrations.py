@@ -20,7 +20,8 @@ VERSION_TABLE = "hokusai_alembic_version"
 def alembic_config(database_url: str) -> Config:
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["database_url"] = Settings(
-        database_url=database_url, _env_file=None  # type: ignore[call-arg]
+        database_url=database_url,
+        _env_file=None,  # type: ignore[call-arg]
     ).database_url
     return config
 

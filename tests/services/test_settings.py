@@ -17,7 +17,8 @@ def test_defaults_are_the_embedded_mode() -> None:
     assert embedded.embedded
     assert embedded.database_url == "sqlite+aiosqlite:///.hokusai/hokusai.db"
     assert embedded.mlflow_tracking_uri == "sqlite:///.hokusai/mlflow.db"
-    assert embedded.redis_url is None and not embedded.cache_enabled
+    assert embedded.redis_url is None
+    assert not embedded.cache_enabled
 
 
 @pytest.mark.parametrize(

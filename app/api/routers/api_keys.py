@@ -24,7 +24,7 @@ Offset = Annotated[int, Query(ge=0)]
     "",
     status_code=201,
     response_model=ApiKeyCreated,
-    responses=problems(409, 422),
+    responses=problems(409, 413, 422),
 )
 async def create_api_key(
     body: ApiKeyCreate, principal: AdminDep, api_keys: ApiKeyServiceDep, idempotent: IdempotentDep

@@ -1,0 +1,48 @@
+# The two commands: `make run` serves the API, `make test` runs the tests. Both install first.
+UV ?= python3 -m uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS ?= never
+export UV_LINK_MODE ?= copy
+
+.PHONY: install run test lint type check openapi migrate up down bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+run: install  ## serve on 127.0.0.1:8000 (embedded defaults unless HOKUSAI_* URLs are set)
+	$(BIN)/hokusai-api serve --migrate
+
+test: install  ## the tests, against real Postgres, Redis and an MLflow server
+	scripts/with-services $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+type: install
+	$(BIN)/mypy
+
+check: lint type test
+
+openapi: install  ## regenerate the committed contract
+	$(BIN)/hokusai-api openapi --output openapi.json
+
+migrate: install
+	$(BIN)/hokusai-api migrate
+
+up:
+	docker compose up --build --detach
+
+down:
+	docker compose down
+
+bench: install
+	scripts/with-services $(BIN)/python bench/http.py
+
+clean:
+	rm -rf $(VENV) .hokusai .pytest_cache .mypy_cache .ruff_cache
