@@ -18,35 +18,65 @@ class Settings(BaseSettings):
         env_prefix="HOKUSAI_", env_file=".env", extra="ignore", frozen=True
     )
 
-    environment: Literal["development", "production", "test"] = "development"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
+    environment: Literal["development", "production", "test"] = Field(
+        "development", description="production refuses the embedded SQLite database"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="JSON logs on stderr, each with the request id"
+    )
+    host: str = Field("127.0.0.1", description="Address `serve` listens on")
+    port: int = Field(8000, ge=1, le=65535, description="Port `serve` listens on")
 
-    database_url: str = f"sqlite+aiosqlite:///{DATA_DIR}/hokusai.db"
-    database_pool_size: int = Field(10, ge=1)
-    database_timeout_s: float = Field(3.0, gt=0)
+    database_url: str = Field(
+        f"sqlite+aiosqlite:///{DATA_DIR}/hokusai.db",
+        description="postgresql://user:pass@host:5432/db; default: embedded SQLite",
+    )
+    database_pool_size: int = Field(
+        10, ge=1, description="Connections kept (as many more on burst)"
+    )
+    database_timeout_s: float = Field(
+        3.0, gt=0, description="Connect and pool wait timeout; past it, 503"
+    )
 
-    redis_url: str | None = None
-    redis_prefix: str = Field("hokusai", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
-    redis_timeout_s: float = Field(0.25, gt=0)
+    redis_url: str | None = Field(
+        None, description="redis://, rediss:// or bare host:port; unset: caching off"
+    )
+    redis_prefix: str = Field(
+        "hokusai", pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Prefix of every Redis key"
+    )
+    redis_timeout_s: float = Field(
+        0.25, gt=0, description="Redis socket timeout; past it, a cache miss"
+    )
 
-    mlflow_tracking_uri: str = f"sqlite:///{DATA_DIR}/mlflow.db"
-    mlflow_artifact_root: str = str(DATA_DIR / "mlartifacts")
-    mlflow_timeout_s: float = Field(30.0, gt=0)
-    mlflow_workers: int = Field(8, ge=1)
+    mlflow_tracking_uri: str = Field(
+        f"sqlite:///{DATA_DIR}/mlflow.db",
+        description="MLflow server (http://mlflow:5000); default: a local store, no server",
+    )
+    mlflow_artifact_root: str = Field(
+        str(DATA_DIR / "mlartifacts"), description="Artifact folder of the local store"
+    )
+    mlflow_timeout_s: float = Field(
+        30.0, gt=0, description="Per MLflow call; past it, 503 registry_unavailable"
+    )
+    mlflow_workers: int = Field(8, ge=1, description="Worker threads for the MLflow client")
 
-    ready_timeout_s: float = Field(2.0, gt=0)
-    retry_after_s: int = Field(5, ge=1)
+    ready_timeout_s: float = Field(2.0, gt=0, description="Per dependency check of /ready")
+    retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 responses")
 
-    cache_ttl_s: int = Field(300, ge=1)
+    cache_ttl_s: int = Field(300, ge=1, description="Lifetime of a cached prediction")
     rate_limit_per_minute: int = Field(1200, ge=0, description="Per API key; 0 disables")
 
-    max_body_bytes: int = Field(1_048_576, ge=1024)
-    max_artifact_bytes: int = Field(512 * 1_048_576, ge=1024)
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest JSON body; past it, 413")
+    max_artifact_bytes: int = Field(
+        512 * 1_048_576, ge=1024, description="Largest multipart upload; past it, 413"
+    )
 
-    idempotency_ttl_s: int = Field(86_400, ge=60)
-    bootstrap_api_key: SecretStr | None = None
+    idempotency_ttl_s: int = Field(
+        86_400, ge=60, description="How long an Idempotency-Key replays its response"
+    )
+    bootstrap_api_key: SecretStr | None = Field(
+        None, description="An admin key (hk_ + 32..128 URL-safe chars) registered at start-up"
+    )
 
     @field_validator("database_url")
     @classmethod

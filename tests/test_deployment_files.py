@@ -1,0 +1,107 @@
+"""The compose file, the container files, .env.example and the README agree with the settings."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from app.cli import ROOT
+from app.core.config import Settings
+
+INTERPOLATION = re.compile(r"\$\{([A-Z_]+)(?::-([^}]*))?\}")
+
+
+def interpolate(value: str) -> str:
+    return INTERPOLATION.sub(lambda match: match.group(2) or "", value)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return document
+
+
+def api_environment(compose: dict[str, Any]) -> dict[str, str]:
+    return {
+        key: interpolate(str(value))
+        for key, value in compose["services"]["api"]["environment"].items()
+    }
+
+
+def option(command: list[str], flag: str) -> str:
+    return interpolate(command[command.index(flag) + 1])
+
+
+def test_compose_has_the_whole_stack(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {"postgres", "redis", "mlflow", "migrate", "api"}
+    depends = compose["services"]["api"]["depends_on"]
+    assert depends["migrate"]["condition"] == "service_completed_successfully"
+    for service in ("postgres", "redis", "mlflow"):
+        assert depends[service]["condition"] == "service_healthy"
+        assert "healthcheck" in compose["services"][service]
+    assert compose["services"]["migrate"]["command"] == ["hokusai-api", "migrate"]
+    assert set(compose["volumes"]) == {"postgres-data", "mlflow-artifacts"}
+
+
+def test_api_environment_names_real_settings_and_validates(compose: dict[str, Any]) -> None:
+    environment = api_environment(compose)
+    fields = {f"HOKUSAI_{name.upper()}" for name in Settings.model_fields}
+    assert set(environment) <= fields, set(environment) - fields
+    values = {key.removeprefix("HOKUSAI_").lower(): value for key, value in environment.items()}
+    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    assert not settings.embedded
+    assert settings.environment == "production"
+    assert (
+        compose["services"]["migrate"]["environment"] == compose["services"]["api"]["environment"]
+    )
+
+
+def test_api_urls_point_at_the_compose_services(compose: dict[str, Any]) -> None:
+    environment = api_environment(compose)
+    services = compose["services"]
+    database = urlsplit(environment["HOKUSAI_DATABASE_URL"])
+    assert (database.hostname, database.port) == ("postgres", 5432)
+    assert database.path == "/" + services["postgres"]["environment"]["POSTGRES_DB"]
+    redis = urlsplit(environment["HOKUSAI_REDIS_URL"])
+    assert (redis.hostname, redis.port) == ("redis", 6379)
+    mlflow = urlsplit(environment["HOKUSAI_MLFLOW_TRACKING_URI"])
+    command = services["mlflow"]["command"]
+    assert mlflow.hostname == "mlflow"
+    assert str(mlflow.port) == option(command, "--port")
+    assert "mlflow" in option(command, "--allowed-hosts").split(",")
+    assert f"mlflow:{mlflow.port}" in option(command, "--allowed-hosts") or "mlflow:*" in option(
+        command, "--allowed-hosts"
+    )
+
+
+def test_mlflow_stores_runs_in_its_own_postgres_database(compose: dict[str, Any]) -> None:
+    store = urlsplit(option(compose["services"]["mlflow"]["command"], "--backend-store-uri"))
+    assert store.hostname == "postgres"
+    assert store.path == "/mlflow"
+    assert "CREATE DATABASE mlflow" in (ROOT / "docker/postgres-init.sql").read_text()
+    assert option(compose["services"]["mlflow"]["command"], "--artifacts-destination") in (
+        volume.split(":")[1] for volume in compose["services"]["mlflow"]["volumes"]
+    )
+
+
+def test_published_api_port_matches_settings_and_image(compose: dict[str, Any]) -> None:
+    port = api_environment(compose)["HOKUSAI_PORT"]
+    assert compose["services"]["api"]["ports"] == [f"{port}:{port}"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"EXPOSE {port}" in dockerfile
+    assert f"HOKUSAI_PORT={port}" in dockerfile
+    assert re.search(r"^USER \d+:\d+$", dockerfile, re.MULTILINE), "runs as non-root"
+    assert "HEALTHCHECK" in dockerfile
+
+
+def test_env_example_and_readme_list_every_setting() -> None:
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for name in Settings.model_fields:
+        variable = f"HOKUSAI_{name.upper()}"
+        assert f"# {variable}=" in example, variable
+        assert f"`{variable}`" in readme, variable
