@@ -42,7 +42,7 @@ down:
 	docker compose down
 
 bench: install
-	scripts/with-services $(BIN)/python bench/http.py
+	scripts/with-services $(BIN)/python bench/api_overhead.py
 
 clean:
 	rm -rf $(VENV) .hokusai .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,7 @@ from app.api.routers import api_keys, health
 from app.core.config import Settings
 from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.core.metrics import Metrics
-from app.core.security import Scope
+from app.core.security import PrincipalCache, Scope
 from app.db.session import create_engine, create_sessionmaker
 from app.services.api_keys import BOOTSTRAP_KEY_NAME, ApiKeyService
 
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 metrics=metrics,
             ),
             registry=Registry(settings),
+            principals=PrincipalCache(settings.auth_cache_ttl_s),
         )
         app.state.resources = resources
         try:

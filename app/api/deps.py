@@ -1,4 +1,7 @@
-"""Tiny dependencies that hand out what the lifespan built, plus authentication and scopes."""
+"""Tiny dependencies that hand out what the lifespan built, plus authentication and scopes.
+
+Every dependency is `async def`, even when it awaits nothing: FastAPI runs a plain `def` dependency
+in a worker thread, and that thread hop per dependency costs more than the work."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from app.adapters.registry import Registry
 from app.core.config import Settings
 from app.core.errors import Forbidden, RateLimited, Unauthenticated
 from app.core.metrics import Metrics
-from app.core.security import Scope, effective_scopes
+from app.core.security import Principal, PrincipalCache, Scope
 from app.services.api_keys import ApiKeyService
 from app.services.idempotency import IdempotencyService, fingerprint
 
@@ -34,9 +37,10 @@ class Resources:
     sessionmaker: async_sessionmaker[AsyncSession]
     cache: Cache
     registry: Registry
+    principals: PrincipalCache
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
@@ -44,19 +48,19 @@ def get_resources(request: Request) -> Resources:
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-def get_settings(resources: ResourcesDep) -> Settings:
+async def get_settings(resources: ResourcesDep) -> Settings:
     return resources.settings
 
 
-def get_cache(resources: ResourcesDep) -> Cache:
+async def get_cache(resources: ResourcesDep) -> Cache:
     return resources.cache
 
 
-def get_registry(resources: ResourcesDep) -> Registry:
+async def get_registry(resources: ResourcesDep) -> Registry:
     return resources.registry
 
 
-def get_metrics(resources: ResourcesDep) -> Metrics:
+async def get_metrics(resources: ResourcesDep) -> Metrics:
     return resources.metrics
 
 
@@ -80,18 +84,11 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_api_key_service(session: SessionDep) -> ApiKeyService:
-    return ApiKeyService(session)
+async def get_api_key_service(session: SessionDep, resources: ResourcesDep) -> ApiKeyService:
+    return ApiKeyService(session, resources.principals)
 
 
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]
-
-
-@dataclass(frozen=True)
-class Principal:
-    id: uuid.UUID
-    name: str
-    scopes: frozenset[Scope]
 
 
 bearer_scheme = HTTPBearer(auto_error=False, description="`Authorization: Bearer hk_...`")
@@ -108,12 +105,12 @@ async def authenticate(
     if not secret:
         resources.metrics.auth_failures.labels("missing").inc()
         raise Unauthenticated("Send an API key as 'Authorization: Bearer hk_...' or 'X-API-Key'")
-    api_key = await api_keys.authenticate(secret)
-    if api_key is None:
+    principal = await api_keys.authenticate(secret)
+    if principal is None:
         resources.metrics.auth_failures.labels("invalid").inc()
         raise Unauthenticated("The API key is unknown or revoked")
-    await enforce_rate_limit(resources, api_key.id)
-    return Principal(api_key.id, api_key.name, effective_scopes(api_key.scopes))
+    await enforce_rate_limit(resources, principal.id)
+    return principal
 
 
 async def enforce_rate_limit(resources: Resources, api_key_id: uuid.UUID) -> None:
@@ -163,18 +160,12 @@ IdempotencyKey = Annotated[
 
 
 class Idempotent:
-    """Wraps a creating route: `await idempotent(body, create)` where `create` returns
-    (status, JSON-able body). Without an Idempotency-Key header it just runs `create`."""
+    """Wraps a creating route: `await idempotent(principal, body, create)` where `create` returns
+    a JSON-able body. Without an Idempotency-Key header it just runs `create`."""
 
-    def __init__(
-        self,
-        request: Request,
-        session: SessionDep,
-        settings: SettingsDep,
-        key: IdempotencyKey = None,
-    ) -> None:
+    def __init__(self, request: Request, service: IdempotencyService, key: str | None) -> None:
         self.request = request
-        self.service = IdempotencyService(session, settings.idempotency_ttl_s)
+        self.service = service
         self.key = key
 
     async def __call__(
@@ -200,4 +191,10 @@ class Idempotent:
         return JSONResponse(stored.body, status_code=stored.status, headers=headers)
 
 
-IdempotentDep = Annotated[Idempotent, Depends()]
+async def get_idempotent(
+    request: Request, session: SessionDep, settings: SettingsDep, key: IdempotencyKey = None
+) -> Idempotent:
+    return Idempotent(request, IdempotencyService(session, settings.idempotency_ttl_s), key)
+
+
+IdempotentDep = Annotated[Idempotent, Depends(get_idempotent)]

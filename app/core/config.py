@@ -71,6 +71,9 @@ class Settings(BaseSettings):
         512 * 1_048_576, ge=1024, description="Largest multipart upload; past it, 413"
     )
 
+    auth_cache_ttl_s: float = Field(
+        10.0, ge=0, description="How long a replica trusts a checked key; 0 checks every request"
+    )
     idempotency_ttl_s: int = Field(
         86_400, ge=60, description="How long an Idempotency-Key replays its response"
     )

@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
 from enum import StrEnum
 
 KEY_PREFIX = "hk_"
@@ -47,3 +51,42 @@ def hash_key(key: str) -> str:
 
 def key_matches(key: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_key(key), stored_hash)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the API key's id, name and effective scopes."""
+
+    id: uuid.UUID
+    name: str
+    scopes: frozenset[Scope]
+
+
+class PrincipalCache:
+    """Recently authenticated keys, in this process, for `ttl_s` seconds, so most requests skip
+    the database. Keyed by the key's hash, never the secret. A revocation evicts at once here;
+    other replicas notice within `ttl_s`."""
+
+    def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+
+    def get(self, key: str) -> Principal | None:
+        entry = self._entries.get(hash_key(key))
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key: str, principal: Principal) -> None:
+        if self.ttl_s <= 0:
+            return
+        digest = hash_key(key)
+        self._entries[digest] = (time.monotonic() + self.ttl_s, principal)
+        self._entries.move_to_end(digest)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def evict(self, api_key_id: uuid.UUID) -> None:
+        for digest in [d for d, (_, p) in self._entries.items() if p.id == api_key_id]:
+            del self._entries[digest]

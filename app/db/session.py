@@ -29,7 +29,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         "pool_size": settings.database_pool_size,
         "max_overflow": settings.database_pool_size,
         "pool_timeout": settings.database_timeout_s,
-        "pool_pre_ping": True,
+        "pool_recycle": 1800,
         "connect_args": {"connect_timeout": max(1, round(settings.database_timeout_s))},
     }
     return create_async_engine(url, **options)

@@ -8,7 +8,16 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ApiKeyNotFound
-from app.core.security import Scope, generate_key, hash_key, key_lookup, key_matches
+from app.core.security import (
+    Principal,
+    PrincipalCache,
+    Scope,
+    effective_scopes,
+    generate_key,
+    hash_key,
+    key_lookup,
+    key_matches,
+)
 from app.db.base import utcnow
 from app.db.models import ApiKey
 from app.db.repositories import ApiKeyRepository
@@ -17,8 +26,9 @@ BOOTSTRAP_KEY_NAME = "bootstrap"
 
 
 class ApiKeyService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, principals: PrincipalCache | None = None) -> None:
         self.keys = ApiKeyRepository(session)
+        self.principals = principals or PrincipalCache(ttl_s=0)
 
     async def create_key(self, name: str, scopes: Sequence[Scope]) -> tuple[ApiKey, str]:
         """A new key and its secret; the secret is never stored, only its hash."""
@@ -39,14 +49,25 @@ class ApiKeyService:
             raise ApiKeyNotFound(f"No API key with id {api_key_id}")
         if api_key.revoked_at is None:
             api_key.revoked_at = utcnow()
+        self.principals.evict(api_key_id)
         return api_key
 
-    async def authenticate(self, secret: str) -> ApiKey | None:
-        """The active key this secret belongs to, or None. The hash comparison is constant-time."""
+    async def authenticate(self, secret: str) -> Principal | None:
+        """Who holds this secret, or None for an unknown or revoked key. The stored hash is
+        compared in constant time."""
+        principal = self.principals.get(secret)
+        if principal is not None:
+            return principal
         api_key = await self.keys.get_by_lookup(key_lookup(secret))
-        if api_key is None or api_key.revoked_at is not None:
+        if (
+            api_key is None
+            or api_key.revoked_at is not None
+            or not key_matches(secret, api_key.key_hash)
+        ):
             return None
-        return api_key if key_matches(secret, api_key.key_hash) else None
+        principal = Principal(api_key.id, api_key.name, effective_scopes(api_key.scopes))
+        self.principals.put(secret, principal)
+        return principal
 
 
 def _new_key(name: str, scopes: Sequence[Scope], secret: str) -> ApiKey:

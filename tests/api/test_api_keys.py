@@ -145,3 +145,39 @@ def test_command_line_refuses_unknown_scopes(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit):
         main(["api-key", "create", "--name", "x", "--scopes", "read,root"])
     assert "scopes are" in capsys.readouterr().err
+
+
+async def test_a_key_revoked_by_another_replica_is_refused_within_the_cache_ttl(
+    make_settings: Callable[..., Settings],
+    admin_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import asyncio
+
+    async with serve(make_settings(auth_cache_ttl_s=0.5)) as client:
+        created = await create_key(client, admin_key, "admin")
+        assert (
+            await client.get("/api/v1/api-keys", headers=auth(created["key"]))
+        ).status_code == 200
+        monkeypatch.setenv("HOKUSAI_DATABASE_URL", client.app.state.resources.settings.database_url)  # type: ignore[attr-defined]
+        await asyncio.to_thread(main, ["api-key", "revoke", created["id"]])
+        await asyncio.sleep(0.6)
+        response = await client.get("/api/v1/api-keys", headers=auth(created["key"]))
+    assert_problem(response, 401, "unauthenticated")
+
+
+async def test_with_no_auth_cache_a_revocation_elsewhere_is_refused_at_once(
+    make_settings: Callable[..., Settings], admin_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    async with serve(make_settings(auth_cache_ttl_s=0)) as client:
+        created = await create_key(client, admin_key, "admin")
+        assert (
+            await client.get("/api/v1/api-keys", headers=auth(created["key"]))
+        ).status_code == 200
+        monkeypatch.setenv("HOKUSAI_DATABASE_URL", client.app.state.resources.settings.database_url)  # type: ignore[attr-defined]
+        await asyncio.to_thread(main, ["api-key", "revoke", created["id"]])
+        response = await client.get("/api/v1/api-keys", headers=auth(created["key"]))
+    assert_problem(response, 401, "unauthenticated")

@@ -1,0 +1,120 @@
+"""What authentication and the database cost per request: `GET /health` (touches nothing) against
+an authenticated `GET /api/v1/api-keys` (key lookup in Postgres, rate-limit hit in Redis, a page
+read), on the same uvicorn server with the same load generator (wrk), side by side.
+
+    make bench                      # or: scripts/with-services .venv/bin/python bench/api_overhead.py
+    python bench/api_overhead.py --duration 10 --connections 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.core.security import generate_key  # noqa: E402
+from tests.services_under_test import (  # noqa: E402
+    free_port,
+    postgres_server,
+    redis_server,
+    scratch_database,
+    wait_until_healthy,
+)
+
+
+def wrk(url: str, duration: int, connections: int, headers: dict[str, str]) -> dict[str, float]:
+    command = ["wrk", "--latency", "-t", "2", "-c", str(connections), "-d", f"{duration}s"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", output).group(1)),  # type: ignore[union-attr]
+        "p99": _ms(re.search(r"99%\s+([\d.]+\w+)", output).group(1)),  # type: ignore[union-attr]
+        "errors": float(non_2xx.group(1)) if non_2xx else 0.0,
+    }
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install -y wrk")
+
+    key = generate_key()
+    with (
+        postgres_server() as admin_url,
+        scratch_database(admin_url, "hokusai_bench") as database_url,
+        redis_server() as redis_url,
+        tempfile.TemporaryDirectory() as workdir,
+    ):
+        port = free_port()
+        env = {
+            **os.environ,
+            "HOKUSAI_DATABASE_URL": database_url,
+            "HOKUSAI_REDIS_URL": redis_url,
+            "HOKUSAI_REDIS_PREFIX": f"bench-{port}",
+            "HOKUSAI_MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db",
+            "HOKUSAI_BOOTSTRAP_API_KEY": key,
+            "HOKUSAI_PORT": str(port),
+            "HOKUSAI_LOG_LEVEL": "WARNING",
+            "HOKUSAI_RATE_LIMIT_PER_MINUTE": "1000000000",
+        }
+        log_path = Path(workdir) / "server.log"
+        with log_path.open("wb") as log:
+            server = subprocess.Popen(
+                [str(ROOT / ".venv/bin/hokusai-api"), "serve", "--migrate"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
+            )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(base, server, log_path, timeout_s=120)
+            wrk(f"{base}/health", 2, args.connections, {})  # warm-up
+            health = wrk(f"{base}/health", args.duration, args.connections, {})
+            authed = wrk(
+                f"{base}/api/v1/api-keys",
+                args.duration,
+                args.connections,
+                {"Authorization": f"Bearer {key}"},
+            )
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+
+    print(
+        f"\nuvicorn, 1 process; wrk -t2 -c{args.connections} -d{args.duration}s on the same host\n"
+    )
+    print(f"{'endpoint':<34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
+    for name, result in (("GET /health", health), ("GET /api/v1/api-keys (auth)", authed)):
+        print(
+            f"{name:<34}{result['rps']:>10.0f}{result['p50']:>10.2f}"
+            f"{result['p99']:>10.2f}{result['errors']:>10.0f}"
+        )
+    print(
+        f"\nauthenticated / health throughput: {authed['rps'] / health['rps']:.2f}; "
+        f"added per request at p50: {authed['p50'] - health['p50']:.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
