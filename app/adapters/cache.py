@@ -73,10 +73,11 @@ class Cache:
         if self.client is None:
             return None
         try:
-            async with self.client.pipeline(transaction=True) as pipe:
+            # One round trip, no MULTI: create the key with its expiry if absent, then count.
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.set(key, 0, ex=window_s, nx=True)
                 pipe.incr(key)
-                pipe.expire(key, window_s, nx=True)
-                count, _ = await pipe.execute()
+                _, count = await pipe.execute()
         except (RedisError, OSError) as exc:
             self._failed("incr", exc)
             return None

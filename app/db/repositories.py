@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import ApiKey, IdempotencyRecord
+
+T = TypeVar("T")
 
 
 class ApiKeyRepository:
@@ -49,11 +51,9 @@ class ApiKeyRepository:
         return result.scalar_one_or_none()
 
     async def list(self, *, limit: int, offset: int) -> tuple[Sequence[ApiKey], int]:
-        total = await self.session.scalar(select(func.count()).select_from(ApiKey))
-        result = await self.session.execute(
-            select(ApiKey).order_by(ApiKey.created_at, ApiKey.id).limit(limit).offset(offset)
+        return await _page(
+            self.session, select(ApiKey).order_by(ApiKey.created_at, ApiKey.id), limit, offset
         )
-        return result.scalars().all(), total or 0
 
 
 class IdempotencyRepository:
@@ -108,6 +108,22 @@ class IdempotencyRepository:
             .where(IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.key == key)
             .values(response_status=status, response_body=body)
         )
+
+
+async def _page(
+    session: AsyncSession, query: Select[T], limit: int, offset: int
+) -> tuple[Sequence[T], int]:
+    """One page and the total count, in one round trip (a window count over the filtered rows)."""
+    total = func.count().over().label("total")
+    rows = (await session.execute(query.add_columns(total).limit(limit).offset(offset))).all()
+    if rows:
+        return [row[0] for row in rows], rows[0].total
+    if offset == 0:
+        return [], 0
+    counted = await session.scalar(
+        select(func.count()).select_from(query.order_by(None).subquery())
+    )
+    return [], counted or 0
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:

@@ -97,6 +97,9 @@ async def test_list_pages_with_limit_and_offset(client: httpx.AsyncClient, admin
     assert page["limit"] == 2
     assert page["offset"] == 1
     assert [item["name"] for item in page["items"]] == ["k0", "k1"]
+    beyond = (await client.get("/api/v1/api-keys?offset=10", headers=auth(admin_key))).json()
+    assert beyond["items"] == []
+    assert beyond["total"] == 5
     too_many = await client.get("/api/v1/api-keys?limit=501", headers=auth(admin_key))
     assert_problem(too_many, 422, "validation_failed")
 
