@@ -15,7 +15,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 
 import httpx
@@ -40,20 +41,21 @@ def docker_answers() -> bool:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[str]:
-    """A Postgres admin URL (`postgresql+psycopg://...`) on a server we may create databases on."""
-    url = os.environ.get("HOKUSAI_TEST_DATABASE_URL")
+def _server(
+    variable: str, what: str, example: str, container: Callable[[], ContextManager[str]]
+) -> Iterator[str]:
+    url = os.environ.get(variable)
     if url:
         yield url
         return
     if not docker_answers():
-        raise RuntimeError(
-            MISSING.format(
-                what="PostgreSQL",
-                variable="HOKUSAI_TEST_DATABASE_URL",
-                example="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
-            )
-        )
+        raise RuntimeError(MISSING.format(what=what, variable=variable, example=example))
+    with container() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _postgres_container() -> Iterator[str]:
     from testcontainers.postgres import PostgresContainer
 
     with PostgresContainer("postgres:16-alpine", driver="psycopg") as container:
@@ -61,22 +63,26 @@ def postgres_server() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    url = os.environ.get("HOKUSAI_TEST_REDIS_URL")
-    if url:
-        yield url
-        return
-    if not docker_answers():
-        raise RuntimeError(
-            MISSING.format(
-                what="Redis", variable="HOKUSAI_TEST_REDIS_URL", example="redis://127.0.0.1:6379/0"
-            )
-        )
+def _redis_container() -> Iterator[str]:
     from testcontainers.redis import RedisContainer
 
     with RedisContainer("redis:7-alpine") as container:
         host = container.get_container_host_ip()
         yield f"redis://{host}:{container.get_exposed_port(6379)}/0"
+
+
+def postgres_server() -> ContextManager[str]:
+    """A Postgres admin URL (`postgresql+psycopg://...`) on a server we may create databases on."""
+    return _server(
+        "HOKUSAI_TEST_DATABASE_URL",
+        "PostgreSQL",
+        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        _postgres_container,
+    )
+
+
+def redis_server() -> ContextManager[str]:
+    return _server("HOKUSAI_TEST_REDIS_URL", "Redis", "redis://127.0.0.1:6379/0", _redis_container)
 
 
 def sync_url(url: str, database: str | None = None) -> str:
