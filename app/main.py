@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic.json_schema import models_json_schema
 
 from app import __version__
 from app.adapters.cache import Cache
@@ -16,7 +17,7 @@ from app.adapters.registry import Registry
 from app.api.deps import Resources
 from app.api.errors import add_exception_handlers
 from app.api.middleware import RequestContext
-from app.api.routers import api_keys, health
+from app.api.routers import api_keys, experiments, health, ml_models
 from app.core.config import Settings
 from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.core.metrics import Metrics
@@ -76,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_artifact_bytes=settings.max_artifact_bytes,
     )
-    for module in (health, api_keys):
+    for module in (health, api_keys, ml_models, experiments):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     return app
@@ -105,6 +106,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             description=app.description,
             routes=app.routes,
         )
+        _, bodies = models_json_schema(
+            [(model, "validation") for model in ml_models.BODY_SCHEMAS],
+            ref_template="#/components/schemas/{model}",
+        )
+        schema["components"]["schemas"].update(bodies["$defs"])
         for path in schema["paths"].values():
             for operation in path.values():
                 for status, response in operation.get("responses", {}).items():

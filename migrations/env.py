@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
 from app.core.config import Settings
+from app.db.base import UtcDateTime
 from app.db.models import Base
 from app.db.session import create_engine
 
@@ -15,6 +17,13 @@ VERSION_TABLE = "hokusai_alembic_version"
 
 config = context.config
 url = config.attributes.get("database_url") or Settings().database_url
+
+
+def render_item(kind: str, item: Any, autogen_context: Any) -> str | Literal[False]:
+    """Autogenerate writes our UTC type as plain timestamptz, so revisions never import app."""
+    if kind == "type" and isinstance(item, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def configure(connection: Connection | None = None) -> None:
@@ -25,6 +34,7 @@ def configure(connection: Connection | None = None) -> None:
         version_table=VERSION_TABLE,
         render_as_batch=url.startswith("sqlite"),
         compare_type=True,
+        render_item=render_item,
         literal_binds=connection is None,
     )
 

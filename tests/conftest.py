@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from app.cli import migrate
 from app.core.config import Settings
 from app.core.security import generate_key
+from app.db.models import Base
 from app.main import create_app
 from tests.services_under_test import (
     mlflow_server,
@@ -23,7 +24,7 @@ from tests.services_under_test import (
     sync_url,
 )
 
-TABLES = ("api_keys", "idempotency_records")
+TABLES = tuple(table.name for table in Base.metadata.sorted_tables)
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +62,7 @@ def clean_database(database_url: str) -> Iterator[str]:
     """Tests never share rows: every table is emptied after each test."""
     yield database_url
     with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
-        connection.execute(f"TRUNCATE {', '.join(TABLES)}")
+        connection.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
 
 
 @pytest.fixture

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -51,11 +53,17 @@ class Registry:
             Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
                 parents=True, exist_ok=True
             )
+        import mlflow
+
+        # Loading models resolves URIs through the global tracking URI; this process has one.
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     async def call(self, fn: Callable[[MlflowClient], T], *, timeout_s: float | None = None) -> T:
         """Run `fn(client)` in a worker thread. Errors MLflow reports about the request itself
-        (not found, bad parameter, conflict) pass through as `MlflowException`."""
+        (not found, bad parameter, conflict) become `RegistryRejected`; anything else, including
+        a timeout, is `RegistryUnavailable`."""
         if self._client is None:
             raise RegistryUnavailable("MLflow client is starting", retry_after=self.retry_after_s)
         client = self._client
@@ -70,8 +78,9 @@ class Registry:
                 retry_after=self.retry_after_s,
             ) from exc
         except Exception as exc:
-            if _is_client_error(exc):
-                raise
+            status = _client_error_status(exc)
+            if status is not None:
+                raise RegistryRejected(status, getattr(exc, "message", str(exc))) from exc
             raise RegistryUnavailable(
                 f"MLflow call failed: {exc.__class__.__name__}", retry_after=self.retry_after_s
             ) from exc
@@ -84,7 +93,290 @@ class Registry:
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    # Registration. Every step looks for what an earlier attempt with the same request key left
+    # behind (a run, a model version), so a retry after a failure never makes a second one.
 
-def _is_client_error(exc: Exception) -> bool:
+    async def publish(self, publication: Publication) -> Published:
+        return await self.call(lambda client: self._publish(client, publication))
+
+    def _publish(self, client: MlflowClient, p: Publication) -> Published:
+        run_id, source = p.run_id, p.source_uri
+        if p.model_dir is not None:
+            experiment_id = self._experiment_id(client, p.name)
+            run_id, source = self._logged_run(client, experiment_id, p)
+        assert source is not None
+        self._ensure_registered_model(client, p.name, p.model_tags)
+        found = client.search_model_versions(
+            f"name = '{p.name}' and tags.`{REQUEST_KEY_TAG}` = '{p.request_key}'"
+        )
+        if found:
+            return Published(int(found[0].version), source, run_id)
+        version = client.create_model_version(
+            p.name,
+            source,
+            run_id=run_id,
+            tags={**p.version_tags, REQUEST_KEY_TAG: p.request_key},
+            description=p.description,
+        )
+        return Published(int(version.version), source, run_id)
+
+    def _experiment_id(self, client: MlflowClient, name: str) -> str:
+        from mlflow.exceptions import MlflowException
+
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        location = None
+        if not self.tracking_uri.startswith(("http://", "https://", "databricks")):
+            location = (Path(self.artifact_root).resolve() / name).as_uri()
+        try:
+            return str(client.create_experiment(name, artifact_location=location))
+        except MlflowException:  # created meanwhile by a concurrent registration
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return str(experiment.experiment_id)
+
+    def _logged_run(
+        self, client: MlflowClient, experiment_id: str, p: Publication
+    ) -> tuple[str, str]:
+        from mlflow.entities import Metric, RunTag
+
+        previous = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{REQUEST_KEY_TAG}` = '{p.request_key}' and status = 'FINISHED'",
+            max_results=1,
+        )
+        if previous:
+            run = previous[0]
+        else:
+            run = client.create_run(
+                experiment_id,
+                tags={**p.version_tags, REQUEST_KEY_TAG: p.request_key},
+                run_name=f"{p.name}-{p.request_key[:8]}",
+            )
+            now = int(time.time() * 1000)
+            client.log_batch(
+                run.info.run_id,
+                metrics=[Metric(k, v, now, 0) for k, v in sorted(p.metrics.items())],
+                tags=[RunTag("mlflow.note.content", p.description or "")],
+            )
+            client.log_artifacts(run.info.run_id, str(p.model_dir), MODEL_PATH)
+            client.set_terminated(run.info.run_id)
+        return run.info.run_id, f"{run.info.artifact_uri}/{MODEL_PATH}"
+
+    def _ensure_registered_model(
+        self, client: MlflowClient, name: str, tags: dict[str, str]
+    ) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            client.create_registered_model(name, tags=tags)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            for key, value in tags.items():
+                client.set_registered_model_tag(name, key, value)
+
+    # Mirrors of what Postgres decides.
+
+    async def set_alias(self, name: str, alias: str, version: int) -> None:
+        await self.call(lambda client: client.set_registered_model_alias(name, alias, str(version)))
+
+    async def delete_alias(self, name: str, alias: str) -> None:
+        await self.call(lambda client: client.delete_registered_model_alias(name, alias))
+
+    async def update_model(
+        self, name: str, description: str | None, tags: dict[str, str] | None
+    ) -> None:
+        def update(client: MlflowClient) -> None:
+            if description is not None:
+                client.update_registered_model(name, description=description)
+            if tags is not None:
+                self._replace_tags(
+                    client.get_registered_model(name).tags,
+                    tags,
+                    lambda k, v: client.set_registered_model_tag(name, k, v),
+                    lambda k: client.delete_registered_model_tag(name, k),
+                )
+
+        await self.call(update)
+
+    async def update_version(
+        self, name: str, version: int, description: str | None, tags: dict[str, str] | None
+    ) -> None:
+        def update(client: MlflowClient) -> None:
+            if description is not None:
+                client.update_model_version(name, str(version), description=description)
+            if tags is not None:
+                self._replace_tags(
+                    client.get_model_version(name, str(version)).tags,
+                    tags,
+                    lambda k, v: client.set_model_version_tag(name, str(version), k, v),
+                    lambda k: client.delete_model_version_tag(name, str(version), k),
+                )
+
+        await self.call(update)
+
+    @staticmethod
+    def _replace_tags(
+        current: dict[str, str],
+        wanted: dict[str, str],
+        set_tag: Callable[[str, str], None],
+        delete_tag: Callable[[str], None],
+    ) -> None:
+        """User tags are replaced; the service's own tags (hokusai., mlflow., upstream) stay."""
+        for key in current.keys() - wanted.keys():
+            if not key.startswith(RESERVED_TAG_PREFIXES) and key not in UPSTREAM_TAGS:
+                delete_tag(key)
+        for key, value in wanted.items():
+            if current.get(key) != value:
+                set_tag(key, value)
+
+    # Artifacts and models.
+
+    async def download(self, source_uri: str, destination: Path) -> Path:
+        """Download a model directory (runs:/, models:/, mlflow-artifacts:/ or a store URI)."""
+
+        def download(_: MlflowClient) -> Path:
+            from mlflow.artifacts import download_artifacts
+
+            return Path(
+                download_artifacts(
+                    artifact_uri=source_uri,
+                    dst_path=str(destination),
+                    tracking_uri=self.tracking_uri,
+                    registry_uri=self.tracking_uri,
+                )
+            )
+
+        return await self.call(download)
+
+    async def run_id_of(self, source_uri: str) -> str | None:
+        """The MLflow run behind a `runs:/` or `models:/` URI, checking that it exists."""
+
+        def resolve(client: MlflowClient) -> str | None:
+            if source_uri.startswith("runs:/"):
+                run_id = source_uri.removeprefix("runs:/").split("/", 1)[0]
+                return str(client.get_run(run_id).info.run_id)
+            if source_uri.startswith("models:/"):
+                name, _, reference = source_uri.removeprefix("models:/").partition("/")
+                if reference.isdigit():
+                    version = client.get_model_version(name, reference)
+                else:
+                    version = client.get_model_version_by_alias(name, reference.lstrip("@"))
+                return str(version.run_id) if version.run_id else None
+            return None
+
+        return await self.call(resolve)
+
+    async def load_pyfunc(self, source_uri: str) -> Any:
+        """Load a registered version as an MLflow pyfunc model (for predictions)."""
+
+        def load(_: MlflowClient) -> Any:
+            import mlflow.pyfunc
+
+            return mlflow.pyfunc.load_model(source_uri)
+
+        return await self.call(load, timeout_s=max(self.timeout_s, 120))
+
+    # Experiments and runs.
+
+    async def list_experiments(self, limit: int, offset: int) -> tuple[list[Any], int]:
+        return await self.call(
+            lambda client: _paged(
+                lambda token: client.search_experiments(
+                    max_results=1000, page_token=token, order_by=["creation_time DESC"]
+                ),
+                limit,
+                offset,
+            )
+        )
+
+    async def get_experiment(self, experiment_id: str) -> Any:
+        return await self.call(lambda client: client.get_experiment(experiment_id))
+
+    async def list_runs(self, experiment_id: str, limit: int, offset: int) -> tuple[list[Any], int]:
+        return await self.call(
+            lambda client: _paged(
+                lambda token: client.search_runs(
+                    [experiment_id],
+                    max_results=1000,
+                    page_token=token,
+                    order_by=["attributes.start_time DESC"],
+                ),
+                limit,
+                offset,
+            )
+        )
+
+    async def get_run(self, run_id: str) -> Any:
+        return await self.call(lambda client: client.get_run(run_id))
+
+
+REQUEST_KEY_TAG = "hokusai.request_key"
+MODEL_PATH = "model"
+RESERVED_TAG_PREFIXES = ("hokusai.", "mlflow.")
+# Tag names the upstream SDK wrote, kept on MLflow objects so MLflow UI users still see them.
+UPSTREAM_TAGS = frozenset(
+    {
+        "hokusai_token_id",
+        "benchmark_metric",
+        "benchmark_value",
+        "is_baseline",
+        "baseline_id",
+        "contributor_address",
+        "model_type",
+    }
+)
+MAX_LISTED = 10_000
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What registration hands to MLflow: either an unpacked model directory to log to a new run,
+    or an existing source URI."""
+
+    name: str
+    request_key: str
+    model_tags: dict[str, str]
+    version_tags: dict[str, str]
+    metrics: dict[str, float]
+    description: str | None = None
+    model_dir: Path | None = None
+    source_uri: str | None = None
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Published:
+    version: int
+    source_uri: str
+    run_id: str | None
+
+
+def _paged(search: Callable[[str | None], Any], limit: int, offset: int) -> tuple[list[Any], int]:
+    """MLflow pages by token; the API pages by offset. Reads up to MAX_LISTED entries."""
+    items: list[Any] = []
+    token = None
+    while len(items) < MAX_LISTED:
+        page = search(token)
+        items.extend(page)
+        token = page.token
+        if not token:
+            break
+    return items[offset : offset + limit], len(items)
+
+
+class RegistryRejected(Exception):
+    """MLflow refused the request itself (not found, bad parameter, conflict): not an outage."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _client_error_status(exc: Exception) -> int | None:
     status: Any = getattr(exc, "get_http_status_code", lambda: None)()
-    return isinstance(status, int) and status in _CLIENT_ERROR_STATUSES
+    return status if isinstance(status, int) and status in _CLIENT_ERROR_STATUSES else None

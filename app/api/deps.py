@@ -5,6 +5,7 @@ in a worker thread, and that thread hop per dependency costs more than the work.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +25,9 @@ from app.core.errors import Forbidden, RateLimited, Unauthenticated
 from app.core.metrics import Metrics
 from app.core.security import Principal, PrincipalCache, Scope
 from app.services.api_keys import ApiKeyService
+from app.services.experiments import ExperimentService
 from app.services.idempotency import IdempotencyService, fingerprint
+from app.services.ml_models import MlModelService
 
 
 @dataclass
@@ -89,6 +92,20 @@ async def get_api_key_service(session: SessionDep, resources: ResourcesDep) -> A
 
 
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]
+
+
+async def get_ml_model_service(session: SessionDep, resources: ResourcesDep) -> MlModelService:
+    return MlModelService(session, resources.registry, resources.settings)
+
+
+MlModelServiceDep = Annotated[MlModelService, Depends(get_ml_model_service)]
+
+
+async def get_experiment_service(resources: ResourcesDep) -> ExperimentService:
+    return ExperimentService(resources.registry)
+
+
+ExperimentServiceDep = Annotated[ExperimentService, Depends(get_experiment_service)]
 
 
 bearer_scheme = HTTPBearer(auto_error=False, description="`Authorization: Bearer hk_...`")
@@ -167,6 +184,13 @@ class Idempotent:
         self.request = request
         self.service = service
         self.key = key
+
+    def request_key(self, principal: Principal) -> str:
+        """A key for effects outside Postgres: stable across retries with the same
+        Idempotency-Key, fresh otherwise."""
+        if self.key is None:
+            return uuid.uuid4().hex
+        return hashlib.sha256(f"{principal.id}:{self.key}".encode()).hexdigest()[:32]
 
     async def __call__(
         self,

@@ -36,6 +36,14 @@ _HTTP_ERRORS: dict[int, type[AppError]] = {
 }
 
 
+class CarriedError(HTTPException):
+    """Carries an AppError through code that lets only HTTPException pass (body reading)."""
+
+    def __init__(self, error: AppError) -> None:
+        super().__init__(error.status, error.detail, error.headers)
+        self.error = error
+
+
 def problem_response(
     status: int,
     code: str,
@@ -85,6 +93,8 @@ async def handle_validation(_: Request, error: Exception) -> JSONResponse:
 
 async def handle_http(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
+    if isinstance(error, CarriedError):
+        return error_response(error.error)
     kind = _HTTP_ERRORS.get(error.status_code)
     if kind is not None:
         detail = error.detail if error.status_code != 404 else "No such endpoint"
@@ -133,6 +143,7 @@ _DESCRIPTIONS = {
     404: "Not found",
     409: "Conflict (for example `idempotency_conflict`)",
     413: "Request body too large",
+    415: "Unsupported media type",
     422: "Validation failed (`validation_failed`, with `errors`)",
     429: "Rate limited (`rate_limited`); see `Retry-After`",
     500: "Internal error",

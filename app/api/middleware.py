@@ -8,11 +8,10 @@ import time
 import uuid
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import error_response
-from app.core.errors import PayloadTooLarge
+from app.api.errors import CarriedError, error_response
+from app.core.errors import ArtifactTooLarge, PayloadTooLarge
 from app.core.logging import request_id_var
 from app.core.metrics import Metrics
 
@@ -50,19 +49,18 @@ class RequestContext:
                 MutableHeaders(scope=message)["X-Request-ID"] = request_id
             await send(message)
 
-        limit = (
-            self.max_artifact_bytes
-            if headers.get("content-type", "").startswith("multipart/form-data")
-            else self.max_body_bytes
-        )
+        upload = headers.get("content-type", "").startswith("multipart/form-data")
+        limit = self.max_artifact_bytes if upload else self.max_body_bytes
+        too_large = ArtifactTooLarge if upload else PayloadTooLarge
         self.metrics.in_flight.inc()
         try:
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > limit:
-                response = error_response(_too_large(limit))
+                response = error_response(too_large(f"The request body exceeds {limit} bytes"))
                 await response(scope, receive, send_with_id)
             else:
-                await self.app(scope, _limited(receive, limit), send_with_id)
+                error = too_large(f"The request body exceeds {limit} bytes")
+                await self.app(scope, _limited(receive, limit, error), send_with_id)
         finally:
             self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
@@ -79,11 +77,7 @@ class RequestContext:
             )
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"The request body exceeds {limit} bytes")
-
-
-def _limited(receive: Receive, limit: int) -> Receive:
+def _limited(receive: Receive, limit: int, error: PayloadTooLarge) -> Receive:
     """Counts the bytes of a body sent without (or with a false) Content-Length."""
     received = 0
 
@@ -93,7 +87,7 @@ def _limited(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > limit:
-                raise HTTPException(413, _too_large(limit).detail)
+                raise CarriedError(error)
         return message
 
     return receive_limited

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     auth_cache_ttl_s: float = Field(
         10.0, ge=0, description="How long a replica trusts a checked key; 0 checks every request"
     )
+    max_unpacked_bytes: int = Field(
+        2 * 1024**3, ge=1024, description="Largest unpacked artifact; past it, 413"
+    )
+    max_artifact_ratio: int = Field(
+        200, ge=2, description="Largest unpacked/packed size ratio (zip bombs); past it, 413"
+    )
     idempotency_ttl_s: int = Field(
         86_400, ge=60, description="How long an Idempotency-Key replays its response"
     )

@@ -97,3 +97,51 @@ class DatabaseUnavailable(Unavailable):
 
 class RegistryUnavailable(Unavailable):
     code, title = "registry_unavailable", "Model registry (MLflow) unavailable"
+
+
+class ModelNotFound(NotFound):
+    code, title = "model_not_found", "Model not found"
+
+
+class VersionNotFound(NotFound):
+    code, title = "version_not_found", "Model version not found"
+
+
+class AliasNotFound(NotFound):
+    code, title = "alias_not_found", "Alias not found"
+
+
+class ExperimentNotFound(NotFound):
+    code, title = "experiment_not_found", "Experiment not found"
+
+
+class RunNotFound(NotFound):
+    code, title = "run_not_found", "Run not found"
+
+
+class ModelTypeMismatch(ValidationFailed):
+    code, title = "model_type_mismatch", "model_type differs from the model's"
+
+
+class InvalidAddress(ValidationFailed):
+    code, title = "invalid_address", "Invalid Ethereum address"
+
+
+class TokenIdTaken(Conflict):
+    code, title = "token_id_taken", "token_id belongs to another model"
+
+
+class RollbackUnavailable(Conflict):
+    code, title = "rollback_unavailable", "No earlier production version to roll back to"
+
+
+class InvalidArtifact(BadRequest):
+    code, title = "invalid_artifact", "Invalid model artifact"
+
+
+class ArtifactTooLarge(PayloadTooLarge):
+    code, title = "artifact_too_large", "Model artifact too large"
+
+
+class UnsupportedMediaType(AppError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"

@@ -53,3 +53,7 @@ class UuidPrimaryKey:
 
 class CreatedAt:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UpdatedAt:
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.security import KEY_PREFIX
-from app.db.base import Base, CreatedAt, UuidPrimaryKey
+from app.db.base import Base, CreatedAt, UpdatedAt, UuidPrimaryKey
 
 
 class ApiKey(UuidPrimaryKey, CreatedAt, Base):
@@ -38,3 +38,82 @@ class IdempotencyRecord(CreatedAt, Base):
     response_status: Mapped[int | None]
     response_body: Mapped[Any | None] = mapped_column(JSON)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class MlModel(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
+    """A model, addressed by its name (also its MLflow registered-model name)."""
+
+    __tablename__ = "ml_models"
+
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    model_type: Mapped[str] = mapped_column(String(32), index=True)
+    token_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, str]] = mapped_column(JSON)
+    benchmark_metric: Mapped[str] = mapped_column(String(250))
+    benchmark_direction: Mapped[str] = mapped_column(String(20))
+    benchmark_family: Mapped[str] = mapped_column(String(20))
+
+
+class ModelVersion(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
+    """One registered version. Immutable but for its description and tags."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ml_models.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, str]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, float]] = mapped_column(JSON)
+    metric_stds: Mapped[dict[str, float]] = mapped_column(JSON)
+    dataset_hash: Mapped[str] = mapped_column(String(71))
+    dataset_num_samples: Mapped[int]
+    benchmark_metric: Mapped[str] = mapped_column(String(250))
+    benchmark_direction: Mapped[str] = mapped_column(String(20))
+    benchmark_family: Mapped[str] = mapped_column(String(20))
+    primary_metric_value: Mapped[float | None] = mapped_column(Float)
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    delta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    artifact_digest: Mapped[str] = mapped_column(String(71))
+    source_uri: Mapped[str] = mapped_column(Text)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class VersionContributor(Base):
+    __tablename__ = "version_contributors"
+
+    version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(42), primary_key=True, index=True)
+    weight: Mapped[float] = mapped_column(Float)
+    weight_bps: Mapped[int]
+
+
+class ModelAlias(Base):
+    """Where an alias points now; `AliasEvent` keeps every move."""
+
+    __tablename__ = "model_aliases"
+
+    model_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ml_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    updated_at: Mapped[datetime]
+
+
+class AliasEvent(UuidPrimaryKey, Base):
+    __tablename__ = "alias_events"
+    __table_args__ = (Index(None, "model_id", "alias", "at"),)
+
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ml_models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(64))
+    from_version: Mapped[int | None]
+    to_version: Mapped[int | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime]

@@ -7,11 +7,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import ApiKey, IdempotencyRecord
+from app.core.errors import TokenIdTaken
+from app.db.models import (
+    AliasEvent,
+    ApiKey,
+    IdempotencyRecord,
+    MlModel,
+    ModelAlias,
+    ModelVersion,
+    VersionContributor,
+)
 
 T = TypeVar("T")
 
@@ -50,7 +60,7 @@ class ApiKeyRepository:
         result = await self.session.execute(select(ApiKey).where(ApiKey.lookup == lookup))
         return result.scalar_one_or_none()
 
-    async def list(self, *, limit: int, offset: int) -> tuple[Sequence[ApiKey], int]:
+    async def page(self, *, limit: int, offset: int) -> tuple[Sequence[ApiKey], int]:
         return await _page(
             self.session, select(ApiKey).order_by(ApiKey.created_at, ApiKey.id), limit, offset
         )
@@ -108,6 +118,197 @@ class IdempotencyRepository:
             .where(IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.key == key)
             .values(response_status=status, response_body=body)
         )
+
+
+class MlModelRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_by_name(self, name: str, *, for_update: bool = False) -> MlModel | None:
+        query = select(MlModel).where(MlModel.name == name)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def get_by_token_id(self, token_id: str) -> MlModel | None:
+        query = select(MlModel).where(MlModel.token_id == token_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def add_if_absent(self, model: MlModel) -> MlModel:
+        """Insert unless the name exists (concurrent first registrations), then return the row,
+        locked for this transaction."""
+        values = {c.key: getattr(model, c.key) for c in MlModel.__table__.columns}
+        statement = _insert(self.session, MlModel).values(values)
+        await self._flush_token(statement.on_conflict_do_nothing(index_elements=[MlModel.name]))
+        stored = await self.get_by_name(model.name, for_update=True)
+        assert stored is not None
+        return stored
+
+    async def save(self) -> None:
+        await self._flush_token(None)
+
+    async def _flush_token(self, statement: Any) -> None:
+        """Run `statement` (or flush); a token id taken meanwhile becomes TokenIdTaken."""
+        try:
+            async with self.session.begin_nested():
+                if statement is not None:
+                    await self.session.execute(statement)
+                await self.session.flush()
+        except IntegrityError as exc:
+            if "token_id" in str(exc.orig):
+                raise TokenIdTaken("token_id already belongs to another model") from exc
+            raise
+
+    async def page(
+        self, *, limit: int, offset: int, token_id: str | None, model_type: str | None
+    ) -> tuple[Sequence[MlModel], int]:
+        query = select(MlModel).order_by(MlModel.name)
+        if token_id is not None:
+            query = query.where(MlModel.token_id == token_id.upper())
+        if model_type is not None:
+            query = query.where(MlModel.model_type == model_type)
+        return await _page(self.session, query, limit, offset)
+
+    async def latest_versions(self, model_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        query = (
+            select(ModelVersion.model_id, func.max(ModelVersion.version))
+            .where(ModelVersion.model_id.in_(model_ids))
+            .group_by(ModelVersion.model_id)
+        )
+        return {model_id: version for model_id, version in await self.session.execute(query)}
+
+
+class VersionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, version: ModelVersion, contributors: list[VersionContributor]) -> None:
+        self.session.add(version)
+        await self.session.flush()
+        self.session.add_all(contributors)
+        await self.session.flush()
+
+    async def get(self, model_id: uuid.UUID, version: int) -> ModelVersion | None:
+        query = select(ModelVersion).where(
+            ModelVersion.model_id == model_id, ModelVersion.version == version
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def get_by_id(self, version_id: uuid.UUID) -> ModelVersion | None:
+        return await self.session.get(ModelVersion, version_id)
+
+    async def numbers(self, version_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        if not version_ids:
+            return {}
+        query = select(ModelVersion.id, ModelVersion.version).where(
+            ModelVersion.id.in_(set(version_ids))
+        )
+        return {version_id: number for version_id, number in await self.session.execute(query)}
+
+    async def latest_baseline(self, model_id: uuid.UUID) -> ModelVersion | None:
+        query = (
+            select(ModelVersion)
+            .where(ModelVersion.model_id == model_id, ModelVersion.kind == "baseline")
+            .order_by(ModelVersion.version.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def page(
+        self, model_id: uuid.UUID, *, limit: int, offset: int
+    ) -> tuple[Sequence[ModelVersion], int]:
+        query = (
+            select(ModelVersion)
+            .where(ModelVersion.model_id == model_id)
+            .order_by(ModelVersion.version.desc())
+        )
+        return await _page(self.session, query, limit, offset)
+
+    async def contributors(
+        self, version_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[VersionContributor]]:
+        found: dict[uuid.UUID, list[VersionContributor]] = {v: [] for v in version_ids}
+        if version_ids:
+            query = (
+                select(VersionContributor)
+                .where(VersionContributor.version_id.in_(version_ids))
+                .order_by(VersionContributor.weight_bps.desc(), VersionContributor.address)
+            )
+            for contributor in (await self.session.execute(query)).scalars():
+                found[contributor.version_id].append(contributor)
+        return found
+
+
+class AliasRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def current(self, model_id: uuid.UUID) -> dict[str, int]:
+        """alias -> version number, for one model."""
+        query = (
+            select(ModelAlias.alias, ModelVersion.version)
+            .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
+            .where(ModelAlias.model_id == model_id)
+            .order_by(ModelAlias.alias)
+        )
+        return {alias: version for alias, version in await self.session.execute(query)}
+
+    async def current_for_models(
+        self, model_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, dict[str, int]]:
+        found: dict[uuid.UUID, dict[str, int]] = {model_id: {} for model_id in model_ids}
+        query = (
+            select(ModelAlias.model_id, ModelAlias.alias, ModelVersion.version)
+            .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
+            .where(ModelAlias.model_id.in_(model_ids))
+            .order_by(ModelAlias.alias)
+        )
+        for model_id, alias, version in await self.session.execute(query):
+            found[model_id][alias] = version
+        return found
+
+    async def get(self, model_id: uuid.UUID, alias: str) -> ModelAlias | None:
+        return await self.session.get(ModelAlias, (model_id, alias))
+
+    async def put(
+        self, model_id: uuid.UUID, alias: str, version_id: uuid.UUID, at: datetime
+    ) -> None:
+        existing = await self.get(model_id, alias)
+        if existing is None:
+            self.session.add(
+                ModelAlias(model_id=model_id, alias=alias, version_id=version_id, updated_at=at)
+            )
+        else:
+            existing.version_id = version_id
+            existing.updated_at = at
+        await self.session.flush()
+
+    async def remove(self, model_id: uuid.UUID, alias: str) -> None:
+        await self.session.execute(
+            delete(ModelAlias).where(ModelAlias.model_id == model_id, ModelAlias.alias == alias)
+        )
+
+    async def record(self, event: AliasEvent) -> None:
+        self.session.add(event)
+        await self.session.flush()
+
+    async def history(self, model_id: uuid.UUID, alias: str) -> Sequence[AliasEvent]:
+        query = (
+            select(AliasEvent)
+            .where(AliasEvent.model_id == model_id, AliasEvent.alias == alias)
+            .order_by(AliasEvent.at, AliasEvent.id)
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+    async def event_at(self, model_id: uuid.UUID, alias: str, at: datetime) -> AliasEvent | None:
+        """The last move of the alias at or before `at`."""
+        query = (
+            select(AliasEvent)
+            .where(AliasEvent.model_id == model_id, AliasEvent.alias == alias, AliasEvent.at <= at)
+            .order_by(AliasEvent.at.desc(), AliasEvent.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
 
 
 async def _page(

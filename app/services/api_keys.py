@@ -41,7 +41,7 @@ class ApiKeyService:
         return await self.keys.add_if_absent(_new_key(name, scopes, secret))
 
     async def list_keys(self, *, limit: int, offset: int) -> tuple[Sequence[ApiKey], int]:
-        return await self.keys.list(limit=limit, offset=offset)
+        return await self.keys.page(limit=limit, offset=offset)
 
     async def revoke_key(self, api_key_id: uuid.UUID) -> ApiKey:
         api_key = await self.keys.get(api_key_id)

@@ -42,9 +42,7 @@ def upgrade() -> None:
         sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("api_key_id", "key", name="pk_idempotency_records"),
     )
-    op.create_index(
-        "ix_idempotency_records_expires_at", "idempotency_records", ["expires_at"]
-    )
+    op.create_index("ix_idempotency_records_expires_at", "idempotency_records", ["expires_at"])
 
 
 def downgrade() -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from app.adapters.registry import Registry
+from app.adapters.registry import Registry, RegistryRejected
 from app.core.config import Settings
 from app.core.errors import RegistryUnavailable
 from tests.services_under_test import free_port
@@ -26,14 +26,13 @@ async def test_calls_reach_the_real_mlflow_server(settings: Settings) -> None:
         registry.close()
 
 
-async def test_mlflow_client_errors_pass_through(settings: Settings) -> None:
-    from mlflow.exceptions import MlflowException
-
+async def test_mlflow_client_errors_are_rejections_not_outages(settings: Settings) -> None:
     registry = Registry(settings)
     await registry.start()
     try:
-        with pytest.raises(MlflowException):
+        with pytest.raises(RegistryRejected) as raised:
             await registry.call(lambda client: client.get_registered_model("does-not-exist-xyz"))
+        assert raised.value.status == 404
     finally:
         registry.close()
 

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import ExperimentServiceDep, MlModelServiceDep, ReaderDep
+from app.api.errors import AUTHENTICATED, problems
+from app.api.routers import API_PREFIX
+from app.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page
+from app.schemas.experiments import ExperimentRead, RunCompare, RunComparison, RunRead
+
+router = APIRouter(
+    prefix=f"{API_PREFIX}/experiments", tags=["experiments"], responses=problems(*AUTHENTICATED)
+)
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+@router.get("", response_model=Page[ExperimentRead], responses=problems(422))
+async def list_experiments(
+    _: ReaderDep,
+    experiments: ExperimentServiceDep,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+) -> Page[ExperimentRead]:
+    """The MLflow experiments, newest first (one per registered model, and any others)."""
+    items, total = await experiments.list_experiments(limit=limit, offset=offset)
+    return Page[ExperimentRead](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/{experiment_id}/runs", response_model=Page[RunRead], responses=problems(404, 422))
+async def list_runs(
+    experiment_id: str,
+    _: ReaderDep,
+    experiments: ExperimentServiceDep,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+) -> Page[RunRead]:
+    """The runs of one experiment, newest first, with their metrics, params and tags."""
+    items, total = await experiments.list_runs(experiment_id, limit=limit, offset=offset)
+    return Page[RunRead](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.post("/compare", response_model=RunComparison, responses=problems(404, 422))
+async def compare_runs(
+    body: RunCompare,
+    _: ReaderDep,
+    experiments: ExperimentServiceDep,
+    ml_models: MlModelServiceDep,
+) -> RunComparison:
+    """Compare a candidate run against a baseline run or a registered version, with the same
+    delta rules as registration."""
+    if body.baseline_run_id is not None:
+        baseline = body.baseline_run_id
+        metrics = await experiments.run_metrics(body.baseline_run_id)
+    else:
+        assert body.model is not None
+        assert body.version is not None
+        model = await ml_models.get_model(body.model)
+        metrics = (await ml_models.get_version(model, body.version)).metrics
+        baseline = f"models:/{body.model}/{body.version}"
+    return await experiments.compare(
+        baseline, metrics, body.candidate_run_id, body.metric, body.direction
+    )

@@ -1,0 +1,341 @@
+"""Models, versions, aliases, rollback and compare. The URL says `models`; the code says
+`ml_models`, so it never collides with ORM models or pydantic's BaseModel."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from datetime import datetime
+from pathlib import Path as FilePath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.background import BackgroundTask
+from starlette.datastructures import UploadFile
+
+from app.api.deps import (
+    Idempotent,
+    IdempotentDep,
+    MlModelServiceDep,
+    ReaderDep,
+    SettingsDep,
+    WriterDep,
+)
+from app.api.errors import AUTHENTICATED, problems
+from app.api.routers import API_PREFIX
+from app.core.config import Settings
+from app.core.errors import UnsupportedMediaType, ValidationFailed
+from app.core.security import Principal
+from app.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page
+from app.schemas.ml_models import (
+    ALIAS,
+    AliasAt,
+    AliasEventRead,
+    AliasRead,
+    AliasSet,
+    Comparison,
+    DescriptionAndTags,
+    MlModelRead,
+    ModelType,
+    Rollback,
+    VersionMetadata,
+    VersionRead,
+    VersionRegister,
+)
+from app.services.ml_models import MlModelService
+
+router = APIRouter(
+    prefix=f"{API_PREFIX}/models", tags=["models"], responses=problems(*AUTHENTICATED)
+)
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Offset = Annotated[int, Query(ge=0)]
+VersionNumber = Annotated[int, Path(ge=1)]
+AliasPath = Annotated[str, Path(pattern=ALIAS)]
+
+REGISTER_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/VersionRegister"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["metadata", "artifact"],
+                    "properties": {
+                        "metadata": {
+                            "type": "string",
+                            "description": "VersionMetadata as JSON",
+                            "contentMediaType": "application/json",
+                        },
+                        "artifact": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "An MLflow model directory as .tar.gz or .zip",
+                        },
+                    },
+                },
+                "encoding": {"metadata": {"contentType": "application/json"}},
+            },
+        },
+    }
+}
+# Models the register body refers to; added to the OpenAPI components by the app.
+BODY_SCHEMAS: tuple[type[BaseModel], ...] = (VersionRegister, VersionMetadata)
+
+
+def _parsed(model: type[BaseModel], raw: str | bytes, *loc: str) -> Any:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *loc, *error["loc"])} for error in exc.errors()]
+        ) from exc
+
+
+async def _save_upload(upload: UploadFile, workdir: FilePath) -> tuple[FilePath, str]:
+    """The uploaded archive on disk, and its sha256 (part of the idempotency fingerprint)."""
+    target = workdir / "upload"
+    digest = hashlib.sha256()
+    with target.open("wb") as out:
+        while chunk := await upload.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+    return target, digest.hexdigest()
+
+
+@router.post(
+    "/register",
+    status_code=201,
+    response_model=VersionRead,
+    responses=problems(400, 404, 409, 413, 415, 422),
+    openapi_extra=REGISTER_BODY,
+)
+async def register_version(
+    request: Request,
+    principal: WriterDep,
+    ml_models: MlModelServiceDep,
+    idempotent: IdempotentDep,
+    settings: SettingsDep,
+) -> JSONResponse:
+    """Register a baseline or improved version: JSON with `source_uri` (an artifact already in
+    MLflow), or multipart with a `metadata` part and an `artifact` archive that is forwarded to
+    MLflow."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        metadata: VersionMetadata = _parsed(VersionRegister, await request.body())
+        assert isinstance(metadata, VersionRegister)
+        return await idempotent(
+            principal,
+            metadata.model_dump(mode="json"),
+            lambda: ml_models.register_version(
+                metadata, metadata.source_uri, principal, idempotent.request_key(principal)
+            ),
+        )
+    if not content_type.startswith("multipart/form-data"):
+        raise UnsupportedMediaType("Send application/json or multipart/form-data")
+    return await _register_upload(request, principal, ml_models, idempotent, settings)
+
+
+async def _register_upload(
+    request: Request,
+    principal: Principal,
+    ml_models: MlModelService,
+    idempotent: Idempotent,
+    settings: Settings,
+) -> JSONResponse:
+    workdir = FilePath(tempfile.mkdtemp(prefix="hokusai-upload-"))
+    try:
+        async with request.form(
+            max_files=1, max_fields=1, max_part_size=settings.max_body_bytes
+        ) as form:
+            metadata_part, upload = form.get("metadata"), form.get("artifact")
+            if not isinstance(metadata_part, str) or not isinstance(upload, UploadFile):
+                raise ValidationFailed(
+                    "multipart/form-data needs a `metadata` part (JSON) and an `artifact` file",
+                    errors=[
+                        {"loc": ["body", part], "msg": "Field required", "type": "missing"}
+                        for part, value in (("metadata", metadata_part), ("artifact", upload))
+                        if value is None
+                    ],
+                )
+            metadata = _parsed(VersionMetadata, metadata_part, "metadata")
+            archive, archive_sha256 = await _save_upload(upload, workdir)
+        return await idempotent(
+            principal,
+            {"metadata": metadata.model_dump(mode="json"), "artifact_sha256": archive_sha256},
+            lambda: ml_models.register_version(
+                metadata, archive, principal, idempotent.request_key(principal)
+            ),
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@router.get("", response_model=Page[MlModelRead], responses=problems(422))
+async def list_models(
+    _: ReaderDep,
+    ml_models: MlModelServiceDep,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+    token_id: str | None = None,
+    model_type: ModelType | None = None,
+) -> Page[MlModelRead]:
+    """List models by name, optionally only those with a token id or of a model type."""
+    items, total = await ml_models.list_models(
+        limit=limit, offset=offset, token_id=token_id, model_type=model_type
+    )
+    return Page[MlModelRead](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/{name}", response_model=MlModelRead, responses=problems(404, 422))
+async def get_model(name: str, _: ReaderDep, ml_models: MlModelServiceDep) -> MlModelRead:
+    """A model: type, token id, benchmark, latest version and aliases."""
+    return await ml_models.read_model(await ml_models.get_model(name))
+
+
+@router.patch("/{name}", response_model=MlModelRead, responses=problems(404, 422))
+async def update_model(
+    name: str, body: DescriptionAndTags, _: WriterDep, ml_models: MlModelServiceDep
+) -> MlModelRead:
+    """Change a model's description or tags (mirrored to MLflow)."""
+    model = await ml_models.get_model(name)
+    return await ml_models.update_model(model, body.description, body.tags)
+
+
+@router.get("/{name}/versions", response_model=Page[VersionRead], responses=problems(404, 422))
+async def list_versions(
+    name: str,
+    _: ReaderDep,
+    ml_models: MlModelServiceDep,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+) -> Page[VersionRead]:
+    """A model's versions, newest first."""
+    model = await ml_models.get_model(name)
+    items, total = await ml_models.list_versions(model, limit=limit, offset=offset)
+    return Page[VersionRead](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/{name}/versions/{version}", response_model=VersionRead, responses=problems(404, 422))
+async def get_version(
+    name: str, version: VersionNumber, _: ReaderDep, ml_models: MlModelServiceDep
+) -> VersionRead:
+    """One version: metrics, dataset, benchmark, parent, artifact, contributors and delta."""
+    model = await ml_models.get_model(name)
+    return await ml_models.read_version(model, await ml_models.get_version(model, version))
+
+
+@router.patch(
+    "/{name}/versions/{version}", response_model=VersionRead, responses=problems(404, 422)
+)
+async def update_version(
+    name: str,
+    version: VersionNumber,
+    body: DescriptionAndTags,
+    _: WriterDep,
+    ml_models: MlModelServiceDep,
+) -> VersionRead:
+    """Change a version's description or tags (mirrored to MLflow); nothing else changes."""
+    model = await ml_models.get_model(name)
+    found = await ml_models.get_version(model, version)
+    return await ml_models.update_version(model, found, body.description, body.tags)
+
+
+@router.get(
+    "/{name}/versions/{version}/artifact",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/gzip": {}}, "description": "The model as .tar.gz"},
+        **problems(404, 422),
+    },
+)
+async def download_artifact(
+    name: str, version: VersionNumber, _: ReaderDep, ml_models: MlModelServiceDep
+) -> FileResponse:
+    """The version's MLflow model directory as a .tar.gz archive."""
+    model = await ml_models.get_model(name)
+    found = await ml_models.get_version(model, version)
+    workdir = FilePath(tempfile.mkdtemp(prefix="hokusai-download-"))
+    try:
+        archive = await ml_models.download_artifact(model, found, workdir)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return FileResponse(
+        archive,
+        media_type="application/gzip",
+        filename=archive.name,
+        headers={"X-Artifact-Digest": found.artifact_digest},
+        background=BackgroundTask(shutil.rmtree, workdir, ignore_errors=True),
+    )
+
+
+@router.get("/{name}/aliases", response_model=dict[str, int], responses=problems(404, 422))
+async def list_aliases(name: str, _: ReaderDep, ml_models: MlModelServiceDep) -> dict[str, int]:
+    """Where each alias of the model points: `{alias: version}`."""
+    return await ml_models.list_aliases(await ml_models.get_model(name))
+
+
+@router.put("/{name}/aliases/{alias}", response_model=AliasRead, responses=problems(404, 422))
+async def set_alias(
+    name: str, alias: AliasPath, body: AliasSet, principal: WriterDep, ml_models: MlModelServiceDep
+) -> AliasRead:
+    """Point an alias at a version (mirrored to MLflow); the move is recorded in its history."""
+    return await ml_models.set_alias(name, alias, body.version, body.reason, principal)
+
+
+@router.delete("/{name}/aliases/{alias}", status_code=204, responses=problems(404, 422))
+async def delete_alias(
+    name: str, alias: AliasPath, principal: WriterDep, ml_models: MlModelServiceDep
+) -> Response:
+    """Remove an alias (recorded in its history)."""
+    await ml_models.delete_alias(name, alias, principal)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{name}/aliases/{alias}/history",
+    response_model=list[AliasEventRead] | AliasAt,
+    responses=problems(404, 422),
+)
+async def get_alias_history(
+    name: str,
+    alias: AliasPath,
+    _: ReaderDep,
+    ml_models: MlModelServiceDep,
+    at: Annotated[
+        datetime | None, Query(description="Where the alias pointed at this time")
+    ] = None,
+) -> list[AliasEventRead] | AliasAt:
+    """Every move of an alias, oldest first; with `?at=`, the version it pointed to then."""
+    model = await ml_models.get_model(name)
+    if at is not None:
+        return await ml_models.alias_at(model, alias, at)
+    return await ml_models.alias_history(model, alias)
+
+
+@router.post("/{name}/rollback", response_model=AliasRead, responses=problems(404, 409, 422))
+async def rollback_production(
+    name: str, body: Rollback, principal: WriterDep, ml_models: MlModelServiceDep
+) -> AliasRead:
+    """Move `production` back to its previous version, or to `to_version` if that version held
+    production before; 409 `rollback_unavailable` otherwise."""
+    return await ml_models.rollback(name, body.to_version, body.reason, principal)
+
+
+@router.get("/{name}/compare", response_model=Comparison, responses=problems(404, 422))
+async def compare_versions(
+    name: str,
+    base: Annotated[int, Query(ge=1)],
+    candidate: Annotated[int, Query(ge=1)],
+    _: ReaderDep,
+    ml_models: MlModelServiceDep,
+) -> Comparison:
+    """Every metric both versions report: absolute, relative and direction-aware gain, and
+    which is better."""
+    return await ml_models.compare(await ml_models.get_model(name), base, candidate)

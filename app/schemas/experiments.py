@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field, model_validator
+
+from app.schemas.ml_models import MetricComparison, Request
+from app.services.deltas import Direction
+
+
+class ExperimentRead(BaseModel):
+    experiment_id: str
+    name: str
+    artifact_location: str
+    lifecycle_stage: str
+    tags: dict[str, str]
+    created_at: datetime | None
+
+
+class RunRead(BaseModel):
+    run_id: str
+    run_name: str | None
+    experiment_id: str
+    status: str
+    start_time: datetime | None
+    end_time: datetime | None
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tags: dict[str, str]
+
+
+class RunCompare(Request):
+    """Compare a candidate run against a baseline run, or against a registered version."""
+
+    candidate_run_id: str = Field(min_length=1, max_length=64)
+    baseline_run_id: str | None = Field(None, min_length=1, max_length=64)
+    model: str | None = Field(None, description="With `version`: compare against that version")
+    version: int | None = Field(None, ge=1, strict=True)
+    metric: str | None = Field(None, description="The primary metric (default: all shared)")
+    direction: Direction | None = Field(None, description="Of `metric`; default by its name")
+
+    @model_validator(mode="after")
+    def _one_baseline(self) -> RunCompare:
+        by_run = self.baseline_run_id is not None
+        by_version = self.model is not None and self.version is not None
+        if by_run == by_version:
+            raise ValueError("give baseline_run_id, or model and version, not both")
+        return self
+
+
+class RunComparison(BaseModel):
+    baseline: str = Field(description="run id, or models:/<name>/<version>")
+    candidate: str
+    primary_metric: str | None
+    metrics: dict[str, MetricComparison]

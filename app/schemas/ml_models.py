@@ -1,0 +1,253 @@
+"""Request and response shapes of the models, versions, aliases and compare endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from app.services.deltas import Direction, Family, MetricDelta
+
+MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,127}$"
+TOKEN_ID = r"^[A-Z0-9](?:[A-Z0-9-]{0,62}[A-Z0-9])?$"  # noqa: S105  # a pattern, not a secret
+ALIAS = r"^[a-z][a-z0-9_-]{0,63}$"
+DATASET_HASH = r"^sha256:[0-9a-f]{64}$"
+SOURCE_URI = r"^(runs:/|models:/|mlflow-artifacts:/)\S+$"
+MAX_CONTRIBUTORS = 256
+
+ModelName = Annotated[str, StringConstraints(pattern=MODEL_NAME)]
+AliasName = Annotated[str, StringConstraints(pattern=ALIAS)]
+MetricName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/ -]{1,250}$")]
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=250)]
+TagValue = Annotated[str, StringConstraints(max_length=5000)]
+Tags = Annotated[dict[TagKey, TagValue], Field(max_length=100)]
+# Strict: JSON `true` is not a number; NaN and infinity are refused.
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Description = Annotated[str, StringConstraints(max_length=5000)]
+
+
+class ModelType(StrEnum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+    RANKING = "ranking"
+    LEAD_SCORING = "lead_scoring"
+    CUSTOM = "custom"
+
+
+class Kind(StrEnum):
+    BASELINE = "baseline"
+    IMPROVED = "improved"
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Benchmark(Request):
+    metric: MetricName
+    direction: Direction
+    family: Family
+
+
+class Dataset(Request):
+    hash: Annotated[str, StringConstraints(pattern=DATASET_HASH)]
+    num_samples: int = Field(strict=True, ge=1)
+
+
+class ContributorWeight(Request):
+    address: str = Field(examples=["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"])
+    weight: Finite = Field(gt=0)
+
+
+class VersionMetadata(Request):
+    """A version to register; the multipart form's `metadata` part (the artifact is a file part)."""
+
+    name: ModelName
+    kind: Kind
+    model_type: ModelType | None = Field(
+        None, description="Required for a new model; must match afterwards"
+    )
+    token_id: Annotated[str, StringConstraints(pattern=TOKEN_ID)] | None = Field(
+        None, description="Hokusai token ticker; upper-cased, unique"
+    )
+    description: Description | None = None
+    tags: Tags = Field(default_factory=dict)
+    metrics: dict[MetricName, Finite] = Field(min_length=1, max_length=1000)
+    metric_stds: dict[MetricName, Annotated[Finite, Field(ge=0)]] = Field(default_factory=dict)
+    benchmark: Benchmark | None = Field(
+        None, description="Required for the first baseline of a model; baselines may re-declare"
+    )
+    dataset: Dataset
+    parent_version: int | None = Field(None, ge=1, strict=True)
+    contributors: list[ContributorWeight] | None = Field(None, max_length=MAX_CONTRIBUTORS)
+
+    @field_validator("token_id", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _kind_rules(self) -> VersionMetadata:
+        if self.kind == Kind.BASELINE:
+            if self.contributors:
+                raise ValueError("contributors belong to improved versions only")
+            if self.parent_version is not None:
+                raise ValueError("a baseline has no parent_version")
+        else:
+            if not self.contributors:
+                raise ValueError("an improved version needs 1 to 256 contributors")
+            if self.benchmark is not None:
+                raise ValueError("only baselines declare the benchmark")
+        return self
+
+
+class VersionRegister(VersionMetadata):
+    """A version to register from an artifact already in MLflow (JSON form)."""
+
+    source_uri: Annotated[str, StringConstraints(pattern=SOURCE_URI, max_length=2000)] = Field(
+        examples=["runs:/0123456789abcdef/model"]
+    )
+
+
+class ArtifactRead(BaseModel):
+    digest: str = Field(description="sha256 over the model's canonical file set")
+    source_uri: str
+    mlflow_run_id: str | None
+
+
+class ContributorRead(BaseModel):
+    address: str = Field(description="EIP-55 checksummed")
+    weight_bps: int
+
+
+class MetricDeltaRead(BaseModel):
+    parent: float
+    candidate: float
+    absolute: float
+    relative: float | None
+    gain: float
+    gain_pp: float | None
+
+
+class DeltaOneRead(BaseModel):
+    accepted: bool
+    reason: str
+    metric: str
+    gain_pp: float | None
+    ci_low_pp: float | None
+    ci_high_pp: float | None
+    n_parent: int
+    n_candidate: int
+    threshold_pp: float
+    min_samples: int
+    evaluated_at: datetime
+
+
+class VersionRead(BaseModel):
+    model: str
+    version: int
+    kind: Kind
+    model_type: ModelType
+    token_id: str | None
+    description: str | None
+    tags: dict[str, str]
+    metrics: dict[str, float]
+    metric_stds: dict[str, float]
+    dataset: Dataset
+    benchmark: Benchmark
+    parent_version: int | None
+    aliases: list[str]
+    created_at: datetime
+    artifact: ArtifactRead
+    contributors: list[ContributorRead]
+    delta: dict[str, MetricDeltaRead] | None
+    deltaone: DeltaOneRead | None
+    attestation_id: str | None
+
+
+class MlModelRead(BaseModel):
+    name: str
+    model_type: ModelType
+    token_id: str | None
+    description: str | None
+    tags: dict[str, str]
+    benchmark: Benchmark
+    latest_version: int | None
+    aliases: dict[str, int]
+    created_at: datetime
+    updated_at: datetime
+
+
+class DescriptionAndTags(Request):
+    """Fields left out are unchanged; `tags` replaces the user tags."""
+
+    description: Description | None = None
+    tags: Tags | None = None
+
+
+class AliasSet(Request):
+    version: int = Field(ge=1, strict=True)
+    reason: Description | None = None
+
+
+class AliasRead(BaseModel):
+    alias: str
+    version: int
+    updated_at: datetime
+
+
+class AliasEventRead(BaseModel):
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    reason: str | None
+    actor: str
+    at: datetime
+
+
+class AliasAt(BaseModel):
+    alias: str
+    version: int | None = Field(description="null when the alias pointed nowhere then")
+    at: datetime
+
+
+class Rollback(Request):
+    to_version: int | None = Field(None, ge=1, strict=True)
+    reason: Description | None = None
+
+
+class MetricComparison(BaseModel):
+    base: float
+    candidate: float
+    absolute: float
+    relative: float | None
+    gain: float
+    better: Literal["base", "candidate", "equal"]
+
+    @classmethod
+    def of(cls, delta: MetricDelta) -> MetricComparison:
+        return cls(
+            base=delta.parent,
+            candidate=delta.candidate,
+            absolute=delta.absolute,
+            relative=delta.relative,
+            gain=delta.gain,
+            better="base" if delta.better == "parent" else delta.better,
+        )
+
+
+class Comparison(BaseModel):
+    model: str
+    base: int
+    candidate: int
+    primary_metric: str
+    metrics: dict[str, MetricComparison]

@@ -1,0 +1,604 @@
+"""Models and versions: registration (MLflow first, then one transaction), reads, aliases with
+their history, rollback and compare."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.adapters.registry import Publication, Registry
+from app.core.config import Settings
+from app.core.errors import (
+    AliasNotFound,
+    InvalidArtifact,
+    ModelNotFound,
+    ModelTypeMismatch,
+    RollbackUnavailable,
+    TokenIdTaken,
+    ValidationFailed,
+    VersionNotFound,
+)
+from app.core.security import Principal
+from app.db.base import utcnow
+from app.db.models import AliasEvent, MlModel, ModelVersion, VersionContributor
+from app.db.repositories import AliasRepository, MlModelRepository, VersionRepository
+from app.schemas.ml_models import (
+    AliasAt,
+    AliasEventRead,
+    AliasRead,
+    ArtifactRead,
+    Benchmark,
+    Comparison,
+    ContributorRead,
+    Dataset,
+    Kind,
+    MetricComparison,
+    MetricDeltaRead,
+    MlModelRead,
+    ModelType,
+    VersionMetadata,
+    VersionRead,
+)
+from app.services import artifacts
+from app.services.contributors import basis_points, checksummed, normalize_address
+from app.services.deltas import Direction, Family, compare_metrics
+
+PRODUCTION = "production"
+
+
+def invalid(loc: Sequence[str | int], message: str) -> ValidationFailed:
+    where = ".".join(str(part) for part in loc)
+    return ValidationFailed(
+        f"Invalid request: {where}: {message}",
+        errors=[{"loc": ["body", *loc], "msg": message, "type": "value_error"}],
+    )
+
+
+class MlModelService:
+    def __init__(self, session: AsyncSession, registry: Registry, settings: Settings) -> None:
+        self.models = MlModelRepository(session)
+        self.versions = VersionRepository(session)
+        self.aliases = AliasRepository(session)
+        self.registry = registry
+        self.settings = settings
+
+    # Registration
+
+    async def register_version(
+        self, request: VersionMetadata, artifact: Path | str, actor: Principal, request_key: str
+    ) -> VersionRead:
+        """`artifact` is an uploaded archive on disk or an MLflow source URI. Everything is
+        checked before MLflow is touched; MLflow goes first (idempotently, by `request_key`),
+        then the rows, in the request's one transaction."""
+        model = await self.models.get_by_name(request.name)
+        benchmark = self._benchmark(request, model)
+        self._check_metrics(request, benchmark)
+        parent = await self._parent(request, model)
+        contributors = self._contributors(request)
+        model_type = self._model_type(request, model)
+        if request.token_id is not None:
+            owner = await self.models.get_by_token_id(request.token_id)
+            if owner is not None and owner.name != request.name:
+                raise TokenIdTaken(f"token_id {request.token_id} belongs to model {owner.name}")
+            if model is not None and model.token_id not in (None, request.token_id):
+                raise invalid(["token_id"], f"the model's token_id is {model.token_id}")
+
+        with tempfile.TemporaryDirectory(prefix="hokusai-artifact-") as workdir:
+            model_dir, run_id = await self._fetch_artifact(artifact, Path(workdir))
+            digest = await asyncio.to_thread(artifacts.digest, model_dir)
+            token_id = request.token_id or (model.token_id if model else None)
+            published = await self.registry.publish(
+                Publication(
+                    name=request.name,
+                    request_key=request_key,
+                    model_tags=_model_tags(model_type, token_id, benchmark),
+                    version_tags=_version_tags(
+                        request, benchmark, token_id, parent, contributors, digest
+                    ),
+                    metrics=request.metrics,
+                    description=request.description,
+                    model_dir=model_dir if isinstance(artifact, Path) else None,
+                    source_uri=artifact if isinstance(artifact, str) else None,
+                    run_id=run_id,
+                )
+            )
+
+        now = utcnow()
+        model = await self.models.add_if_absent(
+            MlModel(
+                id=uuid.uuid4(),
+                name=request.name,
+                model_type=model_type,
+                token_id=token_id,
+                description=None,
+                tags={},
+                benchmark_metric=benchmark.metric,
+                benchmark_direction=benchmark.direction,
+                benchmark_family=benchmark.family,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        if model.model_type != model_type:  # another request created it first, differently
+            raise ModelTypeMismatch(f"model {model.name} is a {model.model_type} model")
+        if request.kind == Kind.BASELINE and request.benchmark is not None:
+            model.benchmark_metric = benchmark.metric
+            model.benchmark_direction = benchmark.direction
+            model.benchmark_family = benchmark.family
+        model.token_id = token_id
+        model.updated_at = now
+        await self.models.save()
+
+        existing = await self.versions.get(model.id, published.version)
+        if existing is not None:  # a retry after the rows were written: the same version
+            return await self.read_version(model, existing)
+        version = ModelVersion(
+            id=uuid.uuid4(),
+            model_id=model.id,
+            version=published.version,
+            kind=request.kind,
+            description=request.description,
+            tags=request.tags,
+            metrics=request.metrics,
+            metric_stds=request.metric_stds,
+            dataset_hash=request.dataset.hash,
+            dataset_num_samples=request.dataset.num_samples,
+            benchmark_metric=benchmark.metric,
+            benchmark_direction=benchmark.direction,
+            benchmark_family=benchmark.family,
+            primary_metric_value=request.metrics.get(benchmark.metric),
+            parent_id=parent.id if parent else None,
+            delta=_delta(parent, request.metrics, benchmark) if parent else None,
+            artifact_digest=digest,
+            source_uri=published.source_uri,
+            mlflow_run_id=published.run_id,
+            created_by=actor.name,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.versions.add(
+            version,
+            [
+                VersionContributor(
+                    version_id=version.id, address=address, weight=weight, weight_bps=bps
+                )
+                for address, weight, bps in contributors
+            ],
+        )
+        return await self.read_version(model, version)
+
+    def _model_type(self, request: VersionMetadata, model: MlModel | None) -> str:
+        if model is None:
+            if request.model_type is None:
+                raise invalid(["model_type"], "required for a new model")
+            return request.model_type.value
+        if request.model_type is not None and request.model_type != model.model_type:
+            raise ModelTypeMismatch(
+                f"model {model.name} is a {model.model_type} model, not {request.model_type}",
+                errors=[{"loc": ["body", "model_type"], "msg": "differs", "type": "mismatch"}],
+            )
+        return model.model_type
+
+    def _benchmark(self, request: VersionMetadata, model: MlModel | None) -> Benchmark:
+        if model is None and request.kind == Kind.IMPROVED:
+            raise ModelNotFound(
+                f"No model named {request.name}; register a baseline first",
+                errors=[{"loc": ["body", "name"], "msg": "unknown model", "type": "not_found"}],
+            )
+        if request.benchmark is not None:
+            return request.benchmark
+        if model is None:
+            raise invalid(["benchmark"], "required for the first baseline of a model")
+        return Benchmark(
+            metric=model.benchmark_metric,
+            direction=Direction(model.benchmark_direction),
+            family=Family(model.benchmark_family),
+        )
+
+    def _check_metrics(self, request: VersionMetadata, benchmark: Benchmark) -> None:
+        if benchmark.metric not in request.metrics:
+            raise invalid(["metrics"], f"the benchmark metric {benchmark.metric!r} is missing")
+        if benchmark.family == Family.PROPORTION:
+            value = request.metrics[benchmark.metric]
+            if not 0 <= value <= 1:
+                raise invalid(
+                    ["metrics", benchmark.metric], "a proportion must lie between 0 and 1"
+                )
+        for name in request.metric_stds.keys() - request.metrics.keys():
+            raise invalid(["metric_stds", name], "no metric of that name")
+
+    async def _parent(self, request: VersionMetadata, model: MlModel | None) -> ModelVersion | None:
+        if request.kind == Kind.BASELINE or model is None:
+            return None
+        if request.parent_version is not None:
+            parent = await self.versions.get(model.id, request.parent_version)
+            if parent is None:
+                raise VersionNotFound(
+                    f"Model {model.name} has no version {request.parent_version}",
+                    errors=[
+                        {"loc": ["body", "parent_version"], "msg": "unknown", "type": "not_found"}
+                    ],
+                )
+            return parent
+        production = await self.aliases.get(model.id, PRODUCTION)
+        if production is not None:
+            return await self.versions.get_by_id(production.version_id)
+        parent = await self.versions.latest_baseline(model.id)
+        if parent is None:
+            raise VersionNotFound(f"Model {model.name} has no baseline to improve on")
+        return parent
+
+    def _contributors(self, request: VersionMetadata) -> list[tuple[str, float, int]]:
+        if not request.contributors:
+            return []
+        addresses: list[str] = []
+        for index, contributor in enumerate(request.contributors):
+            try:
+                address = normalize_address(contributor.address)
+            except ValidationFailed as exc:
+                exc.extra["errors"] = [
+                    {
+                        "loc": ["body", "contributors", index, "address"],
+                        "msg": exc.detail,
+                        "type": "invalid_address",
+                    }
+                ]
+                raise
+            if address in addresses:
+                raise invalid(["contributors", index, "address"], "duplicate address")
+            addresses.append(address)
+        weights = [
+            (a, Decimal(repr(c.weight)))
+            for a, c in zip(addresses, request.contributors, strict=True)
+        ]
+        points = basis_points(weights)
+        return [
+            (address, contributor.weight, points[address])
+            for address, contributor in zip(addresses, request.contributors, strict=True)
+        ]
+
+    async def _fetch_artifact(self, artifact: Path | str, workdir: Path) -> tuple[Path, str | None]:
+        """The model directory (unpacked upload or download of the URI) and the run behind it."""
+        if isinstance(artifact, Path):
+            root = await asyncio.to_thread(
+                artifacts.unpack,
+                artifact,
+                workdir / "model",
+                max_bytes=self.settings.max_unpacked_bytes,
+                max_ratio=self.settings.max_artifact_ratio,
+            )
+            return root, None
+        from mlflow.exceptions import MlflowException  # only for the type; the adapter raises it
+
+        try:
+            run_id = await self.registry.run_id_of(artifact)
+            downloaded = await self.registry.download(artifact, workdir / "download")
+        except MlflowException as exc:
+            raise InvalidArtifact(
+                f"source_uri {artifact} not found in MLflow: {exc.message}"
+            ) from exc
+        return artifacts.model_root(downloaded), run_id
+
+    # Reads
+
+    async def get_model(self, name: str) -> MlModel:
+        model = await self.models.get_by_name(name)
+        if model is None:
+            raise ModelNotFound(f"No model named {name}")
+        return model
+
+    async def read_model(self, model: MlModel) -> MlModelRead:
+        return (await self._read_models([model]))[0]
+
+    async def list_models(
+        self, *, limit: int, offset: int, token_id: str | None, model_type: ModelType | None
+    ) -> tuple[list[MlModelRead], int]:
+        models, total = await self.models.page(
+            limit=limit, offset=offset, token_id=token_id, model_type=model_type
+        )
+        return await self._read_models(models), total
+
+    async def _read_models(self, models: Sequence[MlModel]) -> list[MlModelRead]:
+        ids = [model.id for model in models]
+        latest = await self.models.latest_versions(ids)
+        aliases = await self.aliases.current_for_models(ids)
+        return [
+            MlModelRead(
+                name=model.name,
+                model_type=ModelType(model.model_type),
+                token_id=model.token_id,
+                description=model.description,
+                tags=model.tags,
+                benchmark=_model_benchmark(model),
+                latest_version=latest.get(model.id),
+                aliases=aliases[model.id],
+                created_at=model.created_at,
+                updated_at=model.updated_at,
+            )
+            for model in models
+        ]
+
+    async def get_version(self, model: MlModel, number: int) -> ModelVersion:
+        version = await self.versions.get(model.id, number)
+        if version is None:
+            raise VersionNotFound(f"Model {model.name} has no version {number}")
+        return version
+
+    async def read_version(self, model: MlModel, version: ModelVersion) -> VersionRead:
+        return (await self._read_versions(model, [version]))[0]
+
+    async def list_versions(
+        self, model: MlModel, *, limit: int, offset: int
+    ) -> tuple[list[VersionRead], int]:
+        versions, total = await self.versions.page(model.id, limit=limit, offset=offset)
+        return await self._read_versions(model, versions), total
+
+    async def _read_versions(
+        self, model: MlModel, versions: Sequence[ModelVersion]
+    ) -> list[VersionRead]:
+        contributors = await self.versions.contributors([v.id for v in versions])
+        parents = await self.versions.numbers([v.parent_id for v in versions if v.parent_id])
+        by_version: dict[int, list[str]] = {}
+        for alias, number in (await self.aliases.current(model.id)).items():
+            by_version.setdefault(number, []).append(alias)
+        return [
+            VersionRead(
+                model=model.name,
+                version=v.version,
+                kind=Kind(v.kind),
+                model_type=ModelType(model.model_type),
+                token_id=model.token_id,
+                description=v.description,
+                tags=v.tags,
+                metrics=v.metrics,
+                metric_stds=v.metric_stds,
+                dataset=Dataset(hash=v.dataset_hash, num_samples=v.dataset_num_samples),
+                benchmark=_version_benchmark(v),
+                parent_version=parents.get(v.parent_id) if v.parent_id else None,
+                aliases=by_version.get(v.version, []),
+                created_at=v.created_at,
+                artifact=ArtifactRead(
+                    digest=v.artifact_digest, source_uri=v.source_uri, mlflow_run_id=v.mlflow_run_id
+                ),
+                contributors=[
+                    ContributorRead(address=checksummed(c.address), weight_bps=c.weight_bps)
+                    for c in contributors[v.id]
+                ],
+                delta=(
+                    {name: MetricDeltaRead(**d) for name, d in v.delta.items()} if v.delta else None
+                ),
+                deltaone=None,
+                attestation_id=None,
+            )
+            for v in versions
+        ]
+
+    # Description and tags (mirrored to MLflow first)
+
+    async def update_model(
+        self, model: MlModel, description: str | None, tags: dict[str, str] | None
+    ) -> MlModelRead:
+        await self.registry.update_model(model.name, description, tags)
+        if description is not None:
+            model.description = description
+        if tags is not None:
+            model.tags = tags
+        model.updated_at = utcnow()
+        await self.models.save()
+        return await self.read_model(model)
+
+    async def update_version(
+        self,
+        model: MlModel,
+        version: ModelVersion,
+        description: str | None,
+        tags: dict[str, str] | None,
+    ) -> VersionRead:
+        await self.registry.update_version(model.name, version.version, description, tags)
+        if description is not None:
+            version.description = description
+        if tags is not None:
+            version.tags = tags
+        version.updated_at = utcnow()
+        await self.models.save()
+        return await self.read_version(model, version)
+
+    async def download_artifact(self, model: MlModel, version: ModelVersion, workdir: Path) -> Path:
+        """The version's model directory from MLflow, packed as a .tar.gz in `workdir`."""
+        downloaded = await self.registry.download(version.source_uri, workdir / "download")
+        root = artifacts.model_root(downloaded)
+        archive = workdir / f"{model.name}-v{version.version}.tar.gz"
+        return await asyncio.to_thread(artifacts.pack, root, archive)
+
+    # Aliases
+
+    async def list_aliases(self, model: MlModel) -> dict[str, int]:
+        return await self.aliases.current(model.id)
+
+    async def set_alias(
+        self, name: str, alias: str, number: int, reason: str | None, actor: Principal
+    ) -> AliasRead:
+        """Point `alias` at a version: MLflow's alias first, then the row and a history event.
+        The model row is locked, so concurrent moves of one model's aliases line up."""
+        model = await self._locked(name)
+        target = await self.get_version(model, number)
+        current = await self.aliases.get(model.id, alias)
+        now = utcnow()
+        if current is not None and current.version_id == target.id:
+            return AliasRead(alias=alias, version=number, updated_at=current.updated_at)
+        previous = (await self.versions.numbers([current.version_id])) if current else {}
+        await self.registry.set_alias(model.name, alias, number)
+        await self.aliases.put(model.id, alias, target.id, now)
+        await self.aliases.record(
+            AliasEvent(
+                id=uuid.uuid4(),
+                model_id=model.id,
+                alias=alias,
+                from_version=previous.get(current.version_id) if current else None,
+                to_version=number,
+                reason=reason,
+                actor=actor.name,
+                at=now,
+            )
+        )
+        return AliasRead(alias=alias, version=number, updated_at=now)
+
+    async def delete_alias(self, name: str, alias: str, actor: Principal) -> None:
+        model = await self._locked(name)
+        current = await self.aliases.get(model.id, alias)
+        if current is None:
+            raise AliasNotFound(f"Model {name} has no alias {alias}")
+        numbers = await self.versions.numbers([current.version_id])
+        await self.registry.delete_alias(model.name, alias)
+        await self.aliases.remove(model.id, alias)
+        await self.aliases.record(
+            AliasEvent(
+                id=uuid.uuid4(),
+                model_id=model.id,
+                alias=alias,
+                from_version=numbers[current.version_id],
+                to_version=None,
+                reason=None,
+                actor=actor.name,
+                at=utcnow(),
+            )
+        )
+
+    async def alias_history(self, model: MlModel, alias: str) -> list[AliasEventRead]:
+        events = await self.aliases.history(model.id, alias)
+        if not events:
+            raise AliasNotFound(f"Model {model.name} has no alias {alias}, now or before")
+        return [
+            AliasEventRead(
+                alias=e.alias,
+                from_version=e.from_version,
+                to_version=e.to_version,
+                reason=e.reason,
+                actor=e.actor,
+                at=e.at,
+            )
+            for e in events
+        ]
+
+    async def alias_at(self, model: MlModel, alias: str, at: datetime) -> AliasAt:
+        event = await self.aliases.event_at(model.id, alias, at)
+        return AliasAt(alias=alias, version=event.to_version if event else None, at=at)
+
+    async def rollback(
+        self, name: str, to_version: int | None, reason: str | None, actor: Principal
+    ) -> AliasRead:
+        """Move production back: to where it pointed before its last move, or to `to_version`
+        if that version held production at some earlier time."""
+        model = await self._locked(name)
+        events = await self.aliases.history(model.id, PRODUCTION)
+        current = events[-1].to_version if events else None
+        if to_version is None:
+            target = events[-1].from_version if events else None
+            if target is None:
+                raise RollbackUnavailable(f"production of {name} has no earlier version")
+        else:
+            held = {e.to_version for e in events[:-1]}
+            if to_version not in held or to_version == current:
+                raise RollbackUnavailable(
+                    f"version {to_version} of {name} was not production before"
+                )
+            target = to_version
+        return await self.set_alias(name, PRODUCTION, target, reason or "rollback", actor)
+
+    async def _locked(self, name: str) -> MlModel:
+        model = await self.models.get_by_name(name, for_update=True)
+        if model is None:
+            raise ModelNotFound(f"No model named {name}")
+        return model
+
+    # Compare
+
+    async def compare(self, model: MlModel, base: int, candidate: int) -> Comparison:
+        base_version = await self.get_version(model, base)
+        candidate_version = await self.get_version(model, candidate)
+        benchmark = _model_benchmark(model)
+        deltas = compare_metrics(
+            base_version.metrics,
+            candidate_version.metrics,
+            benchmark.metric,
+            benchmark.direction,
+            benchmark.family,
+        )
+        return Comparison(
+            model=model.name,
+            base=base,
+            candidate=candidate,
+            primary_metric=benchmark.metric,
+            metrics={name: MetricComparison.of(d) for name, d in deltas.items()},
+        )
+
+
+def _model_benchmark(model: MlModel) -> Benchmark:
+    return Benchmark(
+        metric=model.benchmark_metric,
+        direction=Direction(model.benchmark_direction),
+        family=Family(model.benchmark_family),
+    )
+
+
+def _version_benchmark(version: ModelVersion) -> Benchmark:
+    return Benchmark(
+        metric=version.benchmark_metric,
+        direction=Direction(version.benchmark_direction),
+        family=Family(version.benchmark_family),
+    )
+
+
+def _delta(parent: ModelVersion, metrics: dict[str, float], benchmark: Benchmark) -> dict[str, Any]:
+    deltas = compare_metrics(
+        parent.metrics, metrics, benchmark.metric, benchmark.direction, benchmark.family
+    )
+    return {
+        name: {key: value for key, value in asdict(d).items() if key != "better"}
+        for name, d in deltas.items()
+    }
+
+
+def _model_tags(model_type: str, token_id: str | None, benchmark: Benchmark) -> dict[str, str]:
+    tags = {"model_type": model_type, "benchmark_metric": benchmark.metric}
+    if token_id:
+        tags["hokusai_token_id"] = token_id
+    return tags
+
+
+def _version_tags(
+    request: VersionMetadata,
+    benchmark: Benchmark,
+    token_id: str | None,
+    parent: ModelVersion | None,
+    contributors: list[tuple[str, float, int]],
+    digest: str,
+) -> dict[str, str]:
+    """The service's own tags plus the upstream SDK's names, for MLflow UI users."""
+    tags = {
+        **request.tags,
+        "benchmark_metric": benchmark.metric,
+        "benchmark_value": repr(request.metrics[benchmark.metric]),
+        "is_baseline": str(request.kind == Kind.BASELINE).lower(),
+        "hokusai.kind": request.kind.value,
+        "hokusai.dataset_hash": request.dataset.hash,
+        "hokusai.artifact_digest": digest,
+    }
+    if token_id:
+        tags["hokusai_token_id"] = token_id
+    if parent is not None:
+        tags["baseline_id"] = str(parent.version)
+    if contributors:
+        top = max(contributors, key=lambda c: (c[2], c[0]))
+        tags["contributor_address"] = checksummed(top[0])
+        tags["hokusai.contributors"] = str(len(contributors))
+    return tags
