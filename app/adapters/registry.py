@@ -162,7 +162,7 @@ class Registry:
                 tags=[RunTag("mlflow.note.content", p.description or "")],
             )
             client.log_artifacts(run.info.run_id, str(p.model_dir), MODEL_PATH)
-            client.set_terminated(run.info.run_id)
+            client.update_run(run.info.run_id, status="FINISHED")
         return run.info.run_id, f"{run.info.artifact_uri}/{MODEL_PATH}"
 
     def _ensure_registered_model(

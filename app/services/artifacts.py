@@ -18,6 +18,8 @@ from app.core.errors import ArtifactTooLarge, InvalidArtifact
 
 CHUNK = 1 << 20
 MLMODEL = "MLmodel"
+# Written by MLflow into a `models:/` download; not part of the model.
+GENERATED = frozenset({"registered_model_meta"})
 
 
 def unpack(archive: Path, destination: Path, *, max_bytes: int, max_ratio: int) -> Path:
@@ -153,7 +155,9 @@ def _files(root: Path) -> Iterator[tuple[str, Path]]:
         links = [name for name in folders if (Path(directory) / name).is_symlink()]
         for name in sorted(files + links):
             path = Path(directory) / name
-            yield path.relative_to(root).as_posix(), path
+            relative = path.relative_to(root).as_posix()
+            if relative not in GENERATED:
+                yield relative, path
 
 
 def digest(root: Path) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.adapters.registry import Publication, Registry
+from app.adapters.registry import Publication, Registry, RegistryRejected
 from app.core.config import Settings
 from app.core.errors import (
     AliasNotFound,
@@ -277,12 +277,10 @@ class MlModelService:
                 max_ratio=self.settings.max_artifact_ratio,
             )
             return root, None
-        from mlflow.exceptions import MlflowException  # only for the type; the adapter raises it
-
         try:
             run_id = await self.registry.run_id_of(artifact)
             downloaded = await self.registry.download(artifact, workdir / "download")
-        except MlflowException as exc:
+        except RegistryRejected as exc:
             raise InvalidArtifact(
                 f"source_uri {artifact} not found in MLflow: {exc.message}"
             ) from exc
