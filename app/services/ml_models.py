@@ -433,7 +433,9 @@ class MlModelService:
         now = utcnow()
         if current is not None and current.version_id == target.id:
             return AliasRead(alias=alias, version=number, updated_at=current.updated_at)
-        previous = (await self.versions.numbers([current.version_id])) if current else {}
+        from_version = None
+        if current is not None:
+            from_version = (await self.versions.numbers([current.version_id]))[current.version_id]
         await self.registry.set_alias(model.name, alias, number)
         await self.aliases.put(model.id, alias, target.id, now)
         await self.aliases.record(
@@ -441,7 +443,7 @@ class MlModelService:
                 id=uuid.uuid4(),
                 model_id=model.id,
                 alias=alias,
-                from_version=previous.get(current.version_id) if current else None,
+                from_version=from_version,
                 to_version=number,
                 reason=reason,
                 actor=actor.name,

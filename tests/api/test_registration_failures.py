@@ -1,0 +1,244 @@
+"""What registration does when the artifact is hostile, MLflow is gone, or Postgres fails after
+MLflow succeeded; and twenty registrations of one model at once."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tarfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+import pytest
+from mlflow import MlflowClient
+
+from app.core.config import Settings
+from tests.api.test_errors import assert_problem
+from tests.conftest import auth, serve
+from tests.factories import baseline, improved, save_sklearn, tar_gz, unique, upload
+from tests.proxy import Proxy
+from tests.services_under_test import free_port, sync_url
+
+MLMODEL = b"flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_sklearn(tmp_path_factory.mktemp("failure-models"))[0]
+
+
+def tar_with(*members: tuple[str, bytes | None, str | None]) -> bytes:
+    """(name, content, link target): a file when content is given, else a symlink."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, content, link in members:
+            info = tarfile.TarInfo(name)
+            if content is not None:
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+            else:
+                info.type = tarfile.SYMTYPE
+                info.linkname = link or ""
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
+def zip_with(*files: tuple[str, bytes], symlink: tuple[str, str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files:
+            archive.writestr(name, content)
+        if symlink is not None:
+            info = zipfile.ZipInfo(symlink[0])
+            info.external_attr = 0o120777 << 16
+            archive.writestr(info, symlink[1])
+    return buffer.getvalue()
+
+
+HOSTILE = {
+    "path traversal": (
+        tar_with(("MLmodel", MLMODEL, None), ("../evil.txt", b"x", None)),
+        400,
+        "invalid_artifact",
+    ),
+    "absolute path": (
+        tar_with(("MLmodel", MLMODEL, None), ("/tmp/evil.txt", b"x", None)),
+        400,
+        "invalid_artifact",
+    ),
+    "symlink out of the tree": (
+        tar_with(("MLmodel", MLMODEL, None), ("link", None, "../../etc/passwd")),
+        400,
+        "invalid_artifact",
+    ),
+    "absolute symlink": (
+        tar_with(("MLmodel", MLMODEL, None), ("link", None, "/etc")),
+        400,
+        "invalid_artifact",
+    ),
+    "zip traversal": (
+        zip_with(("MLmodel", MLMODEL), ("../../evil.txt", b"x")),
+        400,
+        "invalid_artifact",
+    ),
+    "zip symlink out": (
+        zip_with(("MLmodel", MLMODEL), symlink=("link", "../../../etc/passwd")),
+        400,
+        "invalid_artifact",
+    ),
+    "zip bomb ratio": (
+        zip_with(("MLmodel", MLMODEL), ("weights.bin", bytes(30_000_000))),
+        413,
+        "artifact_too_large",
+    ),
+    "no MLmodel": (tar_with(("model.pkl", b"weights", None)), 400, "invalid_artifact"),
+    "not an archive": (b"just some bytes, not an archive" * 10, 400, "invalid_artifact"),
+}
+
+
+@pytest.mark.parametrize("attack", list(HOSTILE))
+async def test_hostile_archives_are_refused_before_anything_is_written(
+    client: httpx.AsyncClient, admin_key: str, mlflow_uri: str, attack: str, tmp_path: Path
+) -> None:
+    archive, status, code = HOSTILE[attack]
+    name = unique()
+    response = await upload(client, admin_key, baseline(name), archive)
+    assert_problem(response, status, code)
+    assert (await client.get(f"/api/v1/models/{name}", headers=auth(admin_key))).status_code == 404
+    assert MlflowClient(mlflow_uri, mlflow_uri).search_registered_models(f"name = '{name}'") == []
+    assert not (tmp_path.parent / "evil.txt").exists()
+
+
+async def test_a_symlink_inside_the_tree_is_fine(client: httpx.AsyncClient, admin_key: str) -> None:
+    archive = tar_with(
+        ("MLmodel", MLMODEL, None), ("data/a.txt", b"a", None), ("alias.txt", None, "data/a.txt")
+    )
+    response = await upload(client, admin_key, baseline(unique()), archive)
+    assert response.status_code == 201, response.text
+
+
+async def test_an_upload_over_the_size_limit_is_413_artifact_too_large(
+    make_settings: Callable[..., Settings], admin_key: str, model_dir: Path
+) -> None:
+    archive = tar_gz(model_dir)
+    async with serve(make_settings(max_artifact_bytes=len(archive) // 2)) as client:
+        response = await upload(client, admin_key, baseline(unique()), archive)
+    assert_problem(response, 413, "artifact_too_large")
+
+
+async def test_mlflow_at_a_closed_port_is_a_fast_503_and_no_row(
+    make_settings: Callable[..., Settings], admin_key: str, model_dir: Path
+) -> None:
+    name = unique()
+    dead = f"http://127.0.0.1:{free_port()}"
+    async with serve(make_settings(mlflow_tracking_uri=dead)) as client:
+        response = await upload(client, admin_key, baseline(name), tar_gz(model_dir))
+        missing = await client.get(f"/api/v1/models/{name}", headers=auth(admin_key))
+    assert_problem(response, 503, "registry_unavailable")
+    assert int(response.headers["retry-after"]) >= 1
+    assert missing.status_code == 404
+
+
+async def test_mlflow_lost_mid_test_is_503_then_recovers_with_the_same_key(
+    make_settings: Callable[..., Settings], admin_key: str, model_dir: Path, mlflow_uri: str
+) -> None:
+    target = urlsplit(mlflow_uri)
+    proxy = Proxy(target.hostname or "127.0.0.1", target.port or 80)
+    name = unique()
+    archive = tar_gz(model_dir)
+    async with serve(make_settings(mlflow_tracking_uri=proxy.url, mlflow_timeout_s=5)) as client:
+        first = await upload(client, admin_key, baseline(name), tar_gz(model_dir))
+        assert first.status_code == 201, first.text
+        proxy.cut()
+        lost = await upload(client, admin_key, improved(name), archive, idempotency_key="after-cut")
+        ready = await client.get("/ready")
+        versions = (
+            await client.get(f"/api/v1/models/{name}/versions", headers=auth(admin_key))
+        ).json()
+    assert_problem(lost, 503, "registry_unavailable")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["mlflow"]["status"] == "down"
+    assert versions["total"] == 1
+    async with serve(make_settings()) as client:  # MLflow reachable again
+        retried = await upload(
+            client, admin_key, improved(name), archive, idempotency_key="after-cut"
+        )
+    assert retried.status_code == 201, retried.text
+    assert retried.json()["version"] == 2
+
+
+async def test_retry_after_postgres_failed_reuses_the_mlflow_version(
+    client: httpx.AsyncClient, admin_key: str, model_dir: Path, database_url: str, mlflow_uri: str
+) -> None:
+    """MLflow succeeds, then the transaction fails at COMMIT (a deferred trigger): no row. The
+    retry with the same Idempotency-Key finds the MLflow version by its request-key tag."""
+    name = unique()
+    archive = tar_gz(model_dir)  # gzip stamps the time: one archive, so retries send the same bytes
+    with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
+        connection.execute(
+            """
+            CREATE FUNCTION refuse_version() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'refused at commit'; END $$;
+            CREATE CONSTRAINT TRIGGER refuse_version AFTER INSERT ON model_versions
+              DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_version();
+            """
+        )
+    try:
+        failed = await upload(client, admin_key, baseline(name), archive, idempotency_key="k1")
+    finally:
+        with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
+            connection.execute("DROP TRIGGER refuse_version ON model_versions")
+            connection.execute("DROP FUNCTION refuse_version()")
+    assert_problem(failed, 500, "internal_error")
+    assert (await client.get(f"/api/v1/models/{name}", headers=auth(admin_key))).status_code == 404
+    retried = await upload(client, admin_key, baseline(name), archive, idempotency_key="k1")
+    assert retried.status_code == 201, retried.text
+    assert retried.json()["version"] == 1
+    mlflow = MlflowClient(mlflow_uri, mlflow_uri)
+    assert [v.version for v in mlflow.search_model_versions(f"name = '{name}'")] == ["1"]
+    runs = mlflow.search_runs([mlflow.get_experiment_by_name(name).experiment_id])
+    assert len(runs) == 1, "the retry reused the logged run"
+    replay = await upload(client, admin_key, baseline(name), archive, idempotency_key="k1")
+    assert replay.json() == retried.json()
+    assert replay.headers["idempotent-replayed"] == "true"
+
+
+async def test_same_idempotency_key_with_another_artifact_is_409(
+    client: httpx.AsyncClient, admin_key: str, model_dir: Path, tmp_path: Path
+) -> None:
+    name = unique()
+    first = await upload(
+        client, admin_key, baseline(name), tar_gz(model_dir), idempotency_key="same"
+    )
+    assert first.status_code == 201
+    other = tar_gz(save_sklearn(tmp_path, "regressor")[0])
+    conflict = await upload(client, admin_key, baseline(name), other, idempotency_key="same")
+    assert_problem(conflict, 409, "idempotency_conflict")
+
+
+async def test_twenty_concurrent_registrations_get_twenty_consecutive_versions(
+    client: httpx.AsyncClient, admin_key: str, model_dir: Path
+) -> None:
+    name = unique()
+    first = await upload(client, admin_key, baseline(name), tar_gz(model_dir))
+    source = f"runs:/{first.json()['artifact']['mlflow_run_id']}/model"
+    body = {**improved(name), "source_uri": source}
+    responses = await asyncio.gather(
+        *(
+            client.post("/api/v1/models/register", json=body, headers=auth(admin_key), timeout=120)
+            for _ in range(20)
+        )
+    )
+    assert [r.status_code for r in responses] == [201] * 20, [
+        r.text for r in responses if r.status_code != 201
+    ]
+    assert sorted(r.json()["version"] for r in responses) == list(range(2, 22))
+    listed = (
+        await client.get(f"/api/v1/models/{name}/versions?limit=100", headers=auth(admin_key))
+    ).json()
+    assert listed["total"] == 21
+    assert all(v["parent_version"] == 1 for v in listed["items"] if v["kind"] == "improved")
