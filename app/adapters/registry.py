@@ -33,6 +33,10 @@ class Registry:
         self.retry_after_s = settings.retry_after_s
         self._executor = ThreadPoolExecutor(settings.mlflow_workers, thread_name_prefix="mlflow")
         self._client: MlflowClient | None = None
+        # What this process already made sure of in MLflow, to skip asking again. Entries can only
+        # be stale if someone deletes them in MLflow by hand; a restart forgets them.
+        self._experiments: dict[str, str] = {}
+        self._model_tags: dict[str, dict[str, str]] = {}
         # Our own timeout bounds every call, so MLflow's retry loop (minutes by default) is off.
         os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
         os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, round(settings.mlflow_timeout_s)))
@@ -106,11 +110,12 @@ class Registry:
             run_id, source = self._logged_run(client, experiment_id, p)
         assert source is not None
         self._ensure_registered_model(client, p.name, p.model_tags)
-        found = client.search_model_versions(
-            f"name = '{p.name}' and tags.`{REQUEST_KEY_TAG}` = '{p.request_key}'"
-        )
-        if found:
-            return Published(int(found[0].version), source, run_id)
+        if p.retry:
+            found = client.search_model_versions(
+                f"name = '{p.name}' and tags.`{REQUEST_KEY_TAG}` = '{p.request_key}'"
+            )
+            if found:
+                return Published(int(found[0].version), source, run_id)
         version = client.create_model_version(
             p.name,
             source,
@@ -123,26 +128,31 @@ class Registry:
     def _experiment_id(self, client: MlflowClient, name: str) -> str:
         from mlflow.exceptions import MlflowException
 
+        if name in self._experiments:
+            return self._experiments[name]
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
-            return str(experiment.experiment_id)
+            self._experiments[name] = str(experiment.experiment_id)
+            return self._experiments[name]
         location = None
         if not self.tracking_uri.startswith(("http://", "https://", "databricks")):
             location = (Path(self.artifact_root).resolve() / name).as_uri()
         try:
-            return str(client.create_experiment(name, artifact_location=location))
+            experiment_id = str(client.create_experiment(name, artifact_location=location))
         except MlflowException:  # created meanwhile by a concurrent registration
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
                 raise
-            return str(experiment.experiment_id)
+            experiment_id = str(experiment.experiment_id)
+        self._experiments[name] = experiment_id
+        return experiment_id
 
     def _logged_run(
         self, client: MlflowClient, experiment_id: str, p: Publication
     ) -> tuple[str, str]:
         from mlflow.entities import Metric, RunTag
 
-        previous = client.search_runs(
+        previous = p.retry and client.search_runs(
             [experiment_id],
             filter_string=f"tags.`{REQUEST_KEY_TAG}` = '{p.request_key}' and status = 'FINISHED'",
             max_results=1,
@@ -170,6 +180,8 @@ class Registry:
     ) -> None:
         from mlflow.exceptions import MlflowException
 
+        if self._model_tags.get(name) == tags:
+            return
         try:
             client.create_registered_model(name, tags=tags)
         except MlflowException as exc:
@@ -177,6 +189,7 @@ class Registry:
                 raise
             for key, value in tags.items():
                 client.set_registered_model_tag(name, key, value)
+        self._model_tags[name] = dict(tags)
 
     # Mirrors of what Postgres decides.
 
@@ -339,6 +352,7 @@ class Publication:
 
     name: str
     request_key: str
+    retry: bool  # an earlier attempt with this request key may have left a run or a version
     model_tags: dict[str, str]
     version_tags: dict[str, str]
     metrics: dict[str, float]

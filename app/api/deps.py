@@ -185,11 +185,11 @@ class Idempotent:
         self.service = service
         self.key = key
 
-    def request_key(self, principal: Principal) -> str:
-        """A key for effects outside Postgres: stable across retries with the same
-        Idempotency-Key, fresh otherwise."""
+    def request_key(self, principal: Principal) -> str | None:
+        """A key for effects outside Postgres, the same across retries with the same
+        Idempotency-Key; None without one."""
         if self.key is None:
-            return uuid.uuid4().hex
+            return None
         return hashlib.sha256(f"{principal.id}:{self.key}".encode()).hexdigest()[:32]
 
     async def __call__(

@@ -183,9 +183,8 @@ class VersionRepository:
         self.session = session
 
     async def add(self, version: ModelVersion, contributors: list[VersionContributor]) -> None:
-        self.session.add(version)
-        await self.session.flush()
-        self.session.add_all(contributors)
+        # One flush: the unit of work inserts the version before the rows that refer to it.
+        self.session.add_all([version, *contributors])
         await self.session.flush()
 
     async def get(self, model_id: uuid.UUID, version: int) -> ModelVersion | None:

@@ -74,11 +74,16 @@ class MlModelService:
     # Registration
 
     async def register_version(
-        self, request: VersionMetadata, artifact: Path | str, actor: Principal, request_key: str
+        self,
+        request: VersionMetadata,
+        artifact: Path | str,
+        actor: Principal,
+        request_key: str | None,
     ) -> VersionRead:
         """`artifact` is an uploaded archive on disk or an MLflow source URI. Everything is
-        checked before MLflow is touched; MLflow goes first (idempotently, by `request_key`),
-        then the rows, in the request's one transaction."""
+        checked before MLflow is touched; MLflow goes first, then the rows, in the request's one
+        transaction. With a `request_key` (from an Idempotency-Key), MLflow objects an earlier
+        attempt left are found by it and reused."""
         model = await self.models.get_by_name(request.name)
         benchmark = self._benchmark(request, model)
         self._check_metrics(request, benchmark)
@@ -99,7 +104,8 @@ class MlModelService:
             published = await self.registry.publish(
                 Publication(
                     name=request.name,
-                    request_key=request_key,
+                    request_key=request_key or uuid.uuid4().hex,
+                    retry=request_key is not None,
                     model_tags=_model_tags(model_type, token_id, benchmark),
                     version_tags=_version_tags(
                         request, benchmark, token_id, parent, contributors, digest
@@ -113,30 +119,32 @@ class MlModelService:
             )
 
         now = utcnow()
-        model = await self.models.add_if_absent(
-            MlModel(
-                id=uuid.uuid4(),
-                name=request.name,
-                model_type=model_type,
-                token_id=token_id,
-                description=None,
-                tags={},
-                benchmark_metric=benchmark.metric,
-                benchmark_direction=benchmark.direction,
-                benchmark_family=benchmark.family,
-                created_at=now,
-                updated_at=now,
+        if model is None:
+            model = await self.models.add_if_absent(
+                MlModel(
+                    id=uuid.uuid4(),
+                    name=request.name,
+                    model_type=model_type,
+                    token_id=token_id,
+                    description=None,
+                    tags={},
+                    benchmark_metric=benchmark.metric,
+                    benchmark_direction=benchmark.direction,
+                    benchmark_family=benchmark.family,
+                    created_at=now,
+                    updated_at=now,
+                )
             )
-        )
-        if model.model_type != model_type:  # another request created it first, differently
-            raise ModelTypeMismatch(f"model {model.name} is a {model.model_type} model")
+            if model.model_type != model_type:  # another request created it first, differently
+                raise ModelTypeMismatch(f"model {model.name} is a {model.model_type} model")
         if request.kind == Kind.BASELINE and request.benchmark is not None:
             model.benchmark_metric = benchmark.metric
             model.benchmark_direction = benchmark.direction
             model.benchmark_family = benchmark.family
-        model.token_id = token_id
         model.updated_at = now
-        await self.models.save()
+        if model.token_id != token_id:
+            model.token_id = token_id
+            await self.models.save()  # a token id taken meanwhile is a 409, not a 500
 
         existing = await self.versions.get(model.id, published.version)
         if existing is not None:  # a retry after the rows were written: the same version
@@ -165,16 +173,14 @@ class MlModelService:
             created_at=now,
             updated_at=now,
         )
-        await self.versions.add(
-            version,
-            [
-                VersionContributor(
-                    version_id=version.id, address=address, weight=weight, weight_bps=bps
-                )
-                for address, weight, bps in contributors
-            ],
-        )
-        return await self.read_version(model, version)
+        rows = [
+            VersionContributor(
+                version_id=version.id, address=address, weight=weight, weight_bps=bps
+            )
+            for address, weight, bps in contributors
+        ]
+        await self.versions.add(version, rows)
+        return _version_read(model, version, rows, parent.version if parent else None, aliases=[])
 
     def _model_type(self, request: VersionMetadata, model: MlModel | None) -> str:
         if model is None:
@@ -349,33 +355,12 @@ class MlModelService:
         for alias, number in (await self.aliases.current(model.id)).items():
             by_version.setdefault(number, []).append(alias)
         return [
-            VersionRead(
-                model=model.name,
-                version=v.version,
-                kind=Kind(v.kind),
-                model_type=ModelType(model.model_type),
-                token_id=model.token_id,
-                description=v.description,
-                tags=v.tags,
-                metrics=v.metrics,
-                metric_stds=v.metric_stds,
-                dataset=Dataset(hash=v.dataset_hash, num_samples=v.dataset_num_samples),
-                benchmark=_version_benchmark(v),
-                parent_version=parents.get(v.parent_id) if v.parent_id else None,
-                aliases=by_version.get(v.version, []),
-                created_at=v.created_at,
-                artifact=ArtifactRead(
-                    digest=v.artifact_digest, source_uri=v.source_uri, mlflow_run_id=v.mlflow_run_id
-                ),
-                contributors=[
-                    ContributorRead(address=checksummed(c.address), weight_bps=c.weight_bps)
-                    for c in contributors[v.id]
-                ],
-                delta=(
-                    {name: MetricDeltaRead(**d) for name, d in v.delta.items()} if v.delta else None
-                ),
-                deltaone=None,
-                attestation_id=None,
+            _version_read(
+                model,
+                v,
+                contributors[v.id],
+                parents.get(v.parent_id) if v.parent_id else None,
+                by_version.get(v.version, []),
             )
             for v in versions
         ]
@@ -540,6 +525,41 @@ class MlModelService:
             primary_metric=benchmark.metric,
             metrics={name: MetricComparison.of(d) for name, d in deltas.items()},
         )
+
+
+def _version_read(
+    model: MlModel,
+    v: ModelVersion,
+    contributors: Sequence[VersionContributor],
+    parent_version: int | None,
+    aliases: list[str],
+) -> VersionRead:
+    return VersionRead(
+        model=model.name,
+        version=v.version,
+        kind=Kind(v.kind),
+        model_type=ModelType(model.model_type),
+        token_id=model.token_id,
+        description=v.description,
+        tags=v.tags,
+        metrics=v.metrics,
+        metric_stds=v.metric_stds,
+        dataset=Dataset(hash=v.dataset_hash, num_samples=v.dataset_num_samples),
+        benchmark=_version_benchmark(v),
+        parent_version=parent_version,
+        aliases=aliases,
+        created_at=v.created_at,
+        artifact=ArtifactRead(
+            digest=v.artifact_digest, source_uri=v.source_uri, mlflow_run_id=v.mlflow_run_id
+        ),
+        contributors=[
+            ContributorRead(address=checksummed(c.address), weight_bps=c.weight_bps)
+            for c in sorted(contributors, key=lambda c: (-c.weight_bps, c.address))
+        ],
+        delta={name: MetricDeltaRead(**d) for name, d in v.delta.items()} if v.delta else None,
+        deltaone=None,
+        attestation_id=None,
+    )
 
 
 def _model_benchmark(model: MlModel) -> Benchmark:

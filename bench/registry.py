@@ -1,0 +1,204 @@
+"""Registration through the service against the same registration done directly with the MLflow
+client (log the model to a run + register a version + tags), side by side on one MLflow server;
+then paging the versions of a model with 1,000 versions (a Postgres read; MLflow is not asked).
+
+    scripts/with-services .venv/bin/python bench/registry.py [--count 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from app.core.security import generate_key  # noqa: E402
+from tests.factories import baseline, improved, save_sklearn, tar_gz  # noqa: E402
+from tests.services_under_test import (  # noqa: E402
+    free_port,
+    mlflow_server,
+    postgres_server,
+    redis_server,
+    scratch_database,
+    wait_until_healthy,
+)
+
+
+def summary(label: str, seconds: list[float]) -> str:
+    ms = sorted(s * 1000 for s in seconds)
+    p99 = ms[min(len(ms) - 1, round(len(ms) * 0.99))]
+    return f"{label:<44}{statistics.mean(ms):>9.1f}{statistics.median(ms):>9.1f}{p99:>9.1f}"
+
+
+def direct_registrations(uri: str, model_dir: Path, count: int) -> list[float]:
+    """What a careful MLflow user does by hand: one run per version with its metrics and the
+    model directory, then a registered version with the same tags the service writes."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    client = MlflowClient(uri, uri)
+    name = f"direct-{uuid.uuid4().hex[:8]}"
+    experiment_id = client.create_experiment(name)
+    client.create_registered_model(name, tags={"model_type": "classification"})
+    timings = []
+    for index in range(count):
+        started = time.perf_counter()
+        run = client.create_run(experiment_id, tags={"hokusai.request_key": uuid.uuid4().hex})
+        now = int(time.time() * 1000)
+        client.log_batch(run.info.run_id, metrics=[Metric("accuracy", 0.8, now, 0)])
+        client.log_artifacts(run.info.run_id, str(model_dir), "model")
+        client.update_run(run.info.run_id, status="FINISHED")
+        client.create_model_version(
+            name,
+            f"{run.info.artifact_uri}/model",
+            run_id=run.info.run_id,
+            tags={"is_baseline": str(index == 0).lower(), "benchmark_metric": "accuracy"},
+        )
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+def service_registrations(
+    base: str, key: str, archive: bytes, count: int
+) -> tuple[str, list[float]]:
+    name = f"svc-{uuid.uuid4().hex[:8]}"
+    timings = []
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120
+    ) as client:
+        for index in range(count):
+            metadata = baseline(name) if index == 0 else improved(name)
+            started = time.perf_counter()
+            response = client.post(
+                "/api/v1/models/register",
+                data={"metadata": json.dumps(metadata)},
+                files={"artifact": ("model.tar.gz", archive)},
+            )
+            timings.append(time.perf_counter() - started)
+            assert response.status_code == 201, response.text
+    return name, timings
+
+
+async def seed_versions(database_url: str, name: str, total: int) -> None:
+    """Copies of the model's first version up to `total` versions, written through the ORM (the
+    listing reads only Postgres; registering 1,000 real versions would only time MLflow)."""
+    from sqlalchemy import select
+
+    from app.core.config import Settings
+    from app.db.models import MlModel, ModelVersion
+    from app.db.session import create_engine, create_sessionmaker
+
+    engine = create_engine(Settings(database_url=database_url, _env_file=None))  # type: ignore[call-arg]
+    async with create_sessionmaker(engine).begin() as session:
+        model = (await session.execute(select(MlModel).where(MlModel.name == name))).scalar_one()
+        versions = (
+            (await session.execute(select(ModelVersion).where(ModelVersion.model_id == model.id)))
+            .scalars()
+            .all()
+        )
+        template = versions[0]
+        columns = [c.key for c in ModelVersion.__table__.columns if c.key not in ("id", "version")]
+        for number in range(len(versions) + 1, total + 1):
+            session.add(
+                ModelVersion(
+                    id=uuid.uuid4(),
+                    version=number,
+                    **{column: getattr(template, column) for column in columns},
+                )
+            )
+    await engine.dispose()
+
+
+def list_latency(base: str, key: str, path: str, repeat: int = 200) -> list[float]:
+    timings = []
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as client:
+        client.get(path)
+        for _ in range(repeat):
+            started = time.perf_counter()
+            response = client.get(path)
+            timings.append(time.perf_counter() - started)
+            assert response.status_code == 200
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=20)
+    args = parser.parse_args()
+    key = generate_key()
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        postgres_server() as admin_url,
+        scratch_database(admin_url, "hokusai_bench") as database_url,
+        scratch_database(admin_url, "hokusai_bench_mlflow") as mlflow_store,
+        redis_server() as redis_url,
+        mlflow_server(mlflow_store, Path(workdir)) as mlflow_uri,
+    ):
+        model_dir, _ = save_sklearn(Path(workdir))
+        archive = tar_gz(model_dir)
+        port = free_port()
+        env = {
+            **os.environ,
+            "HOKUSAI_DATABASE_URL": database_url,
+            "HOKUSAI_REDIS_URL": redis_url,
+            "HOKUSAI_MLFLOW_TRACKING_URI": mlflow_uri,
+            "HOKUSAI_BOOTSTRAP_API_KEY": key,
+            "HOKUSAI_PORT": str(port),
+            "HOKUSAI_LOG_LEVEL": "WARNING",
+        }
+        log_path = Path(workdir) / "server.log"
+        with log_path.open("wb") as log:
+            server = subprocess.Popen(
+                [str(ROOT / ".venv/bin/hokusai-api"), "serve", "--migrate"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+            )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(base, server, log_path, timeout_s=120)
+            service_registrations(base, key, archive, 2)  # warm-up: imports, connections
+            direct_registrations(mlflow_uri, model_dir, 2)
+            direct = direct_registrations(mlflow_uri, model_dir, args.count)
+            name, service = service_registrations(base, key, archive, args.count)
+            asyncio.run(seed_versions(database_url, name, 1000))
+            listing = {
+                path: list_latency(base, key, path)
+                for path in (
+                    f"/api/v1/models/{name}/versions",
+                    f"/api/v1/models/{name}/versions?limit=500",
+                    f"/api/v1/models/{name}/versions?offset=950",
+                )
+            }
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+
+    print(f"\n{args.count} registrations each, one MLflow server (Postgres store), sequential\n")
+    print(f"{'':<44}{'mean ms':>9}{'p50 ms':>9}{'p99 ms':>9}")
+    print(summary("direct MLflow client (log + register + tags)", direct))
+    print(summary("service: POST /models/register (upload)", service))
+    ratio = statistics.mean(service) / statistics.mean(direct)
+    print(f"\nservice / direct (mean): {ratio:.2f}  (goal: at most 1.25)\n")
+    print("listing a model with 1,000 versions (client-side, loopback, keep-alive)\n")
+    for path, timings in listing.items():
+        print(
+            summary(
+                "GET " + path.split("/versions")[1].join(["versions", ""]) or "versions", timings
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
