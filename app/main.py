@@ -17,13 +17,22 @@ from app.adapters.registry import Registry
 from app.api.deps import Resources
 from app.api.errors import add_exception_handlers
 from app.api.middleware import RequestContext
-from app.api.routers import api_keys, experiments, health, ml_models
+from app.api.routers import (
+    api_keys,
+    attestations,
+    contributors,
+    experiments,
+    health,
+    lineage,
+    ml_models,
+)
 from app.core.config import Settings
 from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.core.metrics import Metrics
 from app.core.security import PrincipalCache, Scope
 from app.db.session import create_engine, create_sessionmaker
 from app.services.api_keys import BOOTSTRAP_KEY_NAME, ApiKeyService
+from app.services.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
             registry=Registry(settings),
             principals=PrincipalCache(settings.auth_cache_ttl_s),
+            signer=Signer.from_settings(settings),
         )
         app.state.resources = resources
         try:
@@ -77,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_artifact_bytes=settings.max_artifact_bytes,
     )
-    for module in (health, api_keys, ml_models, experiments):
+    for module in (health, api_keys, ml_models, lineage, attestations, contributors, experiments):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     return app

@@ -25,9 +25,13 @@ from app.core.errors import Forbidden, RateLimited, Unauthenticated
 from app.core.metrics import Metrics
 from app.core.security import Principal, PrincipalCache, Scope
 from app.services.api_keys import ApiKeyService
+from app.services.attestations import AttestationService
+from app.services.contributors import ContributorService
 from app.services.experiments import ExperimentService
 from app.services.idempotency import IdempotencyService, fingerprint
+from app.services.lineage import LineageService
 from app.services.ml_models import MlModelService
+from app.services.signing import Signer
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Resources:
     cache: Cache
     registry: Registry
     principals: PrincipalCache
+    signer: Signer
 
 
 async def get_resources(request: Request) -> Resources:
@@ -95,7 +100,30 @@ ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]
 
 
 async def get_ml_model_service(session: SessionDep, resources: ResourcesDep) -> MlModelService:
-    return MlModelService(session, resources.registry, resources.settings)
+    return MlModelService(session, resources.registry, resources.settings, resources.signer)
+
+
+async def get_attestation_service(
+    session: SessionDep, resources: ResourcesDep
+) -> AttestationService:
+    return AttestationService(session, resources.signer)
+
+
+AttestationServiceDep = Annotated[AttestationService, Depends(get_attestation_service)]
+
+
+async def get_lineage_service(session: SessionDep) -> LineageService:
+    return LineageService(session)
+
+
+LineageServiceDep = Annotated[LineageService, Depends(get_lineage_service)]
+
+
+async def get_contributor_service(session: SessionDep) -> ContributorService:
+    return ContributorService(session)
+
+
+ContributorServiceDep = Annotated[ContributorService, Depends(get_contributor_service)]
 
 
 MlModelServiceDep = Annotated[MlModelService, Depends(get_ml_model_service)]

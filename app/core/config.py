@@ -80,6 +80,29 @@ class Settings(BaseSettings):
     max_artifact_ratio: int = Field(
         200, ge=2, description="Largest unpacked/packed size ratio (zip bombs); past it, 413"
     )
+    deltaone_threshold_pp: float = Field(
+        1.0, gt=0, description="DeltaOne: least gain, in percentage points (percent if continuous)"
+    )
+    deltaone_min_samples: int = Field(800, ge=1, description="DeltaOne: least samples per side")
+    deltaone_cooldown_s: int = Field(
+        86_400, ge=0, description="DeltaOne: wait after an acceptance on the same dataset"
+    )
+    attestation_key: SecretStr | None = Field(
+        None, description="Ed25519 private key (PEM) that signs attestations"
+    )
+    attestation_key_file: str = Field(
+        str(DATA_DIR / "attestation-ed25519.pem"),
+        description="Where the Ed25519 key is read, or generated once (with a warning) if absent",
+    )
+    eip712_signing_key: SecretStr | None = Field(
+        None, description="secp256k1 private key (0x hex); set: accepted DeltaOnes get EIP-712"
+    )
+    eip712_chain_id: int = Field(1, ge=1, description="EIP-712 domain chainId")
+    eip712_verifying_contract: str = Field(
+        "0x0000000000000000000000000000000000000000",
+        pattern=r"^0x[0-9a-fA-F]{40}$",
+        description="EIP-712 domain verifyingContract",
+    )
     idempotency_ttl_s: int = Field(
         86_400, ge=60, description="How long an Idempotency-Key replays its response"
     )

@@ -145,3 +145,11 @@ class ArtifactTooLarge(PayloadTooLarge):
 
 class UnsupportedMediaType(AppError):
     status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+class AttestationNotFound(NotFound):
+    code, title = "attestation_not_found", "Attestation not found"
+
+
+class LineageCycle(Conflict):
+    code, title = "lineage_cycle", "The edge would make the lineage cyclic"

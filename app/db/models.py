@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.security import KEY_PREFIX
@@ -59,7 +60,10 @@ class ModelVersion(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
     """One registered version. Immutable but for its description and tags."""
 
     __tablename__ = "model_versions"
-    __table_args__ = (UniqueConstraint("model_id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("model_id", "version"),
+        Index(None, "model_id", "dataset_hash", "deltaone_accepted"),
+    )
 
     model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ml_models.id", ondelete="CASCADE"))
     version: Mapped[int]
@@ -80,6 +84,11 @@ class ModelVersion(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
     source_uri: Mapped[str] = mapped_column(Text)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(100))
+    deltaone: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    deltaone_accepted: Mapped[bool | None]
+    # The decision's gain on the primary metric, exact, for sums over contributions.
+    deltaone_gain_pp: Mapped[Decimal | None] = mapped_column(Numeric(24, 6))
+    attestation_id: Mapped[str | None] = mapped_column(String(71))
 
 
 class VersionContributor(Base):
@@ -117,3 +126,28 @@ class AliasEvent(UuidPrimaryKey, Base):
     reason: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(100))
     at: Mapped[datetime]
+
+
+class Attestation(CreatedAt, Base):
+    """A signed in-toto statement about one improved version. Append-only: the API never
+    changes or removes one; `payload` is the exact signed JSON (RFC 8785)."""
+
+    __tablename__ = "attestations"
+
+    id: Mapped[str] = mapped_column(String(71), primary_key=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ml_models.id"), index=True)
+    version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("model_versions.id"), unique=True)
+    previous_id: Mapped[str | None] = mapped_column(String(71))
+    payload: Mapped[str] = mapped_column(Text)
+    envelope: Mapped[dict[str, Any]] = mapped_column(JSON)
+    eip712: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class SigningKey(CreatedAt, Base):
+    """Every public key the service has signed with, so old signatures stay verifiable."""
+
+    __tablename__ = "signing_keys"
+
+    keyid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    public_key_pem: Mapped[str] = mapped_column(Text)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, and_, case, delete, func, literal, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,10 +16,12 @@ from app.core.errors import TokenIdTaken
 from app.db.models import (
     AliasEvent,
     ApiKey,
+    Attestation,
     IdempotencyRecord,
     MlModel,
     ModelAlias,
     ModelVersion,
+    SigningKey,
     VersionContributor,
 )
 
@@ -147,6 +149,12 @@ class MlModelRepository:
     async def save(self) -> None:
         await self._flush_token(None)
 
+    async def lock(self, model: MlModel) -> None:
+        """Hold the model's row until the transaction ends: one chain, one cooldown at a time."""
+        await self.session.execute(
+            select(MlModel.id).where(MlModel.id == model.id).with_for_update()
+        )
+
     async def _flush_token(self, statement: Any) -> None:
         """Run `statement` (or flush); a token id taken meanwhile becomes TokenIdTaken."""
         try:
@@ -184,6 +192,7 @@ class VersionRepository:
 
     async def add(self, version: ModelVersion, contributors: list[VersionContributor]) -> None:
         # One flush: the unit of work inserts the version before the rows that refer to it.
+        # Adding again what was added is a no-op, so callers may flush early for an id.
         self.session.add_all([version, *contributors])
         await self.session.flush()
 
@@ -203,6 +212,20 @@ class VersionRepository:
             ModelVersion.id.in_(set(version_ids))
         )
         return {version_id: number for version_id, number in await self.session.execute(query)}
+
+    async def accepted_since(self, model_id: uuid.UUID, dataset_hash: str, since: datetime) -> bool:
+        """Whether a version of the model was DeltaOne-accepted on this dataset since `since`."""
+        query = (
+            select(ModelVersion.id)
+            .where(
+                ModelVersion.model_id == model_id,
+                ModelVersion.dataset_hash == dataset_hash,
+                ModelVersion.deltaone_accepted.is_(True),
+                ModelVersion.created_at >= since,
+            )
+            .limit(1)
+        )
+        return (await self.session.execute(query)).first() is not None
 
     async def latest_baseline(self, model_id: uuid.UUID) -> ModelVersion | None:
         query = (
@@ -310,14 +333,208 @@ class AliasRepository:
         return (await self.session.execute(query)).scalar_one_or_none()
 
 
+class AttestationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, attestation: Attestation) -> None:
+        self.session.add(attestation)
+        await self.session.flush()
+
+    async def get(self, attestation_id: str) -> Attestation | None:
+        return await self.session.get(Attestation, attestation_id)
+
+    async def latest_for_model(self, model_id: uuid.UUID) -> Attestation | None:
+        """The head of the model's chain: the attestation no other one names as previous."""
+        later = select(Attestation.previous_id).where(
+            Attestation.model_id == model_id, Attestation.previous_id.is_not(None)
+        )
+        query = (
+            select(Attestation)
+            .where(Attestation.model_id == model_id, Attestation.id.not_in(later))
+            .order_by(Attestation.created_at.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def for_model(self, model_id: uuid.UUID) -> Sequence[Attestation]:
+        query = (
+            select(Attestation)
+            .where(Attestation.model_id == model_id)
+            .order_by(Attestation.created_at, Attestation.id)
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+    async def page_for_model(
+        self, model_id: uuid.UUID, *, limit: int, offset: int
+    ) -> tuple[Sequence[Attestation], int]:
+        query = (
+            select(Attestation)
+            .where(Attestation.model_id == model_id)
+            .order_by(Attestation.created_at, Attestation.id)
+        )
+        return await _page(self.session, query, limit, offset)
+
+    async def versions_of(self, attestations: Sequence[Attestation]) -> dict[str, tuple[str, int]]:
+        """attestation id -> (model name, version number)."""
+        if not attestations:
+            return {}
+        query = (
+            select(Attestation.id, MlModel.name, ModelVersion.version)
+            .join(ModelVersion, ModelVersion.id == Attestation.version_id)
+            .join(MlModel, MlModel.id == Attestation.model_id)
+            .where(Attestation.id.in_([a.id for a in attestations]))
+        )
+        return {row.id: (row.name, row.version) for row in await self.session.execute(query)}
+
+    async def add_key(self, key: SigningKey) -> None:
+        statement = _insert(self.session, SigningKey).values(
+            keyid=key.keyid,
+            algorithm=key.algorithm,
+            public_key_pem=key.public_key_pem,
+            created_at=key.created_at,
+        )
+        await self.session.execute(statement.on_conflict_do_nothing(index_elements=["keyid"]))
+
+    async def keys(self) -> Sequence[SigningKey]:
+        query = select(SigningKey).order_by(SigningKey.created_at)
+        return (await self.session.execute(query)).scalars().all()
+
+
+class LineageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def walk(
+        self, start_id: uuid.UUID, *, ancestors: bool, descendants: bool, depth: int
+    ) -> list[tuple[ModelVersion, int]]:
+        """Versions around `start_id` with their signed distance (parents negative), in one
+        recursive query. The whole ancestor line is walked (its root gives the cumulative gain);
+        rows come back only within `depth`, plus the root."""
+        versions = ModelVersion.__table__
+        up = (
+            select(versions.c.id, versions.c.parent_id, literal(0).label("depth"))
+            .where(versions.c.id == start_id)
+            .cte("up", recursive=True)
+        )
+        up = up.union_all(
+            select(versions.c.id, versions.c.parent_id, up.c.depth + 1).join(
+                up, versions.c.id == up.c.parent_id
+            )
+        )
+        walked = [
+            select(up.c.id, (-up.c.depth).label("distance")).where(
+                or_(up.c.depth <= (depth if ancestors else 0), up.c.parent_id.is_(None))
+            )
+        ]
+        if descendants:
+            down = (
+                select(versions.c.id, literal(0).label("depth"))
+                .where(versions.c.id == start_id)
+                .cte("down", recursive=True)
+            )
+            down = down.union_all(
+                select(versions.c.id, down.c.depth + 1)
+                .join(down, versions.c.parent_id == down.c.id)
+                .where(down.c.depth < depth)
+            )
+            walked.append(select(down.c.id, down.c.depth.label("distance")).where(down.c.depth > 0))
+        around = union_all(*walked).subquery("around")
+        query = select(ModelVersion, around.c.distance).join(around, around.c.id == ModelVersion.id)
+        return [(row[0], row[1]) for row in await self.session.execute(query)]
+
+    async def whole(self, model_id: uuid.UUID) -> Sequence[ModelVersion]:
+        query = select(ModelVersion).where(ModelVersion.model_id == model_id)
+        return (await self.session.execute(query.order_by(ModelVersion.version))).scalars().all()
+
+    async def is_ancestor(self, ancestor_id: uuid.UUID, of_id: uuid.UUID) -> bool:
+        """Whether `ancestor_id` is `of_id` or one of its ancestors (one recursive query)."""
+        versions = ModelVersion.__table__
+        up = (
+            select(versions.c.id, versions.c.parent_id)
+            .where(versions.c.id == of_id)
+            .cte("up", recursive=True)
+        )
+        up = up.union_all(
+            select(versions.c.id, versions.c.parent_id).join(up, versions.c.id == up.c.parent_id)
+        )
+        found = await self.session.execute(select(up.c.id).where(up.c.id == ancestor_id).limit(1))
+        return found.first() is not None
+
+
+class ContributionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def impact_by_model(self, address: str) -> list[Any]:
+        """Per model: contributions, accepted count, exact weighted gains, first and last."""
+        gain = func.coalesce(ModelVersion.deltaone_gain_pp, 0) * VersionContributor.weight_bps
+        accepted = ModelVersion.deltaone_accepted.is_(True)
+        query = (
+            select(
+                MlModel.name.label("model"),
+                func.count().label("versions"),
+                func.count().filter(accepted).label("accepted"),
+                func.coalesce(func.sum(gain), 0).label("weighted"),
+                func.coalesce(func.sum(case((accepted, gain), else_=0)), 0).label(
+                    "accepted_weighted"
+                ),
+                func.min(ModelVersion.created_at).label("first"),
+                func.max(ModelVersion.created_at).label("last"),
+            )
+            .select_from(VersionContributor)
+            .join(ModelVersion, ModelVersion.id == VersionContributor.version_id)
+            .join(MlModel, MlModel.id == ModelVersion.model_id)
+            .where(VersionContributor.address == address)
+            .group_by(MlModel.name)
+            .order_by(MlModel.name)
+        )
+        return list(await self.session.execute(query))
+
+    async def attestation_ids(self, address: str) -> list[str]:
+        query = (
+            select(ModelVersion.attestation_id)
+            .join(VersionContributor, VersionContributor.version_id == ModelVersion.id)
+            .where(
+                and_(
+                    VersionContributor.address == address,
+                    ModelVersion.attestation_id.is_not(None),
+                )
+            )
+            .order_by(ModelVersion.created_at, ModelVersion.id)
+        )
+        return [str(row[0]) for row in await self.session.execute(query)]
+
+    async def page(self, address: str, *, limit: int, offset: int) -> tuple[Sequence[Any], int]:
+        query = (
+            select(
+                MlModel.name.label("model"),
+                ModelVersion.version,
+                VersionContributor.weight_bps,
+                ModelVersion.deltaone_gain_pp,
+                ModelVersion.deltaone_accepted,
+                ModelVersion.attestation_id,
+                ModelVersion.created_at,
+            )
+            .select_from(VersionContributor)
+            .join(ModelVersion, ModelVersion.id == VersionContributor.version_id)
+            .join(MlModel, MlModel.id == ModelVersion.model_id)
+            .where(VersionContributor.address == address)
+            .order_by(ModelVersion.created_at.desc(), ModelVersion.id)
+        )
+        return await _page(self.session, query, limit, offset)
+
+
 async def _page(
-    session: AsyncSession, query: Select[T], limit: int, offset: int
-) -> tuple[Sequence[T], int]:
-    """One page and the total count, in one round trip (a window count over the filtered rows)."""
+    session: AsyncSession, query: Select[*tuple[Any, ...]], limit: int, offset: int
+) -> tuple[list[Any], int]:
+    """One page and the total count, in one round trip (a window count over the filtered rows).
+    Single-entity queries give entities; others give rows."""
     total = func.count().over().label("total")
     rows = (await session.execute(query.add_columns(total).limit(limit).offset(offset))).all()
     if rows:
-        return [row[0] for row in rows], rows[0].total
+        single = len(rows[0]) == 2
+        return [row[0] if single else row for row in rows], rows[0].total
     if offset == 0:
         return [], 0
     counted = await session.scalar(

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
 from eth_utils.address import is_checksum_address, to_checksum_address
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import InvalidAddress
+from app.db.repositories import ContributionRepository
+from app.schemas.contributors import Contribution, Impact, ModelImpact
+from app.services.deltas import PLACES
 
 TOTAL_BPS = 10_000
 ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -42,3 +46,59 @@ def basis_points(weights: Sequence[tuple[str, Decimal]]) -> dict[str, int]:
     for address in by_remainder[:leftover]:
         points[address] += 1
     return points
+
+
+def _pp(weighted: Decimal | float | int) -> float:
+    """Σ gain_pp x bps, divided by 10000 and rounded half-even to 6 places, exactly."""
+    return float((Decimal(str(weighted)) / TOTAL_BPS).quantize(PLACES, rounding=ROUND_HALF_EVEN))
+
+
+class ContributorService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.contributions = ContributionRepository(session)
+
+    async def impact(self, address: str) -> Impact:
+        """What an address's contributions achieved; an address never seen has zero impact."""
+        stored = normalize_address(address)
+        per_model = await self.contributions.impact_by_model(stored)
+        return Impact(
+            address=checksummed(stored),
+            contributions=sum(m.versions for m in per_model),
+            models_improved=len(per_model),
+            deltaone_accepted=sum(m.accepted for m in per_model),
+            weighted_gain_pp=_pp(sum((Decimal(str(m.weighted)) for m in per_model), Decimal(0))),
+            accepted_weighted_gain_pp=_pp(
+                sum((Decimal(str(m.accepted_weighted)) for m in per_model), Decimal(0))
+            ),
+            first_contribution_at=min((m.first for m in per_model), default=None),
+            last_contribution_at=max((m.last for m in per_model), default=None),
+            models=[
+                ModelImpact(
+                    model=m.model,
+                    versions=m.versions,
+                    weighted_gain_pp=_pp(m.weighted),
+                    deltaone_accepted=m.accepted,
+                )
+                for m in per_model
+            ],
+            attestation_ids=await self.contributions.attestation_ids(stored),
+        )
+
+    async def contributions_of(
+        self, address: str, *, limit: int, offset: int
+    ) -> tuple[list[Contribution], int]:
+        rows, total = await self.contributions.page(
+            normalize_address(address), limit=limit, offset=offset
+        )
+        return [
+            Contribution(
+                model=row.model,
+                version=row.version,
+                weight_bps=row.weight_bps,
+                gain_pp=float(row.deltaone_gain_pp) if row.deltaone_gain_pp is not None else None,
+                deltaone_accepted=row.deltaone_accepted,
+                attestation_id=row.attestation_id,
+                created_at=row.created_at,
+            )
+            for row in rows
+        ], total

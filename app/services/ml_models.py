@@ -8,7 +8,7 @@ import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from app.schemas.ml_models import (
     Comparison,
     ContributorRead,
     Dataset,
+    DeltaOneRead,
     Kind,
     MetricComparison,
     MetricDeltaRead,
@@ -49,8 +50,12 @@ from app.schemas.ml_models import (
     VersionRead,
 )
 from app.services import artifacts
+from app.services.attestations import AttestationService, decision_record
 from app.services.contributors import basis_points, checksummed, normalize_address
+from app.services.deltaone import Policy, Side, decide
 from app.services.deltas import Direction, Family, compare_metrics
+from app.services.lineage import LineageService
+from app.services.signing import Signer
 
 PRODUCTION = "production"
 
@@ -64,10 +69,14 @@ def invalid(loc: Sequence[str | int], message: str) -> ValidationFailed:
 
 
 class MlModelService:
-    def __init__(self, session: AsyncSession, registry: Registry, settings: Settings) -> None:
+    def __init__(
+        self, session: AsyncSession, registry: Registry, settings: Settings, signer: Signer
+    ) -> None:
         self.models = MlModelRepository(session)
         self.versions = VersionRepository(session)
         self.aliases = AliasRepository(session)
+        self.attestations = AttestationService(session, signer)
+        self.lineage = LineageService(session)
         self.registry = registry
         self.settings = settings
 
@@ -179,8 +188,57 @@ class MlModelService:
             )
             for address, weight, bps in contributors
         ]
+        if parent is not None:
+            await self.models.lock(model)
+            await self.lineage.check_edge(parent.id, version.id)
+            await self._judge(model, version, parent, rows, benchmark, now)
         await self.versions.add(version, rows)
         return _version_read(model, version, rows, parent.version if parent else None, aliases=[])
+
+    async def _judge(
+        self,
+        model: MlModel,
+        version: ModelVersion,
+        parent: ModelVersion,
+        contributors: list[VersionContributor],
+        benchmark: Benchmark,
+        now: datetime,
+    ) -> None:
+        """The DeltaOne decision and the signed attestation of an improved version. Runs under
+        the model's row lock: the cooldown and the attestation chain see one registration at
+        a time."""
+        since = now - timedelta(seconds=self.settings.deltaone_cooldown_s)
+        metric = benchmark.metric
+        decision = decide(
+            metric,
+            benchmark.direction,
+            benchmark.family,
+            Side(
+                parent.metrics[metric],
+                parent.dataset_num_samples,
+                parent.dataset_hash,
+                parent.metric_stds.get(metric),
+            ),
+            Side(
+                version.metrics[metric],
+                version.dataset_num_samples,
+                version.dataset_hash,
+                version.metric_stds.get(metric),
+            ),
+            cooldown_active=await self.versions.accepted_since(
+                model.id, version.dataset_hash, since
+            ),
+            policy=Policy(self.settings.deltaone_threshold_pp, self.settings.deltaone_min_samples),
+            now=now,
+        )
+        version.deltaone = decision_record(decision)
+        version.deltaone_accepted = decision.accepted
+        version.deltaone_gain_pp = (
+            Decimal(repr(decision.gain_pp)) if decision.gain_pp is not None else None
+        )
+        await self.versions.add(version, contributors)
+        attestation = await self.attestations.attest(model, version, parent, contributors, decision)
+        version.attestation_id = attestation.id
 
     def _model_type(self, request: VersionMetadata, model: MlModel | None) -> str:
         if model is None:
@@ -557,8 +615,8 @@ def _version_read(
             for c in sorted(contributors, key=lambda c: (-c.weight_bps, c.address))
         ],
         delta={name: MetricDeltaRead(**d) for name, d in v.delta.items()} if v.delta else None,
-        deltaone=None,
-        attestation_id=None,
+        deltaone=DeltaOneRead.model_validate(v.deltaone) if v.deltaone else None,
+        attestation_id=v.attestation_id,
     )
 
 

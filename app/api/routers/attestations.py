@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import (
+    AttestationServiceDep,
+    MlModelServiceDep,
+    PrincipalDep,
+    ReaderDep,
+)
+from app.api.errors import AUTHENTICATED, problems
+from app.api.routers import API_PREFIX
+from app.schemas.attestations import (
+    AttestationRead,
+    ChainVerification,
+    Keys,
+    Verification,
+    VerifyRequest,
+)
+from app.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page
+
+router = APIRouter(prefix=API_PREFIX, tags=["attestations"], responses=problems(*AUTHENTICATED))
+
+
+@router.get("/attestations/keys", response_model=Keys, responses=problems(422))
+async def list_signing_keys(_: ReaderDep, attestations: AttestationServiceDep) -> Keys:
+    """The public keys that sign attestations (Ed25519, PEM; key id = SHA-256 of the raw key),
+    and the EIP-712 signer address when one is configured."""
+    return await attestations.keys()
+
+
+@router.post("/attestations/verify", response_model=Verification, responses=problems(422))
+async def verify_attestation(
+    body: VerifyRequest, _: PrincipalDep, attestations: AttestationServiceDep
+) -> Verification:
+    """Check a DSSE envelope: is the signature valid, which key made it, and does it match the
+    stored record? Any valid key may ask."""
+    return await attestations.verify(body.envelope)
+
+
+@router.get(
+    "/attestations/{attestation_id}", response_model=AttestationRead, responses=problems(404, 422)
+)
+async def get_attestation(
+    attestation_id: str, _: ReaderDep, attestations: AttestationServiceDep
+) -> AttestationRead:
+    """One attestation: the in-toto statement, its DSSE envelope and, for accepted DeltaOnes
+    when configured, the EIP-712 signature."""
+    return await attestations.get(attestation_id)
+
+
+@router.get(
+    "/models/{name}/attestations",
+    response_model=Page[AttestationRead],
+    responses=problems(404, 422),
+)
+async def list_model_attestations(
+    name: str,
+    _: ReaderDep,
+    ml_models: MlModelServiceDep,
+    attestations: AttestationServiceDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[AttestationRead]:
+    """A model's attestations, oldest first."""
+    model = await ml_models.get_model(name)
+    items, total = await attestations.list_for_model(model, limit=limit, offset=offset)
+    return Page[AttestationRead](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/models/{name}/attestations/verify",
+    response_model=ChainVerification,
+    responses=problems(404, 422),
+)
+async def verify_model_attestations(
+    name: str, _: ReaderDep, ml_models: MlModelServiceDep, attestations: AttestationServiceDep
+) -> ChainVerification:
+    """Verify a model's whole chain: digests, signatures and links; names the first broken one."""
+    return await attestations.verify_chain(await ml_models.get_model(name))

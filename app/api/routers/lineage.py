@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+
+from app.api.deps import LineageServiceDep, MlModelServiceDep, ReaderDep
+from app.api.errors import AUTHENTICATED, problems
+from app.api.routers import API_PREFIX
+from app.schemas.lineage import Direction, Format, Lineage
+from app.services.lineage import dot, mermaid
+
+router = APIRouter(
+    prefix=f"{API_PREFIX}/models", tags=["lineage"], responses=problems(*AUTHENTICATED)
+)
+
+
+@router.get(
+    "/{name}/lineage",
+    response_model=Lineage,
+    responses={
+        200: {
+            "content": {
+                "application/json": {},
+                "text/vnd.mermaid": {"schema": {"type": "string"}},
+                "text/vnd.graphviz": {"schema": {"type": "string"}},
+            },
+            "description": "The graph as JSON, Mermaid or Graphviz DOT (`format`)",
+        },
+        **problems(404, 422),
+    },
+)
+async def get_lineage(
+    name: str,
+    _: ReaderDep,
+    ml_models: MlModelServiceDep,
+    lineage: LineageServiceDep,
+    version: Annotated[int | None, Query(ge=1, description="Default: the whole graph")] = None,
+    direction: Direction = Direction.BOTH,
+    depth: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+    format: Format = Format.JSON,  # the API's parameter name
+) -> Lineage | PlainTextResponse:
+    """The lineage graph of a model, or around one version (ancestors, descendants or both, up to
+    `depth` hops), with each edge's gain, DeltaOne decision, contributors and attestation, and
+    the cumulative gain from the root baseline."""
+    model = await ml_models.get_model(name)
+    found = await ml_models.get_version(model, version) if version is not None else None
+    graph = await lineage.graph(model, found, direction, depth)
+    if format == Format.MERMAID:
+        return PlainTextResponse(mermaid(graph), media_type="text/vnd.mermaid")
+    if format == Format.DOT:
+        return PlainTextResponse(dot(graph), media_type="text/vnd.graphviz")
+    return graph

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas.ml_models import Request
+
+
+class Signature(BaseModel):
+    keyid: str
+    sig: str
+
+
+class Envelope(BaseModel):
+    """A DSSE envelope (https://github.com/secure-systems-lab/dsse)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    payload: str = Field(description="base64 of the RFC 8785 JSON of the statement")
+    payloadType: str = Field(examples=["application/vnd.in-toto+json"])  # DSSE's name
+    signatures: list[Signature]
+
+
+class Eip712Read(BaseModel):
+    typed_data: dict[str, Any]
+    signature: str
+    signer: str
+
+
+class AttestationRead(BaseModel):
+    id: str = Field(description="sha256: of the RFC 8785 JSON of the statement")
+    model: str
+    version: int
+    statement: dict[str, Any]
+    envelope: Envelope
+    eip712: Eip712Read | None
+    created_at: datetime
+
+
+class PublicKey(BaseModel):
+    keyid: str
+    algorithm: str
+    public_key_pem: str
+
+
+class Keys(BaseModel):
+    keys: list[PublicKey]
+    eip712_signer: str | None
+
+
+class VerifyRequest(Request):
+    envelope: Envelope
+
+
+class Verification(BaseModel):
+    valid: bool = Field(
+        description="The signature is valid and made by a key this service published"
+    )
+    keyid: str | None
+    attestation_id: str | None
+    matches_record: bool
+    reason: str | None
+
+
+class ChainVerification(BaseModel):
+    valid: bool
+    length: int
+    broken_at: str | None = Field(description="The first attestation that fails")
+    reason: str | None

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from app.schemas.ml_models import ContributorRead, Kind
+
+
+class Direction(StrEnum):
+    ANCESTORS = "ancestors"
+    DESCENDANTS = "descendants"
+    BOTH = "both"
+
+
+class Format(StrEnum):
+    JSON = "json"
+    MERMAID = "mermaid"
+    DOT = "dot"
+
+
+class Node(BaseModel):
+    version: int
+    kind: Kind
+    primary_metric_value: float | None
+    deltaone_accepted: bool | None
+    attestation_id: str | None
+    created_at: datetime
+
+
+class Edge(BaseModel):
+    parent: int
+    child: int
+    gain_pp: float | None
+    deltaone_accepted: bool | None
+    reason: str | None
+    contributors: list[ContributorRead]
+    attestation_id: str | None
+
+
+class Lineage(BaseModel):
+    model: str
+    version: int | None = Field(description="The version asked about; null for the whole graph")
+    primary_metric: str
+    nodes: list[Node]
+    edges: list[Edge]
+    cumulative_gain_pp: float | None = Field(
+        description="Direction-aware gain from the root baseline to `version` on the primary "
+        "metric: percentage points for proportions, percent of the root's value otherwise"
+    )

@@ -1,0 +1,315 @@
+"""Attestations (DOMAIN.md section 5): an in-toto Statement v1 per improved version, identified by
+the SHA-256 of its RFC 8785 JSON, signed in a DSSE envelope with Ed25519, chained per model, and
+for accepted DeltaOnes also signed as EIP-712 typed data."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import rfc8785
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import AttestationNotFound
+from app.db.base import utcnow
+from app.db.models import Attestation, MlModel, ModelVersion, SigningKey, VersionContributor
+from app.db.repositories import AttestationRepository
+from app.schemas.attestations import (
+    AttestationRead,
+    ChainVerification,
+    Eip712Read,
+    Envelope,
+    Keys,
+    PublicKey,
+    Verification,
+)
+from app.services.contributors import checksummed
+from app.services.deltaone import Decision
+from app.services.signing import PAYLOAD_TYPE, Signer, load_public_pem, verify_dsse
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://hokusai.ai/attestations/model-improvement/v1"
+
+
+def canonical(document: Any) -> bytes:
+    """RFC 8785 (JCS) canonical JSON."""
+    return bytes(rfc8785.dumps(document))
+
+
+def digest_of(payload: bytes) -> str:
+    return "sha256:" + hashlib.sha256(payload).hexdigest()
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def decision_record(decision: Decision) -> dict[str, Any]:
+    record = asdict(decision)
+    record["reason"] = decision.reason.value
+    record["evaluated_at"] = rfc3339(decision.evaluated_at)
+    return record
+
+
+def statement(
+    model: MlModel,
+    version: ModelVersion,
+    parent: ModelVersion,
+    contributors: Sequence[VersionContributor],
+    decision: Decision,
+    previous: str | None,
+    issued_at: datetime,
+) -> dict[str, Any]:
+    metric = version.benchmark_metric
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [
+            {
+                "name": f"models/{model.name}/versions/{version.version}",
+                "digest": {"sha256": version.artifact_digest.removeprefix("sha256:")},
+            }
+        ],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "model": model.name,
+            "version": version.version,
+            "parent": {"version": parent.version, "artifact_digest": parent.artifact_digest},
+            "benchmark": {
+                "metric": metric,
+                "direction": version.benchmark_direction,
+                "family": version.benchmark_family,
+                "dataset_hash": version.dataset_hash,
+                "samples": version.dataset_num_samples,
+            },
+            "values": {"parent": parent.metrics[metric], "candidate": version.metrics[metric]},
+            "delta": (version.delta or {}).get(metric),
+            "decision": decision_record(decision),
+            "contributors": [
+                {"address": checksummed(c.address), "bps": c.weight_bps}
+                for c in sorted(contributors, key=lambda c: c.address)
+            ],
+            "previous_attestation": previous,
+            "issued_at": rfc3339(issued_at),
+        },
+    }
+
+
+def gain_bps(gain_pp: float | None) -> int:
+    """Percentage points to basis points (1 pp = 100 bps), half-even."""
+    if gain_pp is None:
+        return 0
+    return int((Decimal(repr(gain_pp)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+class AttestationService:
+    def __init__(self, session: AsyncSession, signer: Signer) -> None:
+        self.attestations = AttestationRepository(session)
+        self.signer = signer
+
+    async def publish_key(self) -> None:
+        """Record the signing key's public half, so signatures stay verifiable after rotation."""
+        await self.attestations.add_key(
+            SigningKey(
+                keyid=self.signer.keyid,
+                algorithm="ed25519",
+                public_key_pem=self.signer.public_key_pem,
+                created_at=utcnow(),
+            )
+        )
+
+    async def attest(
+        self,
+        model: MlModel,
+        version: ModelVersion,
+        parent: ModelVersion,
+        contributors: Sequence[VersionContributor],
+        decision: Decision,
+    ) -> Attestation:
+        """Sign and store the version's statement, chained to the model's latest attestation.
+        The caller holds the model's row lock, so the chain cannot fork."""
+        await self.publish_key()
+        head = await self.attestations.latest_for_model(model.id)
+        now = utcnow()
+        document = statement(
+            model, version, parent, contributors, decision, head.id if head else None, now
+        )
+        payload = canonical(document)
+        attestation_id = digest_of(payload)
+        eip712 = None
+        if decision.accepted:
+            eip712 = self.signer.sign_eip712(
+                {
+                    "attestationDigest": bytes.fromhex(attestation_id.removeprefix("sha256:")),
+                    "model": model.name,
+                    "version": version.version,
+                    "gainBps": gain_bps(decision.gain_pp),
+                    "contributors": [
+                        {"account": checksummed(c.address), "bps": c.weight_bps}
+                        for c in sorted(contributors, key=lambda c: c.address)
+                    ],
+                }
+            )
+            if eip712 is not None:
+                message = eip712["typed_data"]["message"]
+                message["attestationDigest"] = "0x" + message["attestationDigest"].hex()
+        attestation = Attestation(
+            id=attestation_id,
+            model_id=model.id,
+            version_id=version.id,
+            previous_id=head.id if head else None,
+            payload=payload.decode(),
+            envelope=self.signer.envelope(payload),
+            eip712=eip712,
+            created_at=now,
+        )
+        await self.attestations.add(attestation)
+        return attestation
+
+    async def get(self, attestation_id: str) -> AttestationRead:
+        attestation = await self.attestations.get(attestation_id)
+        if attestation is None:
+            raise AttestationNotFound(f"No attestation {attestation_id}")
+        return (await self._read([attestation]))[0]
+
+    async def list_for_model(
+        self, model: MlModel, *, limit: int, offset: int
+    ) -> tuple[list[AttestationRead], int]:
+        rows, total = await self.attestations.page_for_model(model.id, limit=limit, offset=offset)
+        return await self._read(rows), total
+
+    async def _read(self, rows: Sequence[Attestation]) -> list[AttestationRead]:
+        versions = await self.attestations.versions_of(rows)
+        return [
+            AttestationRead(
+                id=row.id,
+                model=versions[row.id][0],
+                version=versions[row.id][1],
+                statement=json.loads(row.payload),
+                envelope=Envelope.model_validate(row.envelope),
+                eip712=Eip712Read.model_validate(row.eip712) if row.eip712 else None,
+                created_at=row.created_at,
+            )
+            for row in rows
+        ]
+
+    async def _public_keys(self) -> dict[str, PublicKey]:
+        """Every key that signed something here, and the current one."""
+        keys = {
+            k.keyid: PublicKey(
+                keyid=k.keyid, algorithm=k.algorithm, public_key_pem=k.public_key_pem
+            )
+            for k in await self.attestations.keys()
+        }
+        keys.setdefault(
+            self.signer.keyid,
+            PublicKey(
+                keyid=self.signer.keyid,
+                algorithm="ed25519",
+                public_key_pem=self.signer.public_key_pem,
+            ),
+        )
+        return keys
+
+    async def keys(self) -> Keys:
+        return Keys(
+            keys=list((await self._public_keys()).values()),
+            eip712_signer=self.signer.eip712_address,
+        )
+
+    async def verify(self, envelope: Envelope) -> Verification:
+        """Is the envelope signed by one of our keys, and is it what we recorded?"""
+        try:
+            payload = base64.b64decode(envelope.payload, validate=True)
+        except (binascii.Error, ValueError):
+            return Verification(
+                valid=False, keyid=None, attestation_id=None, matches_record=False,
+                reason="payload_not_base64",
+            )  # fmt: skip
+        attestation_id = digest_of(payload)
+        record = await self.attestations.get(attestation_id)
+        matches = record is not None and record.payload.encode() == payload
+        if envelope.payloadType != PAYLOAD_TYPE:
+            return Verification(
+                valid=False, keyid=None, attestation_id=attestation_id, matches_record=matches,
+                reason="wrong_payload_type",
+            )  # fmt: skip
+        keys = await self._public_keys()
+        for signature in envelope.signatures:
+            key = keys.get(signature.keyid)
+            if key is None:
+                continue
+            if verify_dsse(
+                load_public_pem(key.public_key_pem), PAYLOAD_TYPE, payload, signature.sig
+            ):
+                return Verification(
+                    valid=True, keyid=key.keyid, attestation_id=attestation_id,
+                    matches_record=matches, reason=None if matches else "not_in_record",
+                )  # fmt: skip
+            return Verification(
+                valid=False, keyid=key.keyid, attestation_id=attestation_id,
+                matches_record=matches, reason="bad_signature",
+            )  # fmt: skip
+        return Verification(
+            valid=False, keyid=None, attestation_id=attestation_id, matches_record=matches,
+            reason="unknown_key",
+        )  # fmt: skip
+
+    async def verify_chain(self, model: MlModel) -> ChainVerification:
+        """Walk the model's chain from its first attestation: each must be canonical JSON whose
+        digest is its id, signed by a published key, and name the one before it."""
+        rows = list(await self.attestations.for_model(model.id))
+        keys = {
+            k: load_public_pem(v.public_key_pem) for k, v in (await self._public_keys()).items()
+        }
+        by_previous = {row.previous_id: row for row in rows}
+        seen: set[str] = set()
+        previous: str | None = None
+        while len(seen) < len(rows):
+            row = by_previous.get(previous)
+            if row is None:  # a fork or a missing link: the first row the walk cannot reach
+                stray = next(r for r in rows if r.id not in seen)
+                return ChainVerification(
+                    valid=False, length=len(rows), broken_at=stray.id, reason="chain_link_missing"
+                )
+            problem = _check(row, previous, keys)
+            if problem is not None:
+                return ChainVerification(
+                    valid=False, length=len(rows), broken_at=row.id, reason=problem
+                )
+            seen.add(row.id)
+            previous = row.id
+        return ChainVerification(valid=True, length=len(rows), broken_at=None, reason=None)
+
+
+def _check(row: Attestation, previous: str | None, keys: dict[str, Any]) -> str | None:
+    payload = row.payload.encode()
+    if digest_of(payload) != row.id:
+        return "digest_mismatch"
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        return "payload_not_json"
+    if canonical(document) != payload:
+        return "payload_not_canonical"
+    if document.get("predicate", {}).get("previous_attestation") != previous:
+        return "previous_attestation_mismatch"
+    try:
+        signed = base64.b64decode(row.envelope["payload"])
+        signature = row.envelope["signatures"][0]
+    except (KeyError, IndexError, TypeError, binascii.Error):
+        return "envelope_malformed"
+    if signed != payload:
+        return "envelope_payload_mismatch"
+    key = keys.get(signature.get("keyid"))
+    if key is None:
+        return "unknown_key"
+    if not verify_dsse(key, PAYLOAD_TYPE, payload, signature.get("sig", "")):
+        return "bad_signature"
+    return None

@@ -1,0 +1,147 @@
+"""Lineage (DOMAIN.md section 6): the graph of versions, parent -> child, with each edge's gain,
+decision, contributors and attestation; as JSON, Mermaid or Graphviz DOT."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from decimal import localcontext
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import LineageCycle
+from app.db.models import MlModel, ModelVersion
+from app.db.repositories import LineageRepository, VersionRepository
+from app.schemas.lineage import Direction, Edge, Lineage, Node
+from app.schemas.ml_models import ContributorRead, Kind
+from app.services.contributors import checksummed
+from app.services.deltas import Direction as MetricDirection
+from app.services.deltas import Family, exact, rounded
+
+
+class LineageService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.lineage = LineageRepository(session)
+        self.versions = VersionRepository(session)
+
+    async def check_edge(self, parent_id: uuid.UUID, child_id: uuid.UUID) -> None:
+        """Refuse parent -> child when the child is the parent or one of its ancestors."""
+        if await self.lineage.is_ancestor(child_id, parent_id):
+            raise LineageCycle("The child version is already an ancestor of the parent")
+
+    async def graph(
+        self,
+        model: MlModel,
+        version: ModelVersion | None,
+        direction: Direction,
+        depth: int,
+    ) -> Lineage:
+        cumulative = None
+        if version is None:
+            rows: Sequence[ModelVersion] = await self.lineage.whole(model.id)
+        else:
+            walked = await self.lineage.walk(
+                version.id,
+                ancestors=direction != Direction.DESCENDANTS,
+                descendants=direction != Direction.ANCESTORS,
+                depth=depth,
+            )
+            root = next(row for row, _ in walked if row.parent_id is None) if walked else None
+            cumulative = _cumulative(root, version) if root is not None else None
+            keep = depth if direction != Direction.DESCENDANTS else 0
+            rows = sorted(
+                (row for row, distance in walked if distance >= -keep),
+                key=lambda row: row.version,
+            )
+        by_id = {row.id: row for row in rows}
+        children = [row for row in rows if row.parent_id in by_id]
+        contributors = await self.versions.contributors([row.id for row in children])
+        return Lineage(
+            model=model.name,
+            version=version.version if version else None,
+            primary_metric=model.benchmark_metric,
+            nodes=[
+                Node(
+                    version=row.version,
+                    kind=Kind(row.kind),
+                    primary_metric_value=row.primary_metric_value,
+                    deltaone_accepted=row.deltaone_accepted,
+                    attestation_id=row.attestation_id,
+                    created_at=row.created_at,
+                )
+                for row in rows
+            ],
+            edges=[
+                Edge(
+                    parent=by_id[row.parent_id].version,  # type: ignore[index]  # filtered above
+                    child=row.version,
+                    gain_pp=(row.deltaone or {}).get("gain_pp"),
+                    deltaone_accepted=row.deltaone_accepted,
+                    reason=(row.deltaone or {}).get("reason"),
+                    contributors=[
+                        ContributorRead(address=checksummed(c.address), weight_bps=c.weight_bps)
+                        for c in contributors[row.id]
+                    ],
+                    attestation_id=row.attestation_id,
+                )
+                for row in children
+            ],
+            cumulative_gain_pp=cumulative,
+        )
+
+
+def _cumulative(root: ModelVersion, version: ModelVersion) -> float | None:
+    """Direction-aware gain of `version` over the root baseline on the primary metric."""
+    start, end = root.primary_metric_value, version.primary_metric_value
+    if start is None or end is None:
+        return None
+    with localcontext() as context:
+        context.prec = 50
+        gain = exact(end) - exact(start)
+        if version.benchmark_direction == MetricDirection.LOWER_IS_BETTER:
+            gain = -gain
+        if version.benchmark_family == Family.PROPORTION:
+            return rounded(gain * 100)
+        return rounded(gain / abs(exact(start)) * 100) if start else None
+
+
+def mermaid(lineage: Lineage) -> str:
+    lines = ["graph TD"]
+    for node in lineage.nodes:
+        mark = {True: " ✓", False: " ✗", None: ""}[node.deltaone_accepted]
+        value = (
+            f"{lineage.primary_metric} {node.primary_metric_value:g}"
+            if node.primary_metric_value is not None
+            else ""
+        )
+        lines.append(f'  v{node.version}["v{node.version} {node.kind}{mark}<br/>{_escape(value)}"]')
+    for edge in lineage.edges:
+        label = _edge_label(edge)
+        lines.append(f'  v{edge.parent} -->|"{_escape(label)}"| v{edge.child}')
+    return "\n".join(lines) + "\n"
+
+
+def dot(lineage: Lineage) -> str:
+    lines = [f'digraph "{lineage.model}" {{', "  rankdir=TB;", "  node [shape=box];"]
+    for node in lineage.nodes:
+        value = (
+            f"\\n{lineage.primary_metric}={node.primary_metric_value:g}"
+            if node.primary_metric_value is not None
+            else ""
+        )
+        style = ", style=bold" if node.deltaone_accepted else ""
+        lines.append(f'  v{node.version} [label="v{node.version} {node.kind}{value}"{style}];')
+    for edge in lineage.edges:
+        lines.append(f'  v{edge.parent} -> v{edge.child} [label="{_edge_label(edge)}"];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _edge_label(edge: Edge) -> str:
+    gain = f"{edge.gain_pp:+g} pp" if edge.gain_pp is not None else "n/a"
+    verdict = "accepted" if edge.deltaone_accepted else (edge.reason or "")
+    return f"{gain} {verdict}".strip()
+
+
+def _escape(text: str) -> str:
+    return text.replace('"', "#quot;")
