@@ -21,7 +21,8 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 
 FROM python:3.11.14-slim-bookworm
 RUN groupadd --system --gid 10001 hokusai \
- && useradd --system --uid 10001 --gid hokusai --no-create-home --home-dir /srv hokusai
+ && useradd --system --uid 10001 --gid hokusai --no-create-home --home-dir /srv hokusai \
+ && mkdir -p /var/lib/hokusai && chown 10001:10001 /var/lib/hokusai
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /srv /srv
 ENV PATH=/opt/venv/bin:$PATH \

@@ -44,7 +44,11 @@ def test_compose_has_the_whole_stack(compose: dict[str, Any]) -> None:
         assert depends[service]["condition"] == "service_healthy"
         assert "healthcheck" in compose["services"][service]
     assert compose["services"]["migrate"]["command"] == ["hokusai-api", "migrate"]
-    assert set(compose["volumes"]) == {"postgres-data", "mlflow-artifacts"}
+    assert set(compose["volumes"]) == {"postgres-data", "mlflow-artifacts", "api-keys"}
+    key_file = compose["services"]["api"]["environment"]["HOKUSAI_ATTESTATION_KEY_FILE"]
+    assert any(
+        key_file.startswith(volume.split(":")[1]) for volume in compose["services"]["api"]["volumes"]
+    ), "the attestation key survives a container restart"
 
 
 def test_api_environment_names_real_settings_and_validates(compose: dict[str, Any]) -> None:

@@ -134,6 +134,18 @@ class Settings(BaseSettings):
             raise ValueError("must be redis://, rediss://, unix:// or a bare host:port")
         return url
 
+    @field_validator("attestation_key", "eip712_signing_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("eip712_signing_key")
+    @classmethod
+    def _secp256k1_shape(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and not re.fullmatch(r"0x[0-9a-fA-F]{64}", key.get_secret_value()):
+            raise ValueError("must be 0x followed by 64 hex digits")
+        return key
+
     @field_validator("bootstrap_api_key")
     @classmethod
     def _key_shape(cls, key: SecretStr | None) -> SecretStr | None:

@@ -91,3 +91,11 @@ def test_environment_variables_use_the_hokusai_prefix(monkeypatch: pytest.Monkey
 def test_secrets_do_not_appear_in_the_settings_repr() -> None:
     key = "hk_" + "s" * 40
     assert key not in repr(settings(bootstrap_api_key=key))
+
+
+def test_empty_signing_keys_mean_unset_and_bad_ones_are_refused() -> None:
+    configured = settings(attestation_key="", eip712_signing_key="")
+    assert configured.attestation_key is None
+    assert configured.eip712_signing_key is None
+    with pytest.raises(ValidationError, match="eip712_signing_key"):
+        settings(eip712_signing_key="0x1234")
