@@ -84,6 +84,7 @@ def make_settings(
             "redis_prefix": prefix,
             "mlflow_tracking_uri": mlflow_uri,
             "mlflow_artifact_root": str(tmp_path / "mlartifacts"),
+            "attestation_key_file": str(tmp_path / "attestation-ed25519.pem"),
             "bootstrap_api_key": SecretStr(admin_key),
             **overrides,
         }

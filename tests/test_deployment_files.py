@@ -12,7 +12,7 @@ import yaml
 from app.cli import ROOT
 from app.core.config import Settings
 
-INTERPOLATION = re.compile(r"\$\{([A-Z_]+)(?::-([^}]*))?\}")
+INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
 
 
 def interpolate(value: str) -> str:
@@ -47,7 +47,8 @@ def test_compose_has_the_whole_stack(compose: dict[str, Any]) -> None:
     assert set(compose["volumes"]) == {"postgres-data", "mlflow-artifacts", "api-keys"}
     key_file = compose["services"]["api"]["environment"]["HOKUSAI_ATTESTATION_KEY_FILE"]
     assert any(
-        key_file.startswith(volume.split(":")[1]) for volume in compose["services"]["api"]["volumes"]
+        key_file.startswith(volume.split(":")[1])
+        for volume in compose["services"]["api"]["volumes"]
     ), "the attestation key survives a container restart"
 
 

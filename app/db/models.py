@@ -79,6 +79,9 @@ class ModelVersion(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
     benchmark_family: Mapped[str] = mapped_column(String(20))
     primary_metric_value: Mapped[float | None] = mapped_column(Float)
     parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    # The baseline at the top of this version's line (itself for a baseline): the cumulative
+    # gain needs it, and finding it by walking would cost the whole ancestry.
+    root_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("model_versions.id"))
     delta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     artifact_digest: Mapped[str] = mapped_column(String(71))
     source_uri: Mapped[str] = mapped_column(Text)
@@ -86,20 +89,32 @@ class ModelVersion(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
     created_by: Mapped[str] = mapped_column(String(100))
     deltaone: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     deltaone_accepted: Mapped[bool | None]
+    deltaone_reason: Mapped[str | None] = mapped_column(String(40))
     # The decision's gain on the primary metric, exact, for sums over contributions.
     deltaone_gain_pp: Mapped[Decimal | None] = mapped_column(Numeric(24, 6))
     attestation_id: Mapped[str | None] = mapped_column(String(71))
 
 
 class VersionContributor(Base):
+    """A contributor's share of one version. The version's model, number, time and outcome are
+    copied here (they never change once registered), so an address's impact is one index range,
+    not a join over thousands of versions."""
+
     __tablename__ = "version_contributors"
+    __table_args__ = (Index(None, "address", "created_at"),)
 
     version_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True
     )
-    address: Mapped[str] = mapped_column(String(42), primary_key=True, index=True)
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
     weight: Mapped[float] = mapped_column(Float)
     weight_bps: Mapped[int]
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ml_models.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    created_at: Mapped[datetime]
+    gain_pp: Mapped[Decimal | None] = mapped_column(Numeric(24, 6))
+    deltaone_accepted: Mapped[bool | None]
+    attestation_id: Mapped[str | None] = mapped_column(String(71))
 
 
 class ModelAlias(Base):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, case, delete, func, literal, or_, select, union_all, update
+from sqlalchemy import Select, case, delete, func, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -405,28 +405,44 @@ class LineageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    # What lineage shows of a version: no JSON columns, no ORM identity map (thousands of rows).
+    COLUMNS = (
+        ModelVersion.id,
+        ModelVersion.parent_id,
+        ModelVersion.version,
+        ModelVersion.kind,
+        ModelVersion.primary_metric_value,
+        ModelVersion.benchmark_direction,
+        ModelVersion.benchmark_family,
+        ModelVersion.deltaone_accepted,
+        ModelVersion.deltaone_reason,
+        ModelVersion.deltaone_gain_pp,
+        ModelVersion.attestation_id,
+        ModelVersion.created_at,
+    )
+
     async def walk(
         self, start_id: uuid.UUID, *, ancestors: bool, descendants: bool, depth: int
-    ) -> list[tuple[ModelVersion, int]]:
-        """Versions around `start_id` with their signed distance (parents negative), in one
-        recursive query. The whole ancestor line is walked (its root gives the cumulative gain);
-        rows come back only within `depth`, plus the root."""
+    ) -> list[Any]:
+        """Versions within `depth` hops of `start_id` with their signed `distance` (parents
+        negative), and the root baseline of its line with distance NULL: one recursive query."""
         versions = ModelVersion.__table__
+        walked = [
+            select(versions.c.root_id.label("id"), literal(None).label("distance")).where(
+                versions.c.id == start_id
+            )
+        ]
         up = (
             select(versions.c.id, versions.c.parent_id, literal(0).label("depth"))
             .where(versions.c.id == start_id)
             .cte("up", recursive=True)
         )
         up = up.union_all(
-            select(versions.c.id, versions.c.parent_id, up.c.depth + 1).join(
-                up, versions.c.id == up.c.parent_id
-            )
+            select(versions.c.id, versions.c.parent_id, up.c.depth + 1)
+            .join(up, versions.c.id == up.c.parent_id)
+            .where(up.c.depth < (depth if ancestors else 0))
         )
-        walked = [
-            select(up.c.id, (-up.c.depth).label("distance")).where(
-                or_(up.c.depth <= (depth if ancestors else 0), up.c.parent_id.is_(None))
-            )
-        ]
+        walked.append(select(up.c.id, (-up.c.depth).label("distance")))
         if descendants:
             down = (
                 select(versions.c.id, literal(0).label("depth"))
@@ -440,12 +456,30 @@ class LineageRepository:
             )
             walked.append(select(down.c.id, down.c.depth.label("distance")).where(down.c.depth > 0))
         around = union_all(*walked).subquery("around")
-        query = select(ModelVersion, around.c.distance).join(around, around.c.id == ModelVersion.id)
-        return [(row[0], row[1]) for row in await self.session.execute(query)]
+        query = select(*self.COLUMNS, around.c.distance).join(
+            around, around.c.id == ModelVersion.id
+        )
+        return list(await self.session.execute(query.order_by(ModelVersion.version)))
 
-    async def whole(self, model_id: uuid.UUID) -> Sequence[ModelVersion]:
-        query = select(ModelVersion).where(ModelVersion.model_id == model_id)
-        return (await self.session.execute(query.order_by(ModelVersion.version))).scalars().all()
+    async def whole(self, model_id: uuid.UUID) -> list[Any]:
+        query = select(*self.COLUMNS).where(ModelVersion.model_id == model_id)
+        return list(await self.session.execute(query.order_by(ModelVersion.version)))
+
+    async def contributors(self, version_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+        found: dict[uuid.UUID, list[Any]] = {v: [] for v in version_ids}
+        if version_ids:
+            query = (
+                select(
+                    VersionContributor.version_id,
+                    VersionContributor.address,
+                    VersionContributor.weight_bps,
+                )
+                .where(VersionContributor.version_id.in_(version_ids))
+                .order_by(VersionContributor.weight_bps.desc(), VersionContributor.address)
+            )
+            for row in await self.session.execute(query):
+                found[row.version_id].append(row)
+        return found
 
     async def is_ancestor(self, ancestor_id: uuid.UUID, of_id: uuid.UUID) -> bool:
         """Whether `ancestor_id` is `of_id` or one of its ancestors (one recursive query)."""
@@ -467,62 +501,70 @@ class ContributionRepository:
         self.session = session
 
     async def impact_by_model(self, address: str) -> list[Any]:
-        """Per model: contributions, accepted count, exact weighted gains, first and last."""
-        gain = func.coalesce(ModelVersion.deltaone_gain_pp, 0) * VersionContributor.weight_bps
-        accepted = ModelVersion.deltaone_accepted.is_(True)
-        query = (
+        """Per model: contributions, accepted count, exact weighted gains, first and last.
+        One index range of `version_contributors`; only model names are joined."""
+        c = VersionContributor.__table__.c
+        gain = func.coalesce(c.gain_pp, 0) * c.weight_bps
+        accepted = c.deltaone_accepted.is_(True)
+        per_model = (
             select(
-                MlModel.name.label("model"),
+                c.model_id,
                 func.count().label("versions"),
                 func.count().filter(accepted).label("accepted"),
                 func.coalesce(func.sum(gain), 0).label("weighted"),
                 func.coalesce(func.sum(case((accepted, gain), else_=0)), 0).label(
                     "accepted_weighted"
                 ),
-                func.min(ModelVersion.created_at).label("first"),
-                func.max(ModelVersion.created_at).label("last"),
+                func.min(c.created_at).label("first"),
+                func.max(c.created_at).label("last"),
             )
-            .select_from(VersionContributor)
-            .join(ModelVersion, ModelVersion.id == VersionContributor.version_id)
-            .join(MlModel, MlModel.id == ModelVersion.model_id)
-            .where(VersionContributor.address == address)
-            .group_by(MlModel.name)
-            .order_by(MlModel.name)
+            .where(c.address == address)
+            .group_by(c.model_id)
+            .subquery()
         )
-        return list(await self.session.execute(query))
+        query = (
+            select(MlModel.__table__.c.name.label("model"), per_model)
+            .join(per_model, per_model.c.model_id == MlModel.__table__.c.id)
+            .order_by(MlModel.__table__.c.name)
+        )
+        connection = await self.session.connection()
+        return list(await connection.execute(query))
 
     async def attestation_ids(self, address: str) -> list[str]:
+        c = VersionContributor.__table__.c
         query = (
-            select(ModelVersion.attestation_id)
-            .join(VersionContributor, VersionContributor.version_id == ModelVersion.id)
-            .where(
-                and_(
-                    VersionContributor.address == address,
-                    ModelVersion.attestation_id.is_not(None),
-                )
-            )
-            .order_by(ModelVersion.created_at, ModelVersion.id)
+            select(c.attestation_id)
+            .where(c.address == address, c.attestation_id.is_not(None))
+            .order_by(c.created_at, c.version_id)
         )
-        return [str(row[0]) for row in await self.session.execute(query)]
+        connection = await self.session.connection()
+        return list((await connection.execute(query)).scalars())
 
-    async def page(self, address: str, *, limit: int, offset: int) -> tuple[Sequence[Any], int]:
+    async def page(self, address: str, *, limit: int, offset: int) -> tuple[list[Any], int]:
+        c, models = VersionContributor.__table__.c, MlModel.__table__.c
+        connection = await self.session.connection()
+        total = await connection.scalar(
+            select(func.count())
+            .select_from(VersionContributor.__table__)
+            .where(c.address == address)
+        )
         query = (
             select(
-                MlModel.name.label("model"),
-                ModelVersion.version,
-                VersionContributor.weight_bps,
-                ModelVersion.deltaone_gain_pp,
-                ModelVersion.deltaone_accepted,
-                ModelVersion.attestation_id,
-                ModelVersion.created_at,
+                models.name.label("model"),
+                c.version,
+                c.weight_bps,
+                c.gain_pp,
+                c.deltaone_accepted,
+                c.attestation_id,
+                c.created_at,
             )
-            .select_from(VersionContributor)
-            .join(ModelVersion, ModelVersion.id == VersionContributor.version_id)
-            .join(MlModel, MlModel.id == ModelVersion.model_id)
-            .where(VersionContributor.address == address)
-            .order_by(ModelVersion.created_at.desc(), ModelVersion.id)
+            .join(MlModel.__table__, models.id == c.model_id)
+            .where(c.address == address)
+            .order_by(c.created_at.desc(), c.version_id)
+            .limit(limit)
+            .offset(offset)
         )
-        return await _page(self.session, query, limit, offset)
+        return list(await connection.execute(query)), total or 0
 
 
 async def _page(

@@ -3,6 +3,7 @@ and weights turned into basis points that sum to exactly 10000 by the largest re
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -31,7 +32,9 @@ def normalize_address(address: str) -> str:
     return "0x" + digits.lower()
 
 
+@functools.lru_cache(maxsize=65_536)
 def checksummed(address: str) -> str:
+    """EIP-55 form of a stored (lowercase) address; Keccak-256 is not free, and addresses repeat."""
     return str(to_checksum_address(address))
 
 
@@ -95,7 +98,7 @@ class ContributorService:
                 model=row.model,
                 version=row.version,
                 weight_bps=row.weight_bps,
-                gain_pp=float(row.deltaone_gain_pp) if row.deltaone_gain_pp is not None else None,
+                gain_pp=float(row.gain_pp) if row.gain_pp is not None else None,
                 deltaone_accepted=row.deltaone_accepted,
                 attestation_id=row.attestation_id,
                 created_at=row.created_at,

@@ -4,16 +4,16 @@ decision, contributors and attestation; as JSON, Mermaid or Graphviz DOT."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from decimal import localcontext
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import LineageCycle
 from app.db.models import MlModel, ModelVersion
-from app.db.repositories import LineageRepository, VersionRepository
-from app.schemas.lineage import Direction, Edge, Lineage, Node
-from app.schemas.ml_models import ContributorRead, Kind
+from app.db.repositories import LineageRepository
+from app.schemas.lineage import Direction, Edge, Lineage
+from app.services.attestations import rfc3339
 from app.services.contributors import checksummed
 from app.services.deltas import Direction as MetricDirection
 from app.services.deltas import Family, exact, rounded
@@ -22,7 +22,6 @@ from app.services.deltas import Family, exact, rounded
 class LineageService:
     def __init__(self, session: AsyncSession) -> None:
         self.lineage = LineageRepository(session)
-        self.versions = VersionRepository(session)
 
     async def check_edge(self, parent_id: uuid.UUID, child_id: uuid.UUID) -> None:
         """Refuse parent -> child when the child is the parent or one of its ancestors."""
@@ -35,10 +34,11 @@ class LineageService:
         version: ModelVersion | None,
         direction: Direction,
         depth: int,
-    ) -> Lineage:
+    ) -> dict[str, Any]:
+        """The graph as a JSON-ready dict in the shape of the `Lineage` schema."""
         cumulative = None
         if version is None:
-            rows: Sequence[ModelVersion] = await self.lineage.whole(model.id)
+            rows = await self.lineage.whole(model.id)
         else:
             walked = await self.lineage.walk(
                 version.id,
@@ -46,51 +46,52 @@ class LineageService:
                 descendants=direction != Direction.ANCESTORS,
                 depth=depth,
             )
-            root = next(row for row, _ in walked if row.parent_id is None) if walked else None
-            cumulative = _cumulative(root, version) if root is not None else None
-            keep = depth if direction != Direction.DESCENDANTS else 0
-            rows = sorted(
-                (row for row, distance in walked if distance >= -keep),
-                key=lambda row: row.version,
-            )
-        by_id = {row.id: row for row in rows}
-        children = [row for row in rows if row.parent_id in by_id]
-        contributors = await self.versions.contributors([row.id for row in children])
-        return Lineage(
-            model=model.name,
-            version=version.version if version else None,
-            primary_metric=model.benchmark_metric,
-            nodes=[
-                Node(
-                    version=row.version,
-                    kind=Kind(row.kind),
-                    primary_metric_value=row.primary_metric_value,
-                    deltaone_accepted=row.deltaone_accepted,
-                    attestation_id=row.attestation_id,
-                    created_at=row.created_at,
-                )
+            root = next((row for row in walked if row.distance is None), None)
+            end = next(row for row in walked if row.id == version.id)
+            cumulative = _cumulative(root, end) if root is not None else None
+            rows = [row for row in walked if row.distance is not None]
+        numbers = {row.id: row.version for row in rows}
+        children = [row for row in rows if row.parent_id in numbers]
+        contributors = await self.lineage.contributors([row.id for row in children])
+        # Plain JSON-ready dicts in the shape of `Lineage`: a graph can hold thousands of nodes,
+        # and building a pydantic object per node and edge costs more than the query.
+        return {
+            "model": model.name,
+            "version": version.version if version else None,
+            "primary_metric": model.benchmark_metric,
+            "nodes": [
+                {
+                    "version": row.version,
+                    "kind": row.kind,
+                    "primary_metric_value": row.primary_metric_value,
+                    "deltaone_accepted": row.deltaone_accepted,
+                    "attestation_id": row.attestation_id,
+                    "created_at": rfc3339(row.created_at),
+                }
                 for row in rows
             ],
-            edges=[
-                Edge(
-                    parent=by_id[row.parent_id].version,  # type: ignore[index]  # filtered above
-                    child=row.version,
-                    gain_pp=(row.deltaone or {}).get("gain_pp"),
-                    deltaone_accepted=row.deltaone_accepted,
-                    reason=(row.deltaone or {}).get("reason"),
-                    contributors=[
-                        ContributorRead(address=checksummed(c.address), weight_bps=c.weight_bps)
+            "edges": [
+                {
+                    "parent": numbers[row.parent_id],
+                    "child": row.version,
+                    "gain_pp": float(row.deltaone_gain_pp)
+                    if row.deltaone_gain_pp is not None
+                    else None,
+                    "deltaone_accepted": row.deltaone_accepted,
+                    "reason": row.deltaone_reason,
+                    "contributors": [
+                        {"address": checksummed(c.address), "weight_bps": c.weight_bps}
                         for c in contributors[row.id]
                     ],
-                    attestation_id=row.attestation_id,
-                )
+                    "attestation_id": row.attestation_id,
+                }
                 for row in children
             ],
-            cumulative_gain_pp=cumulative,
-        )
+            "cumulative_gain_pp": cumulative,
+        }
 
 
-def _cumulative(root: ModelVersion, version: ModelVersion) -> float | None:
+def _cumulative(root: Any, version: Any) -> float | None:
     """Direction-aware gain of `version` over the root baseline on the primary metric."""
     start, end = root.primary_metric_value, version.primary_metric_value
     if start is None or end is None:

@@ -158,8 +158,9 @@ class MlModelService:
         existing = await self.versions.get(model.id, published.version)
         if existing is not None:  # a retry after the rows were written: the same version
             return await self.read_version(model, existing)
+        version_id = uuid.uuid4()
         version = ModelVersion(
-            id=uuid.uuid4(),
+            id=version_id,
             model_id=model.id,
             version=published.version,
             kind=request.kind,
@@ -174,6 +175,7 @@ class MlModelService:
             benchmark_family=benchmark.family,
             primary_metric_value=request.metrics.get(benchmark.metric),
             parent_id=parent.id if parent else None,
+            root_id=parent.root_id if parent else version_id,
             delta=_delta(parent, request.metrics, benchmark) if parent else None,
             artifact_digest=digest,
             source_uri=published.source_uri,
@@ -184,7 +186,13 @@ class MlModelService:
         )
         rows = [
             VersionContributor(
-                version_id=version.id, address=address, weight=weight, weight_bps=bps
+                version_id=version.id,
+                address=address,
+                weight=weight,
+                weight_bps=bps,
+                model_id=model.id,
+                version=version.version,
+                created_at=now,
             )
             for address, weight, bps in contributors
         ]
@@ -233,12 +241,17 @@ class MlModelService:
         )
         version.deltaone = decision_record(decision)
         version.deltaone_accepted = decision.accepted
+        version.deltaone_reason = decision.reason.value
         version.deltaone_gain_pp = (
             Decimal(repr(decision.gain_pp)) if decision.gain_pp is not None else None
         )
         await self.versions.add(version, contributors)
         attestation = await self.attestations.attest(model, version, parent, contributors, decision)
         version.attestation_id = attestation.id
+        for contributor in contributors:
+            contributor.gain_pp = version.deltaone_gain_pp
+            contributor.deltaone_accepted = decision.accepted
+            contributor.attestation_id = attestation.id
 
     def _model_type(self, request: VersionMetadata, model: MlModel | None) -> str:
         if model is None:

@@ -125,16 +125,31 @@ def upgrade() -> None:
         sa.Column("address", sa.String(length=42), nullable=False),
         sa.Column("weight", sa.Float(), nullable=False),
         sa.Column("weight_bps", sa.Integer(), nullable=False),
+        sa.Column("model_id", sa.Uuid(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("gain_pp", sa.Numeric(precision=24, scale=6), nullable=True),
+        sa.Column("deltaone_accepted", sa.Boolean(), nullable=True),
+        sa.Column("attestation_id", sa.String(length=71), nullable=True),
         sa.ForeignKeyConstraint(
             ["version_id"],
             ["model_versions.id"],
             name=op.f("fk_version_contributors_version_id_model_versions"),
             ondelete="CASCADE",
         ),
+        sa.ForeignKeyConstraint(
+            ["model_id"],
+            ["ml_models.id"],
+            name=op.f("fk_version_contributors_model_id_ml_models"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("version_id", "address", name=op.f("pk_version_contributors")),
     )
     op.create_index(
-        op.f("ix_version_contributors_address"), "version_contributors", ["address"], unique=False
+        op.f("ix_version_contributors_address"),
+        "version_contributors",
+        ["address", "created_at"],
+        unique=False,
     )
 
 

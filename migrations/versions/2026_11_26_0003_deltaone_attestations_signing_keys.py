@@ -50,12 +50,20 @@ def upgrade() -> None:
     op.add_column("model_versions", sa.Column("deltaone", sa.JSON(), nullable=True))
     op.add_column("model_versions", sa.Column("deltaone_accepted", sa.Boolean(), nullable=True))
     op.add_column(
+        "model_versions", sa.Column("deltaone_reason", sa.String(length=40), nullable=True)
+    )
+    op.add_column(
         "model_versions",
         sa.Column("deltaone_gain_pp", sa.Numeric(precision=24, scale=6), nullable=True),
     )
     op.add_column(
         "model_versions", sa.Column("attestation_id", sa.String(length=71), nullable=True)
     )
+    with op.batch_alter_table("model_versions") as batch:
+        batch.add_column(sa.Column("root_id", sa.Uuid(), nullable=True))
+        batch.create_foreign_key(
+            op.f("fk_model_versions_root_id_model_versions"), "model_versions", ["root_id"], ["id"]
+        )
     op.create_index(
         op.f("ix_model_versions_model_id"),
         "model_versions",
@@ -66,8 +74,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index(op.f("ix_model_versions_model_id"), table_name="model_versions")
+    with op.batch_alter_table("model_versions") as batch:
+        batch.drop_constraint(op.f("fk_model_versions_root_id_model_versions"), type_="foreignkey")
+        batch.drop_column("root_id")
     op.drop_column("model_versions", "attestation_id")
     op.drop_column("model_versions", "deltaone_gain_pp")
+    op.drop_column("model_versions", "deltaone_reason")
     op.drop_column("model_versions", "deltaone_accepted")
     op.drop_column("model_versions", "deltaone")
     op.drop_index(op.f("ix_attestations_model_id"), table_name="attestations")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from app.api.deps import LineageServiceDep, MlModelServiceDep, ReaderDep
 from app.api.errors import AUTHENTICATED, problems
@@ -40,7 +40,7 @@ async def get_lineage(
     direction: Direction = Direction.BOTH,
     depth: Annotated[int, Query(ge=1, le=100_000)] = 1000,
     format: Format = Format.JSON,  # the API's parameter name
-) -> Lineage | PlainTextResponse:
+) -> Response:
     """The lineage graph of a model, or around one version (ancestors, descendants or both, up to
     `depth` hops), with each edge's gain, DeltaOne decision, contributors and attestation, and
     the cumulative gain from the root baseline."""
@@ -48,7 +48,9 @@ async def get_lineage(
     found = await ml_models.get_version(model, version) if version is not None else None
     graph = await lineage.graph(model, found, direction, depth)
     if format == Format.MERMAID:
-        return PlainTextResponse(mermaid(graph), media_type="text/vnd.mermaid")
+        return PlainTextResponse(
+            mermaid(Lineage.model_validate(graph)), media_type="text/vnd.mermaid"
+        )
     if format == Format.DOT:
-        return PlainTextResponse(dot(graph), media_type="text/vnd.graphviz")
-    return graph
+        return PlainTextResponse(dot(Lineage.model_validate(graph)), media_type="text/vnd.graphviz")
+    return JSONResponse(graph)

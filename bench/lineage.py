@@ -1,0 +1,200 @@
+"""Lineage and contributor impact at scale, through the service, side by side with the naive
+way (walking parent links one query at a time):
+
+- lineage of a version at depth 1,000, in a chain of 1,000 versions and in a chain of 10,000;
+- contributor impact for an address with 10,000 contributions.
+
+The versions are written straight to Postgres (registering 11,000 real versions would only time
+MLflow); their attestation ids are synthetic. Everything read is read through the API.
+
+    scripts/with-services .venv/bin/python bench/lineage.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from sqlalchemy import insert, select, text  # noqa: E402
+
+from app.cli import migrate  # noqa: E402
+from app.core.config import Settings  # noqa: E402
+from app.core.security import generate_key  # noqa: E402
+from app.db.base import utcnow  # noqa: E402
+from app.db.models import MlModel, ModelVersion, VersionContributor  # noqa: E402
+from app.db.session import create_engine, create_sessionmaker  # noqa: E402
+from tests.services_under_test import (  # noqa: E402
+    free_port,
+    postgres_server,
+    redis_server,
+    scratch_database,
+    wait_until_healthy,
+)
+
+ADDRESS = "0x" + "ab" * 20
+
+
+async def seed_chain(database_url: str, name: str, length: int) -> None:
+    engine = create_engine(Settings(database_url=database_url, _env_file=None))  # type: ignore[call-arg]
+    now = utcnow()
+    async with create_sessionmaker(engine).begin() as session:
+        model_id = uuid.uuid4()
+        await session.execute(insert(MlModel).values(
+            id=model_id, name=name, model_type="classification", token_id=None, description=None,
+            tags={}, benchmark_metric="accuracy", benchmark_direction="higher_is_better",
+            benchmark_family="proportion", created_at=now, updated_at=now,
+        ))  # fmt: skip
+        versions: list[dict[str, Any]] = []
+        contributors: list[dict[str, Any]] = []
+        parent = None
+        root = uuid.uuid4()
+        for number in range(1, length + 1):
+            version_id = root if number == 1 else uuid.uuid4()
+            improved = parent is not None
+            versions.append({
+                "id": version_id, "model_id": model_id, "version": number,
+                "kind": "improved" if improved else "baseline", "description": None, "tags": {},
+                "metrics": {"accuracy": 0.5 + number / (4 * length)}, "metric_stds": {},
+                "dataset_hash": "sha256:" + "0" * 64, "dataset_num_samples": 5000,
+                "benchmark_metric": "accuracy", "benchmark_direction": "higher_is_better",
+                "benchmark_family": "proportion", "primary_metric_value": 0.5 + number / (4 * length),
+                "parent_id": parent, "root_id": root, "delta": None, "artifact_digest": "sha256:" + "1" * 64,
+                "source_uri": "runs:/bench/model", "mlflow_run_id": None, "created_by": "bench",
+                "deltaone": {"gain_pp": 0.025, "reason": "delta_below_threshold"} if improved else None,
+                "deltaone_accepted": False if improved else None,
+                "deltaone_gain_pp": Decimal("0.025") if improved else None,
+                "attestation_id": "sha256:" + hashlib.sha256(version_id.bytes).hexdigest() if improved else None,
+                "created_at": now, "updated_at": now,
+            })  # fmt: skip
+            if improved:
+                contributors.append({
+                    "version_id": version_id, "address": ADDRESS, "weight": 1.0, "weight_bps": 10000,
+                    "model_id": model_id, "version": number, "created_at": now,
+                    "gain_pp": Decimal("0.025"), "deltaone_accepted": False,
+                    "attestation_id": versions[-1]["attestation_id"],
+                })  # fmt: skip
+            parent = version_id
+        for start in range(0, len(versions), 2000):
+            await session.execute(insert(ModelVersion), versions[start : start + 2000])
+        for start in range(0, len(contributors), 2000):
+            await session.execute(insert(VersionContributor), contributors[start : start + 2000])
+    async with engine.connect() as connection:  # fresh statistics, as autovacuum would give
+        await connection.execute(text("ANALYZE"))
+    await engine.dispose()
+
+
+async def walk_one_hop_at_a_time(database_url: str, name: str, version: int, depth: int) -> float:
+    """The naive way: fetch the version, then its parent, one query per hop."""
+    engine = create_engine(Settings(database_url=database_url, _env_file=None))  # type: ignore[call-arg]
+    timings = []
+    async with create_sessionmaker(engine)() as session:
+        for _ in range(5):
+            started = time.perf_counter()
+            model = (
+                await session.execute(select(MlModel).where(MlModel.name == name))
+            ).scalar_one()
+            row = (await session.execute(select(ModelVersion).where(
+                ModelVersion.model_id == model.id, ModelVersion.version == version))).scalar_one()  # fmt: skip
+            hops = 0
+            while row.parent_id is not None and hops < depth:
+                row = (
+                    await session.execute(
+                        select(ModelVersion).where(ModelVersion.id == row.parent_id)
+                    )
+                ).scalar_one()
+                hops += 1
+            timings.append(time.perf_counter() - started)
+            session.expunge_all()
+    await engine.dispose()
+    return statistics.median(timings)
+
+
+def latency(client: httpx.Client, path: str, repeat: int) -> tuple[float, float, int]:
+    client.get(path).raise_for_status()
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = client.get(path)
+        timings.append(time.perf_counter() - started)
+        response.raise_for_status()
+    ms = sorted(t * 1000 for t in timings)
+    return statistics.median(ms), ms[min(len(ms) - 1, round(len(ms) * 0.95))], len(response.content)
+
+
+def main() -> None:
+    key = generate_key()
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        postgres_server() as admin_url,
+        scratch_database(admin_url, "hokusai_bench") as database_url,
+        redis_server() as redis_url,
+    ):
+        migrate(Settings(database_url=database_url, _env_file=None))  # type: ignore[call-arg]
+        asyncio.run(seed_chain(database_url, "chain-1k", 1000))
+        asyncio.run(seed_chain(database_url, "chain-10k", 10_000))
+        naive = {
+            name: asyncio.run(walk_one_hop_at_a_time(database_url, name, last, 1000))
+            for name, last in (("chain-1k", 1000), ("chain-10k", 10_000))
+        }
+        port = free_port()
+        env = {
+            **os.environ,
+            "HOKUSAI_DATABASE_URL": database_url,
+            "HOKUSAI_REDIS_URL": redis_url,
+            "HOKUSAI_MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db",
+            "HOKUSAI_ATTESTATION_KEY_FILE": f"{workdir}/key.pem",
+            "HOKUSAI_BOOTSTRAP_API_KEY": key,
+            "HOKUSAI_PORT": str(port),
+            "HOKUSAI_LOG_LEVEL": "WARNING",
+        }
+        log_path = Path(workdir) / "server.log"
+        with log_path.open("wb") as log:
+            server = subprocess.Popen(
+                [str(ROOT / ".venv/bin/hokusai-api"), "serve"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+            )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(base, server, log_path, timeout_s=120)
+            with httpx.Client(
+                base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60
+            ) as client:
+                results = {
+                    "lineage, chain of 1,000, depth 1,000": latency(
+                        client, "/api/v1/models/chain-1k/lineage?version=1000&direction=ancestors&depth=1000", 30),
+                    "lineage, chain of 10,000, depth 1,000": latency(
+                        client, "/api/v1/models/chain-10k/lineage?version=10000&direction=ancestors&depth=1000", 30),
+                    "lineage, chain of 10,000, depth 10": latency(
+                        client, "/api/v1/models/chain-10k/lineage?version=10000&direction=ancestors&depth=10", 30),
+                    "impact, 10,999 contributions": latency(client, f"/api/v1/contributors/{ADDRESS}/impact", 30),
+                    "contributions page (50 of 10,999)": latency(client, f"/api/v1/contributors/{ADDRESS}/contributions", 30),
+                }  # fmt: skip
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+
+    print(f"\n{'request (through the API, loopback)':<44}{'p50 ms':>9}{'p95 ms':>9}{'bytes':>10}")
+    for label, (p50, p95, size) in results.items():
+        print(f"{label:<44}{p50:>9.1f}{p95:>9.1f}{size:>10}")
+    print("\nwalking parent links one query at a time (in-process, no HTTP), depth 1,000:")
+    for name, seconds in naive.items():
+        print(f"  {name:<20}{seconds * 1000:>9.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
