@@ -3,6 +3,7 @@ routers, and the lifespan builds (and closes) the engine, the cache and the regi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,13 +26,16 @@ from app.api.routers import (
     health,
     lineage,
     ml_models,
+    predictions,
 )
 from app.core.config import Settings
 from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.core.metrics import Metrics
 from app.core.security import PrincipalCache, Scope
+from app.db.repositories import VersionRepository
 from app.db.session import create_engine, create_sessionmaker
 from app.services.api_keys import BOOTSTRAP_KEY_NAME, ApiKeyService
+from app.services.predictions import ModelLoader
 from app.services.signing import Signer
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
+        registry = Registry(settings)
         resources = Resources(
             settings=settings,
             metrics=metrics,
@@ -54,17 +59,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 prefix=settings.redis_prefix,
                 timeout_s=settings.redis_timeout_s,
                 metrics=metrics,
+                breaker_failures=settings.redis_breaker_failures,
+                breaker_cooldown_s=settings.redis_breaker_cooldown_s,
             ),
-            registry=Registry(settings),
+            registry=registry,
             principals=PrincipalCache(settings.auth_cache_ttl_s),
             signer=Signer.from_settings(settings),
+            loader=ModelLoader(
+                registry, settings.model_cache_size, settings.model_load_timeout_s, metrics
+            ),
         )
         app.state.resources = resources
+        warmup: asyncio.Task[None] | None = None
         try:
             await resources.registry.start()
             await _ensure_bootstrap_key(resources)
+            warmup = asyncio.create_task(_warm_models(resources))
             yield
         finally:
+            if warmup is not None:
+                warmup.cancel()
             resources.registry.close()
             await resources.cache.close()
             await engine.dispose()
@@ -87,7 +101,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_artifact_bytes=settings.max_artifact_bytes,
     )
-    for module in (health, api_keys, ml_models, lineage, attestations, contributors, experiments):
+    for module in (
+        health,
+        api_keys,
+        ml_models,
+        predictions,
+        lineage,
+        attestations,
+        contributors,
+        experiments,
+    ):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     return app
@@ -103,6 +126,17 @@ async def _ensure_bootstrap_key(resources: Resources) -> None:
         )
     if created:
         log.info("bootstrap admin API key registered")
+
+
+async def _warm_models(resources: Resources) -> None:
+    """Load the versions behind `production` in the background; readiness shows progress."""
+    try:
+        async with resources.sessionmaker() as session:
+            targets = await VersionRepository(session).production_versions()
+        await resources.loader.warm(targets)
+    except Exception:  # a warm-up that fails leaves loading to the first requests
+        resources.loader.warmup["status"] = "failed"
+        log.exception("model warm-up failed")
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

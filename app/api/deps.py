@@ -31,6 +31,7 @@ from app.services.experiments import ExperimentService
 from app.services.idempotency import IdempotencyService, fingerprint
 from app.services.lineage import LineageService
 from app.services.ml_models import MlModelService
+from app.services.predictions import ModelLoader, PredictionService
 from app.services.signing import Signer
 
 
@@ -46,6 +47,7 @@ class Resources:
     registry: Registry
     principals: PrincipalCache
     signer: Signer
+    loader: ModelLoader
 
 
 async def get_resources(request: Request) -> Resources:
@@ -110,6 +112,15 @@ async def get_attestation_service(
 
 
 AttestationServiceDep = Annotated[AttestationService, Depends(get_attestation_service)]
+
+
+async def get_prediction_service(session: SessionDep, resources: ResourcesDep) -> PredictionService:
+    return PredictionService(
+        session, resources.cache, resources.loader, resources.settings, resources.metrics
+    )
+
+
+PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_service)]
 
 
 async def get_lineage_service(session: SessionDep) -> LineageService:

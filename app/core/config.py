@@ -64,6 +64,17 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 responses")
 
     cache_ttl_s: int = Field(300, ge=1, description="Lifetime of a cached prediction")
+    redis_breaker_failures: int = Field(
+        3, ge=1, description="Redis errors in a row that open the circuit (no Redis calls)"
+    )
+    redis_breaker_cooldown_s: float = Field(
+        5.0, gt=0, description="How long an open circuit skips Redis before trying again"
+    )
+    prediction_batch_limit: int = Field(1000, ge=1, description="Most rows in one predict call")
+    model_cache_size: int = Field(8, ge=1, description="Loaded models kept in memory (LRU)")
+    model_load_timeout_s: float = Field(
+        120.0, gt=0, description="Past it, loading a model is 503 model_unavailable"
+    )
     rate_limit_per_minute: int = Field(1200, ge=0, description="Per API key; 0 disables")
 
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest JSON body; past it, 413")

@@ -153,3 +153,11 @@ class AttestationNotFound(NotFound):
 
 class LineageCycle(Conflict):
     code, title = "lineage_cycle", "The edge would make the lineage cyclic"
+
+
+class ModelUnavailable(Unavailable):
+    code, title = "model_unavailable", "The model could not be loaded"
+
+
+class BatchTooLarge(PayloadTooLarge):
+    code, title = "batch_too_large", "Too many rows in one prediction request"

@@ -66,5 +66,35 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.prediction_seconds = Histogram(
+            "hokusai_prediction_duration_seconds",
+            "Predict calls, from resolving the version to the last row, per model",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_load_seconds = Histogram(
+            "hokusai_model_load_duration_seconds",
+            "Loading a model version from MLflow, per model and outcome",
+            ["model", "outcome"],
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=self.registry,
+        )
+        self.batch_rows = Histogram(
+            "hokusai_prediction_batch_rows",
+            "Rows per predict call",
+            buckets=(1, 2, 5, 10, 50, 100, 500, 1000, 5000),
+            registry=self.registry,
+        )
+        self.predicted_rows = Counter(
+            "hokusai_predicted_rows_total",
+            "Rows answered, by where the answer came from (cache, model)",
+            ["model", "source"],
+            registry=self.registry,
+        )
+        self.loaded_models = Gauge(
+            "hokusai_loaded_models", "Model versions held in memory", registry=self.registry
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -227,6 +227,26 @@ class VersionRepository:
         )
         return (await self.session.execute(query)).first() is not None
 
+    async def latest(self, model_id: uuid.UUID) -> ModelVersion | None:
+        query = (
+            select(ModelVersion)
+            .where(ModelVersion.model_id == model_id)
+            .order_by(ModelVersion.version.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def production_versions(self) -> list[tuple[MlModel, ModelVersion]]:
+        """Every model's production version (for warm-up)."""
+        query = (
+            select(MlModel, ModelVersion)
+            .join(ModelAlias, ModelAlias.model_id == MlModel.id)
+            .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
+            .where(ModelAlias.alias == "production")
+            .order_by(MlModel.updated_at.desc())
+        )
+        return [(row[0], row[1]) for row in await self.session.execute(query)]
+
     async def latest_baseline(self, model_id: uuid.UUID) -> ModelVersion | None:
         query = (
             select(ModelVersion)

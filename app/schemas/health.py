@@ -15,6 +15,13 @@ class Check(BaseModel):
     error: str | None = None
 
 
+class Warmup(BaseModel):
+    status: Literal["idle", "running", "done", "failed"]
+    loaded: int
+    failed: int
+
+
 class Readiness(BaseModel):
     status: Literal["ready", "degraded", "unavailable"]
     checks: dict[str, Check]
+    warmup: Warmup | None = None

@@ -469,5 +469,8 @@ async def test_registered_models_load_back_and_predict_like_the_originals(
             )
             loaded = await registry.load_pyfunc(body["artifact"]["source_uri"])
             assert list(loaded.predict(frame)) == pytest.approx(list(estimator.predict(frame)))
+            assert [(c.name, c.type) for c in loaded.columns or []] == [
+                ("f0", "double"), ("f1", "double"), ("f2", "double"),
+            ]  # fmt: skip
     finally:
         registry.close()

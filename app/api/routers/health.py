@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from app.api.deps import ResourcesDep
-from app.schemas.health import Health, Readiness
+from app.schemas.health import Health, Readiness, Warmup
 from app.services.readiness import check_readiness
 
 router = APIRouter(tags=["health"])
@@ -31,6 +31,7 @@ async def get_readiness(resources: ResourcesDep) -> JSONResponse:
         resources.metrics,
         resources.settings.ready_timeout_s,
     )
+    readiness.warmup = Warmup.model_validate(resources.loader.warmup)
     status = 503 if readiness.status == "unavailable" else 200
     return JSONResponse(readiness.model_dump(exclude_none=True), status_code=status)
 

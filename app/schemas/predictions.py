@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from app.schemas.ml_models import AliasName, Request
+
+
+class PredictRequest(Request):
+    inputs: dict[str, Any] | list[Any] = Field(
+        description="One row (an object) or a batch (a list of objects)",
+        examples=[{"company_size": 120, "industry": "saas"}],
+    )
+    version: int | None = Field(None, ge=1, strict=True)
+    alias: AliasName | None = None
+    unit_id: str | None = Field(
+        None, max_length=256, description="Routes through a running A/B test"
+    )
+
+
+class CacheCounts(BaseModel):
+    hits: int
+    misses: int
+
+
+class AbTestAssignment(BaseModel):
+    id: str
+    variant: str
+
+
+class Prediction(BaseModel):
+    model: str
+    version: int
+    predictions: list[Any]
+    cache: CacheCounts
+    ab_test: AbTestAssignment | None = None

@@ -1,0 +1,285 @@
+"""Predictions (DOMAIN.md section 8): the version is resolved first (so moving an alias takes
+effect on the very next call), rows are looked up in the Redis cache in one round trip, only the
+misses reach the model, in one call, and the answers go back in order. Redis trouble is a miss."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+import rfc8785
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.adapters.cache import Cache
+from app.adapters.registry import Column, LoadedModel, Registry, RegistryRejected
+from app.core.config import Settings
+from app.core.errors import (
+    BatchTooLarge,
+    ModelNotFound,
+    ModelUnavailable,
+    RegistryUnavailable,
+    ValidationFailed,
+    VersionNotFound,
+)
+from app.core.metrics import Metrics
+from app.db.models import MlModel, ModelVersion
+from app.db.repositories import AliasRepository, MlModelRepository, VersionRepository
+from app.schemas.predictions import CacheCounts, Prediction, PredictRequest
+
+log = logging.getLogger(__name__)
+
+PRODUCTION = "production"
+NUMBER_TYPES = {"double", "float"}
+INTEGER_TYPES = {"long", "integer"}
+
+
+class ModelLoader:
+    """Loaded models in a bounded LRU, app-wide. Concurrent first requests for one version share
+    one load; a load that fails is forgotten, so the next request tries again."""
+
+    def __init__(
+        self, registry: Registry, capacity: int, timeout_s: float, metrics: Metrics
+    ) -> None:
+        self.registry = registry
+        self.capacity = capacity
+        self.timeout_s = timeout_s
+        self.metrics = metrics
+        self.retry_after_s = registry.retry_after_s
+        self._models: OrderedDict[tuple[uuid.UUID, int], LoadedModel] = OrderedDict()
+        self._loading: dict[tuple[uuid.UUID, int], asyncio.Task[LoadedModel]] = {}
+        self.warmup: dict[str, Any] = {"status": "idle", "loaded": 0, "failed": 0}
+        self.loads = 0
+
+    async def get(self, model: MlModel, version: ModelVersion) -> LoadedModel:
+        key = (model.id, version.version)
+        loaded = self._models.get(key)
+        if loaded is not None:
+            self._models.move_to_end(key)
+            return loaded
+        task = self._loading.get(key)
+        if task is None:
+            task = asyncio.create_task(self._load(key, model.name, version.source_uri))
+            self._loading[key] = task
+            task.add_done_callback(lambda _: self._loading.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _load(self, key: tuple[uuid.UUID, int], name: str, source_uri: str) -> LoadedModel:
+        started = time.perf_counter()
+        self.loads += 1
+        try:
+            loaded = await self.registry.load_pyfunc(source_uri, timeout_s=self.timeout_s)
+        except (RegistryUnavailable, RegistryRejected) as exc:
+            self.metrics.model_load_seconds.labels(name, "failed").observe(
+                time.perf_counter() - started
+            )
+            log.warning("loading %s v%s failed: %s", name, key[1], exc)
+            raise ModelUnavailable(
+                f"Model {name} version {key[1]} could not be loaded; try again",
+                retry_after=self.retry_after_s,
+            ) from exc
+        self.metrics.model_load_seconds.labels(name, "loaded").observe(
+            time.perf_counter() - started
+        )
+        self._models[key] = loaded
+        while len(self._models) > self.capacity:
+            self._models.popitem(last=False)
+        self.metrics.loaded_models.set(len(self._models))
+        return loaded
+
+    async def warm(self, targets: list[tuple[MlModel, ModelVersion]]) -> None:
+        """Load the versions behind `production` in the background, at start-up."""
+        self.warmup = {"status": "running", "loaded": 0, "failed": 0}
+        for model, version in targets[: self.capacity]:
+            try:
+                await self.get(model, version)
+                self.warmup["loaded"] += 1
+            except ModelUnavailable:
+                self.warmup["failed"] += 1
+        self.warmup["status"] = "done"
+
+
+def row_key(cache: Cache, model: MlModel, version: int, row: dict[str, Any]) -> str:
+    digest = hashlib.sha256(rfc8785.dumps(row)).hexdigest()
+    return cache.key("pred", "v1", str(model.id), str(version), digest)
+
+
+def check_rows(rows: list[Any], columns: list[Column] | None) -> None:
+    """422 naming the columns: missing, unexpected, or of the wrong type."""
+    problems: list[dict[str, Any]] = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            problems.append(
+                {
+                    "loc": ["body", "inputs", index],
+                    "msg": "a row must be an object",
+                    "type": "object_type",
+                }
+            )
+            continue
+        if columns is None:
+            continue
+        names = {column.name for column in columns}
+        for column in columns:
+            if column.name not in row:
+                if column.required:
+                    problems.append(
+                        {
+                            "loc": ["body", "inputs", index, column.name],
+                            "msg": f"missing column {column.name!r}",
+                            "type": "missing",
+                        }
+                    )
+            elif not _fits(row[column.name], column.type):
+                problems.append(
+                    {
+                        "loc": ["body", "inputs", index, column.name],
+                        "msg": f"column {column.name!r} must be {column.type}",
+                        "type": "type_error",
+                    }
+                )
+        for extra in sorted(row.keys() - names):
+            problems.append(
+                {
+                    "loc": ["body", "inputs", index, extra],
+                    "msg": f"unexpected column {extra!r}",
+                    "type": "extra_forbidden",
+                }
+            )
+    if problems:
+        columns_named = sorted({str(p["loc"][-1]) for p in problems if len(p["loc"]) > 3})
+        detail = "Inputs do not match the model's signature"
+        if columns_named:
+            detail += ": " + ", ".join(columns_named)
+        raise ValidationFailed(detail, errors=problems[:100])
+
+
+def _fits(value: Any, kind: str) -> bool:
+    if value is None:
+        return True
+    if kind in NUMBER_TYPES:
+        return (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        )
+    if kind in INTEGER_TYPES:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "string":
+        return isinstance(value, str)
+    return True
+
+
+def _rows_of(output: Any, count: int) -> list[Any]:
+    """A model's output as one JSON value per input row."""
+    if hasattr(output, "to_dict") and hasattr(output, "columns"):  # a DataFrame
+        records: list[Any] = output.to_dict(orient="records")
+        return records
+    values = output.tolist() if hasattr(output, "tolist") else list(output)
+    if len(values) != count:
+        raise ValueError(f"the model answered {len(values)} rows for {count}")
+    return values
+
+
+class PredictionService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        cache: Cache,
+        loader: ModelLoader,
+        settings: Settings,
+        metrics: Metrics,
+    ) -> None:
+        self.models = MlModelRepository(session)
+        self.versions = VersionRepository(session)
+        self.aliases = AliasRepository(session)
+        self.cache = cache
+        self.loader = loader
+        self.settings = settings
+        self.metrics = metrics
+
+    async def resolve(
+        self, name: str, version: int | None, alias: str | None
+    ) -> tuple[MlModel, ModelVersion]:
+        """The concrete version to answer with: the one asked for, the alias's, else
+        production's, else the latest."""
+        model = await self.models.get_by_name(name)
+        if model is None:
+            raise ModelNotFound(f"No model named {name}")
+        if version is not None:
+            found = await self.versions.get(model.id, version)
+        else:
+            pointer = await self.aliases.get(model.id, alias or PRODUCTION)
+            if pointer is not None:
+                found = await self.versions.get_by_id(pointer.version_id)
+            elif alias is not None:
+                raise VersionNotFound(f"Model {name} has no alias {alias}")
+            else:
+                found = await self.versions.latest(model.id)
+        if found is None:
+            raise VersionNotFound(f"Model {name} has no version {version or ''}".strip())
+        return model, found
+
+    async def predict(self, name: str, request: PredictRequest) -> tuple[Prediction, bool]:
+        """The prediction and, for a single row, whether it came from the cache."""
+        started = time.perf_counter()
+        single = isinstance(request.inputs, dict)
+        rows: list[Any] = [request.inputs] if single else list(request.inputs)
+        if len(rows) > self.settings.prediction_batch_limit:
+            raise BatchTooLarge(
+                f"{len(rows)} rows; at most {self.settings.prediction_batch_limit} per call"
+            )
+        if not rows:
+            raise ValidationFailed(
+                "inputs is an empty list",
+                errors=[
+                    {"loc": ["body", "inputs"], "msg": "at least one row", "type": "too_short"}
+                ],
+            )
+        check_rows(rows, None)
+        model, version = await self.resolve(name, request.version, request.alias)
+        try:
+            keys = [row_key(self.cache, model, version.version, row) for row in rows]
+        except (ValueError, TypeError) as exc:  # NaN, infinity: JSON cannot say them
+            raise ValidationFailed(f"inputs are not plain JSON: {exc}") from exc
+        cached = await self.cache.get_many(keys)
+        answers: list[Any] = [value[0] if value is not None else None for value in cached]
+        misses = [index for index, value in enumerate(cached) if value is None]
+        if misses:
+            loaded = await self.loader.get(model, version)
+            missing_rows = [rows[index] for index in misses]
+            check_rows(missing_rows, loaded.columns)
+            outputs = await asyncio.to_thread(self._run, loaded, missing_rows)
+            fresh = {}
+            for index, output in zip(misses, outputs, strict=True):
+                answers[index] = output
+                fresh[keys[index]] = [output]
+            await self.cache.set_many(fresh, self.settings.cache_ttl_s)
+        hits = len(rows) - len(misses)
+        self.metrics.batch_rows.observe(len(rows))
+        self.metrics.predicted_rows.labels(model.name, "cache").inc(hits)
+        self.metrics.predicted_rows.labels(model.name, "model").inc(len(misses))
+        self.metrics.prediction_seconds.labels(model.name).observe(time.perf_counter() - started)
+        return (
+            Prediction(
+                model=model.name,
+                version=version.version,
+                predictions=answers,
+                cache=CacheCounts(hits=hits, misses=len(misses)),
+            ),
+            single and hits == 1,
+        )
+
+    @staticmethod
+    def _run(loaded: LoadedModel, rows: list[dict[str, Any]]) -> list[Any]:
+        import pandas as pd
+
+        frame = pd.DataFrame(
+            rows, columns=[c.name for c in loaded.columns] if loaded.columns else None
+        )
+        return _rows_of(loaded.predict(frame), len(rows))

@@ -1,0 +1,305 @@
+"""Predictions against real scikit-learn models registered through the API, with the real Redis
+cache, and with Redis failing for real (a closed port, a proxy cut mid-run)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from app.core.config import Settings
+from tests.api.test_errors import assert_problem
+from tests.api.test_ml_models import register_baseline
+from tests.conftest import auth, create_key, serve
+from tests.factories import FEATURES, save_sklearn, tar_gz, unique
+from tests.proxy import Proxy
+from tests.services_under_test import free_port
+
+ROWS = [
+    {"f0": 0.9, "f1": 0.8, "f2": 0.1},
+    {"f0": 0.1, "f1": 0.2, "f2": 0.5},
+    {"f0": 0.5, "f1": 0.45, "f2": 0.9},
+    {"f0": 0.7, "f1": 0.1, "f2": 0.3},
+]
+
+
+@pytest.fixture(scope="module")
+def estimators(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[bytes, Any]]:
+    found = {}
+    for kind in ("classifier", "regressor"):
+        directory, estimator = save_sklearn(tmp_path_factory.mktemp(kind), kind)
+        found[kind] = (tar_gz(directory), estimator)
+    return found
+
+
+def expected(estimator: Any, rows: list[dict[str, float]]) -> list[Any]:
+    import pandas as pd
+
+    return list(estimator.predict(pd.DataFrame(rows, columns=FEATURES)).tolist())
+
+
+async def deploy(
+    client: httpx.AsyncClient, key: str, archive: bytes, model_type: str = "classification"
+) -> str:
+    name = unique()
+    metric = {"metric": "score", "direction": "higher_is_better", "family": "continuous"}
+    await register_baseline(
+        client, key, archive, name, model_type=model_type, metrics={"score": 1.0}, benchmark=metric
+    )
+    return name
+
+
+async def predict(client: httpx.AsyncClient, key: str, name: str, **body: Any) -> httpx.Response:
+    return await client.post(
+        f"/api/v1/models/{name}/predict", json=body, headers=auth(key), timeout=120
+    )
+
+
+async def test_single_rows_match_the_model_and_are_cached(
+    client: httpx.AsyncClient, admin_key: str, estimators: dict[str, tuple[bytes, Any]]
+) -> None:
+    for kind, model_type in (("classifier", "classification"), ("regressor", "regression")):
+        archive, estimator = estimators[kind]
+        name = await deploy(client, admin_key, archive, model_type)
+        first = await predict(client, admin_key, name, inputs=ROWS[0])
+        assert first.status_code == 200, first.text
+        assert first.headers["x-cache"] == "MISS"
+        body = first.json()
+        assert body["model"] == name
+        assert body["version"] == 1
+        assert body["predictions"] == pytest.approx(expected(estimator, ROWS[:1]))
+        assert body["cache"] == {"hits": 0, "misses": 1}
+        assert body["ab_test"] is None
+        second = await predict(client, admin_key, name, inputs=ROWS[0])
+        assert second.headers["x-cache"] == "HIT"
+        assert second.json()["predictions"] == body["predictions"]
+        assert second.json()["cache"] == {"hits": 1, "misses": 0}
+
+
+async def test_key_order_and_number_spelling_do_not_change_the_cache_key(
+    client: httpx.AsyncClient, admin_key: str, estimators: dict[str, tuple[bytes, Any]]
+) -> None:
+    name = await deploy(client, admin_key, estimators["classifier"][0])
+    await predict(client, admin_key, name, inputs={"f0": 1, "f1": 0.5, "f2": 0.25})
+    same = await client.post(
+        f"/api/v1/models/{name}/predict",
+        content=b'{"inputs": {"f2": 2.5e-1, "f1": 0.50, "f0": 1.0}}',
+        headers={**auth(admin_key), "content-type": "application/json"},
+    )
+    assert same.headers["x-cache"] == "HIT"
+
+
+async def test_a_batch_mixes_hits_and_misses_in_order(
+    client: httpx.AsyncClient, admin_key: str, estimators: dict[str, tuple[bytes, Any]]
+) -> None:
+    archive, estimator = estimators["regressor"]
+    name = await deploy(client, admin_key, archive, "regression")
+    await predict(client, admin_key, name, inputs=[ROWS[1], ROWS[3]])
+    response = await predict(client, admin_key, name, inputs=ROWS)
+    body = response.json()
+    assert "x-cache" not in response.headers
+    assert body["cache"] == {"hits": 2, "misses": 2}
+    assert body["predictions"] == pytest.approx(expected(estimator, ROWS))
+
+
+async def test_moving_production_takes_effect_on_the_next_call(
+    client: httpx.AsyncClient, admin_key: str, estimators: dict[str, tuple[bytes, Any]]
+) -> None:
+    classifier, regressor = estimators["classifier"], estimators["regressor"]
+    name = await deploy(client, admin_key, classifier[0], "custom")
+    metric = {"metric": "score", "direction": "higher_is_better", "family": "continuous"}
+    await register_baseline(
+        client,
+        admin_key,
+        regressor[0],
+        name,
+        model_type=None,
+        metrics={"score": 2.0},
+        benchmark=metric,
+    )
+    latest = (await predict(client, admin_key, name, inputs=ROWS[0])).json()
+    assert latest["version"] == 2, "no production alias: the latest version answers"
+    for version, estimator in ((1, classifier[1]), (2, regressor[1]), (1, classifier[1])):
+        await client.put(
+            f"/api/v1/models/{name}/aliases/production",
+            json={"version": version},
+            headers=auth(admin_key),
+        )
+        body = (await predict(client, admin_key, name, inputs=ROWS[2])).json()
+        assert body["version"] == version
+        assert body["predictions"] == pytest.approx(expected(estimator, ROWS[2:3]))
+    pinned = (await predict(client, admin_key, name, inputs=ROWS[2], version=2)).json()
+    assert pinned["version"] == 2
+    await client.put(
+        f"/api/v1/models/{name}/aliases/staging", json={"version": 2}, headers=auth(admin_key)
+    )
+    assert (await predict(client, admin_key, name, inputs=ROWS[2], alias="staging")).json()[
+        "version"
+    ] == 2
+    assert_problem(
+        await predict(client, admin_key, name, inputs=ROWS[2], alias="canary"),
+        404,
+        "version_not_found",
+    )
+    assert_problem(
+        await predict(client, admin_key, name, inputs=ROWS[2], version=9), 404, "version_not_found"
+    )
+    assert_problem(
+        await predict(client, admin_key, "no-such-model", inputs=ROWS[2]), 404, "model_not_found"
+    )
+
+
+@pytest.mark.parametrize(
+    ("inputs", "named"),
+    [
+        ({"f0": 0.1, "f1": 0.2}, "f2"),
+        ({"f0": 0.1, "f1": 0.2, "f2": 0.3, "colour": "red"}, "colour"),
+        ({"f0": "high", "f1": 0.2, "f2": 0.3}, "f0"),
+        ({"f0": True, "f1": 0.2, "f2": 0.3}, "f0"),
+        ([{"f0": 0.1, "f1": 0.2, "f2": 0.3}, 7], None),
+    ],
+)
+async def test_inputs_that_do_not_fit_the_signature_are_422_naming_the_column(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    estimators: dict[str, tuple[bytes, Any]],
+    inputs: Any,
+    named: str | None,
+) -> None:
+    name = await deploy(client, admin_key, estimators["classifier"][0])
+    body = assert_problem(
+        await predict(client, admin_key, name, inputs=inputs), 422, "validation_failed"
+    )
+    if named is not None:
+        assert named in str(body["detail"])
+        assert any(error["loc"][-1] == named for error in body["errors"])  # type: ignore[attr-defined]
+
+
+async def test_batches_over_the_limit_are_413(
+    make_settings: Callable[..., Settings], admin_key: str, estimators: dict[str, tuple[bytes, Any]]
+) -> None:
+    async with serve(make_settings(prediction_batch_limit=3)) as client:
+        name = await deploy(client, admin_key, estimators["classifier"][0])
+        response = await predict(client, admin_key, name, inputs=ROWS)
+    assert_problem(response, 413, "batch_too_large")
+
+
+async def test_predict_needs_the_predict_scope(
+    client: httpx.AsyncClient, admin_key: str, estimators: dict[str, tuple[bytes, Any]]
+) -> None:
+    name = await deploy(client, admin_key, estimators["classifier"][0])
+    reader = (await create_key(client, admin_key, "read"))["key"]
+    gtm = (await create_key(client, admin_key, "predict"))["key"]
+    assert_problem(await predict(client, reader, name, inputs=ROWS[0]), 403, "forbidden")
+    assert (await predict(client, gtm, name, inputs=ROWS[0])).status_code == 200
+
+
+async def test_twenty_concurrent_cold_requests_load_the_model_once(
+    make_settings: Callable[..., Settings], admin_key: str, estimators: dict[str, tuple[bytes, Any]]
+) -> None:
+    async with serve(make_settings()) as client:
+        name = await deploy(client, admin_key, estimators["classifier"][0])
+    async with serve(make_settings()) as client:  # a fresh process-wide loader
+        rows = [{"f0": i / 20, "f1": 0.3, "f2": 0.6} for i in range(20)]
+        responses = await asyncio.gather(
+            *(predict(client, admin_key, name, inputs=row) for row in rows)
+        )
+        loader = client.app.state.resources.loader  # type: ignore[attr-defined]
+        metrics = (await client.get("/metrics")).text
+    assert {r.status_code for r in responses} == {200}
+    assert loader.loads == 1
+    assert "hokusai_loaded_models 1.0" in metrics
+    assert (
+        'hokusai_model_load_duration_seconds_count{model="' + name + '",outcome="loaded"} 1.0'
+        in metrics
+    )
+
+
+async def test_predictions_survive_redis_at_a_closed_port(
+    make_settings: Callable[..., Settings], admin_key: str, estimators: dict[str, tuple[bytes, Any]]
+) -> None:
+    archive, estimator = estimators["classifier"]
+    async with serve(make_settings()) as client:
+        name = await deploy(client, admin_key, archive)
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    async with serve(make_settings(redis_url=dead, redis_breaker_cooldown_s=60)) as client:
+        bodies = [(await predict(client, admin_key, name, inputs=ROWS)).json() for _ in range(5)]
+        ready = (await client.get("/ready")).json()
+        metrics = (await client.get("/metrics")).text
+    for body in bodies:
+        assert body["predictions"] == expected(estimator, ROWS)
+        assert body["cache"] == {"hits": 0, "misses": 4}
+    assert ready["status"] == "degraded"
+    assert 'hokusai_cache_operations_total{operation="get",result="skipped"}' in metrics, (
+        "breaker opened"
+    )
+
+
+async def test_predictions_survive_redis_cut_mid_run(
+    make_settings: Callable[..., Settings],
+    admin_key: str,
+    estimators: dict[str, tuple[bytes, Any]],
+    redis_url: str,
+) -> None:
+    archive, estimator = estimators["regressor"]
+    target = urlsplit(redis_url)
+    proxy = Proxy(target.hostname or "127.0.0.1", target.port or 6379)
+    through_proxy = f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}"
+    async with serve(make_settings(redis_url=through_proxy)) as client:
+        name = await deploy(client, admin_key, archive, "regression")
+        warm = (await predict(client, admin_key, name, inputs=ROWS)).json()
+        cached = (await predict(client, admin_key, name, inputs=ROWS)).json()
+        proxy.cut()
+        after = [(await predict(client, admin_key, name, inputs=ROWS)).json() for _ in range(4)]
+    assert cached["cache"] == {"hits": 4, "misses": 0}
+    want = pytest.approx(expected(estimator, ROWS))
+    assert warm["predictions"] == want
+    for body in after:
+        assert body["predictions"] == want
+        assert body["cache"]["misses"] == 4
+
+
+async def test_a_model_that_cannot_load_is_503_and_retried_next_time(
+    make_settings: Callable[..., Settings], admin_key: str, estimators: dict[str, tuple[bytes, Any]]
+) -> None:
+    async with serve(make_settings()) as client:
+        name = await deploy(client, admin_key, estimators["classifier"][0])
+    async with serve(
+        make_settings(mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}")
+    ) as client:
+        response = await predict(
+            client, admin_key, name, inputs={"f0": 0.123, "f1": 0.2, "f2": 0.3}
+        )
+        loader = client.app.state.resources.loader  # type: ignore[attr-defined]
+        again = await predict(client, admin_key, name, inputs={"f0": 0.123, "f1": 0.2, "f2": 0.3})
+    assert_problem(response, 503, "model_unavailable")
+    assert int(response.headers["retry-after"]) >= 1
+    assert_problem(again, 503, "model_unavailable")
+    assert loader.loads == 2, "a failed load is not remembered"
+
+
+async def test_production_versions_are_loaded_at_start_up(
+    make_settings: Callable[..., Settings], admin_key: str, estimators: dict[str, tuple[bytes, Any]]
+) -> None:
+    async with serve(make_settings()) as client:
+        name = await deploy(client, admin_key, estimators["classifier"][0])
+        await client.put(
+            f"/api/v1/models/{name}/aliases/production",
+            json={"version": 1},
+            headers=auth(admin_key),
+        )
+    async with serve(make_settings()) as client:
+        loader = client.app.state.resources.loader  # type: ignore[attr-defined]
+        for _ in range(600):
+            if loader.warmup["status"] == "done":
+                break
+            await asyncio.sleep(0.1)
+        ready = (await client.get("/ready")).json()
+        response = await predict(client, admin_key, name, inputs=ROWS[0])
+    assert ready["warmup"] == {"status": "done", "loaded": 1, "failed": 0}
+    assert response.status_code == 200
+    assert loader.loads == 1, "the request found the model already loaded"
