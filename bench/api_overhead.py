@@ -31,10 +31,18 @@ from tests.services_under_test import (  # noqa: E402
 )
 
 
-def wrk(url: str, duration: int, connections: int, headers: dict[str, str]) -> dict[str, float]:
+def wrk(
+    url: str,
+    duration: int,
+    connections: int,
+    headers: dict[str, str],
+    script: Path | None = None,
+) -> dict[str, float]:
     command = ["wrk", "--latency", "-t", "2", "-c", str(connections), "-d", f"{duration}s"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
+    if script is not None:
+        command += ["-s", str(script)]
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {

@@ -114,9 +114,13 @@ async def get_attestation_service(
 AttestationServiceDep = Annotated[AttestationService, Depends(get_attestation_service)]
 
 
-async def get_prediction_service(session: SessionDep, resources: ResourcesDep) -> PredictionService:
+async def get_prediction_service(resources: ResourcesDep) -> PredictionService:
     return PredictionService(
-        session, resources.cache, resources.loader, resources.settings, resources.metrics
+        resources.engine,
+        resources.cache,
+        resources.loader,
+        resources.settings,
+        resources.metrics,
     )
 
 
@@ -153,7 +157,6 @@ header_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X
 
 async def authenticate(
     resources: ResourcesDep,
-    api_keys: ApiKeyServiceDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     header_key: Annotated[str | None, Security(header_scheme)],
 ) -> Principal:
@@ -161,7 +164,12 @@ async def authenticate(
     if not secret:
         resources.metrics.auth_failures.labels("missing").inc()
         raise Unauthenticated("Send an API key as 'Authorization: Bearer hk_...' or 'X-API-Key'")
-    principal = await api_keys.authenticate(secret)
+    principal = resources.principals.get(secret)
+    if principal is None:
+        # A session of its own: the request's transaction (if it has one) starts later, and a
+        # request that needs none (a prediction) holds no connection while it works.
+        async with resources.sessionmaker() as session:
+            principal = await ApiKeyService(session, resources.principals).authenticate(secret)
     if principal is None:
         resources.metrics.auth_failures.labels("invalid").inc()
         raise Unauthenticated("The API key is unknown or revoked")

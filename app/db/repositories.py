@@ -7,10 +7,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, case, delete, func, literal, select, union_all, update
+from sqlalchemy import (
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.core.errors import TokenIdTaken
 from app.db.models import (
@@ -585,6 +597,56 @@ class ContributionRepository:
             .offset(offset)
         )
         return list(await connection.execute(query)), total or 0
+
+
+def _resolve_statements() -> tuple[Any, Any]:
+    """Built once: predictions resolve a version on every call, so the statement is not
+    rebuilt each time (only its parameters change)."""
+    m, v, a = MlModel.__table__.c, ModelVersion.__table__.c, ModelAlias.__table__.c
+    models, versions = MlModel.__table__, ModelVersion.__table__
+    columns = (m.id, m.name, v.version.label("number"), v.source_uri)
+    by_version = (
+        select(*columns, literal(True).label("aliased"))
+        .select_from(models)
+        .outerjoin(versions, and_(v.model_id == m.id, v.version == bindparam("version")))
+        .where(m.name == bindparam("name"))
+    )
+    latest = (
+        select(func.max(versions.c.version))
+        .where(versions.c.model_id == m.id)
+        .correlate(models)
+        .scalar_subquery()
+    )
+    by_alias = (
+        select(*columns, a.alias.is_not(None).label("aliased"))
+        .select_from(models)
+        .outerjoin(ModelAlias.__table__, and_(a.model_id == m.id, a.alias == bindparam("alias")))
+        .outerjoin(
+            versions,
+            and_(
+                v.model_id == m.id,
+                or_(v.id == a.version_id, and_(a.version_id.is_(None), v.version == latest)),
+            ),
+        )
+        .where(m.name == bindparam("name"))
+    )
+    return by_version, by_alias
+
+
+BY_VERSION, BY_ALIAS = _resolve_statements()
+
+
+async def resolve_target(
+    connection: AsyncConnection, name: str, version: int | None, alias: str
+) -> Any:
+    """What a prediction needs, in one round trip: the model, and the version asked for, or the
+    alias's, or (when the alias is unset) the latest. None for an unknown model; `number` None
+    when there is no such version; `aliased` says whether the alias is set."""
+    if version is not None:
+        result = await connection.execute(BY_VERSION, {"name": name, "version": version})
+    else:
+        result = await connection.execute(BY_ALIAS, {"name": name, "alias": alias})
+    return result.first()
 
 
 async def _page(

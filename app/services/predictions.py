@@ -11,10 +11,11 @@ import math
 import time
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import rfc8785
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.cache import Cache
 from app.adapters.registry import Column, LoadedModel, Registry, RegistryRejected
@@ -29,7 +30,7 @@ from app.core.errors import (
 )
 from app.core.metrics import Metrics
 from app.db.models import MlModel, ModelVersion
-from app.db.repositories import AliasRepository, MlModelRepository, VersionRepository
+from app.db.repositories import resolve_target
 from app.schemas.predictions import CacheCounts, Prediction, PredictRequest
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,16 @@ log = logging.getLogger(__name__)
 PRODUCTION = "production"
 NUMBER_TYPES = {"double", "float"}
 INTEGER_TYPES = {"long", "integer"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """The concrete version a prediction runs on."""
+
+    model_id: uuid.UUID
+    model: str
+    version: int
+    source_uri: str
 
 
 class ModelLoader:
@@ -56,15 +67,15 @@ class ModelLoader:
         self.warmup: dict[str, Any] = {"status": "idle", "loaded": 0, "failed": 0}
         self.loads = 0
 
-    async def get(self, model: MlModel, version: ModelVersion) -> LoadedModel:
-        key = (model.id, version.version)
+    async def get(self, target: Target) -> LoadedModel:
+        key = (target.model_id, target.version)
         loaded = self._models.get(key)
         if loaded is not None:
             self._models.move_to_end(key)
             return loaded
         task = self._loading.get(key)
         if task is None:
-            task = asyncio.create_task(self._load(key, model.name, version.source_uri))
+            task = asyncio.create_task(self._load(key, target.model, target.source_uri))
             self._loading[key] = task
             task.add_done_callback(lambda _: self._loading.pop(key, None))
         return await asyncio.shield(task)
@@ -97,16 +108,16 @@ class ModelLoader:
         self.warmup = {"status": "running", "loaded": 0, "failed": 0}
         for model, version in targets[: self.capacity]:
             try:
-                await self.get(model, version)
+                await self.get(Target(model.id, model.name, version.version, version.source_uri))
                 self.warmup["loaded"] += 1
             except ModelUnavailable:
                 self.warmup["failed"] += 1
         self.warmup["status"] = "done"
 
 
-def row_key(cache: Cache, model: MlModel, version: int, row: dict[str, Any]) -> str:
+def row_key(cache: Cache, target: Target, row: dict[str, Any]) -> str:
     digest = hashlib.sha256(rfc8785.dumps(row)).hexdigest()
-    return cache.key("pred", "v1", str(model.id), str(version), digest)
+    return cache.key("pred", "v1", str(target.model_id), str(target.version), digest)
 
 
 def check_rows(rows: list[Any], columns: list[Column] | None) -> None:
@@ -187,43 +198,37 @@ def _rows_of(output: Any, count: int) -> list[Any]:
 
 
 class PredictionService:
+    """Holds no database connection while a model runs: the version is resolved on a connection
+    of its own, in one query."""
+
     def __init__(
         self,
-        session: AsyncSession,
+        engine: AsyncEngine,
         cache: Cache,
         loader: ModelLoader,
         settings: Settings,
         metrics: Metrics,
     ) -> None:
-        self.models = MlModelRepository(session)
-        self.versions = VersionRepository(session)
-        self.aliases = AliasRepository(session)
+        self.engine = engine
         self.cache = cache
         self.loader = loader
         self.settings = settings
         self.metrics = metrics
 
-    async def resolve(
-        self, name: str, version: int | None, alias: str | None
-    ) -> tuple[MlModel, ModelVersion]:
+    async def resolve(self, name: str, version: int | None, alias: str | None) -> Target:
         """The concrete version to answer with: the one asked for, the alias's, else
-        production's, else the latest."""
-        model = await self.models.get_by_name(name)
-        if model is None:
+        production's, else the latest. Read on every call, so an alias move counts at once."""
+        # Autocommit: one round trip, no BEGIN and ROLLBACK around a single read.
+        async with self.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            row = await resolve_target(connection, name, version, alias or PRODUCTION)
+        if row is None:
             raise ModelNotFound(f"No model named {name}")
-        if version is not None:
-            found = await self.versions.get(model.id, version)
-        else:
-            pointer = await self.aliases.get(model.id, alias or PRODUCTION)
-            if pointer is not None:
-                found = await self.versions.get_by_id(pointer.version_id)
-            elif alias is not None:
-                raise VersionNotFound(f"Model {name} has no alias {alias}")
-            else:
-                found = await self.versions.latest(model.id)
-        if found is None:
+        if alias is not None and not row.aliased:
+            raise VersionNotFound(f"Model {name} has no alias {alias}")
+        if row.number is None:
             raise VersionNotFound(f"Model {name} has no version {version or ''}".strip())
-        return model, found
+        return Target(row.id, row.name, row.number, row.source_uri)
 
     async def predict(self, name: str, request: PredictRequest) -> tuple[Prediction, bool]:
         """The prediction and, for a single row, whether it came from the cache."""
@@ -242,16 +247,16 @@ class PredictionService:
                 ],
             )
         check_rows(rows, None)
-        model, version = await self.resolve(name, request.version, request.alias)
+        target = await self.resolve(name, request.version, request.alias)
         try:
-            keys = [row_key(self.cache, model, version.version, row) for row in rows]
+            keys = [row_key(self.cache, target, row) for row in rows]
         except (ValueError, TypeError) as exc:  # NaN, infinity: JSON cannot say them
             raise ValidationFailed(f"inputs are not plain JSON: {exc}") from exc
         cached = await self.cache.get_many(keys)
         answers: list[Any] = [value[0] if value is not None else None for value in cached]
         misses = [index for index, value in enumerate(cached) if value is None]
         if misses:
-            loaded = await self.loader.get(model, version)
+            loaded = await self.loader.get(target)
             missing_rows = [rows[index] for index in misses]
             check_rows(missing_rows, loaded.columns)
             outputs = await asyncio.to_thread(self._run, loaded, missing_rows)
@@ -262,13 +267,13 @@ class PredictionService:
             await self.cache.set_many(fresh, self.settings.cache_ttl_s)
         hits = len(rows) - len(misses)
         self.metrics.batch_rows.observe(len(rows))
-        self.metrics.predicted_rows.labels(model.name, "cache").inc(hits)
-        self.metrics.predicted_rows.labels(model.name, "model").inc(len(misses))
-        self.metrics.prediction_seconds.labels(model.name).observe(time.perf_counter() - started)
+        self.metrics.predicted_rows.labels(target.model, "cache").inc(hits)
+        self.metrics.predicted_rows.labels(target.model, "model").inc(len(misses))
+        self.metrics.prediction_seconds.labels(target.model).observe(time.perf_counter() - started)
         return (
             Prediction(
-                model=model.name,
-                version=version.version,
+                model=target.model,
+                version=target.version,
                 predictions=answers,
                 cache=CacheCounts(hits=hits, misses=len(misses)),
             ),

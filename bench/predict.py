@@ -1,0 +1,207 @@
+"""Predictions, side by side on one uvicorn server (one process): the ceiling (`GET /health`, a
+bare endpoint returning a constant), cached and uncached single-row predict under load (wrk), the
+model called in-process, the service's own overhead on an uncached row (sequential), and batches
+of 1,000 rows at 0%, 50% and 100% cache hits.
+
+    scripts/with-services .venv/bin/python bench/predict.py [--duration 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from app.core.security import generate_key  # noqa: E402
+from bench.api_overhead import wrk  # noqa: E402
+from tests.factories import FEATURES, save_sklearn, tar_gz  # noqa: E402
+from tests.services_under_test import (  # noqa: E402
+    free_port,
+    mlflow_server,
+    postgres_server,
+    redis_server,
+    scratch_database,
+    wait_until_healthy,
+)
+
+CACHED_ROW = {"f0": 0.25, "f1": 0.5, "f2": 0.75}
+UNCACHED_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = string.format('{"inputs": {"f0": %%.9f, "f1": %%d, "f2": 0.5}}', math.random(), counter)
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+CACHED_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+wrk.body = '%s'
+"""
+
+
+def row(rng: random.Random) -> dict[str, float]:
+    return {name: rng.random() for name in FEATURES}
+
+
+def percentiles(seconds: list[float]) -> tuple[float, float]:
+    ms = sorted(s * 1000 for s in seconds)
+    return statistics.median(ms), ms[min(len(ms) - 1, round(len(ms) * 0.99))]
+
+
+def timed(call: Any, repeat: int) -> list[float]:
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    key = generate_key()
+    rng = random.Random(7)
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        postgres_server() as admin_url,
+        scratch_database(admin_url, "hokusai_bench") as database_url,
+        scratch_database(admin_url, "hokusai_bench_mlflow") as mlflow_store,
+        redis_server() as redis_url,
+        mlflow_server(mlflow_store, Path(workdir)) as mlflow_uri,
+    ):
+        model_dir, estimator = save_sklearn(Path(workdir))
+        port = free_port()
+        env = {
+            **os.environ,
+            "HOKUSAI_DATABASE_URL": database_url,
+            "HOKUSAI_REDIS_URL": redis_url,
+            "HOKUSAI_REDIS_PREFIX": f"bench-{port}",
+            "HOKUSAI_MLFLOW_TRACKING_URI": mlflow_uri,
+            "HOKUSAI_ATTESTATION_KEY_FILE": f"{workdir}/key.pem",
+            "HOKUSAI_BOOTSTRAP_API_KEY": key,
+            "HOKUSAI_PORT": str(port),
+            "HOKUSAI_LOG_LEVEL": "WARNING",
+            "HOKUSAI_RATE_LIMIT_PER_MINUTE": "0",
+        }
+        log_path = Path(workdir) / "server.log"
+        with log_path.open("wb") as log:
+            server = subprocess.Popen(
+                [str(ROOT / ".venv/bin/hokusai-api"), "serve", "--migrate"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+            )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        headers = {"Authorization": f"Bearer {key}"}
+        try:
+            wait_until_healthy(base, server, log_path, timeout_s=120)
+            with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
+                metadata = {
+                    "name": "bench-scorer", "kind": "baseline", "model_type": "classification",
+                    "metrics": {"accuracy": 0.8},
+                    "benchmark": {"metric": "accuracy", "direction": "higher_is_better", "family": "proportion"},
+                    "dataset": {"hash": "sha256:" + "0" * 64, "num_samples": 1000},
+                }  # fmt: skip
+                client.post(
+                    "/api/v1/models/register",
+                    data={"metadata": json.dumps(metadata)},
+                    files={"artifact": ("m.tar.gz", tar_gz(model_dir))},
+                ).raise_for_status()
+                client.put(
+                    "/api/v1/models/bench-scorer/aliases/production", json={"version": 1}
+                ).raise_for_status()
+                predict = "/api/v1/models/bench-scorer/predict"
+                client.post(predict, json={"inputs": CACHED_ROW}).raise_for_status()  # load + cache
+
+                # Sequential: the service's own cost on an uncached row against the model alone.
+                import pandas as pd
+
+                uncached_seq = timed(
+                    lambda: client.post(predict, json={"inputs": row(rng)}).raise_for_status(), 300
+                )
+                cached_seq = timed(
+                    lambda: client.post(predict, json={"inputs": CACHED_ROW}).raise_for_status(),
+                    300,
+                )
+                model_alone = timed(
+                    lambda: estimator.predict(pd.DataFrame([row(rng)], columns=FEATURES)), 300
+                )
+
+                batches = {}
+                seen = [row(rng) for _ in range(500)]
+                client.post(predict, json={"inputs": seen}).raise_for_status()
+                full = [row(rng) for _ in range(1000)]
+                client.post(predict, json={"inputs": full}).raise_for_status()
+                batches["1,000 rows, 0% cached"] = timed(
+                    lambda: client.post(
+                        predict, json={"inputs": [row(rng) for _ in range(1000)]}
+                    ).raise_for_status(),
+                    20,
+                )
+                batches["1,000 rows, 50% cached"] = timed(
+                    lambda: client.post(
+                        predict, json={"inputs": seen + [row(rng) for _ in range(500)]}
+                    ).raise_for_status(),
+                    20,
+                )
+                batches["1,000 rows, 100% cached"] = timed(
+                    lambda: client.post(predict, json={"inputs": full}).raise_for_status(), 20)  # fmt: skip
+
+            scripts = Path(workdir)
+            (scripts / "cached.lua").write_text(
+                CACHED_LUA % (key, json.dumps({"inputs": CACHED_ROW}))
+            )
+            (scripts / "uncached.lua").write_text(UNCACHED_LUA % key)
+            wrk(f"{base}/health", 2, args.connections, {})
+            load = {
+                "ceiling: GET /health": wrk(f"{base}/health", args.duration, args.connections, {}),
+                "predict, cached row": wrk(f"{base}{predict}", args.duration, args.connections, {}, scripts / "cached.lua"),
+                "predict, uncached row": wrk(f"{base}{predict}", args.duration, args.connections, {}, scripts / "uncached.lua"),
+            }  # fmt: skip
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+
+    ceiling = load["ceiling: GET /health"]["rps"]
+    print(
+        f"\nunder load: uvicorn, 1 process; wrk -t2 -c{args.connections} -d{args.duration}s, same host\n"
+    )
+    print(f"{'':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'x ceiling':>11}")
+    for label, result in load.items():
+        print(f"{label:<28}{result['rps']:>9.0f}{result['p50']:>9.2f}{result['p99']:>9.2f}"
+              f"{result['errors']:>9.0f}{result['rps'] / ceiling:>11.2f}")  # fmt: skip
+    print("\nsequential, one connection (p50 / p99 ms):")
+    for label, timings in (
+        ("model.predict in-process, 1 row", model_alone),
+        ("predict over HTTP, uncached row", uncached_seq),
+        ("predict over HTTP, cached row", cached_seq),
+        *batches.items(),
+    ):
+        p50, p99 = percentiles(timings)
+        print(f"  {label:<34}{p50:>8.2f}{p99:>9.2f}")
+    overhead = percentiles(uncached_seq)[0] - percentiles(model_alone)[0]
+    print(f"\nservice overhead on an uncached row, beyond the model (p50): {overhead:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
