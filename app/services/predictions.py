@@ -284,7 +284,13 @@ class PredictionService:
     def _run(loaded: LoadedModel, rows: list[dict[str, Any]]) -> list[Any]:
         import pandas as pd
 
-        frame = pd.DataFrame(
-            rows, columns=[c.name for c in loaded.columns] if loaded.columns else None
-        )
+        if loaded.columns is None:
+            return _rows_of(loaded.predict(pd.DataFrame(rows)), len(rows))
+        # JSON has one number type: 3 for a double column is 3.0, which MLflow will not cast.
+        floats = [c.name for c in loaded.columns if c.type in NUMBER_TYPES]
+        rows = [
+            {**row, **{name: float(row[name]) for name in floats if row.get(name) is not None}}
+            for row in rows
+        ]
+        frame = pd.DataFrame(rows, columns=[c.name for c in loaded.columns])
         return _rows_of(loaded.predict(frame), len(rows))

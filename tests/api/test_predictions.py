@@ -93,6 +93,21 @@ async def test_key_order_and_number_spelling_do_not_change_the_cache_key(
     assert same.headers["x-cache"] == "HIT"
 
 
+async def test_whole_numbers_are_accepted_for_double_columns(
+    client: httpx.AsyncClient, admin_key: str, estimators: dict[str, tuple[bytes, Any]]
+) -> None:
+    archive, estimator = estimators["regressor"]
+    name = await deploy(client, admin_key, archive, "regression")
+    for inputs in (
+        {"f0": 1, "f1": 0, "f2": 3},
+        [{"f0": 1, "f1": 0, "f2": 3}, {"f0": 2, "f1": 1, "f2": 0}],
+    ):
+        response = await predict(client, admin_key, name, inputs=inputs)
+        assert response.status_code == 200, response.text
+        rows = inputs if isinstance(inputs, list) else [inputs]
+        assert response.json()["predictions"] == pytest.approx(expected(estimator, rows))
+
+
 async def test_a_batch_mixes_hits_and_misses_in_order(
     client: httpx.AsyncClient, admin_key: str, estimators: dict[str, tuple[bytes, Any]]
 ) -> None:
