@@ -32,7 +32,7 @@ class Settings(BaseSettings):
         description="postgresql://user:pass@host:5432/db; default: embedded SQLite",
     )
     database_pool_size: int = Field(
-        10, ge=1, description="Connections kept (as many more on burst)"
+        20, ge=1, description="Connections kept (as many more on burst)"
     )
     database_timeout_s: float = Field(
         3.0, gt=0, description="Connect and pool wait timeout; past it, 503"
