@@ -53,6 +53,22 @@ def wrk(
     }
 
 
+def server_means(metrics: str) -> dict[str, float]:
+    """Mean server time in ms per (method, route) of 200 responses, from the Prometheus
+    histogram's sum and count: time inside the app, without the network or the client."""
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    pattern = re.compile(
+        r'^hokusai_http_request_duration_seconds_(sum|count)\{method="(\w+)",route="([^"]+)",status="200"\} (\S+)$'
+    )
+    for line in metrics.splitlines():
+        match = pattern.match(line)
+        if match:
+            kind, method, route, value = match.groups()
+            (sums if kind == "sum" else counts)[f"{method} {route}"] = float(value)
+    return {key: sums[key] / counts[key] * 1000 for key in sums if counts.get(key)}
+
+
 def _ms(text: str) -> float:
     value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]

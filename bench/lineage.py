@@ -38,6 +38,7 @@ from app.core.security import generate_key  # noqa: E402
 from app.db.base import utcnow  # noqa: E402
 from app.db.models import MlModel, ModelVersion, VersionContributor  # noqa: E402
 from app.db.session import create_engine, create_sessionmaker  # noqa: E402
+from bench.api_overhead import server_means  # noqa: E402
 from tests.services_under_test import (  # noqa: E402
     free_port,
     postgres_server,
@@ -184,6 +185,7 @@ def main() -> None:
                     "impact, 10,999 contributions": latency(client, f"/api/v1/contributors/{ADDRESS}/impact", 30),
                     "contributions page (50 of 10,999)": latency(client, f"/api/v1/contributors/{ADDRESS}/contributions", 30),
                 }  # fmt: skip
+                means = server_means(client.get("/metrics").text)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
@@ -191,6 +193,10 @@ def main() -> None:
     print(f"\n{'request (through the API, loopback)':<44}{'p50 ms':>9}{'p95 ms':>9}{'bytes':>10}")
     for label, (p50, p95, size) in results.items():
         print(f"{label:<44}{p50:>9.1f}{p95:>9.1f}{size:>10}")
+    print("\nmean server time per route (Prometheus sum / count, all calls above):")
+    for route, mean in sorted(means.items()):
+        if "lineage" in route or "contributors" in route:
+            print(f"  {route:<58}{mean:>8.1f} ms")
     print("\nwalking parent links one query at a time (in-process, no HTTP), depth 1,000:")
     for name, seconds in naive.items():
         print(f"  {name:<20}{seconds * 1000:>9.1f} ms")
