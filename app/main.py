@@ -15,10 +15,12 @@ from pydantic.json_schema import models_json_schema
 from app import __version__
 from app.adapters.cache import Cache
 from app.adapters.registry import Registry
+from app.adapters.webhooks import Webhooks
 from app.api.deps import Resources
 from app.api.errors import add_exception_handlers
 from app.api.middleware import RequestContext
 from app.api.routers import (
+    ab_tests,
     api_keys,
     attestations,
     contributors,
@@ -68,6 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             loader=ModelLoader(
                 registry, settings.model_cache_size, settings.model_load_timeout_s, metrics
             ),
+            webhooks=Webhooks(
+                settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+                metrics,
+            ),
         )
         app.state.resources = resources
         warmup: asyncio.Task[None] | None = None
@@ -79,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if warmup is not None:
                 warmup.cancel()
+            await resources.webhooks.close()
             resources.registry.close()
             await resources.cache.close()
             await engine.dispose()
@@ -110,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         attestations,
         contributors,
         experiments,
+        ab_tests,
     ):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook

@@ -20,10 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.adapters.cache import Cache
 from app.adapters.registry import Registry
+from app.adapters.webhooks import Webhooks
 from app.core.config import Settings
 from app.core.errors import Forbidden, RateLimited, Unauthenticated
 from app.core.metrics import Metrics
 from app.core.security import Principal, PrincipalCache, Scope
+from app.services.ab_tests import AbTestService
 from app.services.api_keys import ApiKeyService
 from app.services.attestations import AttestationService
 from app.services.contributors import ContributorService
@@ -48,6 +50,7 @@ class Resources:
     principals: PrincipalCache
     signer: Signer
     loader: ModelLoader
+    webhooks: Webhooks
 
 
 async def get_resources(request: Request) -> Resources:
@@ -125,6 +128,18 @@ async def get_prediction_service(resources: ResourcesDep) -> PredictionService:
 
 
 PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_service)]
+
+
+async def get_ab_test_service(
+    session: SessionDep,
+    resources: ResourcesDep,
+    ml_models: MlModelServiceDep,
+    predictions: PredictionServiceDep,
+) -> AbTestService:
+    return AbTestService(session, ml_models, predictions, resources.webhooks, resources.metrics)
+
+
+AbTestServiceDep = Annotated[AbTestService, Depends(get_ab_test_service)]
 
 
 async def get_lineage_service(session: SessionDep) -> LineageService:

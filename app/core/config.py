@@ -114,6 +114,9 @@ class Settings(BaseSettings):
         pattern=r"^0x[0-9a-fA-F]{40}$",
         description="EIP-712 domain verifyingContract",
     )
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key for A/B test webhooks (X-Hokusai-Signature)"
+    )
     idempotency_ttl_s: int = Field(
         86_400, ge=60, description="How long an Idempotency-Key replays its response"
     )
@@ -145,7 +148,7 @@ class Settings(BaseSettings):
             raise ValueError("must be redis://, rediss://, unix:// or a bare host:port")
         return url
 
-    @field_validator("attestation_key", "eip712_signing_key", mode="before")
+    @field_validator("attestation_key", "eip712_signing_key", "webhook_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -161,3 +161,19 @@ class ModelUnavailable(Unavailable):
 
 class BatchTooLarge(PayloadTooLarge):
     code, title = "batch_too_large", "Too many rows in one prediction request"
+
+
+class AbTestNotFound(NotFound):
+    code, title = "ab_test_not_found", "A/B test not found"
+
+
+class AbTestConflict(Conflict):
+    code, title = "ab_test_conflict", "The model already has a running A/B test"
+
+
+class InvalidTransition(Conflict):
+    code, title = "invalid_transition", "The A/B test cannot do that in its current status"
+
+
+class NotSignificant(Conflict):
+    code, title = "not_significant", "The results do not favour that variant"

@@ -96,5 +96,18 @@ class Metrics:
             "hokusai_loaded_models", "Model versions held in memory", registry=self.registry
         )
 
+        self.ab_events = Counter(
+            "hokusai_ab_events_total",
+            "A/B test events per test name and variant: exposures, outcomes, predictions",
+            ["test", "variant", "event"],
+            registry=self.registry,
+        )
+        self.webhook_deliveries = Counter(
+            "hokusai_webhook_deliveries_total",
+            "A/B test webhook deliveries by outcome (delivered, retried, failed)",
+            ["outcome"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

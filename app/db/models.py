@@ -7,7 +7,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.security import KEY_PREFIX
@@ -166,3 +176,66 @@ class SigningKey(CreatedAt, Base):
     keyid: Mapped[str] = mapped_column(String(64), primary_key=True)
     algorithm: Mapped[str] = mapped_column(String(16))
     public_key_pem: Mapped[str] = mapped_column(Text)
+
+
+class AbTest(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
+    """An experiment between versions of one model. At most one runs per model at a time."""
+
+    __tablename__ = "ab_tests"
+    __table_args__ = (
+        Index(
+            "uq_ab_tests_running_model",
+            "model_id",
+            unique=True,
+            postgresql_where=text("status = 'running'"),
+            sqlite_where=text("status = 'running'"),
+        ),
+    )
+
+    name: Mapped[str] = mapped_column(String(128))
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ml_models.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str] = mapped_column(String(64))
+    metric_name: Mapped[str] = mapped_column(String(250))
+    metric_kind: Mapped[str] = mapped_column(String(16))
+    metric_direction: Mapped[str] = mapped_column(String(20))
+    minimum_sample_size: Mapped[int]
+    confidence_level: Mapped[float] = mapped_column(Float)
+    ends_at: Mapped[datetime | None]
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    stopped_at: Mapped[datetime | None]
+    winner: Mapped[str | None] = mapped_column(String(64))
+    last_verdict: Mapped[str | None] = mapped_column(String(32))
+
+
+class AbVariant(Base):
+    """A variant and its running totals: sufficient statistics, updated in place."""
+
+    __tablename__ = "ab_variants"
+    __table_args__ = (UniqueConstraint("test_id", "name"),)
+
+    test_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ab_tests.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int | None]
+    alias: Mapped[str | None] = mapped_column(String(64))
+    weight: Mapped[float] = mapped_column(Float)
+    exposures: Mapped[int] = mapped_column(default=0)
+    n: Mapped[int] = mapped_column(default=0)
+    total: Mapped[float] = mapped_column(Float, default=0.0)
+    total_sq: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class AbExposure(Base):
+    """Units that saw the test, once each: exact distinct exposure counts for the SRM check."""
+
+    __tablename__ = "ab_exposures"
+
+    test_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ab_tests.id", ondelete="CASCADE"), primary_key=True
+    )
+    unit_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    position: Mapped[int]

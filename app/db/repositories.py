@@ -24,8 +24,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.core.errors import TokenIdTaken
+from app.core.errors import AbTestConflict, TokenIdTaken
 from app.db.models import (
+    AbExposure,
+    AbTest,
+    AbVariant,
     AliasEvent,
     ApiKey,
     Attestation,
@@ -143,6 +146,9 @@ class MlModelRepository:
         if for_update:
             query = query.with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def get_by_id(self, model_id: uuid.UUID) -> MlModel | None:
+        return await self.session.get(MlModel, model_id)
 
     async def get_by_token_id(self, token_id: str) -> MlModel | None:
         query = select(MlModel).where(MlModel.token_id == token_id)
@@ -597,6 +603,85 @@ class ContributionRepository:
             .offset(offset)
         )
         return list(await connection.execute(query)), total or 0
+
+
+class AbTestRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, test: AbTest, variants: list[AbVariant]) -> None:
+        self.session.add_all([test, *variants])
+        await self.session.flush()
+
+    async def get(self, test_id: uuid.UUID, *, for_update: bool = False) -> AbTest | None:
+        query = select(AbTest).where(AbTest.id == test_id)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def variants(self, test_id: uuid.UUID) -> list[AbVariant]:
+        query = select(AbVariant).where(AbVariant.test_id == test_id).order_by(AbVariant.position)
+        return list(
+            (
+                await self.session.execute(query, execution_options={"populate_existing": True})
+            ).scalars()
+        )
+
+    async def running_for_model(self, model_id: uuid.UUID) -> AbTest | None:
+        query = select(AbTest).where(AbTest.model_id == model_id, AbTest.status == "running")
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def page(
+        self, *, model_id: uuid.UUID | None, status: str | None, limit: int, offset: int
+    ) -> tuple[list[Any], int]:
+        query = select(AbTest).order_by(AbTest.created_at.desc(), AbTest.id)
+        if model_id is not None:
+            query = query.where(AbTest.model_id == model_id)
+        if status is not None:
+            query = query.where(AbTest.status == status)
+        return await _page(self.session, query, limit, offset)
+
+    async def save(self) -> None:
+        """Flush; a second running test for a model (the partial unique index) is a conflict."""
+        try:
+            async with self.session.begin_nested():
+                await self.session.flush()
+        except IntegrityError as exc:
+            if "uq_ab_tests_running_model" in str(exc.orig) or "ab_tests.model_id" in str(exc.orig):
+                raise AbTestConflict("The model already has a running A/B test") from exc
+            raise
+
+    async def expose(self, test_id: uuid.UUID, unit_id: str, position: int) -> bool:
+        """Record a unit's first exposure; True when it is new (and counted)."""
+        statement = (
+            _insert(self.session, AbExposure)
+            .values(test_id=test_id, unit_id=unit_id, position=position)
+            .on_conflict_do_nothing(index_elements=[AbExposure.test_id, AbExposure.unit_id])
+            .returning(AbExposure.unit_id)
+        )
+        if (await self.session.execute(statement)).first() is None:
+            return False
+        await self.session.execute(
+            update(AbVariant)
+            .where(AbVariant.test_id == test_id, AbVariant.position == position)
+            .values(exposures=AbVariant.exposures + 1)
+        )
+        return True
+
+    async def add_outcomes(
+        self, test_id: uuid.UUID, totals: dict[int, tuple[int, float, float]]
+    ) -> None:
+        """Add to the sufficient statistics in place: concurrent posters lose nothing."""
+        for position, (n, total, total_sq) in sorted(totals.items()):
+            await self.session.execute(
+                update(AbVariant)
+                .where(AbVariant.test_id == test_id, AbVariant.position == position)
+                .values(
+                    n=AbVariant.n + n,
+                    total=AbVariant.total + total,
+                    total_sq=AbVariant.total_sq + total_sq,
+                )
+            )
 
 
 def _resolve_statements() -> tuple[Any, Any]:

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from app.api.deps import AbTestServiceDep, IdempotentDep, PredictorDep, ReaderDep, WriterDep
+from app.api.errors import AUTHENTICATED, problems
+from app.api.routers import API_PREFIX
+from app.schemas.ab_tests import (
+    AbPredictRequest,
+    AbTestCreate,
+    AbTestRead,
+    AbTestUpdate,
+    Assignment,
+    AssignRequest,
+    OutcomesAccepted,
+    OutcomesRequest,
+    Promote,
+    Results,
+    Status,
+)
+from app.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page
+from app.schemas.predictions import Prediction
+
+router = APIRouter(
+    prefix=f"{API_PREFIX}/ab-tests", tags=["ab-tests"], responses=problems(*AUTHENTICATED)
+)
+
+
+@router.post("", status_code=201, response_model=AbTestRead, responses=problems(404, 409, 422))
+async def create_ab_test(
+    body: AbTestCreate, principal: WriterDep, ab_tests: AbTestServiceDep, idempotent: IdempotentDep
+) -> JSONResponse:
+    """Create a test (a draft) between two or more versions of one model; the first variant is
+    the control. Weights sum to 1."""
+    return await idempotent(principal, body, lambda: ab_tests.create(body))
+
+
+@router.get("", response_model=Page[AbTestRead], responses=problems(404, 422))
+async def list_ab_tests(
+    _: ReaderDep,
+    ab_tests: AbTestServiceDep,
+    model: str | None = None,
+    status: Status | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[AbTestRead]:
+    """A/B tests, newest first, optionally of one model or in one status."""
+    items, total = await ab_tests.list_tests(model=model, status=status, limit=limit, offset=offset)
+    return Page[AbTestRead](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/{ab_test_id}", response_model=AbTestRead, responses=problems(404, 422))
+async def get_ab_test(
+    ab_test_id: uuid.UUID, _: ReaderDep, ab_tests: AbTestServiceDep
+) -> AbTestRead:
+    """One A/B test."""
+    return await ab_tests.read(ab_test_id)
+
+
+@router.patch("/{ab_test_id}", response_model=AbTestRead, responses=problems(404, 409, 422))
+async def update_ab_test(
+    ab_test_id: uuid.UUID, body: AbTestUpdate, _: WriterDep, ab_tests: AbTestServiceDep
+) -> AbTestRead:
+    """Change weights or the end time; not while the test runs."""
+    return await ab_tests.update(ab_test_id, body)
+
+
+def _transition(action: Literal["start", "pause", "resume", "stop"], summary: str) -> None:
+    async def move(ab_test_id: uuid.UUID, _: WriterDep, ab_tests: AbTestServiceDep) -> AbTestRead:
+        return await ab_tests.transition(ab_test_id, action)
+
+    move.__doc__ = summary
+    router.add_api_route(
+        f"/{{ab_test_id}}/{action}",
+        move,
+        methods=["POST"],
+        response_model=AbTestRead,
+        responses=problems(404, 409, 422),
+        name=f"{action}_ab_test",
+    )
+
+
+_transition("start", "Start a draft test: aliases become versions; one running test per model.")
+_transition("pause", "Pause a running test.")
+_transition("resume", "Resume a paused test.")
+_transition("stop", "Stop a running or paused test for good.")
+
+
+@router.post("/{ab_test_id}/assign", response_model=Assignment, responses=problems(404, 409, 422))
+async def assign_unit(
+    ab_test_id: uuid.UUID, body: AssignRequest, _: PredictorDep, ab_tests: AbTestServiceDep
+) -> Assignment:
+    """The variant of a unit: deterministic and sticky, from a hash of the test and unit ids."""
+    return await ab_tests.assign(ab_test_id, body.unit_id)
+
+
+@router.post(
+    "/{ab_test_id}/predict", response_model=Prediction, responses=problems(404, 409, 413, 422)
+)
+async def predict_through_test(
+    ab_test_id: uuid.UUID, body: AbPredictRequest, _: PredictorDep, ab_tests: AbTestServiceDep
+) -> JSONResponse:
+    """Predict with the unit's variant; `ab_test` names the test and the variant."""
+    result, hit = await ab_tests.predict(ab_test_id, body.unit_id, body.inputs)
+    headers = {"X-Cache": "HIT" if hit else "MISS"} if isinstance(body.inputs, dict) else {}
+    return JSONResponse(result.model_dump(mode="json"), headers=headers)
+
+
+@router.post(
+    "/{ab_test_id}/outcomes",
+    response_model=OutcomesAccepted,
+    responses=problems(404, 409, 413, 422),
+)
+async def record_outcomes(
+    ab_test_id: uuid.UUID, body: OutcomesRequest, _: PredictorDep, ab_tests: AbTestServiceDep
+) -> OutcomesAccepted:
+    """Record 1 to 10,000 outcomes; each unit's variant is recomputed from its id."""
+    return OutcomesAccepted(accepted=await ab_tests.record_outcomes(ab_test_id, body.events))
+
+
+@router.get("/{ab_test_id}/results", response_model=Results, responses=problems(404, 422))
+async def get_results(ab_test_id: uuid.UUID, _: ReaderDep, ab_tests: AbTestServiceDep) -> Results:
+    """Per variant exposures, n, mean and std; per treatment the lift with its interval, p-value
+    and chance to beat control; the sample-ratio check and the verdict."""
+    return await ab_tests.results(ab_test_id)
+
+
+@router.post("/{ab_test_id}/promote", response_model=AbTestRead, responses=problems(404, 409, 422))
+async def promote_variant(
+    ab_test_id: uuid.UUID, body: Promote, principal: WriterDep, ab_tests: AbTestServiceDep
+) -> AbTestRead:
+    """Move the model's `production` alias to a variant; 409 `not_significant` unless the
+    verdict favours it or `force` is set."""
+    return await ab_tests.promote(ab_test_id, body.variant, body.force, principal)

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints, model_validator
+
+from app.schemas.ml_models import AliasName, MetricName, Request
+from app.services.deltas import Direction
+
+VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+UnitId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Weight = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class Status(StrEnum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+class MetricSpec(Request):
+    name: MetricName
+    kind: Literal["binary", "continuous"]
+    direction: Direction = Direction.HIGHER_IS_BETTER
+
+
+class VariantIn(Request):
+    name: VariantName
+    version: int | None = Field(None, ge=1, strict=True)
+    alias: AliasName | None = Field(None, description="Resolved to a version when the test starts")
+    weight: Weight
+
+    @model_validator(mode="after")
+    def _one_target(self) -> VariantIn:
+        if (self.version is None) == (self.alias is None):
+            raise ValueError("give a version or an alias")
+        return self
+
+
+def _weights_sum_to_one(weights: list[float]) -> None:
+    if not math.isclose(sum(weights), 1.0, abs_tol=1e-9):
+        raise ValueError(f"weights must sum to 1, not {sum(weights)}")
+
+
+class AbTestCreate(Request):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    model: str
+    variants: list[VariantIn] = Field(
+        min_length=2, max_length=20, description="First is the control"
+    )
+    unit: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "user_id"
+    metric: MetricSpec
+    minimum_sample_size: int = Field(100, ge=1)
+    confidence_level: float = Field(0.95, gt=0.5, lt=1)
+    ends_at: datetime | None = None
+    webhook_url: AnyHttpUrl | None = None
+
+    @model_validator(mode="after")
+    def _variants(self) -> AbTestCreate:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError("variant names repeat")
+        targets = [(v.version, v.alias) for v in self.variants]
+        if len(set(targets)) != len(targets):
+            raise ValueError("variants repeat a version or alias")
+        _weights_sum_to_one([v.weight for v in self.variants])
+        return self
+
+
+class AbTestUpdate(Request):
+    weights: dict[str, Weight] | None = Field(None, description="Every variant's new weight")
+    ends_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _sum(self) -> AbTestUpdate:
+        if self.weights is not None:
+            _weights_sum_to_one(list(self.weights.values()))
+        return self
+
+
+class VariantRead(BaseModel):
+    name: str
+    version: int | None
+    alias: str | None
+    weight: float
+
+
+class AbTestRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    model: str
+    status: Status
+    variants: list[VariantRead]
+    unit: str
+    metric: MetricSpec
+    minimum_sample_size: int
+    confidence_level: float
+    ends_at: datetime | None
+    webhook_url: str | None
+    created_at: datetime
+    started_at: datetime | None
+    stopped_at: datetime | None
+    winner: str | None
+
+
+class AssignRequest(Request):
+    unit_id: UnitId
+
+
+class Assignment(BaseModel):
+    test_id: uuid.UUID
+    unit_id: str
+    variant: str
+    version: int
+
+
+class AbPredictRequest(Request):
+    unit_id: UnitId
+    inputs: dict[str, object] | list[object]
+
+
+class Outcome(Request):
+    unit_id: UnitId
+    value: float = Field(allow_inf_nan=False)
+
+
+class OutcomesRequest(Request):
+    events: list[Outcome] = Field(min_length=1, max_length=10_000)
+
+
+class OutcomesAccepted(BaseModel):
+    accepted: int
+
+
+class Srm(BaseModel):
+    p_value: float | None
+    flagged: bool
+
+
+class VariantResult(BaseModel):
+    name: str
+    version: int | None
+    weight: float
+    exposures: int
+    n: int
+    mean: float | None
+    std: float | None
+
+
+class ComparisonResult(BaseModel):
+    variant: str
+    control: str
+    absolute_lift: float | None
+    relative_lift: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    chance_to_beat_control: float | None
+    significant: bool
+
+
+class Results(BaseModel):
+    test_id: uuid.UUID
+    status: Status
+    metric: MetricSpec
+    verdict: Literal[
+        "insufficient_data", "treatment_better", "control_better", "no_significant_difference"
+    ]
+    srm: Srm
+    variants: list[VariantResult]
+    comparisons: list[ComparisonResult]
+
+
+class Promote(Request):
+    variant: VariantName
+    force: bool = False

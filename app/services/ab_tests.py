@@ -1,0 +1,404 @@
+"""A/B tests (DOMAIN.md section 9): lifecycle, sticky assignment without per-unit storage,
+routed predictions, outcomes as sufficient statistics, results, promotion, webhooks."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.adapters.webhooks import Webhooks
+from app.core.errors import (
+    AbTestConflict,
+    AbTestNotFound,
+    InvalidTransition,
+    ModelNotFound,
+    NotSignificant,
+    ValidationFailed,
+    VersionNotFound,
+)
+from app.core.metrics import Metrics
+from app.core.security import Principal
+from app.db.base import utcnow
+from app.db.models import AbTest, AbVariant, MlModel
+from app.db.repositories import (
+    AbTestRepository,
+    AliasRepository,
+    MlModelRepository,
+    VersionRepository,
+)
+from app.schemas.ab_tests import (
+    AbTestCreate,
+    AbTestRead,
+    AbTestUpdate,
+    Assignment,
+    ComparisonResult,
+    MetricSpec,
+    Outcome,
+    Results,
+    Srm,
+    Status,
+    VariantRead,
+    VariantResult,
+)
+from app.schemas.predictions import AbTestAssignment, Prediction, PredictRequest
+from app.services import ab_stats
+from app.services.deltas import Direction
+from app.services.ml_models import PRODUCTION, MlModelService
+from app.services.predictions import PredictionService
+
+TRANSITIONS = {
+    "start": ({Status.DRAFT}, Status.RUNNING),
+    "pause": ({Status.RUNNING}, Status.PAUSED),
+    "resume": ({Status.PAUSED}, Status.RUNNING),
+    "stop": ({Status.RUNNING, Status.PAUSED}, Status.STOPPED),
+}
+
+
+class AbTestService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        ml_models: MlModelService,
+        predictions: PredictionService,
+        webhooks: Webhooks,
+        metrics: Metrics,
+    ) -> None:
+        self.tests = AbTestRepository(session)
+        self.models = MlModelRepository(session)
+        self.versions = VersionRepository(session)
+        self.aliases = AliasRepository(session)
+        self.ml_models = ml_models
+        self.predictions = predictions
+        self.webhooks = webhooks
+        self.metrics = metrics
+
+    async def create(self, request: AbTestCreate) -> AbTestRead:
+        model = await self._model(request.model)
+        for variant in request.variants:
+            if (
+                variant.version is not None
+                and await self.versions.get(model.id, variant.version) is None
+            ):
+                raise VersionNotFound(f"Model {model.name} has no version {variant.version}")
+        now = utcnow()
+        test = AbTest(
+            id=uuid.uuid4(),
+            name=request.name,
+            model_id=model.id,
+            status=Status.DRAFT,
+            unit=request.unit,
+            metric_name=request.metric.name,
+            metric_kind=request.metric.kind,
+            metric_direction=request.metric.direction,
+            minimum_sample_size=request.minimum_sample_size,
+            confidence_level=request.confidence_level,
+            ends_at=request.ends_at,
+            webhook_url=str(request.webhook_url) if request.webhook_url else None,
+            created_at=now,
+            updated_at=now,
+        )
+        variants = [
+            AbVariant(
+                test_id=test.id,
+                position=index,
+                name=v.name,
+                version=v.version,
+                alias=v.alias,
+                weight=v.weight,
+                exposures=0,
+                n=0,
+                total=0.0,
+                total_sq=0.0,
+            )
+            for index, v in enumerate(request.variants)
+        ]
+        await self.tests.add(test, variants)
+        return self._read(test, model, variants)
+
+    async def get(
+        self, test_id: uuid.UUID, *, for_update: bool = False
+    ) -> tuple[AbTest, MlModel, list[AbVariant]]:
+        test = await self.tests.get(test_id, for_update=for_update)
+        if test is None:
+            raise AbTestNotFound(f"No A/B test {test_id}")
+        model = await self.models.get_by_id(test.model_id)
+        assert model is not None
+        variants = await self.tests.variants(test.id)
+        if (
+            test.ends_at is not None
+            and test.ends_at <= utcnow()
+            and test.status in (Status.RUNNING, Status.PAUSED)
+        ):
+            await self._move(test, Status.STOPPED, reason="ended")
+        return test, model, variants
+
+    async def read(self, test_id: uuid.UUID) -> AbTestRead:
+        return self._read(*await self.get(test_id))
+
+    async def list_tests(
+        self, *, model: str | None, status: Status | None, limit: int, offset: int
+    ) -> tuple[list[AbTestRead], int]:
+        model_id = (await self._model(model)).id if model is not None else None
+        tests, total = await self.tests.page(
+            model_id=model_id, status=status, limit=limit, offset=offset
+        )
+        return [self._read(*await self.get(t.id)) for t in tests], total
+
+    async def update(self, test_id: uuid.UUID, request: AbTestUpdate) -> AbTestRead:
+        test, model, variants = await self.get(test_id, for_update=True)
+        if test.status == Status.RUNNING:
+            raise InvalidTransition("Pause the test before changing it")
+        if test.status == Status.STOPPED:
+            raise InvalidTransition("A stopped test does not change")
+        if request.weights is not None:
+            if set(request.weights) != {v.name for v in variants}:
+                raise ValidationFailed("weights must name every variant", errors=[
+                    {"loc": ["body", "weights"], "msg": "name every variant once", "type": "value_error"}
+                ])  # fmt: skip
+            for variant in variants:
+                variant.weight = request.weights[variant.name]
+        if "ends_at" in request.model_fields_set:
+            test.ends_at = request.ends_at
+        test.updated_at = utcnow()
+        await self.tests.save()
+        return self._read(test, model, variants)
+
+    async def transition(self, test_id: uuid.UUID, action: str) -> AbTestRead:
+        test, model, variants = await self.get(test_id, for_update=True)
+        allowed, target = TRANSITIONS[action]
+        if test.status not in allowed:
+            raise InvalidTransition(f"Cannot {action} a {test.status} test")
+        if target == Status.RUNNING:
+            running = await self.tests.running_for_model(model.id)
+            if running is not None and running.id != test.id:
+                raise AbTestConflict(f"Model {model.name} already runs A/B test {running.id}")
+            if action == "start":
+                await self._resolve_aliases(model, variants)
+        await self._move(test, target, reason=action)
+        return self._read(test, model, variants)
+
+    async def _resolve_aliases(self, model: MlModel, variants: list[AbVariant]) -> None:
+        """Variants named by alias get the alias's version when the test starts."""
+        current = await self.aliases.current(model.id)
+        for variant in variants:
+            if variant.version is None:
+                assert variant.alias is not None
+                if variant.alias not in current:
+                    raise VersionNotFound(f"Model {model.name} has no alias {variant.alias}")
+                variant.version = current[variant.alias]
+
+    async def _move(self, test: AbTest, status: Status, reason: str) -> None:
+        now = utcnow()
+        previous = test.status
+        test.status = status
+        test.updated_at = now
+        if status == Status.RUNNING and test.started_at is None:
+            test.started_at = now
+        if status == Status.STOPPED:
+            test.stopped_at = now
+        await self.tests.save()
+        self.webhooks.send(test.webhook_url, {
+            "type": "ab_test.status_changed", "test_id": str(test.id), "name": test.name,
+            "from": previous, "to": status.value, "reason": reason, "at": now.isoformat(),
+        })  # fmt: skip
+
+    # Traffic
+
+    async def assign(self, test_id: uuid.UUID, unit_id: str) -> Assignment:
+        test, _, variants = await self.get(test_id)
+        return await self._assign(test, variants, unit_id)
+
+    async def _assign(self, test: AbTest, variants: list[AbVariant], unit_id: str) -> Assignment:
+        if test.status != Status.RUNNING:
+            raise InvalidTransition(f"The test is {test.status}, not running")
+        variant = variants[ab_stats.assign(str(test.id), unit_id, [v.weight for v in variants])]
+        assert variant.version is not None
+        if await self.tests.expose(test.id, unit_id, variant.position):
+            self.metrics.ab_events.labels(test.name, variant.name, "exposure").inc()
+        return Assignment(
+            test_id=test.id, unit_id=unit_id, variant=variant.name, version=variant.version
+        )
+
+    async def predict(
+        self, test_id: uuid.UUID, unit_id: str, inputs: Any
+    ) -> tuple[Prediction, bool]:
+        test, model, variants = await self.get(test_id)
+        return await self._predict(test, model, variants, unit_id, inputs)
+
+    async def predict_for_model(
+        self, name: str, request: PredictRequest
+    ) -> tuple[Prediction, bool] | None:
+        """A model's prediction routed through its running test, when it has one and the request
+        names a unit and no version or alias."""
+        if request.unit_id is None or request.version is not None or request.alias is not None:
+            return None
+        model = await self._model(name)
+        running = await self.tests.running_for_model(model.id)
+        if running is None:
+            return None
+        test, model, variants = await self.get(running.id)
+        return await self._predict(test, model, variants, request.unit_id, request.inputs)
+
+    async def _predict(
+        self, test: AbTest, model: MlModel, variants: list[AbVariant], unit_id: str, inputs: Any
+    ) -> tuple[Prediction, bool]:
+        assignment = await self._assign(test, variants, unit_id)
+        result, hit = await self.predictions.predict(
+            model.name, PredictRequest(inputs=inputs, version=assignment.version)
+        )
+        self.metrics.ab_events.labels(test.name, assignment.variant, "prediction").inc()
+        result.ab_test = AbTestAssignment(id=str(test.id), variant=assignment.variant)
+        return result, hit
+
+    async def record_outcomes(self, test_id: uuid.UUID, events: list[Outcome]) -> int:
+        """Events of a unit go to the variant its id hashes to, whatever the client thinks."""
+        test, _, variants = await self.get(test_id)
+        if test.status == Status.DRAFT:
+            raise InvalidTransition("The test has not started")
+        weights = [v.weight for v in variants]
+        totals: dict[int, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+        for index, event in enumerate(events):
+            if test.metric_kind == "binary" and event.value not in (0, 1):
+                raise ValidationFailed("binary outcomes are 0 or 1", errors=[
+                    {"loc": ["body", "events", index, "value"], "msg": "must be 0 or 1", "type": "value_error"}
+                ])  # fmt: skip
+            row = totals[ab_stats.assign(str(test.id), event.unit_id, weights)]
+            row[0] += 1
+            row[1] += event.value
+            row[2] += event.value * event.value
+        await self.tests.add_outcomes(
+            test.id, {p: (int(t[0]), t[1], t[2]) for p, t in totals.items()}
+        )
+        for position, (n, _, _) in totals.items():
+            self.metrics.ab_events.labels(test.name, variants[position].name, "outcome").inc(n)
+        await self._notice_verdict(test, await self.tests.variants(test.id))
+        return len(events)
+
+    # Results and promotion
+
+    async def results(self, test_id: uuid.UUID) -> Results:
+        test, _, variants = await self.get(test_id)
+        result = _results(test, variants)
+        await self._notice_verdict(test, variants, result)
+        return result
+
+    async def _notice_verdict(
+        self, test: AbTest, variants: list[AbVariant], result: Results | None = None
+    ) -> None:
+        result = result or _results(test, variants)
+        if result.verdict != test.last_verdict:
+            previous, test.last_verdict = test.last_verdict, result.verdict
+            self.webhooks.send(test.webhook_url, {
+                "type": "ab_test.verdict_changed", "test_id": str(test.id), "name": test.name,
+                "from": previous, "to": result.verdict, "at": utcnow().isoformat(),
+            })  # fmt: skip
+
+    async def promote(
+        self, test_id: uuid.UUID, variant_name: str, force: bool, actor: Principal
+    ) -> AbTestRead:
+        """Move the model's production alias to a variant (recorded in the alias history)."""
+        test, model, variants = await self.get(test_id, for_update=True)
+        if test.status not in (Status.RUNNING, Status.STOPPED, Status.PAUSED):
+            raise InvalidTransition("Only a started test can be promoted")
+        chosen = next((v for v in variants if v.name == variant_name), None)
+        if chosen is None or chosen.version is None:
+            raise ValidationFailed(f"No variant {variant_name}", errors=[
+                {"loc": ["body", "variant"], "msg": "unknown variant", "type": "value_error"}
+            ])  # fmt: skip
+        result = _results(test, variants)
+        favoured = (
+            result.verdict == "control_better" if chosen.position == 0
+            else any(c.variant == chosen.name and c.significant and _better(test, c) for c in result.comparisons)
+        )  # fmt: skip
+        if not favoured and not force:
+            raise NotSignificant(
+                f"The results ({result.verdict}) do not favour {variant_name}; use force to promote anyway"
+            )
+        await self.ml_models.set_alias(
+            model.name,
+            PRODUCTION,
+            chosen.version,
+            f"A/B test {test.name}: promoted {chosen.name}",
+            actor,
+        )
+        test.winner = chosen.name
+        if test.status != Status.STOPPED:
+            await self._move(test, Status.STOPPED, reason="promoted")
+        await self.tests.save()
+        return self._read(test, model, variants)
+
+    async def _model(self, name: str) -> MlModel:
+        model = await self.models.get_by_name(name)
+        if model is None:
+            raise ModelNotFound(f"No model named {name}")
+        return model
+
+    @staticmethod
+    def _read(test: AbTest, model: MlModel, variants: list[AbVariant]) -> AbTestRead:
+        return AbTestRead(
+            id=test.id, name=test.name, model=model.name, status=Status(test.status),
+            variants=[VariantRead(name=v.name, version=v.version, alias=v.alias, weight=v.weight) for v in variants],
+            unit=test.unit, metric=_metric(test), minimum_sample_size=test.minimum_sample_size,
+            confidence_level=test.confidence_level, ends_at=test.ends_at, webhook_url=test.webhook_url,
+            created_at=test.created_at, started_at=test.started_at, stopped_at=test.stopped_at,
+            winner=test.winner,
+        )  # fmt: skip
+
+
+def _metric(test: AbTest) -> MetricSpec:
+    return MetricSpec(
+        name=test.metric_name, kind=test.metric_kind, direction=Direction(test.metric_direction)
+    )
+
+
+def _better(test: AbTest, comparison: ComparisonResult) -> bool:
+    lift = comparison.absolute_lift or 0.0
+    return lift > 0 if test.metric_direction == Direction.HIGHER_IS_BETTER else lift < 0
+
+
+def _results(test: AbTest, variants: list[AbVariant]) -> Results:
+    samples = [ab_stats.Sample(v.n, v.total, v.total_sq) for v in variants]
+    higher = test.metric_direction == Direction.HIGHER_IS_BETTER
+    comparisons = [
+        ab_stats.compare(samples[0], sample, test.metric_kind, higher, test.confidence_level)
+        for sample in samples[1:]
+    ]
+    p_value, flagged = ab_stats.sample_ratio_mismatch(
+        [v.exposures for v in variants], [v.weight for v in variants]
+    )
+    return Results(
+        test_id=test.id,
+        status=Status(test.status),
+        metric=_metric(test),
+        verdict=ab_stats.verdict(samples, comparisons, test.minimum_sample_size),
+        srm=Srm(p_value=p_value, flagged=flagged),
+        variants=[
+            VariantResult(
+                name=v.name,
+                version=v.version,
+                weight=v.weight,
+                exposures=v.exposures,
+                n=s.n,
+                mean=s.mean,
+                std=s.std,
+            )
+            for v, s in zip(variants, samples, strict=True)
+        ],
+        comparisons=[
+            ComparisonResult(
+                variant=v.name,
+                control=variants[0].name,
+                absolute_lift=c.absolute_lift,
+                relative_lift=c.relative_lift,
+                ci_low=c.ci_low,
+                ci_high=c.ci_high,
+                p_value=c.p_value,
+                chance_to_beat_control=c.chance_to_beat_control,
+                significant=c.significant,
+            )
+            for v, c in zip(variants[1:], comparisons, strict=True)
+        ],
+    )

@@ -1,0 +1,321 @@
+"""A/B tests through the API, with real models, Postgres and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from scipy import stats
+
+from app.core.config import Settings
+from app.services.ab_stats import assign
+from tests.api.test_errors import assert_problem
+from tests.api.test_ml_models import register_baseline
+from tests.conftest import auth, serve
+from tests.factories import save_sklearn, tar_gz, unique
+
+ROW = {"f0": 0.3, "f1": 0.6, "f2": 0.9}
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    return [
+        tar_gz(save_sklearn(tmp_path_factory.mktemp(kind), kind)[0])
+        for kind in ("classifier", "regressor")
+    ]
+
+
+async def two_versions(client: httpx.AsyncClient, key: str, archives: list[bytes]) -> str:
+    name = unique()
+    metric = {"metric": "score", "direction": "higher_is_better", "family": "continuous"}
+    for archive in archives:
+        await register_baseline(
+            client,
+            key,
+            archive,
+            name,
+            model_type="custom",
+            metrics={"score": 1.0},
+            benchmark=metric,
+        )
+    await client.put(
+        f"/api/v1/models/{name}/aliases/production", json={"version": 1}, headers=auth(key)
+    )
+    return name
+
+
+async def create(client: httpx.AsyncClient, key: str, model: str, **fields: Any) -> dict[str, Any]:
+    body = {
+        "name": "checkout-test",
+        "model": model,
+        "variants": [
+            {"name": "control", "alias": "production", "weight": 0.5},
+            {"name": "treatment", "version": 2, "weight": 0.5},
+        ],
+        "metric": {"name": "converted", "kind": "binary"},
+        "minimum_sample_size": 50,
+        **fields,
+    }
+    response = await client.post("/api/v1/ab-tests", json=body, headers=auth(key))
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def act(
+    client: httpx.AsyncClient, key: str, test_id: str, action: str, **body: Any
+) -> httpx.Response:
+    return await client.post(
+        f"/api/v1/ab-tests/{test_id}/{action}", json=body, headers=auth(key), timeout=120
+    )
+
+
+async def test_lifecycle_and_one_running_test_per_model(
+    client: httpx.AsyncClient, admin_key: str, archives: list[bytes]
+) -> None:
+    name = await two_versions(client, admin_key, archives)
+    test = await create(client, admin_key, name)
+    assert test["status"] == "draft"
+    assert test["variants"][0] == {
+        "name": "control",
+        "version": None,
+        "alias": "production",
+        "weight": 0.5,
+    }
+    started = (await act(client, admin_key, test["id"], "start")).json()
+    assert started["status"] == "running"
+    assert started["variants"][0]["version"] == 1, "the alias became a version at start"
+    other = await create(client, admin_key, name, name="second")
+    assert_problem(await act(client, admin_key, other["id"], "start"), 409, "ab_test_conflict")
+    assert_problem(await act(client, admin_key, test["id"], "resume"), 409, "invalid_transition")
+    patch = await client.patch(
+        f"/api/v1/ab-tests/{test['id']}",
+        json={"weights": {"control": 0.2, "treatment": 0.8}},
+        headers=auth(admin_key),
+    )
+    assert_problem(patch, 409, "invalid_transition")
+    assert (await act(client, admin_key, test["id"], "pause")).json()["status"] == "paused"
+    patched = await client.patch(
+        f"/api/v1/ab-tests/{test['id']}",
+        json={"weights": {"control": 0.2, "treatment": 0.8}},
+        headers=auth(admin_key),
+    )
+    assert [v["weight"] for v in patched.json()["variants"]] == [0.2, 0.8]
+    assert (await act(client, admin_key, test["id"], "resume")).json()["status"] == "running"
+    stopped = (await act(client, admin_key, test["id"], "stop")).json()
+    assert stopped["status"] == "stopped"
+    assert stopped["stopped_at"] is not None
+    assert (await act(client, admin_key, other["id"], "start")).json()["status"] == "running"
+    listed = (
+        await client.get(f"/api/v1/ab-tests?model={name}&status=running", headers=auth(admin_key))
+    ).json()
+    assert [t["id"] for t in listed["items"]] == [other["id"]]
+
+
+@pytest.mark.parametrize(
+    "variants",
+    [
+        [{"name": "a", "version": 1, "weight": 0.5}, {"name": "b", "version": 2, "weight": 0.4}],
+        [{"name": "a", "version": 1, "weight": 0.5}, {"name": "a", "version": 2, "weight": 0.5}],
+        [{"name": "a", "version": 1, "weight": 0.5}, {"name": "b", "version": 1, "weight": 0.5}],
+        [{"name": "a", "version": 1, "weight": 1.0}],
+    ],
+)
+async def test_bad_variants_are_422(
+    client: httpx.AsyncClient, admin_key: str, variants: list[dict[str, Any]]
+) -> None:
+    body = {
+        "name": "t",
+        "model": "m",
+        "variants": variants,
+        "metric": {"name": "x", "kind": "binary"},
+    }
+    assert_problem(
+        await client.post("/api/v1/ab-tests", json=body, headers=auth(admin_key)),
+        422,
+        "validation_failed",
+    )
+
+
+async def test_assignment_is_sticky_and_predictions_route_through_the_test(
+    client: httpx.AsyncClient, admin_key: str, archives: list[bytes]
+) -> None:
+    name = await two_versions(client, admin_key, archives)
+    test = await create(client, admin_key, name)
+    await act(client, admin_key, test["id"], "start")
+    for unit in ("u-1", "u-2", "u-3", "u-4", "u-5"):
+        expected = ["control", "treatment"][assign(test["id"], unit, [0.5, 0.5])]
+        first = (await act(client, admin_key, test["id"], "assign", unit_id=unit)).json()
+        again = (await act(client, admin_key, test["id"], "assign", unit_id=unit)).json()
+        assert first["variant"] == again["variant"] == expected
+        assert first["version"] == (1 if expected == "control" else 2)
+        routed = (
+            await act(client, admin_key, test["id"], "predict", unit_id=unit, inputs=ROW)
+        ).json()
+        assert routed["ab_test"] == {"id": test["id"], "variant": expected}
+        assert routed["version"] == first["version"]
+        via_model = (
+            await client.post(
+                f"/api/v1/models/{name}/predict",
+                json={"inputs": ROW, "unit_id": unit},
+                headers=auth(admin_key),
+            )
+        ).json()
+        assert via_model["ab_test"] == {"id": test["id"], "variant": expected}
+    plain = (
+        await client.post(
+            f"/api/v1/models/{name}/predict", json={"inputs": ROW}, headers=auth(admin_key)
+        )
+    ).json()
+    assert plain["ab_test"] is None
+    assert plain["version"] == 1
+    results = (
+        await client.get(f"/api/v1/ab-tests/{test['id']}/results", headers=auth(admin_key))
+    ).json()
+    assert sum(v["exposures"] for v in results["variants"]) == 5, "each unit counted once"
+
+
+async def test_results_match_scipy_and_promotion_moves_production(
+    client: httpx.AsyncClient, admin_key: str, archives: list[bytes]
+) -> None:
+    name = await two_versions(client, admin_key, archives)
+    test = await create(client, admin_key, name, metric={"name": "revenue", "kind": "continuous"})
+    await act(client, admin_key, test["id"], "start")
+    assert_problem(
+        await act(client, admin_key, test["id"], "promote", variant="treatment"),
+        409,
+        "not_significant",
+    )
+    raw: dict[int, list[float]] = {0: [], 1: []}
+    events = []
+    for unit in range(400):
+        arm = assign(test["id"], f"user-{unit}", [0.5, 0.5])
+        value = 10.0 + (unit % 7) + (4.0 if arm == 1 else 0.0)
+        raw[arm].append(value)
+        events.append({"unit_id": f"user-{unit}", "value": value})
+    accepted = await act(client, admin_key, test["id"], "outcomes", events=events)
+    assert accepted.json() == {"accepted": 400}
+    results = (
+        await client.get(f"/api/v1/ab-tests/{test['id']}/results", headers=auth(admin_key))
+    ).json()
+    welch = stats.ttest_ind(raw[1], raw[0], equal_var=False)
+    [comparison] = results["comparisons"]
+    assert comparison["p_value"] == pytest.approx(welch.pvalue, abs=1e-6)
+    assert comparison["absolute_lift"] == pytest.approx(
+        sum(raw[1]) / len(raw[1]) - sum(raw[0]) / len(raw[0]), abs=1e-6
+    )
+    assert results["variants"][0]["std"] == pytest.approx(stats.tstd(raw[0]), abs=1e-6)
+    assert results["verdict"] == "treatment_better"
+    promoted = (await act(client, admin_key, test["id"], "promote", variant="treatment")).json()
+    assert promoted["winner"] == "treatment"
+    assert promoted["status"] == "stopped"
+    after = (
+        await client.post(
+            f"/api/v1/models/{name}/predict", json={"inputs": ROW}, headers=auth(admin_key)
+        )
+    ).json()
+    assert after["version"] == 2
+    history = (
+        await client.get(
+            f"/api/v1/models/{name}/aliases/production/history", headers=auth(admin_key)
+        )
+    ).json()
+    assert history[-1]["reason"] == "A/B test checkout-test: promoted treatment"
+
+
+async def test_binary_outcomes_must_be_0_or_1_and_drafts_take_none(
+    client: httpx.AsyncClient, admin_key: str, archives: list[bytes]
+) -> None:
+    name = await two_versions(client, admin_key, archives)
+    test = await create(client, admin_key, name)
+    assert_problem(
+        await act(client, admin_key, test["id"], "outcomes", events=[{"unit_id": "u", "value": 1}]),
+        409,
+        "invalid_transition",
+    )
+    await act(client, admin_key, test["id"], "start")
+    assert_problem(
+        await act(
+            client, admin_key, test["id"], "outcomes", events=[{"unit_id": "u", "value": 0.5}]
+        ),
+        422,
+        "validation_failed",
+    )
+    too_many = [{"unit_id": f"u{i}", "value": 1} for i in range(10_001)]
+    assert_problem(
+        await act(client, admin_key, test["id"], "outcomes", events=too_many),
+        422,
+        "validation_failed",
+    )
+
+
+async def test_fifty_concurrent_outcome_posters_lose_nothing(
+    client: httpx.AsyncClient, admin_key: str, archives: list[bytes]
+) -> None:
+    name = await two_versions(client, admin_key, archives)
+    test = await create(client, admin_key, name)
+    await act(client, admin_key, test["id"], "start")
+    batches = [
+        [{"unit_id": f"p{poster}-u{i}", "value": (poster + i) % 2} for i in range(100)]
+        for poster in range(50)
+    ]
+    responses = await asyncio.gather(
+        *(act(client, admin_key, test["id"], "outcomes", events=batch) for batch in batches)
+    )
+    assert {r.status_code for r in responses} == {200}
+    results = (
+        await client.get(f"/api/v1/ab-tests/{test['id']}/results", headers=auth(admin_key))
+    ).json()
+    assert sum(v["n"] for v in results["variants"]) == 5000
+    ones = sum(e["value"] for batch in batches for e in batch)
+    assert sum(round(v["n"] * v["mean"]) for v in results["variants"] if v["n"]) == ones
+
+
+class Receiver(BaseHTTPRequestHandler):
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:  # the http.server hook
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    Receiver.received = []
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+
+
+async def test_webhooks_are_signed_and_report_status_and_verdict_changes(
+    make_settings: Callable[..., Settings], admin_key: str, archives: list[bytes], receiver: str
+) -> None:
+    secret = "whsec-test-secret"
+    async with serve(make_settings(webhook_secret=secret)) as client:
+        name = await two_versions(client, admin_key, archives)
+        test = await create(client, admin_key, name, webhook_url=receiver)
+        await act(client, admin_key, test["id"], "start")
+        await client.get(f"/api/v1/ab-tests/{test['id']}/results", headers=auth(admin_key))
+        await client.app.state.resources.webhooks.drain()  # type: ignore[attr-defined]
+    events = []
+    for headers, body in Receiver.received:
+        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        assert headers["X-Hokusai-Signature"] == expected
+        events.append(json.loads(body))
+    kinds = [(e["type"], e.get("to")) for e in events]
+    assert ("ab_test.status_changed", "running") in kinds
+    assert ("ab_test.verdict_changed", "insufficient_data") in kinds
