@@ -1,0 +1,179 @@
+"""A/B tests, side by side on one uvicorn server: assignment over HTTP against the ceiling
+(`GET /health`), outcome ingestion in events/s (batches of 1,000), and results latency after
+10^3 and after 10^6 events (all ingested through the API).
+
+    scripts/with-services .venv/bin/python bench/ab.py [--duration 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from app.core.security import generate_key  # noqa: E402
+from bench.api_overhead import server_means, wrk  # noqa: E402
+from tests.factories import save_sklearn, tar_gz  # noqa: E402
+from tests.services_under_test import (  # noqa: E402
+    free_port,
+    mlflow_server,
+    postgres_server,
+    redis_server,
+    scratch_database,
+    wait_until_healthy,
+)
+
+ASSIGN_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, string.format('{"unit_id": "user-%%d-%%d"}', counter, math.random(1000000)))
+end
+"""
+
+
+async def ingest(
+    base: str, key: str, test_id: str, batches: int, start: int, workers: int = 4
+) -> float:
+    """Post `batches` batches of 1,000 binary outcomes with `workers` concurrent posters."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for batch in range(start, start + batches):
+        queue.put_nowait(batch)
+
+    async def poster(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            batch = queue.get_nowait()
+            events = [{"unit_id": f"u{batch}-{i}", "value": (batch + i) % 2} for i in range(1000)]
+            response = await client.post(
+                f"/api/v1/ab-tests/{test_id}/outcomes", json={"events": events}
+            )
+            response.raise_for_status()
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120
+    ) as client:
+        await asyncio.gather(*(poster(client) for _ in range(workers)))
+    return batches * 1000 / (time.perf_counter() - started)
+
+
+def results_latency(client: httpx.Client, test_id: str, repeat: int = 50) -> tuple[float, float]:
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        client.get(f"/api/v1/ab-tests/{test_id}/results").raise_for_status()
+        timings.append((time.perf_counter() - started) * 1000)
+    timings.sort()
+    return statistics.median(timings), timings[int(len(timings) * 0.95)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    key = generate_key()
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        postgres_server() as admin_url,
+        scratch_database(admin_url, "hokusai_bench") as database_url,
+        scratch_database(admin_url, "hokusai_bench_mlflow") as mlflow_store,
+        redis_server() as redis_url,
+        mlflow_server(mlflow_store, Path(workdir)) as mlflow_uri,
+    ):
+        model_dir, _ = save_sklearn(Path(workdir))
+        port = free_port()
+        env = {
+            **os.environ,
+            "HOKUSAI_DATABASE_URL": database_url, "HOKUSAI_REDIS_URL": redis_url,
+            "HOKUSAI_REDIS_PREFIX": f"bench-{port}", "HOKUSAI_MLFLOW_TRACKING_URI": mlflow_uri,
+            "HOKUSAI_ATTESTATION_KEY_FILE": f"{workdir}/key.pem", "HOKUSAI_BOOTSTRAP_API_KEY": key,
+            "HOKUSAI_PORT": str(port), "HOKUSAI_LOG_LEVEL": "WARNING", "HOKUSAI_RATE_LIMIT_PER_MINUTE": "0",
+        }  # fmt: skip
+        log_path = Path(workdir) / "server.log"
+        with log_path.open("wb") as log:
+            server = subprocess.Popen(
+                [str(ROOT / ".venv/bin/hokusai-api"), "serve", "--migrate"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+            )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(base, server, log_path, timeout_s=120)
+            with httpx.Client(
+                base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120
+            ) as client:
+                metadata = {
+                    "name": "bench-ab", "kind": "baseline", "model_type": "classification",
+                    "metrics": {"accuracy": 0.8},
+                    "benchmark": {"metric": "accuracy", "direction": "higher_is_better", "family": "proportion"},
+                    "dataset": {"hash": "sha256:" + "0" * 64, "num_samples": 1000},
+                }  # fmt: skip
+                for _ in range(2):
+                    client.post("/api/v1/models/register", data={"metadata": json.dumps(metadata)},
+                                files={"artifact": ("m.tar.gz", tar_gz(model_dir))}).raise_for_status()  # fmt: skip
+                test = client.post("/api/v1/ab-tests", json={
+                    "name": "bench", "model": "bench-ab", "metric": {"name": "converted", "kind": "binary"},
+                    "variants": [{"name": "a", "version": 1, "weight": 0.5}, {"name": "b", "version": 2, "weight": 0.5}],
+                }).json()  # fmt: skip
+                client.post(f"/api/v1/ab-tests/{test['id']}/start").raise_for_status()
+                rate_small = asyncio.run(ingest(base, key, test["id"], 1, 0, workers=1))
+                small = results_latency(client, test["id"])
+                rate = asyncio.run(ingest(base, key, test["id"], 999, 1))
+                large = results_latency(client, test["id"])
+                n = sum(
+                    v["n"]
+                    for v in client.get(f"/api/v1/ab-tests/{test['id']}/results").json()["variants"]
+                )
+                means = server_means(client.get("/metrics").text)
+            script = Path(workdir) / "assign.lua"
+            script.write_text(ASSIGN_LUA % key)
+            wrk(f"{base}/health", 2, args.connections, {})
+            ceiling = wrk(f"{base}/health", args.duration, args.connections, {})
+            assigned = wrk(
+                f"{base}/api/v1/ab-tests/{test['id']}/assign",
+                args.duration,
+                args.connections,
+                {},
+                script,
+            )
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+
+    print(
+        f"\nunder load: uvicorn, 1 process; wrk -t2 -c{args.connections} -d{args.duration}s, same host\n"
+    )
+    print(f"{'':<32}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'x ceiling':>11}")
+    for label, result in (
+        ("ceiling: GET /health", ceiling),
+        ("POST .../assign (new units)", assigned),
+    ):
+        print(f"{label:<32}{result['rps']:>9.0f}{result['p50']:>9.2f}{result['p99']:>9.2f}"
+              f"{result['errors']:>9.0f}{result['rps'] / ceiling['rps']:>11.2f}")  # fmt: skip
+    print(f"\noutcome ingestion, batches of 1,000: {rate:,.0f} events/s (4 posters); "
+          f"{rate_small:,.0f} events/s (1 batch, 1 poster)")  # fmt: skip
+    print(f"results after 10^3 events: p50 {small[0]:.2f} ms, p95 {small[1]:.2f} ms")
+    print(f"results after {n:,} events: p50 {large[0]:.2f} ms, p95 {large[1]:.2f} ms")
+    for route, mean in sorted(means.items()):
+        if "ab-tests" in route:
+            print(f"  mean server time {route:<52}{mean:>8.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
