@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints, model_validator
+from typing_extensions import TypedDict
 
 from app.schemas.ml_models import AliasName, MetricName, Request
 from app.services.deltas import Direction
@@ -124,9 +125,11 @@ class AbPredictRequest(Request):
     inputs: dict[str, object] | list[object]
 
 
-class Outcome(Request):
+class Outcome(TypedDict):
+    """A TypedDict, not a model: batches hold 10,000 of them, and dicts validate much faster."""
+
     unit_id: UnitId
-    value: float = Field(allow_inf_nan=False)
+    value: Annotated[float, Field(allow_inf_nan=False)]
 
 
 class OutcomesRequest(Request):

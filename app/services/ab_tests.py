@@ -260,15 +260,18 @@ class AbTestService:
             raise InvalidTransition("The test has not started")
         weights = [v.weight for v in variants]
         totals: dict[int, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+        seed = str(test.id)
+        binary = test.metric_kind == "binary"
         for index, event in enumerate(events):
-            if test.metric_kind == "binary" and event.value not in (0, 1):
+            value = event["value"]
+            if binary and value not in (0, 1):
                 raise ValidationFailed("binary outcomes are 0 or 1", errors=[
                     {"loc": ["body", "events", index, "value"], "msg": "must be 0 or 1", "type": "value_error"}
                 ])  # fmt: skip
-            row = totals[ab_stats.assign(str(test.id), event.unit_id, weights)]
+            row = totals[ab_stats.assign(seed, event["unit_id"], weights)]
             row[0] += 1
-            row[1] += event.value
-            row[2] += event.value * event.value
+            row[1] += value
+            row[2] += value * value
         await self.tests.add_outcomes(
             test.id, {p: (int(t[0]), t[1], t[2]) for p, t in totals.items()}
         )
