@@ -10,10 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,14 +23,13 @@ import httpx  # noqa: E402
 
 from app.core.security import generate_key  # noqa: E402
 from bench.api_overhead import server_means, wrk  # noqa: E402
+from bench.server import service  # noqa: E402
 from tests.factories import save_sklearn, tar_gz  # noqa: E402
 from tests.services_under_test import (  # noqa: E402
-    free_port,
     mlflow_server,
     postgres_server,
     redis_server,
     scratch_database,
-    wait_until_healthy,
 )
 
 ASSIGN_LUA = """
@@ -98,23 +94,14 @@ def main() -> None:
         mlflow_server(mlflow_store, Path(workdir)) as mlflow_uri,
     ):
         model_dir, _ = save_sklearn(Path(workdir))
-        port = free_port()
-        env = {
-            **os.environ,
-            "HOKUSAI_DATABASE_URL": database_url, "HOKUSAI_REDIS_URL": redis_url,
-            "HOKUSAI_REDIS_PREFIX": f"bench-{port}", "HOKUSAI_MLFLOW_TRACKING_URI": mlflow_uri,
-            "HOKUSAI_ATTESTATION_KEY_FILE": f"{workdir}/key.pem", "HOKUSAI_BOOTSTRAP_API_KEY": key,
-            "HOKUSAI_PORT": str(port), "HOKUSAI_LOG_LEVEL": "WARNING", "HOKUSAI_RATE_LIMIT_PER_MINUTE": "0",
-        }  # fmt: skip
-        log_path = Path(workdir) / "server.log"
-        with log_path.open("wb") as log:
-            server = subprocess.Popen(
-                [str(ROOT / ".venv/bin/hokusai-api"), "serve", "--migrate"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-            )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_healthy(base, server, log_path, timeout_s=120)
+        with service(
+            workdir,
+            key,
+            database_url=database_url,
+            redis_url=redis_url,
+            mlflow_tracking_uri=mlflow_uri,
+            rate_limit_per_minute="0",
+        ) as base:
             with httpx.Client(
                 base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120
             ) as client:
@@ -152,9 +139,6 @@ def main() -> None:
                 {},
                 script,
             )
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
 
     print(
         f"\nunder load: uvicorn, 1 process; wrk -t2 -c{args.connections} -d{args.duration}s, same host\n"

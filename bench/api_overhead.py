@@ -9,10 +9,8 @@ read), on the same uvicorn server with the same load generator (wrk), side by si
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,12 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.core.security import generate_key  # noqa: E402
+from bench.server import service  # noqa: E402
 from tests.services_under_test import (  # noqa: E402
-    free_port,
     postgres_server,
     redis_server,
     scratch_database,
-    wait_until_healthy,
 )
 
 
@@ -88,42 +85,23 @@ def main() -> None:
         scratch_database(admin_url, "hokusai_bench") as database_url,
         redis_server() as redis_url,
         tempfile.TemporaryDirectory() as workdir,
+        service(
+            workdir,
+            key,
+            database_url=database_url,
+            redis_url=redis_url,
+            mlflow_tracking_uri=f"sqlite:///{workdir}/mlflow.db",
+            rate_limit_per_minute="1000000000",
+        ) as base,
     ):
-        port = free_port()
-        env = {
-            **os.environ,
-            "HOKUSAI_DATABASE_URL": database_url,
-            "HOKUSAI_REDIS_URL": redis_url,
-            "HOKUSAI_REDIS_PREFIX": f"bench-{port}",
-            "HOKUSAI_MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db",
-            "HOKUSAI_BOOTSTRAP_API_KEY": key,
-            "HOKUSAI_PORT": str(port),
-            "HOKUSAI_LOG_LEVEL": "WARNING",
-            "HOKUSAI_RATE_LIMIT_PER_MINUTE": "1000000000",
-        }
-        log_path = Path(workdir) / "server.log"
-        with log_path.open("wb") as log:
-            server = subprocess.Popen(
-                [str(ROOT / ".venv/bin/hokusai-api"), "serve", "--migrate"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=workdir,
-            )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_healthy(base, server, log_path, timeout_s=120)
-            wrk(f"{base}/health", 2, args.connections, {})  # warm-up
-            health = wrk(f"{base}/health", args.duration, args.connections, {})
-            authed = wrk(
-                f"{base}/api/v1/api-keys",
-                args.duration,
-                args.connections,
-                {"Authorization": f"Bearer {key}"},
-            )
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+        wrk(f"{base}/health", 2, args.connections, {})  # warm-up
+        health = wrk(f"{base}/health", args.duration, args.connections, {})
+        authed = wrk(
+            f"{base}/api/v1/api-keys",
+            args.duration,
+            args.connections,
+            {"Authorization": f"Bearer {key}"},
+        )
 
     print(
         f"\nuvicorn, 1 process; wrk -t2 -c{args.connections} -d{args.duration}s on the same host\n"

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,12 +36,11 @@ from app.db.base import utcnow  # noqa: E402
 from app.db.models import MlModel, ModelVersion, VersionContributor  # noqa: E402
 from app.db.session import create_engine, create_sessionmaker  # noqa: E402
 from bench.api_overhead import server_means  # noqa: E402
+from bench.server import service  # noqa: E402
 from tests.services_under_test import (  # noqa: E402
-    free_port,
     postgres_server,
     redis_server,
     scratch_database,
-    wait_until_healthy,
 )
 
 ADDRESS = "0x" + "ab" * 20
@@ -152,30 +148,19 @@ def main() -> None:
             name: asyncio.run(walk_one_hop_at_a_time(database_url, name, last, 1000))
             for name, last in (("chain-1k", 1000), ("chain-10k", 10_000))
         }
-        port = free_port()
-        env = {
-            **os.environ,
-            "HOKUSAI_DATABASE_URL": database_url,
-            "HOKUSAI_REDIS_URL": redis_url,
-            "HOKUSAI_MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db",
-            "HOKUSAI_ATTESTATION_KEY_FILE": f"{workdir}/key.pem",
-            "HOKUSAI_BOOTSTRAP_API_KEY": key,
-            "HOKUSAI_PORT": str(port),
-            "HOKUSAI_LOG_LEVEL": "WARNING",
-        }
-        log_path = Path(workdir) / "server.log"
-        with log_path.open("wb") as log:
-            server = subprocess.Popen(
-                [str(ROOT / ".venv/bin/hokusai-api"), "serve"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-            )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_healthy(base, server, log_path, timeout_s=120)
-            with httpx.Client(
+        with (
+            service(
+                workdir,
+                key,
+                database_url=database_url,
+                redis_url=redis_url,
+                mlflow_tracking_uri=f"sqlite:///{workdir}/mlflow.db",
+            ) as base,
+            httpx.Client(
                 base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60
-            ) as client:
-                results = {
+            ) as client,
+        ):
+            results = {
                     "lineage, chain of 1,000, depth 1,000": latency(
                         client, "/api/v1/models/chain-1k/lineage?version=1000&direction=ancestors&depth=1000", 30),
                     "lineage, chain of 10,000, depth 1,000": latency(
@@ -185,10 +170,7 @@ def main() -> None:
                     "impact, 10,999 contributions": latency(client, f"/api/v1/contributors/{ADDRESS}/impact", 30),
                     "contributions page (50 of 10,999)": latency(client, f"/api/v1/contributors/{ADDRESS}/contributions", 30),
                 }  # fmt: skip
-                means = server_means(client.get("/metrics").text)
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+            means = server_means(client.get("/metrics").text)
 
     print(f"\n{'request (through the API, loopback)':<44}{'p50 ms':>9}{'p95 ms':>9}{'bytes':>10}")
     for label, (p50, p95, size) in results.items():

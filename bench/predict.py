@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,14 +25,13 @@ import httpx  # noqa: E402
 
 from app.core.security import generate_key  # noqa: E402
 from bench.api_overhead import wrk  # noqa: E402
+from bench.server import service  # noqa: E402
 from tests.factories import FEATURES, save_sklearn, tar_gz  # noqa: E402
 from tests.services_under_test import (  # noqa: E402
-    free_port,
     mlflow_server,
     postgres_server,
     redis_server,
     scratch_database,
-    wait_until_healthy,
 )
 
 CACHED_ROW = {"f0": 0.25, "f1": 0.5, "f2": 0.75}
@@ -92,29 +88,15 @@ def main() -> None:
         mlflow_server(mlflow_store, Path(workdir)) as mlflow_uri,
     ):
         model_dir, estimator = save_sklearn(Path(workdir))
-        port = free_port()
-        env = {
-            **os.environ,
-            "HOKUSAI_DATABASE_URL": database_url,
-            "HOKUSAI_REDIS_URL": redis_url,
-            "HOKUSAI_REDIS_PREFIX": f"bench-{port}",
-            "HOKUSAI_MLFLOW_TRACKING_URI": mlflow_uri,
-            "HOKUSAI_ATTESTATION_KEY_FILE": f"{workdir}/key.pem",
-            "HOKUSAI_BOOTSTRAP_API_KEY": key,
-            "HOKUSAI_PORT": str(port),
-            "HOKUSAI_LOG_LEVEL": "WARNING",
-            "HOKUSAI_RATE_LIMIT_PER_MINUTE": "0",
-        }
-        log_path = Path(workdir) / "server.log"
-        with log_path.open("wb") as log:
-            server = subprocess.Popen(
-                [str(ROOT / ".venv/bin/hokusai-api"), "serve", "--migrate"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-            )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {key}"}
-        try:
-            wait_until_healthy(base, server, log_path, timeout_s=120)
+        with service(
+            workdir,
+            key,
+            database_url=database_url,
+            redis_url=redis_url,
+            mlflow_tracking_uri=mlflow_uri,
+            rate_limit_per_minute="0",
+        ) as base:
             with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
                 metadata = {
                     "name": "bench-scorer", "kind": "baseline", "model_type": "classification",
@@ -178,9 +160,6 @@ def main() -> None:
                 "predict, cached row": wrk(f"{base}{predict}", args.duration, args.connections, {}, scripts / "cached.lua"),
                 "predict, uncached row": wrk(f"{base}{predict}", args.duration, args.connections, {}, scripts / "uncached.lua"),
             }  # fmt: skip
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
 
     ceiling = load["ceiling: GET /health"]["rps"]
     print(

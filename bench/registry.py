@@ -10,10 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,14 +23,13 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from app.core.security import generate_key  # noqa: E402
+from bench.server import service  # noqa: E402
 from tests.factories import baseline, improved, save_sklearn, tar_gz  # noqa: E402
 from tests.services_under_test import (  # noqa: E402
-    free_port,
     mlflow_server,
     postgres_server,
     redis_server,
     scratch_database,
-    wait_until_healthy,
 )
 
 
@@ -149,29 +145,17 @@ def main() -> None:
     ):
         model_dir, _ = save_sklearn(Path(workdir))
         archive = tar_gz(model_dir)
-        port = free_port()
-        env = {
-            **os.environ,
-            "HOKUSAI_DATABASE_URL": database_url,
-            "HOKUSAI_REDIS_URL": redis_url,
-            "HOKUSAI_MLFLOW_TRACKING_URI": mlflow_uri,
-            "HOKUSAI_BOOTSTRAP_API_KEY": key,
-            "HOKUSAI_PORT": str(port),
-            "HOKUSAI_LOG_LEVEL": "WARNING",
-        }
-        log_path = Path(workdir) / "server.log"
-        with log_path.open("wb") as log:
-            server = subprocess.Popen(
-                [str(ROOT / ".venv/bin/hokusai-api"), "serve", "--migrate"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-            )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_healthy(base, server, log_path, timeout_s=120)
+        with service(
+            workdir,
+            key,
+            database_url=database_url,
+            redis_url=redis_url,
+            mlflow_tracking_uri=mlflow_uri,
+        ) as base:
             service_registrations(base, key, archive, 2)  # warm-up: imports, connections
             direct_registrations(mlflow_uri, model_dir, 2)
             direct = direct_registrations(mlflow_uri, model_dir, args.count)
-            name, service = service_registrations(base, key, archive, args.count)
+            name, through_service = service_registrations(base, key, archive, args.count)
             asyncio.run(seed_versions(database_url, name, 1000))
             listing = {
                 path: list_latency(base, key, path)
@@ -181,15 +165,12 @@ def main() -> None:
                     f"/api/v1/models/{name}/versions?offset=950",
                 )
             }
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
 
     print(f"\n{args.count} registrations each, one MLflow server (Postgres store), sequential\n")
     print(f"{'':<44}{'mean ms':>9}{'p50 ms':>9}{'p99 ms':>9}")
     print(summary("direct MLflow client (log + register + tags)", direct))
-    print(summary("service: POST /models/register (upload)", service))
-    ratio = statistics.mean(service) / statistics.mean(direct)
+    print(summary("service: POST /models/register (upload)", through_service))
+    ratio = statistics.mean(through_service) / statistics.mean(direct)
     print(f"\nservice / direct (mean): {ratio:.2f}  (goal: at most 1.25)\n")
     print("listing a model with 1,000 versions (client-side, loopback, keep-alive)\n")
     for path, timings in listing.items():

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.api.deps import AbTestServiceDep, IdempotentDep, PredictorDep, ReaderDep, WriterDep
 from app.api.errors import AUTHENTICATED, problems
-from app.api.routers import API_PREFIX
+from app.api.routers import API_PREFIX, Limit, Offset
 from app.schemas.ab_tests import (
     AbPredictRequest,
     AbTestCreate,
@@ -22,7 +22,7 @@ from app.schemas.ab_tests import (
     Results,
     Status,
 )
-from app.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page
+from app.schemas.common import DEFAULT_LIMIT, Page
 from app.schemas.predictions import Prediction
 
 router = APIRouter(
@@ -45,8 +45,8 @@ async def list_ab_tests(
     ab_tests: AbTestServiceDep,
     model: str | None = None,
     status: Status | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Page[AbTestRead]:
     """A/B tests, newest first, optionally of one model or in one status."""
     items, total = await ab_tests.list_tests(model=model, status=status, limit=limit, offset=offset)

@@ -1,23 +1,19 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from app.api.deps import AdminDep, ApiKeyServiceDep, IdempotentDep
 from app.api.errors import AUTHENTICATED, problems
-from app.api.routers import API_PREFIX
+from app.api.routers import API_PREFIX, Limit, Offset
 from app.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
-from app.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page
+from app.schemas.common import DEFAULT_LIMIT, Page
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/api-keys", tags=["api-keys"], responses=problems(*AUTHENTICATED)
 )
-
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 @router.post(

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from app.api.deps import (
     AttestationServiceDep,
@@ -11,7 +9,7 @@ from app.api.deps import (
     ReaderDep,
 )
 from app.api.errors import AUTHENTICATED, problems
-from app.api.routers import API_PREFIX
+from app.api.routers import API_PREFIX, Limit, Offset
 from app.schemas.attestations import (
     AttestationRead,
     ChainVerification,
@@ -19,7 +17,7 @@ from app.schemas.attestations import (
     Verification,
     VerifyRequest,
 )
-from app.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page
+from app.schemas.common import DEFAULT_LIMIT, Page
 
 router = APIRouter(prefix=API_PREFIX, tags=["attestations"], responses=problems(*AUTHENTICATED))
 
@@ -61,8 +59,8 @@ async def list_model_attestations(
     _: ReaderDep,
     ml_models: MlModelServiceDep,
     attestations: AttestationServiceDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Page[AttestationRead]:
     """A model's attestations, oldest first."""
     model = await ml_models.get_model(name)

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from app.api.deps import ContributorServiceDep, ReaderDep
 from app.api.errors import AUTHENTICATED, problems
-from app.api.routers import API_PREFIX
-from app.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page
+from app.api.routers import API_PREFIX, Limit, Offset
+from app.schemas.common import DEFAULT_LIMIT, Page
 from app.schemas.contributors import Contribution, Impact
 
 router = APIRouter(
@@ -30,8 +28,8 @@ async def list_contributions(
     address: str,
     _: ReaderDep,
     contributors: ContributorServiceDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
 ) -> Page[Contribution]:
     """An address's contributions, newest first."""
     items, total = await contributors.contributions_of(address, limit=limit, offset=offset)

@@ -1,21 +1,16 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from app.api.deps import ExperimentServiceDep, MlModelServiceDep, ReaderDep
 from app.api.errors import AUTHENTICATED, problems
-from app.api.routers import API_PREFIX
-from app.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page
+from app.api.routers import API_PREFIX, Limit, Offset
+from app.schemas.common import DEFAULT_LIMIT, Page
 from app.schemas.experiments import ExperimentRead, RunCompare, RunComparison, RunRead
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/experiments", tags=["experiments"], responses=problems(*AUTHENTICATED)
 )
-
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 @router.get("", response_model=Page[ExperimentRead], responses=problems(422))

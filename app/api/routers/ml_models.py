@@ -26,11 +26,11 @@ from app.api.deps import (
     WriterDep,
 )
 from app.api.errors import AUTHENTICATED, problems
-from app.api.routers import API_PREFIX
+from app.api.routers import API_PREFIX, Limit, Offset
 from app.core.config import Settings
 from app.core.errors import UnsupportedMediaType, ValidationFailed
 from app.core.security import Principal
-from app.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page
+from app.schemas.common import DEFAULT_LIMIT, Page
 from app.schemas.ml_models import (
     ALIAS,
     AliasAt,
@@ -52,8 +52,6 @@ router = APIRouter(
     prefix=f"{API_PREFIX}/models", tags=["models"], responses=problems(*AUTHENTICATED)
 )
 
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Offset = Annotated[int, Query(ge=0)]
 VersionNumber = Annotated[int, Path(ge=1)]
 AliasPath = Annotated[str, Path(pattern=ALIAS)]
 
