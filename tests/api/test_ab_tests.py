@@ -319,3 +319,21 @@ async def test_webhooks_are_signed_and_report_status_and_verdict_changes(
     kinds = [(e["type"], e.get("to")) for e in events]
     assert ("ab_test.status_changed", "running") in kinds
     assert ("ab_test.verdict_changed", "insufficient_data") in kinds
+
+
+async def test_a_test_stops_by_itself_at_its_end_time(
+    client: httpx.AsyncClient, admin_key: str, archives: list[bytes]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    name = await two_versions(client, admin_key, archives)
+    ends = datetime.now(UTC) + timedelta(seconds=1)
+    test = await create(client, admin_key, name, ends_at=ends.isoformat())
+    assert (await act(client, admin_key, test["id"], "start")).json()["status"] == "running"
+    await asyncio.sleep(1.2)
+    after = (await client.get(f"/api/v1/ab-tests/{test['id']}", headers=auth(admin_key))).json()
+    assert after["status"] == "stopped"
+    assert after["stopped_at"] is not None
+    assert_problem(
+        await act(client, admin_key, test["id"], "assign", unit_id="u-1"), 409, "invalid_transition"
+    )
