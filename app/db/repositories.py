@@ -150,6 +150,12 @@ class MlModelRepository:
     async def get_by_id(self, model_id: uuid.UUID) -> MlModel | None:
         return await self.session.get(MlModel, model_id)
 
+    async def names(self, model_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        if not model_ids:
+            return {}
+        query = select(MlModel.id, MlModel.name).where(MlModel.id.in_(set(model_ids)))
+        return {model_id: name for model_id, name in await self.session.execute(query)}
+
     async def get_by_token_id(self, token_id: str) -> MlModel | None:
         query = select(MlModel).where(MlModel.token_id == token_id)
         return (await self.session.execute(query)).scalar_one_or_none()
@@ -626,6 +632,18 @@ class AbTestRepository:
                 await self.session.execute(query, execution_options={"populate_existing": True})
             ).scalars()
         )
+
+    async def variants_of(self, test_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[AbVariant]]:
+        found: dict[uuid.UUID, list[AbVariant]] = {test_id: [] for test_id in test_ids}
+        if test_ids:
+            query = (
+                select(AbVariant)
+                .where(AbVariant.test_id.in_(test_ids))
+                .order_by(AbVariant.test_id, AbVariant.position)
+            )
+            for variant in (await self.session.execute(query)).scalars():
+                found[variant.test_id].append(variant)
+        return found
 
     async def running_for_model(self, model_id: uuid.UUID) -> AbTest | None:
         query = select(AbTest).where(AbTest.model_id == model_id, AbTest.status == "running")

@@ -127,13 +127,17 @@ class AbTestService:
         model = await self.models.get_by_id(test.model_id)
         assert model is not None
         variants = await self.tests.variants(test.id)
+        await self._expire(test)
+        return test, model, variants
+
+    async def _expire(self, test: AbTest) -> None:
+        """A test past its end time stops by itself (noticed on the first access after it)."""
         if (
             test.ends_at is not None
             and test.ends_at <= utcnow()
             and test.status in (Status.RUNNING, Status.PAUSED)
         ):
             await self._move(test, Status.STOPPED, reason="ended")
-        return test, model, variants
 
     async def read(self, test_id: uuid.UUID) -> AbTestRead:
         return self._read(*await self.get(test_id))
@@ -145,7 +149,11 @@ class AbTestService:
         tests, total = await self.tests.page(
             model_id=model_id, status=status, limit=limit, offset=offset
         )
-        return [self._read(*await self.get(t.id)) for t in tests], total
+        for test in tests:
+            await self._expire(test)
+        variants = await self.tests.variants_of([t.id for t in tests])
+        names = await self.models.names([t.model_id for t in tests])
+        return [self._read(t, names[t.model_id], variants[t.id]) for t in tests], total
 
     async def update(self, test_id: uuid.UUID, request: AbTestUpdate) -> AbTestRead:
         test, model, variants = await self.get(test_id, for_update=True)
@@ -340,9 +348,10 @@ class AbTestService:
         return model
 
     @staticmethod
-    def _read(test: AbTest, model: MlModel, variants: list[AbVariant]) -> AbTestRead:
+    def _read(test: AbTest, model: MlModel | str, variants: list[AbVariant]) -> AbTestRead:
         return AbTestRead(
-            id=test.id, name=test.name, model=model.name, status=Status(test.status),
+            id=test.id, name=test.name, model=model if isinstance(model, str) else model.name,
+            status=Status(test.status),
             variants=[VariantRead(name=v.name, version=v.version, alias=v.alias, weight=v.weight) for v in variants],
             unit=test.unit, metric=_metric(test), minimum_sample_size=test.minimum_sample_size,
             confidence_level=test.confidence_level, ends_at=test.ends_at, webhook_url=test.webhook_url,
