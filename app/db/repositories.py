@@ -382,8 +382,8 @@ class AttestationRepository:
         self.session = session
 
     async def add(self, attestation: Attestation) -> None:
+        """Added, not flushed: the caller's next flush writes it."""
         self.session.add(attestation)
-        await self.session.flush()
 
     async def get(self, attestation_id: str) -> Attestation | None:
         return await self.session.get(Attestation, attestation_id)

@@ -35,6 +35,7 @@ from app.services.deltaone import Decision
 from app.services.signing import PAYLOAD_TYPE, Signer, load_public_pem, verify_dsse
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+_PUBLISHED: set[str] = set()  # key ids recorded in `signing_keys` by this process
 PREDICATE_TYPE = "https://hokusai.ai/attestations/model-improvement/v1"
 
 
@@ -114,7 +115,10 @@ class AttestationService:
         self.signer = signer
 
     async def publish_key(self) -> None:
-        """Record the signing key's public half, so signatures stay verifiable after rotation."""
+        """Record the signing key's public half, so signatures stay verifiable after rotation.
+        Once per process: the current key is published by the API whether recorded or not."""
+        if self.signer.keyid in _PUBLISHED:
+            return
         await self.attestations.add_key(
             SigningKey(
                 keyid=self.signer.keyid,
@@ -123,6 +127,7 @@ class AttestationService:
                 created_at=utcnow(),
             )
         )
+        _PUBLISHED.add(self.signer.keyid)
 
     async def attest(
         self,
@@ -132,8 +137,9 @@ class AttestationService:
         contributors: Sequence[VersionContributor],
         decision: Decision,
     ) -> Attestation:
-        """Sign and store the version's statement, chained to the model's latest attestation.
-        The caller holds the model's row lock, so the chain cannot fork."""
+        """Sign the version's statement, chained to the model's latest attestation, and add it
+        to the session (written with the version, in the caller's flush). The caller holds the
+        model's row lock, so the chain cannot fork."""
         await self.publish_key()
         head = await self.attestations.latest_for_model(model.id)
         now = utcnow()

@@ -54,7 +54,6 @@ from app.services.attestations import AttestationService, decision_record
 from app.services.contributors import basis_points, checksummed, normalize_address
 from app.services.deltaone import Policy, Side, decide
 from app.services.deltas import Direction, Family, compare_metrics
-from app.services.lineage import LineageService
 from app.services.signing import Signer
 
 PRODUCTION = "production"
@@ -76,7 +75,6 @@ class MlModelService:
         self.versions = VersionRepository(session)
         self.aliases = AliasRepository(session)
         self.attestations = AttestationService(session, signer)
-        self.lineage = LineageService(session)
         self.registry = registry
         self.settings = settings
 
@@ -197,10 +195,10 @@ class MlModelService:
             for address, weight, bps in contributors
         ]
         if parent is not None:
+            # No cycle check: the child is new, so it cannot be an ancestor of its parent.
             await self.models.lock(model)
-            await self.lineage.check_edge(parent.id, version.id)
             await self._judge(model, version, parent, rows, benchmark, now)
-        await self.versions.add(version, rows)
+        await self.versions.add(version, rows)  # writes the attestation and what points to it
         return _version_read(model, version, rows, parent.version if parent else None, aliases=[])
 
     async def _judge(
@@ -245,7 +243,7 @@ class MlModelService:
         version.deltaone_gain_pp = (
             Decimal(repr(decision.gain_pp)) if decision.gain_pp is not None else None
         )
-        await self.versions.add(version, contributors)
+        await self.versions.add(version, contributors)  # the attestation refers to the version
         attestation = await self.attestations.attest(model, version, parent, contributors, decision)
         version.attestation_id = attestation.id
         for contributor in contributors:
