@@ -36,6 +36,7 @@ from app.core.metrics import Metrics
 from app.core.security import PrincipalCache, Scope
 from app.db.repositories import VersionRepository
 from app.db.session import create_engine, create_sessionmaker
+from app.schemas.ml_models import PRODUCTION
 from app.services.api_keys import BOOTSTRAP_KEY_NAME, ApiKeyService
 from app.services.predictions import ModelLoader
 from app.services.signing import Signer
@@ -140,7 +141,7 @@ async def _warm_models(resources: Resources) -> None:
     """Load the versions behind `production` in the background; readiness shows progress."""
     try:
         async with resources.sessionmaker() as session:
-            targets = await VersionRepository(session).production_versions()
+            targets = await VersionRepository(session).behind_alias(PRODUCTION)
         await resources.loader.warm(targets)
     except Exception:  # a warm-up that fails leaves loading to the first requests
         resources.loader.warmup["status"] = "failed"

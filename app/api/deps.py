@@ -9,6 +9,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -65,20 +66,13 @@ async def get_settings(resources: ResourcesDep) -> Settings:
     return resources.settings
 
 
-async def get_cache(resources: ResourcesDep) -> Cache:
-    return resources.cache
-
-
-async def get_registry(resources: ResourcesDep) -> Registry:
-    return resources.registry
-
-
 async def get_metrics(resources: ResourcesDep) -> Metrics:
     return resources.metrics
 
 
-async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed before the response is sent, rolled back on error."""
+@asynccontextmanager
+async def transaction(resources: Resources) -> AsyncIterator[AsyncSession]:
+    """A session whose work is committed at the end, or rolled back on any error."""
     async with resources.sessionmaker() as session:
         try:
             yield session
@@ -88,9 +82,13 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
             raise
 
 
+async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed before the response is sent, rolled back on error."""
+    async with transaction(resources) as session:
+        yield session
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-CacheDep = Annotated[Cache, Depends(get_cache)]
-RegistryDep = Annotated[Registry, Depends(get_registry)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 # scope="function": the commit runs before the response goes out, so a failed commit is an error
 # response, never a 2xx for work that was lost.
@@ -117,7 +115,7 @@ async def get_attestation_service(
 AttestationServiceDep = Annotated[AttestationService, Depends(get_attestation_service)]
 
 
-async def get_prediction_service(resources: ResourcesDep) -> PredictionService:
+def prediction_service(resources: Resources) -> PredictionService:
     return PredictionService(
         resources.engine,
         resources.cache,
@@ -127,16 +125,25 @@ async def get_prediction_service(resources: ResourcesDep) -> PredictionService:
     )
 
 
+async def get_prediction_service(resources: ResourcesDep) -> PredictionService:
+    return prediction_service(resources)
+
+
 PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_service)]
 
 
-async def get_ab_test_service(
-    session: SessionDep,
-    resources: ResourcesDep,
-    ml_models: MlModelServiceDep,
-    predictions: PredictionServiceDep,
-) -> AbTestService:
-    return AbTestService(session, ml_models, predictions, resources.webhooks, resources.metrics)
+def ab_test_service(session: AsyncSession, resources: Resources) -> AbTestService:
+    return AbTestService(
+        session,
+        MlModelService(session, resources.registry, resources.settings, resources.signer),
+        prediction_service(resources),
+        resources.webhooks,
+        resources.metrics,
+    )
+
+
+async def get_ab_test_service(session: SessionDep, resources: ResourcesDep) -> AbTestService:
+    return ab_test_service(session, resources)
 
 
 AbTestServiceDep = Annotated[AbTestService, Depends(get_ab_test_service)]

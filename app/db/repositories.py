@@ -260,13 +260,13 @@ class VersionRepository:
         )
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def production_versions(self) -> list[tuple[MlModel, ModelVersion]]:
-        """Every model's production version (for warm-up)."""
+    async def behind_alias(self, alias: str) -> list[tuple[MlModel, ModelVersion]]:
+        """Every model's version behind `alias`, most recently changed models first."""
         query = (
             select(MlModel, ModelVersion)
             .join(ModelAlias, ModelAlias.model_id == MlModel.id)
             .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
-            .where(ModelAlias.alias == "production")
+            .where(ModelAlias.alias == alias)
             .order_by(MlModel.updated_at.desc())
         )
         return [(row[0], row[1]) for row in await self.session.execute(query)]
@@ -290,18 +290,22 @@ class VersionRepository:
         )
         return await _page(self.session, query, limit, offset)
 
-    async def contributors(
-        self, version_ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, list[VersionContributor]]:
-        found: dict[uuid.UUID, list[VersionContributor]] = {v: [] for v in version_ids}
+    async def contributors(self, version_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+        """(address, weight_bps) rows per version, largest share first; plain rows, since a
+        lineage graph asks for thousands."""
+        found: dict[uuid.UUID, list[Any]] = {v: [] for v in version_ids}
         if version_ids:
             query = (
-                select(VersionContributor)
+                select(
+                    VersionContributor.version_id,
+                    VersionContributor.address,
+                    VersionContributor.weight_bps,
+                )
                 .where(VersionContributor.version_id.in_(version_ids))
                 .order_by(VersionContributor.weight_bps.desc(), VersionContributor.address)
             )
-            for contributor in (await self.session.execute(query)).scalars():
-                found[contributor.version_id].append(contributor)
+            for row in await self.session.execute(query):
+                found[row.version_id].append(row)
         return found
 
 
@@ -508,22 +512,6 @@ class LineageRepository:
     async def whole(self, model_id: uuid.UUID) -> list[Any]:
         query = select(*self.COLUMNS).where(ModelVersion.model_id == model_id)
         return list(await self.session.execute(query.order_by(ModelVersion.version)))
-
-    async def contributors(self, version_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
-        found: dict[uuid.UUID, list[Any]] = {v: [] for v in version_ids}
-        if version_ids:
-            query = (
-                select(
-                    VersionContributor.version_id,
-                    VersionContributor.address,
-                    VersionContributor.weight_bps,
-                )
-                .where(VersionContributor.version_id.in_(version_ids))
-                .order_by(VersionContributor.weight_bps.desc(), VersionContributor.address)
-            )
-            for row in await self.session.execute(query):
-                found[row.version_id].append(row)
-        return found
 
     async def is_ancestor(self, ancestor_id: uuid.UUID, of_id: uuid.UUID) -> bool:
         """Whether `ancestor_id` is `of_id` or one of its ancestors (one recursive query)."""

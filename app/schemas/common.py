@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,7 +41,3 @@ class Problem(BaseModel):
     code: str = Field(description="Stable machine-readable error code")
     request_id: str
     errors: list[FieldError] | None = Field(None, description="Present on validation failures")
-
-    @classmethod
-    def example(cls, **fields: Any) -> dict[str, Any]:
-        return {"type": "urn:hokusai:problem:" + fields["code"], "request_id": "…", **fields}

@@ -20,6 +20,7 @@ from app.services.deltas import Direction, Family, MetricDelta
 MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 TOKEN_ID = r"^[A-Z0-9](?:[A-Z0-9-]{0,62}[A-Z0-9])?$"  # noqa: S105  # a pattern, not a secret
 ALIAS = r"^[a-z][a-z0-9_-]{0,63}$"
+PRODUCTION = "production"  # the alias predictions use by default, and rollback moves
 DATASET_HASH = r"^sha256:[0-9a-f]{64}$"
 SOURCE_URI = r"^(runs:/|models:/|mlflow-artifacts:/)\S+$"
 MAX_CONTRIBUTORS = 256

@@ -43,10 +43,11 @@ from app.schemas.ab_tests import (
     VariantRead,
     VariantResult,
 )
+from app.schemas.ml_models import PRODUCTION
 from app.schemas.predictions import AbTestAssignment, Prediction, PredictRequest
 from app.services import ab_stats
 from app.services.deltas import Direction
-from app.services.ml_models import PRODUCTION, MlModelService
+from app.services.ml_models import MlModelService
 from app.services.predictions import PredictionService
 
 TRANSITIONS = {
@@ -116,7 +117,7 @@ class AbTestService:
             for index, v in enumerate(request.variants)
         ]
         await self.tests.add(test, variants)
-        return self._read(test, model, variants)
+        return self._read(test, model.name, variants)
 
     async def get(
         self, test_id: uuid.UUID, *, for_update: bool = False
@@ -140,7 +141,8 @@ class AbTestService:
             await self._move(test, Status.STOPPED, reason="ended")
 
     async def read(self, test_id: uuid.UUID) -> AbTestRead:
-        return self._read(*await self.get(test_id))
+        test, model, variants = await self.get(test_id)
+        return self._read(test, model.name, variants)
 
     async def list_tests(
         self, *, model: str | None, status: Status | None, limit: int, offset: int
@@ -172,7 +174,7 @@ class AbTestService:
             test.ends_at = request.ends_at
         test.updated_at = utcnow()
         await self.tests.save()
-        return self._read(test, model, variants)
+        return self._read(test, model.name, variants)
 
     async def transition(self, test_id: uuid.UUID, action: str) -> AbTestRead:
         test, model, variants = await self.get(test_id, for_update=True)
@@ -186,7 +188,7 @@ class AbTestService:
             if action == "start":
                 await self._resolve_aliases(model, variants)
         await self._move(test, target, reason=action)
-        return self._read(test, model, variants)
+        return self._read(test, model.name, variants)
 
     async def _resolve_aliases(self, model: MlModel, variants: list[AbVariant]) -> None:
         """Variants named by alias get the alias's version when the test starts."""
@@ -230,15 +232,11 @@ class AbTestService:
             test_id=test.id, unit_id=unit_id, variant=variant.name, version=variant.version
         )
 
-    async def predict(
-        self, test_id: uuid.UUID, unit_id: str, inputs: Any
-    ) -> tuple[Prediction, bool]:
+    async def predict(self, test_id: uuid.UUID, unit_id: str, inputs: Any) -> Prediction:
         test, model, variants = await self.get(test_id)
         return await self._predict(test, model, variants, unit_id, inputs)
 
-    async def predict_for_model(
-        self, name: str, request: PredictRequest
-    ) -> tuple[Prediction, bool] | None:
+    async def predict_for_model(self, name: str, request: PredictRequest) -> Prediction | None:
         """A model's prediction routed through its running test, when it has one and the request
         names a unit and no version or alias."""
         if request.unit_id is None or request.version is not None or request.alias is not None:
@@ -252,14 +250,14 @@ class AbTestService:
 
     async def _predict(
         self, test: AbTest, model: MlModel, variants: list[AbVariant], unit_id: str, inputs: Any
-    ) -> tuple[Prediction, bool]:
+    ) -> Prediction:
         assignment = await self._assign(test, variants, unit_id)
-        result, hit = await self.predictions.predict(
+        result = await self.predictions.predict(
             model.name, PredictRequest(inputs=inputs, version=assignment.version)
         )
         self.metrics.ab_events.labels(test.name, assignment.variant, "prediction").inc()
         result.ab_test = AbTestAssignment(id=str(test.id), variant=assignment.variant)
-        return result, hit
+        return result
 
     async def record_outcomes(self, test_id: uuid.UUID, events: list[Outcome]) -> int:
         """Events of a unit go to the variant its id hashes to, whatever the client thinks."""
@@ -339,7 +337,7 @@ class AbTestService:
         if test.status != Status.STOPPED:
             await self._move(test, Status.STOPPED, reason="promoted")
         await self.tests.save()
-        return self._read(test, model, variants)
+        return self._read(test, model.name, variants)
 
     async def _model(self, name: str) -> MlModel:
         model = await self.models.get_by_name(name)
@@ -348,9 +346,9 @@ class AbTestService:
         return model
 
     @staticmethod
-    def _read(test: AbTest, model: MlModel | str, variants: list[AbVariant]) -> AbTestRead:
+    def _read(test: AbTest, model: str, variants: list[AbVariant]) -> AbTestRead:
         return AbTestRead(
-            id=test.id, name=test.name, model=model if isinstance(model, str) else model.name,
+            id=test.id, name=test.name, model=model,
             status=Status(test.status),
             variants=[VariantRead(name=v.name, version=v.version, alias=v.alias, weight=v.weight) for v in variants],
             unit=test.unit, metric=_metric(test), minimum_sample_size=test.minimum_sample_size,

@@ -241,31 +241,26 @@ class AttestationService:
         attestation_id = digest_of(payload)
         record = await self.attestations.get(attestation_id)
         matches = record is not None and record.payload.encode() == payload
+        keyid: str | None = None
+        signed = False
+        reason: str | None = "unknown_key"
         if envelope.payloadType != PAYLOAD_TYPE:
-            return Verification(
-                valid=False, keyid=None, attestation_id=attestation_id, matches_record=matches,
-                reason="wrong_payload_type",
-            )  # fmt: skip
-        keys = await self._public_keys()
-        for signature in envelope.signatures:
-            key = keys.get(signature.keyid)
-            if key is None:
-                continue
-            if verify_dsse(
-                load_public_pem(key.public_key_pem), PAYLOAD_TYPE, payload, signature.sig
-            ):
-                return Verification(
-                    valid=True, keyid=key.keyid, attestation_id=attestation_id,
-                    matches_record=matches, reason=None if matches else "not_in_record",
-                )  # fmt: skip
-            return Verification(
-                valid=False, keyid=key.keyid, attestation_id=attestation_id,
-                matches_record=matches, reason="bad_signature",
-            )  # fmt: skip
+            reason = "wrong_payload_type"
+        else:
+            keys = await self._public_keys()
+            ours = next((s for s in envelope.signatures if s.keyid in keys), None)
+            if ours is not None:
+                keyid = ours.keyid
+                key = load_public_pem(keys[keyid].public_key_pem)
+                signed = verify_dsse(key, PAYLOAD_TYPE, payload, ours.sig)
+                reason = "bad_signature" if not signed else None if matches else "not_in_record"
         return Verification(
-            valid=False, keyid=None, attestation_id=attestation_id, matches_record=matches,
-            reason="unknown_key",
-        )  # fmt: skip
+            valid=signed,
+            keyid=keyid,
+            attestation_id=attestation_id,
+            matches_record=matches,
+            reason=reason,
+        )
 
     async def verify_chain(self, model: MlModel) -> ChainVerification:
         """Walk the model's chain from its first attestation: each must be canonical JSON whose

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import LineageCycle
 from app.db.models import MlModel, ModelVersion
-from app.db.repositories import LineageRepository
+from app.db.repositories import LineageRepository, VersionRepository
 from app.schemas.lineage import Direction, Edge, Lineage
 from app.services.attestations import rfc3339
 from app.services.contributors import checksummed
@@ -22,6 +22,7 @@ from app.services.deltas import Family, exact, rounded
 class LineageService:
     def __init__(self, session: AsyncSession) -> None:
         self.lineage = LineageRepository(session)
+        self.versions = VersionRepository(session)
 
     async def check_edge(self, parent_id: uuid.UUID, child_id: uuid.UUID) -> None:
         """Refuse parent -> child when the child is the parent or one of its ancestors."""
@@ -52,7 +53,7 @@ class LineageService:
             rows = [row for row in walked if row.distance is not None]
         numbers = {row.id: row.version for row in rows}
         children = [row for row in rows if row.parent_id in numbers]
-        contributors = await self.lineage.contributors([row.id for row in children])
+        contributors = await self.versions.contributors([row.id for row in children])
         # Plain JSON-ready dicts in the shape of `Lineage`: a graph can hold thousands of nodes,
         # and building a pydantic object per node and edge costs more than the query.
         return {

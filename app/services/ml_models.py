@@ -19,6 +19,7 @@ from app.adapters.registry import Publication, Registry, RegistryRejected
 from app.core.config import Settings
 from app.core.errors import (
     AliasNotFound,
+    InvalidAddress,
     InvalidArtifact,
     ModelNotFound,
     ModelTypeMismatch,
@@ -32,6 +33,7 @@ from app.db.base import utcnow
 from app.db.models import AliasEvent, MlModel, ModelVersion, VersionContributor
 from app.db.repositories import AliasRepository, MlModelRepository, VersionRepository
 from app.schemas.ml_models import (
+    PRODUCTION,
     AliasAt,
     AliasEventRead,
     AliasRead,
@@ -55,8 +57,6 @@ from app.services.contributors import basis_points, checksummed, normalize_addre
 from app.services.deltaone import Policy, Side, decide
 from app.services.deltas import Direction, Family, compare_metrics
 from app.services.signing import Signer
-
-PRODUCTION = "production"
 
 
 def invalid(loc: Sequence[str | int], message: str) -> ValidationFailed:
@@ -319,15 +319,11 @@ class MlModelService:
         for index, contributor in enumerate(request.contributors):
             try:
                 address = normalize_address(contributor.address)
-            except ValidationFailed as exc:
-                exc.extra["errors"] = [
-                    {
-                        "loc": ["body", "contributors", index, "address"],
-                        "msg": exc.detail,
-                        "type": "invalid_address",
-                    }
-                ]
-                raise
+            except InvalidAddress as exc:  # the same error, now naming the field
+                loc = ["body", "contributors", index, "address"]
+                raise InvalidAddress(
+                    exc.detail, errors=[{"loc": loc, "msg": exc.detail, "type": "invalid_address"}]
+                ) from exc
             if address in addresses:
                 raise invalid(["contributors", index, "address"], "duplicate address")
             addresses.append(address)
@@ -599,7 +595,7 @@ class MlModelService:
 def _version_read(
     model: MlModel,
     v: ModelVersion,
-    contributors: Sequence[VersionContributor],
+    contributors: Sequence[Any],  # VersionContributor rows or (address, weight_bps) rows
     parent_version: int | None,
     aliases: list[str],
 ) -> VersionRead:

@@ -31,11 +31,11 @@ from app.core.errors import (
 from app.core.metrics import Metrics
 from app.db.models import MlModel, ModelVersion
 from app.db.repositories import resolve_target
+from app.schemas.ml_models import PRODUCTION
 from app.schemas.predictions import CacheCounts, Prediction, PredictRequest
 
 log = logging.getLogger(__name__)
 
-PRODUCTION = "production"
 NUMBER_TYPES = {"double", "float"}
 INTEGER_TYPES = {"long", "integer"}
 
@@ -230,11 +230,11 @@ class PredictionService:
             raise VersionNotFound(f"Model {name} has no version {version or ''}".strip())
         return Target(row.id, row.name, row.number, row.source_uri)
 
-    async def predict(self, name: str, request: PredictRequest) -> tuple[Prediction, bool]:
-        """The prediction and, for a single row, whether it came from the cache."""
+    async def predict(self, name: str, request: PredictRequest) -> Prediction:
         started = time.perf_counter()
-        single = isinstance(request.inputs, dict)
-        rows: list[Any] = [request.inputs] if single else list(request.inputs)
+        rows: list[Any] = (
+            [request.inputs] if isinstance(request.inputs, dict) else list(request.inputs)
+        )
         if len(rows) > self.settings.prediction_batch_limit:
             raise BatchTooLarge(
                 f"{len(rows)} rows; at most {self.settings.prediction_batch_limit} per call"
@@ -270,14 +270,11 @@ class PredictionService:
         self.metrics.predicted_rows.labels(target.model, "cache").inc(hits)
         self.metrics.predicted_rows.labels(target.model, "model").inc(len(misses))
         self.metrics.prediction_seconds.labels(target.model).observe(time.perf_counter() - started)
-        return (
-            Prediction(
-                model=target.model,
-                version=target.version,
-                predictions=answers,
-                cache=CacheCounts(hits=hits, misses=len(misses)),
-            ),
-            single and hits == 1,
+        return Prediction(
+            model=target.model,
+            version=target.version,
+            predictions=answers,
+            cache=CacheCounts(hits=hits, misses=len(misses)),
         )
 
     @staticmethod

@@ -13,7 +13,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 
 from app.core.config import Settings
 
@@ -134,12 +133,6 @@ class Signer:
             "signature": "0x" + signed.signature.hex().removeprefix("0x"),
             "signer": self.eip712_address,
         }
-
-
-def recover_eip712(typed_data: dict[str, Any], signature: str) -> str:
-    return str(
-        Account.recover_message(encode_typed_data(full_message=typed_data), signature=signature)
-    )
 
 
 def _ed25519_key(settings: Settings) -> Ed25519PrivateKey:

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from app.api.deps import AbTestServiceDep, IdempotentDep, PredictorDep, ReaderDep, WriterDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX, Limit, Offset
+from app.api.routers.predictions import prediction_response
 from app.schemas.ab_tests import (
     AbPredictRequest,
     AbTestCreate,
@@ -105,9 +106,8 @@ async def predict_through_test(
     ab_test_id: uuid.UUID, body: AbPredictRequest, _: PredictorDep, ab_tests: AbTestServiceDep
 ) -> JSONResponse:
     """Predict with the unit's variant; `ab_test` names the test and the variant."""
-    result, hit = await ab_tests.predict(ab_test_id, body.unit_id, body.inputs)
-    headers = {"X-Cache": "HIT" if hit else "MISS"} if isinstance(body.inputs, dict) else {}
-    return JSONResponse(result.model_dump(mode="json"), headers=headers)
+    result = await ab_tests.predict(ab_test_id, body.unit_id, body.inputs)
+    return prediction_response(result, single=isinstance(body.inputs, dict))
 
 
 @router.post(
