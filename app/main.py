@@ -4,12 +4,14 @@ routers, and the lifespan builds (and closes) the engine, the cache and the regi
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from pydantic.json_schema import models_json_schema
 
 from app import __version__
@@ -38,10 +40,12 @@ from app.db.repositories import VersionRepository
 from app.db.session import create_engine, create_sessionmaker
 from app.schemas.ml_models import PRODUCTION
 from app.services.api_keys import BOOTSTRAP_KEY_NAME, ApiKeyService
-from app.services.predictions import ModelLoader
+from app.services.predictions import ModelLoader, TargetCache
 from app.services.signing import Signer
 
 log = logging.getLogger(__name__)
+
+TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -52,22 +56,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         registry = Registry(settings)
+        cache = Cache(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            timeout_s=settings.redis_timeout_s,
+            metrics=metrics,
+            breaker_failures=settings.redis_breaker_failures,
+            breaker_cooldown_s=settings.redis_breaker_cooldown_s,
+        )
         resources = Resources(
             settings=settings,
             metrics=metrics,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
-            cache=Cache(
-                settings.redis_url,
-                prefix=settings.redis_prefix,
-                timeout_s=settings.redis_timeout_s,
-                metrics=metrics,
-                breaker_failures=settings.redis_breaker_failures,
-                breaker_cooldown_s=settings.redis_breaker_cooldown_s,
-            ),
+            cache=cache,
             registry=registry,
             principals=PrincipalCache(settings.auth_cache_ttl_s),
             signer=Signer.from_settings(settings),
+            targets=TargetCache(cache, settings.resolution_cache_ttl_s),
             loader=ModelLoader(
                 registry, settings.model_cache_size, settings.model_load_timeout_s, metrics
             ),
@@ -81,6 +87,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await resources.registry.start()
             await _ensure_bootstrap_key(resources)
+            # What start-up built (modules, classes, MLflow, SQLAlchemy: hundreds of thousands
+            # of objects) lives as long as the process: the garbage collector stops walking it,
+            # which took a large share of every request's time under load.
+            gc.collect()
+            gc.freeze()
             warmup = asyncio.create_task(_warm_models(resources))
             yield
         finally:
@@ -100,6 +111,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
         redoc_url=None,
+        # Prometheus is always on (/metrics); OpenTelemetry only when asked for, because even
+        # unconfigured FastAPI looks for its providers on every request.
+        telemetry=None if settings.opentelemetry else TELEMETRY_OFF,
         generate_unique_id_function=lambda route: route.name,
     )
     add_exception_handlers(app)
@@ -109,11 +123,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_artifact_bytes=settings.max_artifact_bytes,
     )
+    # Routes are matched in order, one by one: the hottest go first.
     for module in (
         health,
+        predictions,
         api_keys,
         ml_models,
-        predictions,
         lineage,
         attestations,
         contributors,
@@ -160,7 +175,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             routes=app.routes,
         )
         _, bodies = models_json_schema(
-            [(model, "validation") for model in ml_models.BODY_SCHEMAS],
+            [
+                (model, "validation")
+                for model in (*ml_models.BODY_SCHEMAS, *predictions.BODY_SCHEMAS)
+            ],
             ref_template="#/components/schemas/{model}",
         )
         schema["components"]["schemas"].update(bodies["$defs"])

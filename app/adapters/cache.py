@@ -1,7 +1,13 @@
-"""Redis, with short timeouts. Any Redis error is a miss plus a metric; it never fails a request."""
+"""Redis, with short timeouts. Any Redis error is a miss plus a metric; it never fails a request.
+
+Reads and counters are pipelined automatically: the commands every request issues during one turn
+of the event loop go to Redis together, in one pipeline and one round trip (what ioredis calls
+auto-pipelining). Under load a request's Redis work costs a share of one round trip, not one of
+its own; alone, it costs what it did."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -14,6 +20,9 @@ from redis.exceptions import RedisError
 from app.core.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+# Commands a caller queued for the next pipeline, and where their replies go.
+Queued = tuple[tuple[tuple[Any, ...], ...], "asyncio.Future[list[Any]]"]
 
 
 class Cache:
@@ -36,6 +45,8 @@ class Cache:
         self.breaker_cooldown_s = breaker_cooldown_s
         self._failures = 0
         self._open_until = 0.0
+        self._queued: list[Queued] = []
+        self._sending: set[asyncio.Task[None]] = set()
         self.client: redis.Redis | None = None
         if url is not None:
             self.client = redis.from_url(
@@ -71,12 +82,11 @@ class Cache:
             await self.client.ping()
 
     async def get_many(self, keys: Sequence[str]) -> list[Any | None]:
-        """One round trip; a missing key, an unreadable value or a Redis error is a miss (None)."""
+        """One MGET; a missing key, an unreadable value or a Redis error is a miss (None)."""
         if not keys or not self._usable("get"):
             return [None] * len(keys)
-        assert self.client is not None
         try:
-            raw = await self.client.mget(keys)
+            (raw,) = await self._pipelined(("MGET", *keys))
         except (RedisError, OSError) as exc:
             self._failed("get", exc)
             return [None] * len(keys)
@@ -87,10 +97,11 @@ class Cache:
         self.metrics.cache_operations.labels("get", "miss").inc(len(values) - hits)
         return values
 
-    async def set_many(self, items: dict[str, Any], ttl_s: int) -> None:
-        """One round trip; values are stored as JSON, never pickled."""
+    async def set_many(self, items: dict[str, Any], ttl_s: int) -> bool:
+        """One round trip; values are stored as JSON, never pickled. False when nothing could
+        be stored."""
         if not items or not self._usable("set"):
-            return
+            return False
         assert self.client is not None
         try:
             async with self.client.pipeline(transaction=False) as pipe:
@@ -99,25 +110,75 @@ class Cache:
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             self._failed("set", exc)
-            return
+            return False
         self._succeeded()
+        return True
 
     async def hit_window(self, key: str, window_s: int) -> int | None:
         """Count one hit in a fixed window; the count so far, or None when Redis is unreachable."""
         if not self._usable("incr"):
             return None
-        assert self.client is not None
         try:
-            # One round trip, no MULTI: create the key with its expiry if absent, then count.
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.set(key, 0, ex=window_s, nx=True)
-                pipe.incr(key)
-                _, count = await pipe.execute()
+            # No MULTI: create the key with its expiry if absent, then count.
+            _, count = await self._pipelined(("SET", key, 0, "EX", window_s, "NX"), ("INCR", key))
         except (RedisError, OSError) as exc:
             self._failed("incr", exc)
             return None
         self._succeeded()
         return int(count)
+
+    async def _pipelined(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """The commands' replies, sent with every other command queued in this loop turn."""
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        if not self._queued:
+            asyncio.get_running_loop().call_soon(self._send_queued)
+        self._queued.append((commands, future))
+        return await future
+
+    def _send_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        task = asyncio.create_task(self._execute(queued))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _execute(self, queued: list[Queued]) -> None:
+        """One pipeline for every queued command; the MGETs go as one MGET of all their keys
+        (atomic for each caller, as MGET is), the rest as they are."""
+        assert self.client is not None
+        keys = [key for commands, _ in queued for c in commands if c[0] == "MGET" for key in c[1:]]
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                if keys:
+                    pipe.execute_command("MGET", *keys)
+                for commands, _ in queued:
+                    for command in commands:
+                        if command[0] != "MGET":
+                            pipe.execute_command(*command)
+                replies = await pipe.execute(raise_on_error=False)
+        except BaseException as exc:  # the connection: every command failed
+            for _, future in queued:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        merged = replies.pop(0) if keys else []
+        values = iter(merged if isinstance(merged, list) else [merged] * len(keys))
+        others = iter(replies)
+        for commands, future in queued:
+            answers = [
+                _mget_reply([next(values) for _ in command[1:]])
+                if command[0] == "MGET"
+                else next(others)
+                for command in commands
+            ]
+            if future.done():  # its request went away
+                continue
+            error = next((a for a in answers if isinstance(a, Exception)), None)
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(answers)
 
     def _failed(self, operation: str, exc: Exception) -> None:
         self.metrics.cache_operations.labels(operation, "error").inc()
@@ -129,3 +190,8 @@ class Cache:
     async def close(self) -> None:
         if self.client is not None:
             await self.client.aclose()
+
+
+def _mget_reply(values: list[Any]) -> Any:
+    """A caller's share of the merged MGET, or the error the MGET met."""
+    return next((v for v in values if isinstance(v, Exception)), values)

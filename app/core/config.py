@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="JSON logs on stderr, each with the request id"
     )
+    opentelemetry: bool = Field(
+        False,
+        description="FastAPI's OpenTelemetry spans and metrics, sent to the global providers "
+        "(for example under opentelemetry-instrument); off, nothing is checked per request",
+    )
     host: str = Field("127.0.0.1", description="Address `serve` listens on")
     port: int = Field(8000, ge=1, le=65535, description="Port `serve` listens on")
 
@@ -69,6 +74,12 @@ class Settings(BaseSettings):
     )
     redis_breaker_cooldown_s: float = Field(
         5.0, gt=0, description="How long an open circuit skips Redis before trying again"
+    )
+    resolution_cache_ttl_s: float = Field(
+        30.0,
+        ge=0,
+        description="How long a replica may reuse a resolved alias while Redis says it has not "
+        "moved; 0 reads Postgres every call",
     )
     prediction_batch_limit: int = Field(1000, ge=1, description="Most rows in one predict call")
     model_cache_size: int = Field(8, ge=1, description="Loaded models kept in memory (LRU)")

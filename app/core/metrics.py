@@ -92,6 +92,12 @@ class Metrics:
             ["model", "source"],
             registry=self.registry,
         )
+        self.resolutions = Counter(
+            "hokusai_version_resolutions_total",
+            "Versions resolved for a prediction, by where from (memory, database)",
+            ["source"],
+            registry=self.registry,
+        )
         self.loaded_models = Gauge(
             "hokusai_loaded_models", "Model versions held in memory", registry=self.registry
         )

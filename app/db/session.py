@@ -42,6 +42,21 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -
     cursor.close()
 
 
+CHANGED_MODELS = "changed_models"
+
+
+def model_changed(session: AsyncSession, name: str) -> None:
+    """Note, in the unit of work, that which version a name or alias of this model means may have
+    changed. Whoever commits the session announces it afterwards (`changed_models`)."""
+    session.info.setdefault(CHANGED_MODELS, set()).add(name)
+
+
+def changed_models(session: AsyncSession) -> set[str]:
+    """The models noted in this session since the last call."""
+    changed: set[str] = session.info.pop(CHANGED_MODELS, set())
+    return changed
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 

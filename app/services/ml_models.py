@@ -32,6 +32,7 @@ from app.core.security import Principal
 from app.db.base import utcnow
 from app.db.models import AliasEvent, MlModel, ModelVersion, VersionContributor
 from app.db.repositories import AliasRepository, MlModelRepository, VersionRepository
+from app.db.session import model_changed
 from app.schemas.ml_models import (
     PRODUCTION,
     AliasAt,
@@ -71,6 +72,7 @@ class MlModelService:
     def __init__(
         self, session: AsyncSession, registry: Registry, settings: Settings, signer: Signer
     ) -> None:
+        self.session = session
         self.models = MlModelRepository(session)
         self.versions = VersionRepository(session)
         self.aliases = AliasRepository(session)
@@ -199,6 +201,7 @@ class MlModelService:
             await self.models.lock(model)
             await self._judge(model, version, parent, rows, benchmark, now)
         await self.versions.add(version, rows)  # writes the attestation and what points to it
+        model_changed(self.session, model.name)  # "latest" moved
         return _version_read(model, version, rows, parent.version if parent else None, aliases=[])
 
     async def _judge(
@@ -488,6 +491,7 @@ class MlModelService:
             from_version = (await self.versions.numbers([current.version_id]))[current.version_id]
         await self.registry.set_alias(model.name, alias, number)
         await self.aliases.put(model.id, alias, target.id, now)
+        model_changed(self.session, model.name)
         await self.aliases.record(
             AliasEvent(
                 id=uuid.uuid4(),
@@ -510,6 +514,7 @@ class MlModelService:
         numbers = await self.versions.numbers([current.version_id])
         await self.registry.delete_alias(model.name, alias)
         await self.aliases.remove(model.id, alias)
+        model_changed(self.session, model.name)
         await self.aliases.record(
             AliasEvent(
                 id=uuid.uuid4(),

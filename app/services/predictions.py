@@ -1,6 +1,10 @@
 """Predictions (DOMAIN.md section 8): the version is resolved first (so moving an alias takes
 effect on the very next call), rows are looked up in the Redis cache in one round trip, only the
-misses reach the model, in one call, and the answers go back in order. Redis trouble is a miss."""
+misses reach the model, in one call, and the answers go back in order. Redis trouble is a miss.
+
+A process keeps the versions it resolved (`TargetCache`) and checks them against the model's token
+in Redis in the same round trip that looks up the rows: a cached prediction touches Postgres only
+when the model's versions or aliases changed."""
 
 from __future__ import annotations
 
@@ -48,6 +52,75 @@ class Target:
     model: str
     version: int
     source_uri: str
+
+
+# What a caller asks for: model name, version number, alias.
+Selector = tuple[str, int | None, str | None]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    target: Target
+    token: str
+    expires: float
+
+
+class TargetCache:
+    """Versions this process resolved, reused while the model has not changed.
+
+    Each model has a token in Redis. Whatever changes which version a selector means (a new
+    version, an alias set or deleted, a rollback, a promotion) replaces it with a fresh random value
+    after its commit (`changed`). A resolution is stored with the token read *before* Postgres was
+    read, and reused only while Redis still holds that token: a change committed after the read
+    always replaces the token, so a move counts on the very next request on every replica. Without
+    Redis (off, down, circuit open) nothing is reused. Entries also expire after `ttl_s`, which
+    bounds the staleness a token write lost to a Redis failure could cause."""
+
+    LIMIT = 4096
+    TOKEN_TTL_S = 86_400
+
+    def __init__(self, cache: Cache, ttl_s: float) -> None:
+        self.cache = cache
+        self.ttl_s = ttl_s
+        self.enabled = cache.enabled and ttl_s > 0
+        self._entries: dict[Selector, Resolved] = {}
+
+    def key(self, name: str) -> str:
+        return self.cache.key("model", name, "token")
+
+    def get(self, selector: Selector) -> Resolved | None:
+        resolved = self._entries.get(selector)
+        if resolved is None or resolved.expires < time.monotonic():
+            return None
+        return resolved
+
+    async def token(self, name: str) -> str | None:
+        """The model's token, read before resolving; a fresh one is written when Redis has none
+        (first use, expiry, a restarted Redis). None when Redis cannot say."""
+        if not self.enabled:
+            return None
+        (token,) = await self.cache.get_many([self.key(name)])
+        if isinstance(token, str):
+            return token
+        token = uuid.uuid4().hex
+        stored = await self.cache.set_many({self.key(name): token}, self.TOKEN_TTL_S)
+        return token if stored else None
+
+    def put(self, selector: Selector, target: Target, token: str | None) -> None:
+        if token is None:
+            return
+        if len(self._entries) >= self.LIMIT:
+            self._entries.clear()
+        self._entries[selector] = Resolved(target, token, time.monotonic() + self.ttl_s)
+
+    async def changed(self, names: set[str]) -> None:
+        """After a commit that changed these models' versions or aliases."""
+        for selector in [s for s in self._entries if s[0] in names]:
+            del self._entries[selector]
+        if self.cache.enabled:
+            tokens = {self.key(name): uuid.uuid4().hex for name in names}
+            if not await self.cache.set_many(tokens, self.TOKEN_TTL_S):
+                log.warning("could not replace the tokens of %s", sorted(names))
 
 
 class ModelLoader:
@@ -205,12 +278,14 @@ class PredictionService:
         self,
         engine: AsyncEngine,
         cache: Cache,
+        targets: TargetCache,
         loader: ModelLoader,
         settings: Settings,
         metrics: Metrics,
     ) -> None:
         self.engine = engine
         self.cache = cache
+        self.targets = targets
         self.loader = loader
         self.settings = settings
         self.metrics = metrics
@@ -247,12 +322,7 @@ class PredictionService:
                 ],
             )
         check_rows(rows, None)
-        target = await self.resolve(name, request.version, request.alias)
-        try:
-            keys = [row_key(self.cache, target, row) for row in rows]
-        except (ValueError, TypeError) as exc:  # NaN, infinity: JSON cannot say them
-            raise ValidationFailed(f"inputs are not plain JSON: {exc}") from exc
-        cached = await self.cache.get_many(keys)
+        target, keys, cached = await self._look_up(name, request, rows)
         answers: list[Any] = [value[0] if value is not None else None for value in cached]
         misses = [index for index, value in enumerate(cached) if value is None]
         if misses:
@@ -276,6 +346,32 @@ class PredictionService:
             predictions=answers,
             cache=CacheCounts(hits=hits, misses=len(misses)),
         )
+
+    async def _look_up(
+        self, name: str, request: PredictRequest, rows: list[dict[str, Any]]
+    ) -> tuple[Target, list[str], list[Any | None]]:
+        """The target, the rows' cache keys and their cached values. One Redis round trip when
+        this process resolved the target before and the model's token is unchanged."""
+        selector: Selector = (name, request.version, request.alias)
+        known = self.targets.get(selector)
+        if known is not None:
+            keys = self._keys(known.target, rows)
+            token, *cached = await self.cache.get_many([self.targets.key(name), *keys])
+            if token == known.token:
+                self.metrics.resolutions.labels("memory").inc()
+                return known.target, keys, cached
+        token = await self.targets.token(name)
+        target = await self.resolve(name, request.version, request.alias)
+        self.metrics.resolutions.labels("database").inc()
+        self.targets.put(selector, target, token)
+        keys = self._keys(target, rows)
+        return target, keys, await self.cache.get_many(keys)
+
+    def _keys(self, target: Target, rows: list[dict[str, Any]]) -> list[str]:
+        try:
+            return [row_key(self.cache, target, row) for row in rows]
+        except (ValueError, TypeError) as exc:  # NaN, infinity: JSON cannot say them
+            raise ValidationFailed(f"inputs are not plain JSON: {exc}") from exc
 
     @staticmethod
     def _run(loaded: LoadedModel, rows: list[dict[str, Any]]) -> list[Any]:

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
+from urllib.parse import urlsplit
 
 import redis
 
 from app.adapters.cache import Cache
 from app.core.metrics import Metrics
+from tests.proxy import Proxy
 from tests.services_under_test import free_port
 
 
@@ -65,3 +68,30 @@ async def test_disabled_cache_misses_without_touching_anything() -> None:
     assert await cache.get_many(["a"]) == [None]
     assert await cache.hit_window("w", 60) is None
     await cache.ping()
+
+
+async def test_concurrent_callers_share_one_pipeline(redis_url: str) -> None:
+    target = urlsplit(redis_url)
+    proxy = Proxy(target.hostname or "127.0.0.1", target.port or 6379)
+    cache = Cache(
+        f"redis://127.0.0.1:{proxy.port}{target.path}",
+        prefix=f"t-{uuid.uuid4().hex}",
+        timeout_s=0.5,
+        metrics=Metrics(),
+    )
+    try:
+        keys = [cache.key("pred", str(i)) for i in range(50)]
+        await cache.set_many({key: i for i, key in enumerate(keys) if i % 2}, ttl_s=30)
+        answers = await asyncio.gather(
+            *(cache.get_many([key]) for key in keys),
+            *(cache.hit_window(cache.key("ratelimit", "k"), 60) for _ in range(10)),
+        )
+        connections = len(proxy.connections) // 2
+        proxy.cut()
+        after = await asyncio.gather(*(cache.get_many([key]) for key in keys))
+    finally:
+        await cache.close()
+    assert answers[:50] == [[i if i % 2 else None] for i in range(50)]
+    assert sorted(answers[50:]) == list(range(1, 11)), "each caller its own count"
+    assert connections == 1, "sixty concurrent callers, one connection: one pipeline"
+    assert after == [[None]] * 50

@@ -211,6 +211,38 @@ async def test_predict_needs_the_predict_scope(
     gtm = (await create_key(client, admin_key, "predict"))["key"]
     assert_problem(await predict(client, reader, name, inputs=ROWS[0]), 403, "forbidden")
     assert (await predict(client, gtm, name, inputs=ROWS[0])).status_code == 200
+    as_header = await client.post(
+        f"/api/v1/models/{name}/predict", json={"inputs": ROWS[0]}, headers={"X-API-Key": gtm}
+    )
+    assert as_header.status_code == 200
+    for headers in ({}, {"Authorization": "Basic " + gtm}, auth("hk_" + "x" * 43)):
+        response = await client.post(
+            f"/api/v1/models/{name}/predict", json={"inputs": ROWS[0]}, headers=headers
+        )
+        assert_problem(response, 401, "unauthenticated")
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (b'{"inputs": {"f0": 0.1', "json_invalid"),
+        (b"", "json_invalid"),
+        (b'{"rows": []}', "missing"),
+        (b'{"inputs": 3}', "dict_type"),
+        (b'{"inputs": {}, "version": "2"}', "int_type"),
+    ],
+)
+async def test_predict_bodies_are_validated_like_any_other(
+    client: httpx.AsyncClient, admin_key: str, content: bytes, error: str
+) -> None:
+    response = await client.post(
+        "/api/v1/models/any/predict",
+        content=content,
+        headers={**auth(admin_key), "Content-Type": "application/json"},
+    )
+    body = assert_problem(response, 422, "validation_failed")
+    assert body["errors"][0]["type"] == error  # type: ignore[index]
+    assert body["errors"][0]["loc"][0] == "body"  # type: ignore[index]
 
 
 async def test_twenty_concurrent_cold_requests_load_the_model_once(
@@ -318,3 +350,90 @@ async def test_production_versions_are_loaded_at_start_up(
     assert ready["warmup"] == {"status": "done", "loaded": 1, "failed": 0}
     assert response.status_code == 200
     assert loader.loads == 1, "the request found the model already loaded"
+
+
+def resolutions(metrics: str, source: str) -> float:
+    prefix = f'hokusai_version_resolutions_total{{source="{source}"}} '
+    found = [line for line in metrics.splitlines() if line.startswith(prefix)]
+    return float(found[0].removeprefix(prefix)) if found else 0.0
+
+
+async def test_a_move_on_one_replica_counts_on_the_next_call_on_another(
+    make_settings: Callable[..., Settings], admin_key: str, estimators: dict[str, tuple[bytes, Any]]
+) -> None:
+    classifier, regressor = estimators["classifier"], estimators["regressor"]
+    settings = make_settings()
+    async with serve(settings) as one, serve(settings) as other:
+        name = await deploy(one, admin_key, classifier[0], "custom")
+        metric = {"metric": "score", "direction": "higher_is_better", "family": "continuous"}
+        await register_baseline(
+            one, admin_key, regressor[0], name, model_type=None, metrics={"score": 2.0},
+            benchmark=metric,
+        )  # fmt: skip
+        seen = []
+        for version in (1, 2, 1, 2):
+            await other.put(
+                f"/api/v1/models/{name}/aliases/production",
+                json={"version": version},
+                headers=auth(admin_key),
+            )
+            for _ in range(3):
+                seen.append((await predict(one, admin_key, name, inputs=ROWS[1])).json()["version"])
+        await other.delete(f"/api/v1/models/{name}/aliases/production", headers=auth(admin_key))
+        latest = (await predict(one, admin_key, name, inputs=ROWS[1])).json()["version"]
+        metrics = (await one.get("/metrics")).text
+    assert seen == [1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2]
+    assert latest == 2, "without production, the latest version"
+    assert resolutions(metrics, "database") == 5, "once after each move"
+    assert resolutions(metrics, "memory") == 8, "the rest from memory"
+
+
+async def test_cached_predictions_need_no_database(
+    make_settings: Callable[..., Settings],
+    admin_key: str,
+    estimators: dict[str, tuple[bytes, Any]],
+    clean_database: str,
+) -> None:
+    from sqlalchemy import make_url
+
+    archive, estimator = estimators["classifier"]
+    url = make_url(clean_database)
+    proxy = Proxy(url.host or "127.0.0.1", url.port or 5432)
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port)
+    async with serve(
+        make_settings(database_url=through_proxy.render_as_string(hide_password=False))
+    ) as client:
+        name = await deploy(client, admin_key, archive)
+        warm = await predict(client, admin_key, name, inputs=ROWS[0])
+        proxy.cut()
+        cached = await predict(client, admin_key, name, inputs=ROWS[0])
+        uncached = await predict(client, admin_key, name, inputs=ROWS[1])
+    assert warm.json()["cache"] == {"hits": 0, "misses": 1}
+    assert cached.status_code == 200, cached.text
+    assert cached.headers["x-cache"] == "HIT"
+    assert cached.json()["predictions"] == expected(estimator, ROWS[:1])
+    assert uncached.json()["predictions"] == expected(estimator, ROWS[1:2]), "model in memory"
+
+
+async def test_a_lost_token_sends_the_next_call_to_the_database(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    estimators: dict[str, tuple[bytes, Any]],
+    settings: Settings,
+) -> None:
+    archive, estimator = estimators["regressor"]
+    name = await deploy(client, admin_key, archive, "regression")
+    for _ in range(2):
+        await predict(client, admin_key, name, inputs=ROWS[3])
+    cache = client.app.state.resources.cache  # type: ignore[attr-defined]
+    assert await cache.client.delete(f"{settings.redis_prefix}:model:{name}:token") == 1
+    after = (await predict(client, admin_key, name, inputs=ROWS[3])).json()
+    again = (await predict(client, admin_key, name, inputs=ROWS[3])).json()
+    metrics = (await client.get("/metrics")).text
+    assert (
+        after["predictions"]
+        == again["predictions"]
+        == pytest.approx(expected(estimator, ROWS[3:4]))
+    )
+    assert resolutions(metrics, "database") == 2, "the first call and the one after the loss"
+    assert resolutions(metrics, "memory") == 2

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from app.api.deps import AbTestServiceDep, IdempotentDep, PredictorDep, ReaderDep, WriterDep
@@ -104,7 +104,7 @@ async def assign_unit(
 )
 async def predict_through_test(
     ab_test_id: uuid.UUID, body: AbPredictRequest, _: PredictorDep, ab_tests: AbTestServiceDep
-) -> JSONResponse:
+) -> Response:
     """Predict with the unit's variant; `ab_test` names the test and the variant."""
     result = await ab_tests.predict(ab_test_id, body.unit_id, body.inputs)
     return prediction_response(result, single=isinstance(body.inputs, dict))

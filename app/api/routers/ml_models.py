@@ -11,9 +11,8 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
@@ -26,7 +25,7 @@ from app.api.deps import (
     WriterDep,
 )
 from app.api.errors import AUTHENTICATED, problems
-from app.api.routers import API_PREFIX, Limit, Offset
+from app.api.routers import API_PREFIX, Limit, Offset, parsed
 from app.core.config import Settings
 from app.core.errors import UnsupportedMediaType, ValidationFailed
 from app.core.security import Principal
@@ -86,15 +85,6 @@ REGISTER_BODY: dict[str, Any] = {
 BODY_SCHEMAS: tuple[type[BaseModel], ...] = (VersionRegister, VersionMetadata)
 
 
-def _parsed(model: type[BaseModel], raw: str | bytes, *loc: str) -> Any:
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**error, "loc": ("body", *loc, *error["loc"])} for error in exc.errors()]
-        ) from exc
-
-
 async def _save_upload(upload: UploadFile, workdir: FilePath) -> tuple[FilePath, str]:
     """The uploaded archive on disk, and its sha256 (part of the idempotency fingerprint)."""
     target = workdir / "upload"
@@ -125,8 +115,7 @@ async def register_version(
     MLflow."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
-        metadata: VersionMetadata = _parsed(VersionRegister, await request.body())
-        assert isinstance(metadata, VersionRegister)
+        metadata = parsed(VersionRegister, await request.body())
         return await idempotent(
             principal,
             metadata.model_dump(mode="json"),
@@ -161,7 +150,7 @@ async def _register_upload(
                         if value is None
                     ],
                 )
-            metadata = _parsed(VersionMetadata, metadata_part, "metadata")
+            metadata = parsed(VersionMetadata, metadata_part, "metadata")
             archive, archive_sha256 = await _save_upload(upload, workdir)
         return await idempotent(
             principal,
