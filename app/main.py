@@ -136,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ab_tests,
     ):
         app.include_router(module.router)
+    app.router.routes[:0] = predictions.HOT_ROUTES
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     return app
 

@@ -384,6 +384,8 @@ async def test_a_move_on_one_replica_counts_on_the_next_call_on_another(
         metrics = (await one.get("/metrics")).text
     assert seen == [1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2]
     assert latest == 2, "without production, the latest version"
+    assert 'route="/api/v1/models/{name}/predict"' in metrics, "the template, never the name"
+    assert not [line for line in metrics.splitlines() if "route=" in line and name in line]
     assert resolutions(metrics, "database") == 5, "once after each move"
     assert resolutions(metrics, "memory") == 8, "the rest from memory"
 
