@@ -35,7 +35,8 @@ def wrk(
     headers: dict[str, str],
     script: Path | None = None,
 ) -> dict[str, float]:
-    command = ["wrk", "--latency", "-t", "2", "-c", str(connections), "-d", f"{duration}s"]
+    threads = str(min(2, connections))
+    command = ["wrk", "--latency", "-t", threads, "-c", str(connections), "-d", f"{duration}s"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     if script is not None:

@@ -1,7 +1,9 @@
 """Predictions, side by side on one uvicorn server (one process): the ceiling (`GET /health`, a
 bare endpoint returning a constant), cached and uncached single-row predict under load (wrk), the
-model called in-process, the service's own overhead on an uncached row (sequential), and batches
-of 1,000 rows at 0%, 50% and 100% cache hits.
+model called in-process (the scikit-learn estimator, and the MLflow pyfunc the service calls), the
+service's own overhead on an uncached row (wrk on one connection, against the pyfunc), and batches
+of 1,000 rows at 0%, 50% and 100% cache hits (client time, and server time from the service's
+own request histogram).
 
     scripts/with-services .venv/bin/python bench/predict.py [--duration 10]
 """
@@ -40,6 +42,7 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %s"
 counter = 0
+math.randomseed(os.time())
 request = function()
   counter = counter + 1
   local body = string.format('{"inputs": {"f0": %%.9f, "f1": %%d, "f2": 0.5}}', math.random(), counter)
@@ -61,6 +64,27 @@ def row(rng: random.Random) -> dict[str, float]:
 def percentiles(seconds: list[float]) -> tuple[float, float]:
     ms = sorted(s * 1000 for s in seconds)
     return statistics.median(ms), ms[min(len(ms) - 1, round(len(ms) * 0.99))]
+
+
+def server_ms(client: httpx.Client, call: Any, repeat: int) -> tuple[list[float], float]:
+    """Client timings of `repeat` calls, and their mean server time in ms (the service's request
+    histogram for the predict route, read from /metrics before and after)."""
+    before = _predict_sum_count(client.get("/metrics").text)
+    timings = timed(call, repeat)
+    after = _predict_sum_count(client.get("/metrics").text)
+    return timings, (after[0] - before[0]) / (after[1] - before[1]) * 1000
+
+
+def _predict_sum_count(metrics: str) -> tuple[float, float]:
+    found = {"sum": 0.0, "count": 0.0}
+    for line in metrics.splitlines():
+        if line.startswith("hokusai_http_request_duration_seconds_") and (
+            'route="/api/v1/models/{name}/predict"' in line and 'status="200"' in line
+        ):
+            kind = line.split("{", 1)[0].rsplit("_", 1)[1]
+            if kind in found:
+                found[kind] = float(line.rsplit(" ", 1)[1])
+    return found["sum"], found["count"]
 
 
 def timed(call: Any, repeat: int) -> list[float]:
@@ -115,50 +139,62 @@ def main() -> None:
                 predict = "/api/v1/models/bench-scorer/predict"
                 client.post(predict, json={"inputs": CACHED_ROW}).raise_for_status()  # load + cache
 
-                # Sequential: the service's own cost on an uncached row against the model alone.
+                # The model alone, called in-process: the estimator, and the MLflow pyfunc the
+                # service calls (with MLflow's own input checks).
+                import mlflow.pyfunc
                 import pandas as pd
 
-                uncached_seq = timed(
-                    lambda: client.post(predict, json={"inputs": row(rng)}).raise_for_status(), 300
-                )
-                cached_seq = timed(
-                    lambda: client.post(predict, json={"inputs": CACHED_ROW}).raise_for_status(),
-                    300,
-                )
-                model_alone = timed(
-                    lambda: estimator.predict(pd.DataFrame([row(rng)], columns=FEATURES)), 300
-                )
+                pyfunc = mlflow.pyfunc.load_model(str(model_dir))
+                model_alone = {
+                    "scikit-learn estimator": timed(
+                        lambda: estimator.predict(pd.DataFrame([row(rng)], columns=FEATURES)), 300
+                    ),
+                    "MLflow pyfunc": timed(
+                        lambda: pyfunc.predict(pd.DataFrame([row(rng)], columns=FEATURES)), 300
+                    ),
+                }
 
                 batches = {}
                 seen = [row(rng) for _ in range(500)]
                 client.post(predict, json={"inputs": seen}).raise_for_status()
                 full = [row(rng) for _ in range(1000)]
                 client.post(predict, json={"inputs": full}).raise_for_status()
-                batches["1,000 rows, 0% cached"] = timed(
+                batches["1,000 rows, 0% cached"] = server_ms(
+                    client,
                     lambda: client.post(
                         predict, json={"inputs": [row(rng) for _ in range(1000)]}
                     ).raise_for_status(),
                     20,
                 )
-                batches["1,000 rows, 50% cached"] = timed(
+                batches["1,000 rows, 50% cached"] = server_ms(
+                    client,
                     lambda: client.post(
                         predict, json={"inputs": seen + [row(rng) for _ in range(500)]}
                     ).raise_for_status(),
                     20,
                 )
-                batches["1,000 rows, 100% cached"] = timed(
-                    lambda: client.post(predict, json={"inputs": full}).raise_for_status(), 20)  # fmt: skip
+                batches["1,000 rows, 100% cached"] = server_ms(
+                    client,
+                    lambda: client.post(predict, json={"inputs": full}).raise_for_status(),
+                    20,
+                )
 
             scripts = Path(workdir)
             (scripts / "cached.lua").write_text(
                 CACHED_LUA % (key, json.dumps({"inputs": CACHED_ROW}))
             )
             (scripts / "uncached.lua").write_text(UNCACHED_LUA % key)
+            url = f"{base}{predict}"
+            # One connection, a C client: the latency of one call, without a Python client's.
+            sequential = {
+                "predict, uncached row": wrk(url, args.duration, 1, {}, scripts / "uncached.lua"),
+                "predict, cached row": wrk(url, args.duration, 1, {}, scripts / "cached.lua"),
+            }
             wrk(f"{base}/health", 2, args.connections, {})
             load = {
                 "ceiling: GET /health": wrk(f"{base}/health", args.duration, args.connections, {}),
-                "predict, cached row": wrk(f"{base}{predict}", args.duration, args.connections, {}, scripts / "cached.lua"),
-                "predict, uncached row": wrk(f"{base}{predict}", args.duration, args.connections, {}, scripts / "uncached.lua"),
+                "predict, cached row": wrk(url, args.duration, args.connections, {}, scripts / "cached.lua"),
+                "predict, uncached row": wrk(url, args.duration, args.connections, {}, scripts / "uncached.lua"),
             }  # fmt: skip
 
     ceiling = load["ceiling: GET /health"]["rps"]
@@ -169,17 +205,20 @@ def main() -> None:
     for label, result in load.items():
         print(f"{label:<28}{result['rps']:>9.0f}{result['p50']:>9.2f}{result['p99']:>9.2f}"
               f"{result['errors']:>9.0f}{result['rps'] / ceiling:>11.2f}")  # fmt: skip
-    print("\nsequential, one connection (p50 / p99 ms):")
-    for label, timings in (
-        ("model.predict in-process, 1 row", model_alone),
-        ("predict over HTTP, uncached row", uncached_seq),
-        ("predict over HTTP, cached row", cached_seq),
-        *batches.items(),
-    ):
+    print("\nthe model alone, in-process, 1 row (p50 / p99 ms):")
+    for label, timings in model_alone.items():
+        print(f"  {label:<34}{percentiles(timings)[0]:>8.2f}{percentiles(timings)[1]:>9.2f}")
+    print(f"\nover HTTP, one connection (wrk -c1 -d{args.duration}s; p50 / p99 ms):")
+    for label, result in sequential.items():
+        print(f"  {label:<34}{result['p50']:>8.2f}{result['p99']:>9.2f}")
+    uncached = sequential["predict, uncached row"]["p50"]
+    for label, timings in model_alone.items():
+        overhead = uncached - percentiles(timings)[0]
+        print(f"service overhead on an uncached row beyond the {label} (p50): {overhead:.2f} ms")
+    print("\nbatches, 20 calls each (client p50 / p99 ms, mean server ms):")
+    for label, (timings, server) in batches.items():
         p50, p99 = percentiles(timings)
-        print(f"  {label:<34}{p50:>8.2f}{p99:>9.2f}")
-    overhead = percentiles(uncached_seq)[0] - percentiles(model_alone)[0]
-    print(f"\nservice overhead on an uncached row, beyond the model (p50): {overhead:.2f} ms")
+        print(f"  {label:<34}{p50:>8.2f}{p99:>9.2f}{server:>9.2f}")
 
 
 if __name__ == "__main__":

@@ -93,8 +93,8 @@ class Cache:
         self._succeeded()
         values = [json.loads(value) if value is not None else None for value in raw]
         hits = sum(value is not None for value in values)
-        self.metrics.cache_operations.labels("get", "hit").inc(hits)
-        self.metrics.cache_operations.labels("get", "miss").inc(len(values) - hits)
+        self.metrics.child(self.metrics.cache_operations, "get", "hit").inc(hits)
+        self.metrics.child(self.metrics.cache_operations, "get", "miss").inc(len(values) - hits)
         return values
 
     async def set_many(self, items: dict[str, Any], ttl_s: int) -> bool:

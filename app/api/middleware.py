@@ -59,15 +59,14 @@ class RequestContext:
                 response = error_response(too_large(f"The request body exceeds {limit} bytes"))
                 await response(scope, receive, send_with_id)
             else:
-                error = too_large(f"The request body exceeds {limit} bytes")
-                await self.app(scope, _limited(receive, limit, error), send_with_id)
+                await self.app(scope, _limited(receive, limit, too_large), send_with_id)
         finally:
             self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
             labels = (route, scope["method"], str(status))
-            self.metrics.requests.labels(*labels).inc()
-            self.metrics.request_seconds.labels(*labels).observe(elapsed)
+            self.metrics.child(self.metrics.requests, *labels).inc()
+            self.metrics.child(self.metrics.request_seconds, *labels).observe(elapsed)
             if log.isEnabledFor(logging.INFO):  # skip building the record on every request
                 log.info(
                     "%s %s %s",
@@ -82,7 +81,7 @@ class RequestContext:
                 )
 
 
-def _limited(receive: Receive, limit: int, error: PayloadTooLarge) -> Receive:
+def _limited(receive: Receive, limit: int, too_large: type[PayloadTooLarge]) -> Receive:
     """Counts the bytes of a body sent without (or with a false) Content-Length."""
     received = 0
 
@@ -92,7 +91,7 @@ def _limited(receive: Receive, limit: int, error: PayloadTooLarge) -> Receive:
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > limit:
-                raise CarriedError(error)
+                raise CarriedError(too_large(f"The request body exceeds {limit} bytes"))
         return message
 
     return receive_limited

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import math
 import time
@@ -189,8 +190,33 @@ class ModelLoader:
 
 
 def row_key(cache: Cache, target: Target, row: dict[str, Any]) -> str:
-    digest = hashlib.sha256(rfc8785.dumps(row)).hexdigest()
+    digest = hashlib.sha256(canonical_row(row)).hexdigest()
     return cache.key("pred", "v1", str(target.model_id), str(target.version), digest)
+
+
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def canonical_row(row: dict[str, Any]) -> bytes:
+    """The row's JCS form (RFC 8785). A flat row of ASCII names and values that `json.dumps`
+    writes exactly as JCS does (ASCII strings, safe integers, booleans, null, and floats written
+    without an exponent) is written by `json.dumps`, several times faster; anything else by
+    rfc8785, which also refuses what JSON cannot say (NaN, infinity, unsafe integers)."""
+    if all(key.isascii() for key in row) and all(_writes_as_jcs(v) for v in row.values()):
+        return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return rfc8785.dumps(row)
+
+
+def _writes_as_jcs(value: Any) -> bool:
+    kind = type(value)
+    if kind is float:
+        # Python writes 5.0 and 1e-05 where JCS writes 5 and 0.00001; between, the same digits.
+        return bool(not value.is_integer() and 1e-4 <= abs(value) < 1e16)
+    if kind is int:
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
+    if kind is str:
+        return bool(value.isascii())
+    return kind is bool or value is None
 
 
 def check_rows(rows: list[Any], columns: list[Column] | None) -> None:
@@ -337,9 +363,11 @@ class PredictionService:
             await self.cache.set_many(fresh, self.settings.cache_ttl_s)
         hits = len(rows) - len(misses)
         self.metrics.batch_rows.observe(len(rows))
-        self.metrics.predicted_rows.labels(target.model, "cache").inc(hits)
-        self.metrics.predicted_rows.labels(target.model, "model").inc(len(misses))
-        self.metrics.prediction_seconds.labels(target.model).observe(time.perf_counter() - started)
+        self.metrics.child(self.metrics.predicted_rows, target.model, "cache").inc(hits)
+        self.metrics.child(self.metrics.predicted_rows, target.model, "model").inc(len(misses))
+        self.metrics.child(self.metrics.prediction_seconds, target.model).observe(
+            time.perf_counter() - started
+        )
         return Prediction(
             model=target.model,
             version=target.version,
@@ -358,11 +386,11 @@ class PredictionService:
             keys = self._keys(known.target, rows)
             token, *cached = await self.cache.get_many([self.targets.key(name), *keys])
             if token == known.token:
-                self.metrics.resolutions.labels("memory").inc()
+                self.metrics.child(self.metrics.resolutions, "memory").inc()
                 return known.target, keys, cached
         token = await self.targets.token(name)
         target = await self.resolve(name, request.version, request.alias)
-        self.metrics.resolutions.labels("database").inc()
+        self.metrics.child(self.metrics.resolutions, "database").inc()
         self.targets.put(selector, target, token)
         keys = self._keys(target, rows)
         return target, keys, await self.cache.get_many(keys)
@@ -375,15 +403,25 @@ class PredictionService:
 
     @staticmethod
     def _run(loaded: LoadedModel, rows: list[dict[str, Any]]) -> list[Any]:
+        import numpy as np
         import pandas as pd
 
         if loaded.columns is None:
             return _rows_of(loaded.predict(pd.DataFrame(rows)), len(rows))
+        names = [c.name for c in loaded.columns]
+        if all(c.type in NUMBER_TYPES for c in loaded.columns):
+            # All doubles (the common case): one float array, with plain string column names;
+            # several times faster to build than a frame from dicts. Absent or null is NaN.
+            values = [[row.get(name) for name in names] for row in rows]
+            frame = pd.DataFrame(
+                np.array(values, dtype=np.float64), columns=pd.Index(names, dtype=object)
+            )
+            return _rows_of(loaded.predict(frame), len(rows))
         # JSON has one number type: 3 for a double column is 3.0, which MLflow will not cast.
         floats = [c.name for c in loaded.columns if c.type in NUMBER_TYPES]
         rows = [
             {**row, **{name: float(row[name]) for name in floats if row.get(name) is not None}}
             for row in rows
         ]
-        frame = pd.DataFrame(rows, columns=[c.name for c in loaded.columns])
+        frame = pd.DataFrame(rows, columns=names)
         return _rows_of(loaded.predict(frame), len(rows))

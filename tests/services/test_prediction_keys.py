@@ -1,0 +1,71 @@
+"""The cache key's canonical form: the fast writer must agree with RFC 8785 byte for byte, or a
+row would be cached twice under two keys (or, worse, two rows under one)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.services.predictions import canonical_row
+
+SCALARS = (
+    st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.text(max_size=12)
+    | st.booleans()
+    | st.none()
+)
+ROWS = st.dictionaries(st.text(max_size=8), SCALARS | st.lists(SCALARS, max_size=3), max_size=6)
+
+
+def jcs(row: dict[str, Any]) -> bytes | None:
+    try:
+        return rfc8785.dumps(row)
+    except (ValueError, TypeError, rfc8785.CanonicalizationError):
+        return None
+
+
+def agrees_with_rfc8785(row: dict[str, Any]) -> None:
+    expected = jcs(row)
+    if expected is None:
+        with pytest.raises((ValueError, TypeError, rfc8785.CanonicalizationError)):
+            canonical_row(row)
+    else:
+        assert canonical_row(row) == expected
+
+
+@settings(max_examples=3000, deadline=None)
+@given(ROWS)
+def test_the_canonical_form_is_rfc8785(row: dict[str, Any]) -> None:
+    agrees_with_rfc8785(row)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        0.1,
+        1e-4,
+        9.9e-5,
+        1e-7,
+        5.0,
+        -0.0,
+        1e15 + 0.5,
+        1e16,
+        1e21,
+        2**53 - 1,
+        2**53,
+        "é",
+        "\x7f\x1f",
+        math.nan,
+        math.inf,
+    ],
+)
+def test_edges_of_the_fast_writer(value: Any) -> None:
+    agrees_with_rfc8785({"x": value})
+    agrees_with_rfc8785({"x": value, "é": 1})
+    agrees_with_rfc8785({"x": [value]})
