@@ -4,7 +4,6 @@ routers, and the lifespan builds (and closes) the engine, the cache and the regi
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,6 +31,7 @@ from app.api.routers import (
     ml_models,
     predictions,
 )
+from app.core import heap
 from app.core.config import Settings
 from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.core.metrics import Metrics
@@ -87,11 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await resources.registry.start()
             await _ensure_bootstrap_key(resources)
-            # What start-up built (modules, classes, MLflow, SQLAlchemy: hundreds of thousands
-            # of objects) lives as long as the process: the garbage collector stops walking it,
-            # which took a large share of every request's time under load.
-            gc.collect()
-            gc.freeze()
+            heap.settle()  # what start-up built lives as long as the process
             warmup = asyncio.create_task(_warm_models(resources))
             yield
         finally:

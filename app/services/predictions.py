@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.cache import Cache
 from app.adapters.registry import Column, LoadedModel, Registry, RegistryRejected
+from app.core import heap
 from app.core.config import Settings
 from app.core.errors import (
     BatchTooLarge,
@@ -175,6 +176,7 @@ class ModelLoader:
         while len(self._models) > self.capacity:
             self._models.popitem(last=False)
         self.metrics.loaded_models.set(len(self._models))
+        heap.settle()  # the model (and what loading it imported) lives until evicted
         return loaded
 
     async def warm(self, targets: list[tuple[MlModel, ModelVersion]]) -> None:
