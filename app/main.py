@@ -14,7 +14,7 @@ from fastapi.telemetry import TelemetryConfig
 from pydantic.json_schema import models_json_schema
 
 from app import __version__
-from app.adapters.cache import Cache
+from app.adapters.cache import Cache, Memo
 from app.adapters.registry import Registry
 from app.adapters.webhooks import Webhooks
 from app.api.deps import Resources
@@ -37,10 +37,11 @@ from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.core.metrics import Metrics
 from app.core.security import PrincipalCache, Scope
 from app.db.repositories import VersionRepository
-from app.db.session import create_engine, create_sessionmaker
+from app.db.session import AB_TEST, MODEL, create_engine, create_sessionmaker
 from app.schemas.ml_models import PRODUCTION
+from app.services.ab_tests import ExposureLog
 from app.services.api_keys import BOOTSTRAP_KEY_NAME, ApiKeyService
-from app.services.predictions import ModelLoader, TargetCache
+from app.services.predictions import ModelLoader
 from app.services.signing import Signer
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         registry = Registry(settings)
+        sessionmaker = create_sessionmaker(engine)
         cache = Cache(
             settings.redis_url,
             prefix=settings.redis_prefix,
@@ -68,12 +70,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             metrics=metrics,
             engine=engine,
-            sessionmaker=create_sessionmaker(engine),
+            sessionmaker=sessionmaker,
             cache=cache,
             registry=registry,
             principals=PrincipalCache(settings.auth_cache_ttl_s),
             signer=Signer.from_settings(settings),
-            targets=TargetCache(cache, settings.resolution_cache_ttl_s),
+            targets=Memo(cache, MODEL, settings.resolution_cache_ttl_s),
+            running_tests=Memo(cache, AB_TEST, settings.resolution_cache_ttl_s),
+            exposures=ExposureLog(create_engine(settings, pool_size=1)),
             loader=ModelLoader(
                 registry, settings.model_cache_size, settings.model_load_timeout_s, metrics
             ),
@@ -96,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await resources.webhooks.close()
             resources.registry.close()
             await resources.cache.close()
+            await resources.exposures.engine.dispose()
             await engine.dispose()
 
     app = FastAPI(
@@ -132,7 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ab_tests,
     ):
         app.include_router(module.router)
-    app.router.routes[:0] = predictions.HOT_ROUTES
+    app.router.routes[:0] = [*predictions.HOT_ROUTES, *ab_tests.HOT_ROUTES]
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     return app
 
@@ -174,7 +179,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         _, bodies = models_json_schema(
             [
                 (model, "validation")
-                for model in (*ml_models.BODY_SCHEMAS, *predictions.BODY_SCHEMAS)
+                for model in (
+                    *ml_models.BODY_SCHEMAS,
+                    *predictions.BODY_SCHEMAS,
+                    *ab_tests.BODY_SCHEMAS,
+                )
             ],
             ref_template="#/components/schemas/{model}",
         )

@@ -20,15 +20,15 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.adapters.cache import Cache
+from app.adapters.cache import Cache, Memo
 from app.adapters.registry import Registry
 from app.adapters.webhooks import Webhooks
 from app.core.config import Settings
 from app.core.errors import Forbidden, RateLimited, Unauthenticated
 from app.core.metrics import Metrics
 from app.core.security import Principal, PrincipalCache, Scope
-from app.db.session import changed_models
-from app.services.ab_tests import AbTestService
+from app.db.session import AB_TEST, MODEL, changes
+from app.services.ab_tests import AbTestService, ExposureLog, LiveTest
 from app.services.api_keys import ApiKeyService
 from app.services.attestations import AttestationService
 from app.services.contributors import ContributorService
@@ -36,7 +36,7 @@ from app.services.experiments import ExperimentService
 from app.services.idempotency import IdempotencyService, fingerprint
 from app.services.lineage import LineageService
 from app.services.ml_models import MlModelService
-from app.services.predictions import ModelLoader, PredictionService, TargetCache
+from app.services.predictions import ModelLoader, PredictionService, Target
 from app.services.signing import Signer
 
 
@@ -52,9 +52,15 @@ class Resources:
     registry: Registry
     principals: PrincipalCache
     signer: Signer
-    targets: TargetCache
+    targets: Memo[Target]
+    running_tests: Memo[LiveTest]
+    exposures: ExposureLog
     loader: ModelLoader
     webhooks: Webhooks
+
+    def memo(self, kind: str) -> Memo[Any]:
+        memos: dict[str, Memo[Any]] = {MODEL: self.targets, AB_TEST: self.running_tests}
+        return memos[kind]
 
 
 async def get_resources(request: Request) -> Resources:
@@ -84,8 +90,8 @@ async def transaction(resources: Resources) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
-        if changed := changed_models(session):
-            await resources.targets.changed(changed)
+        for kind, sources in changes(session).items():
+            await resources.memo(kind).changed(sources)
 
 
 async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
@@ -146,6 +152,8 @@ def ab_test_service(session: AsyncSession, resources: Resources) -> AbTestServic
         prediction_service(resources),
         resources.webhooks,
         resources.metrics,
+        resources.running_tests,
+        resources.exposures,
     )
 
 

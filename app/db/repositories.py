@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -657,22 +658,33 @@ class AbTestRepository:
                 raise AbTestConflict("The model already has a running A/B test") from exc
             raise
 
-    async def expose(self, test_id: uuid.UUID, unit_id: str, position: int) -> bool:
-        """Record a unit's first exposure; True when it is new (and counted)."""
-        statement = (
-            _insert(self.session, AbExposure)
-            .values(test_id=test_id, unit_id=unit_id, position=position)
-            .on_conflict_do_nothing(index_elements=[AbExposure.test_id, AbExposure.unit_id])
-            .returning(AbExposure.unit_id)
-        )
-        if (await self.session.execute(statement)).first() is None:
-            return False
-        await self.session.execute(
-            update(AbVariant)
-            .where(AbVariant.test_id == test_id, AbVariant.position == position)
-            .values(exposures=AbVariant.exposures + 1)
-        )
-        return True
+    async def expose(
+        self, exposures: list[tuple[uuid.UUID, str, int]]
+    ) -> set[tuple[uuid.UUID, str]]:
+        """Record first exposures (test, unit, variant position) in one INSERT, and count the new
+        ones on their variants; the (test, unit) pairs that were new. Rows go in key order, so
+        concurrent writers take their locks in one order."""
+        unique = {(test_id, unit_id): position for test_id, unit_id, position in exposures}
+        rows = [
+            {"test_id": test_id, "unit_id": unit_id, "position": position}
+            for (test_id, unit_id), position in sorted(unique.items())
+        ]
+        inserted = (
+            await self.session.execute(
+                _insert(self.session, AbExposure)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=[AbExposure.test_id, AbExposure.unit_id])
+                .returning(AbExposure.test_id, AbExposure.unit_id, AbExposure.position)
+            )
+        ).all()
+        counts = Counter((row.test_id, row.position) for row in inserted)
+        for (test_id, position), count in sorted(counts.items()):
+            await self.session.execute(
+                update(AbVariant)
+                .where(AbVariant.test_id == test_id, AbVariant.position == position)
+                .values(exposures=AbVariant.exposures + count)
+            )
+        return {(row.test_id, row.unit_id) for row in inserted}
 
     async def add_outcomes(
         self, test_id: uuid.UUID, totals: dict[int, tuple[int, float, float]]

@@ -18,16 +18,18 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from app.core.config import Settings
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, pool_size: int | None = None) -> AsyncEngine:
+    """The engine; `pool_size` overrides the setting (for a writer with a pool of its own)."""
     url = settings.database_url
     if settings.embedded:
         Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": settings.database_timeout_s})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    size = pool_size or settings.database_pool_size
     options: dict[str, Any] = {
-        "pool_size": settings.database_pool_size,
-        "max_overflow": settings.database_pool_size,
+        "pool_size": size,
+        "max_overflow": size,
         "pool_timeout": settings.database_timeout_s,
         "pool_recycle": 1800,
         "connect_args": {"connect_timeout": max(1, round(settings.database_timeout_s))},
@@ -42,19 +44,25 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -
     cursor.close()
 
 
-CHANGED_MODELS = "changed_models"
+CHANGES = "changes"
+# What a unit of work can change that processes remember (see `Memo`): which version a model's
+# names and aliases mean, and an A/B test's status, weights and end.
+MODEL = "model"
+AB_TEST = "ab_test"
 
 
-def model_changed(session: AsyncSession, name: str) -> None:
-    """Note, in the unit of work, that which version a name or alias of this model means may have
-    changed. Whoever commits the session announces it afterwards (`changed_models`)."""
-    session.info.setdefault(CHANGED_MODELS, set()).add(name)
+def changed(session: AsyncSession, kind: str, source: str) -> None:
+    """Note, in the unit of work, that a model or an A/B test changed. Whoever commits the session
+    announces it afterwards (`changes`)."""
+    session.info.setdefault(CHANGES, set()).add((kind, source))
 
 
-def changed_models(session: AsyncSession) -> set[str]:
-    """The models noted in this session since the last call."""
-    changed: set[str] = session.info.pop(CHANGED_MODELS, set())
-    return changed
+def changes(session: AsyncSession) -> dict[str, set[str]]:
+    """What was noted in this session since the last call, by kind."""
+    found: dict[str, set[str]] = {}
+    for kind, source in session.info.pop(CHANGES, set()):
+        found.setdefault(kind, set()).add(source)
+    return found
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -3,12 +3,16 @@ routed predictions, outcomes as sufficient statistics, results, promotion, webho
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.adapters.cache import Memo
 from app.adapters.webhooks import Webhooks
 from app.core.errors import (
     AbTestConflict,
@@ -29,6 +33,7 @@ from app.db.repositories import (
     MlModelRepository,
     VersionRepository,
 )
+from app.db.session import AB_TEST, changed, create_sessionmaker
 from app.schemas.ab_tests import (
     AbTestCreate,
     AbTestRead,
@@ -58,6 +63,80 @@ TRANSITIONS = {
 }
 
 
+@dataclass(frozen=True)
+class LiveVariant:
+    position: int
+    name: str
+    version: int | None
+    weight: float
+
+
+@dataclass(frozen=True)
+class LiveTest:
+    """What routing a unit needs of a test, as a process remembers it (`Memo`, by test id)."""
+
+    id: uuid.UUID
+    name: str
+    model: str
+    status: Status
+    ends_at: datetime | None
+    variants: tuple[LiveVariant, ...]
+
+    @property
+    def over(self) -> bool:
+        return self.ends_at is not None and self.ends_at <= utcnow()
+
+
+class ExposureLog:
+    """First exposures, written in groups (group commit). A request waits for the commit that
+    holds its exposure, so nothing is answered before it is durable; but one INSERT and one commit
+    serve every exposure queued while the previous group was being written, so under load a
+    request pays a share of a commit, not one of its own. It writes through an engine of its own:
+    requests waiting for it hold connections of the main pool, which it must never wait for."""
+
+    GROUP_LIMIT = 1000
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessionmaker = create_sessionmaker(engine)
+        self._queued: list[tuple[uuid.UUID, str, int, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, test_id: uuid.UUID, unit_id: str, position: int) -> bool:
+        """True when this is the unit's first exposure to the test (and it was counted)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queued.append((test_id, unit_id, position, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
+        return await future
+
+    async def _write(self) -> None:
+        try:
+            while self._queued:
+                group = self._queued[: self.GROUP_LIMIT]
+                del self._queued[: self.GROUP_LIMIT]
+                try:
+                    async with self.sessionmaker.begin() as session:
+                        new = await AbTestRepository(session).expose(
+                            [
+                                (test_id, unit_id, position)
+                                for test_id, unit_id, position, _ in group
+                            ]
+                        )
+                except Exception as exc:  # the database: every exposure of the group failed
+                    for *_, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for test_id, unit_id, _, future in group:
+                    first = (test_id, unit_id) in new
+                    new.discard((test_id, unit_id))  # a unit twice in one group: counted once
+                    if not future.done():
+                        future.set_result(first)
+        finally:
+            self._writer = None
+
+
 class AbTestService:
     def __init__(
         self,
@@ -66,7 +145,12 @@ class AbTestService:
         predictions: PredictionService,
         webhooks: Webhooks,
         metrics: Metrics,
+        live: Memo[LiveTest],
+        exposures: ExposureLog,
     ) -> None:
+        self.session = session
+        self.live = live
+        self.exposures = exposures
         self.tests = AbTestRepository(session)
         self.models = MlModelRepository(session)
         self.versions = VersionRepository(session)
@@ -174,6 +258,7 @@ class AbTestService:
             test.ends_at = request.ends_at
         test.updated_at = utcnow()
         await self.tests.save()
+        changed(self.session, AB_TEST, str(test.id))
         return self._read(test, model.name, variants)
 
     async def transition(self, test_id: uuid.UUID, action: str) -> AbTestRead:
@@ -210,6 +295,7 @@ class AbTestService:
         if status == Status.STOPPED:
             test.stopped_at = now
         await self.tests.save()
+        changed(self.session, AB_TEST, str(test.id))
         self.webhooks.send(test.webhook_url, {
             "type": "ab_test.status_changed", "test_id": str(test.id), "name": test.name,
             "from": previous, "to": status.value, "reason": reason, "at": now.isoformat(),
@@ -218,23 +304,46 @@ class AbTestService:
     # Traffic
 
     async def assign(self, test_id: uuid.UUID, unit_id: str) -> Assignment:
-        test, _, variants = await self.get(test_id)
-        return await self._assign(test, variants, unit_id)
+        return await self._assign(await self._running(test_id), unit_id)
 
-    async def _assign(self, test: AbTest, variants: list[AbVariant], unit_id: str) -> Assignment:
+    async def _running(self, test_id: uuid.UUID) -> LiveTest:
+        """The test as routing needs it: from this process's memo while its token in Redis is
+        unchanged (one round trip, no Postgres), else read (and expired if past its end)."""
+        source = str(test_id)
+        known = self.live.get((source,))
+        if known is not None and not known.value.over:
+            (token,) = await self.predictions.cache.get_many([self.live.key(source)])
+            if token == known.token:
+                return known.value
+        token = await self.live.token(source)
+        test, model, variants = await self.get(test_id)
+        live = LiveTest(
+            id=test.id,
+            name=test.name,
+            model=model.name,
+            status=Status(test.status),
+            ends_at=test.ends_at,
+            variants=tuple(LiveVariant(v.position, v.name, v.version, v.weight) for v in variants),
+        )
+        if test.status == Status.RUNNING:  # anything else changes only through a commit
+            self.live.put((source,), live, token)
+        return live
+
+    async def _assign(self, test: LiveTest, unit_id: str) -> Assignment:
         if test.status != Status.RUNNING:
             raise InvalidTransition(f"The test is {test.status}, not running")
-        variant = variants[ab_stats.assign(str(test.id), unit_id, [v.weight for v in variants])]
+        variant = test.variants[
+            ab_stats.assign(str(test.id), unit_id, [v.weight for v in test.variants])
+        ]
         assert variant.version is not None
-        if await self.tests.expose(test.id, unit_id, variant.position):
-            self.metrics.ab_events.labels(test.name, variant.name, "exposure").inc()
+        if await self.exposures.record(test.id, unit_id, variant.position):
+            self.metrics.child(self.metrics.ab_events, test.name, variant.name, "exposure").inc()
         return Assignment(
             test_id=test.id, unit_id=unit_id, variant=variant.name, version=variant.version
         )
 
     async def predict(self, test_id: uuid.UUID, unit_id: str, inputs: Any) -> Prediction:
-        test, model, variants = await self.get(test_id)
-        return await self._predict(test, model, variants, unit_id, inputs)
+        return await self._predict(await self._running(test_id), unit_id, inputs)
 
     async def predict_for_model(self, name: str, request: PredictRequest) -> Prediction | None:
         """A model's prediction routed through its running test, when it has one and the request
@@ -245,17 +354,16 @@ class AbTestService:
         running = await self.tests.running_for_model(model.id)
         if running is None:
             return None
-        test, model, variants = await self.get(running.id)
-        return await self._predict(test, model, variants, request.unit_id, request.inputs)
+        return await self._predict(await self._running(running.id), request.unit_id, request.inputs)
 
-    async def _predict(
-        self, test: AbTest, model: MlModel, variants: list[AbVariant], unit_id: str, inputs: Any
-    ) -> Prediction:
-        assignment = await self._assign(test, variants, unit_id)
+    async def _predict(self, test: LiveTest, unit_id: str, inputs: Any) -> Prediction:
+        assignment = await self._assign(test, unit_id)
         result = await self.predictions.predict(
-            model.name, PredictRequest(inputs=inputs, version=assignment.version)
+            test.model, PredictRequest(inputs=inputs, version=assignment.version)
         )
-        self.metrics.ab_events.labels(test.name, assignment.variant, "prediction").inc()
+        self.metrics.child(
+            self.metrics.ab_events, test.name, assignment.variant, "prediction"
+        ).inc()
         result.ab_test = AbTestAssignment(id=str(test.id), variant=assignment.variant)
         return result
 

@@ -32,7 +32,7 @@ from app.core.security import Principal
 from app.db.base import utcnow
 from app.db.models import AliasEvent, MlModel, ModelVersion, VersionContributor
 from app.db.repositories import AliasRepository, MlModelRepository, VersionRepository
-from app.db.session import model_changed
+from app.db.session import MODEL, changed
 from app.schemas.ml_models import (
     PRODUCTION,
     AliasAt,
@@ -201,7 +201,7 @@ class MlModelService:
             await self.models.lock(model)
             await self._judge(model, version, parent, rows, benchmark, now)
         await self.versions.add(version, rows)  # writes the attestation and what points to it
-        model_changed(self.session, model.name)  # "latest" moved
+        changed(self.session, MODEL, model.name)  # "latest" moved
         return _version_read(model, version, rows, parent.version if parent else None, aliases=[])
 
     async def _judge(
@@ -491,7 +491,7 @@ class MlModelService:
             from_version = (await self.versions.numbers([current.version_id]))[current.version_id]
         await self.registry.set_alias(model.name, alias, number)
         await self.aliases.put(model.id, alias, target.id, now)
-        model_changed(self.session, model.name)
+        changed(self.session, MODEL, model.name)
         await self.aliases.record(
             AliasEvent(
                 id=uuid.uuid4(),
@@ -514,7 +514,7 @@ class MlModelService:
         numbers = await self.versions.numbers([current.version_id])
         await self.registry.delete_alias(model.name, alias)
         await self.aliases.remove(model.id, alias)
-        model_changed(self.session, model.name)
+        changed(self.session, MODEL, model.name)
         await self.aliases.record(
             AliasEvent(
                 id=uuid.uuid4(),

@@ -2,9 +2,9 @@
 effect on the very next call), rows are looked up in the Redis cache in one round trip, only the
 misses reach the model, in one call, and the answers go back in order. Redis trouble is a miss.
 
-A process keeps the versions it resolved (`TargetCache`) and checks them against the model's token
-in Redis in the same round trip that looks up the rows: a cached prediction touches Postgres only
-when the model's versions or aliases changed."""
+A process keeps the versions it resolved (a `Memo` keyed by model name) and checks them against the
+model's token in Redis in the same round trip that looks up the rows: a cached prediction touches
+Postgres only when the model's versions or aliases changed."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import Any
 import rfc8785
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.adapters.cache import Cache
+from app.adapters.cache import Cache, Memo
 from app.adapters.registry import Column, LoadedModel, Registry, RegistryRejected
 from app.core import heap
 from app.core.config import Settings
@@ -58,71 +58,6 @@ class Target:
 
 # What a caller asks for: model name, version number, alias.
 Selector = tuple[str, int | None, str | None]
-
-
-@dataclass(frozen=True)
-class Resolved:
-    target: Target
-    token: str
-    expires: float
-
-
-class TargetCache:
-    """Versions this process resolved, reused while the model has not changed.
-
-    Each model has a token in Redis. Whatever changes which version a selector means (a new
-    version, an alias set or deleted, a rollback, a promotion) replaces it with a fresh random value
-    after its commit (`changed`). A resolution is stored with the token read *before* Postgres was
-    read, and reused only while Redis still holds that token: a change committed after the read
-    always replaces the token, so a move counts on the very next request on every replica. Without
-    Redis (off, down, circuit open) nothing is reused. Entries also expire after `ttl_s`, which
-    bounds the staleness a token write lost to a Redis failure could cause."""
-
-    LIMIT = 4096
-    TOKEN_TTL_S = 86_400
-
-    def __init__(self, cache: Cache, ttl_s: float) -> None:
-        self.cache = cache
-        self.ttl_s = ttl_s
-        self.enabled = cache.enabled and ttl_s > 0
-        self._entries: dict[Selector, Resolved] = {}
-
-    def key(self, name: str) -> str:
-        return self.cache.key("model", name, "token")
-
-    def get(self, selector: Selector) -> Resolved | None:
-        resolved = self._entries.get(selector)
-        if resolved is None or resolved.expires < time.monotonic():
-            return None
-        return resolved
-
-    async def token(self, name: str) -> str | None:
-        """The model's token, read before resolving; a fresh one is written when Redis has none
-        (first use, expiry, a restarted Redis). None when Redis cannot say."""
-        if not self.enabled:
-            return None
-        (token,) = await self.cache.get_many([self.key(name)])
-        if isinstance(token, str):
-            return token
-        token = uuid.uuid4().hex
-        stored = await self.cache.set_many({self.key(name): token}, self.TOKEN_TTL_S)
-        return token if stored else None
-
-    def put(self, selector: Selector, target: Target, token: str | None) -> None:
-        if token is None:
-            return
-        if len(self._entries) >= self.LIMIT:
-            self._entries.clear()
-        self._entries[selector] = Resolved(target, token, time.monotonic() + self.ttl_s)
-
-    async def changed(self, names: set[str]) -> None:
-        """After a commit that changed these models' versions or aliases."""
-        for selector in [s for s in self._entries if s[0] in names]:
-            del self._entries[selector]
-        if self.cache.enabled:
-            tokens = {self.key(name): uuid.uuid4().hex for name in names}
-            if not await self.cache.set_many(tokens, self.TOKEN_TTL_S):
-                log.warning("could not replace the tokens of %s", sorted(names))
 
 
 class ModelLoader:
@@ -306,7 +241,7 @@ class PredictionService:
         self,
         engine: AsyncEngine,
         cache: Cache,
-        targets: TargetCache,
+        targets: Memo[Target],
         loader: ModelLoader,
         settings: Settings,
         metrics: Metrics,
@@ -385,11 +320,11 @@ class PredictionService:
         selector: Selector = (name, request.version, request.alias)
         known = self.targets.get(selector)
         if known is not None:
-            keys = self._keys(known.target, rows)
+            keys = self._keys(known.value, rows)
             token, *cached = await self.cache.get_many([self.targets.key(name), *keys])
             if token == known.token:
                 self.metrics.child(self.metrics.resolutions, "memory").inc()
-                return known.target, keys, cached
+                return known.value, keys, cached
         token = await self.targets.token(name)
         target = await self.resolve(name, request.version, request.alias)
         self.metrics.child(self.metrics.resolutions, "database").inc()

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
@@ -21,6 +22,7 @@ from tests.api.test_errors import assert_problem
 from tests.api.test_ml_models import register_baseline
 from tests.conftest import auth, serve
 from tests.factories import save_sklearn, tar_gz, unique
+from tests.proxy import Proxy
 
 ROW = {"f0": 0.3, "f1": 0.6, "f2": 0.9}
 
@@ -330,10 +332,74 @@ async def test_a_test_stops_by_itself_at_its_end_time(
     ends = datetime.now(UTC) + timedelta(seconds=1)
     test = await create(client, admin_key, name, ends_at=ends.isoformat())
     assert (await act(client, admin_key, test["id"], "start")).json()["status"] == "running"
+    before = await act(client, admin_key, test["id"], "assign", unit_id="u-1")
     await asyncio.sleep(1.2)
-    after = (await client.get(f"/api/v1/ab-tests/{test['id']}", headers=auth(admin_key))).json()
-    assert after["status"] == "stopped"
-    assert after["stopped_at"] is not None
     assert_problem(
         await act(client, admin_key, test["id"], "assign", unit_id="u-1"), 409, "invalid_transition"
     )
+    after = (await client.get(f"/api/v1/ab-tests/{test['id']}", headers=auth(admin_key))).json()
+    assert before.status_code == 200, "remembered by the process while running"
+    assert after["status"] == "stopped"
+    assert after["stopped_at"] is not None
+
+
+async def test_a_pause_on_one_replica_counts_on_the_next_assignment_on_another(
+    make_settings: Callable[..., Settings], admin_key: str, archives: list[bytes]
+) -> None:
+    settings = make_settings()
+    async with serve(settings) as one, serve(settings) as other:
+        name = await two_versions(one, admin_key, archives)
+        test = await create(one, admin_key, name)
+        await act(one, admin_key, test["id"], "start")
+        statuses = [(await act(one, admin_key, test["id"], "assign", unit_id="u")).status_code]
+        statuses.append((await act(one, admin_key, test["id"], "assign", unit_id="u")).status_code)
+        await act(other, admin_key, test["id"], "pause")
+        paused = await act(one, admin_key, test["id"], "assign", unit_id="u")
+        await act(other, admin_key, test["id"], "resume")
+        statuses.append((await act(one, admin_key, test["id"], "assign", unit_id="u")).status_code)
+    assert statuses == [200, 200, 200]
+    assert_problem(paused, 409, "invalid_transition")
+
+
+async def test_concurrent_assignments_count_each_unit_once(
+    client: httpx.AsyncClient, admin_key: str, archives: list[bytes]
+) -> None:
+    name = await two_versions(client, admin_key, archives)
+    test = await create(client, admin_key, name)
+    await act(client, admin_key, test["id"], "start")
+    units = [f"unit-{i}" for i in range(60)]
+    answers = await asyncio.gather(
+        *(act(client, admin_key, test["id"], "assign", unit_id=u) for u in units * 4)
+    )
+    results = (
+        await client.get(f"/api/v1/ab-tests/{test['id']}/results", headers=auth(admin_key))
+    ).json()
+    assert {a.status_code for a in answers} == {200}
+    treated = sum(assign(test["id"], u, [0.5, 0.5]) for u in units)
+    assert [v["exposures"] for v in results["variants"]] == [60 - treated, treated]
+
+
+async def test_assignment_with_the_database_gone_is_a_fast_503(
+    make_settings: Callable[..., Settings],
+    admin_key: str,
+    archives: list[bytes],
+    clean_database: str,
+) -> None:
+    from sqlalchemy import make_url
+
+    url = make_url(clean_database)
+    proxy = Proxy(url.host or "127.0.0.1", url.port or 5432)
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
+    async with serve(make_settings(database_url=through_proxy, database_timeout_s=1)) as client:
+        name = await two_versions(client, admin_key, archives)
+        test = await create(client, admin_key, name)
+        await act(client, admin_key, test["id"], "start")
+        known = await act(client, admin_key, test["id"], "assign", unit_id="seen")
+        proxy.cut()
+        started = time.perf_counter()
+        lost = await act(client, admin_key, test["id"], "assign", unit_id="new")
+        elapsed = time.perf_counter() - started
+    assert known.status_code == 200
+    assert_problem(lost, 503, "database_unavailable")
+    assert int(lost.headers["retry-after"]) >= 1
+    assert elapsed < 5
