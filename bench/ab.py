@@ -36,10 +36,13 @@ ASSIGN_LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %s"
+-- each wrk thread has a Lua state of its own: its table's address keeps its units apart
+thread_id = string.match(tostring({}), "0x(%%x+)")
+run = os.time()
 counter = 0
 request = function()
   counter = counter + 1
-  return wrk.format(nil, nil, nil, string.format('{"unit_id": "user-%%d-%%d"}', counter, math.random(1000000)))
+  return wrk.format(nil, nil, nil, string.format('{"unit_id": "user-%%d-%%s-%%d"}', run, thread_id, counter))
 end
 """
 

@@ -41,8 +41,9 @@ UNCACHED_LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %s"
+-- each wrk thread has a Lua state of its own: its table's address keeps its rows apart
+math.randomseed(os.time() + tonumber(string.sub(string.match(tostring({}), "0x(%%x+)"), -6), 16))
 counter = 0
-math.randomseed(os.time())
 request = function()
   counter = counter + 1
   local body = string.format('{"inputs": {"f0": %%.9f, "f1": %%d, "f2": 0.5}}', math.random(), counter)

@@ -86,7 +86,8 @@ async def transaction(resources: Resources) -> AsyncIterator[AsyncSession]:
     async with resources.sessionmaker() as session:
         try:
             yield session
-            await session.commit()
+            if session.in_transaction():  # a session left unused costs no round trip
+                await session.commit()
         except BaseException:
             await session.rollback()
             raise

@@ -18,6 +18,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     union_all,
     update,
 )
@@ -661,18 +662,30 @@ class AbTestRepository:
     async def expose(
         self, exposures: list[tuple[uuid.UUID, str, int]]
     ) -> set[tuple[uuid.UUID, str]]:
-        """Record first exposures (test, unit, variant position) in one INSERT, and count the new
-        ones on their variants; the (test, unit) pairs that were new. Rows go in key order, so
-        concurrent writers take their locks in one order."""
+        """Record first exposures (test, unit, variant position) and count the new ones on their
+        variants; the (test, unit) pairs that were new. Rows go in key order, so concurrent
+        writers take their locks in one order. On Postgres: one statement."""
         unique = {(test_id, unit_id): position for test_id, unit_id, position in exposures}
-        rows = [
-            {"test_id": test_id, "unit_id": unit_id, "position": position}
-            for (test_id, unit_id), position in sorted(unique.items())
-        ]
+        keys = sorted(unique)
+        if self.session.get_bind().dialect.name == "postgresql":
+            rows = await self.session.execute(
+                EXPOSE,
+                {
+                    "test_ids": [test_id for test_id, _ in keys],
+                    "unit_ids": [unit_id for _, unit_id in keys],
+                    "positions": [unique[key] for key in keys],
+                },
+            )
+            return {(row.test_id, row.unit_id) for row in rows}
         inserted = (
             await self.session.execute(
                 _insert(self.session, AbExposure)
-                .values(rows)
+                .values(
+                    [
+                        {"test_id": key[0], "unit_id": key[1], "position": unique[key]}
+                        for key in keys
+                    ]
+                )
                 .on_conflict_do_nothing(index_elements=[AbExposure.test_id, AbExposure.unit_id])
                 .returning(AbExposure.test_id, AbExposure.unit_id, AbExposure.position)
             )
@@ -700,6 +713,24 @@ class AbTestRepository:
                     total_sq=AbVariant.total_sq + total_sq,
                 )
             )
+
+
+# First exposures of a group and their counts, in one round trip (Postgres).
+EXPOSE = text("""
+WITH new AS (
+    INSERT INTO ab_exposures (test_id, unit_id, position)
+    SELECT * FROM unnest(
+        CAST(:test_ids AS uuid[]), CAST(:unit_ids AS varchar[]), CAST(:positions AS integer[])
+    )
+    ON CONFLICT (test_id, unit_id) DO NOTHING
+    RETURNING test_id, unit_id, position
+), counted AS (
+    UPDATE ab_variants AS v SET exposures = v.exposures + c.n
+    FROM (SELECT test_id, position, count(*) AS n FROM new GROUP BY test_id, position) AS c
+    WHERE v.test_id = c.test_id AND v.position = c.position
+)
+SELECT test_id, unit_id FROM new
+""")
 
 
 def _resolve_statements() -> tuple[Any, Any]:
