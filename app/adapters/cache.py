@@ -148,15 +148,17 @@ class Cache:
         (atomic for each caller, as MGET is), the rest as they are."""
         assert self.client is not None
         keys = [key for commands, _ in queued for c in commands if c[0] == "MGET" for key in c[1:]]
+        others = [c for commands, _ in queued for c in commands if c[0] != "MGET"]
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                if keys:
-                    pipe.execute_command("MGET", *keys)
-                for commands, _ in queued:
-                    for command in commands:
-                        if command[0] != "MGET":
-                            pipe.execute_command(*command)
-                replies = await pipe.execute(raise_on_error=False)
+            if not others:  # only reads, the usual case: one MGET, no pipeline to build
+                replies = [await self.client.execute_command("MGET", *keys)]  # type: ignore[no-untyped-call]
+            else:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    if keys:
+                        pipe.execute_command("MGET", *keys)
+                    for command in others:
+                        pipe.execute_command(*command)
+                    replies = await pipe.execute(raise_on_error=False)
         except BaseException as exc:  # the connection: every command failed
             for _, future in queued:
                 if not future.done():
@@ -166,12 +168,12 @@ class Cache:
             return
         merged = replies.pop(0) if keys else []
         values = iter(merged if isinstance(merged, list) else [merged] * len(keys))
-        others = iter(replies)
+        rest = iter(replies)
         for commands, future in queued:
             answers = [
                 _mget_reply([next(values) for _ in command[1:]])
                 if command[0] == "MGET"
-                else next(others)
+                else next(rest)
                 for command in commands
             ]
             if future.done():  # its request went away
