@@ -39,7 +39,7 @@ from app.core.security import PrincipalCache, Scope
 from app.db.repositories import VersionRepository
 from app.db.session import AB_TEST, MODEL, create_engine, create_sessionmaker
 from app.schemas.ml_models import PRODUCTION
-from app.services.ab_tests import ExposureLog
+from app.services.ab_tests import ExposureLog, Traffic
 from app.services.api_keys import BOOTSTRAP_KEY_NAME, ApiKeyService
 from app.services.predictions import ModelLoader
 from app.services.signing import Signer
@@ -76,8 +76,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             principals=PrincipalCache(settings.auth_cache_ttl_s),
             signer=Signer.from_settings(settings),
             targets=Memo(cache, MODEL, settings.resolution_cache_ttl_s),
-            running_tests=Memo(cache, AB_TEST, settings.resolution_cache_ttl_s),
-            exposures=ExposureLog(create_engine(settings, pool_size=1)),
+            traffic=Traffic(
+                Memo(cache, AB_TEST, settings.resolution_cache_ttl_s),
+                ExposureLog(create_engine(settings, pool_size=1)),
+                cache,
+                metrics,
+            ),
             loader=ModelLoader(
                 registry, settings.model_cache_size, settings.model_load_timeout_s, metrics
             ),
@@ -100,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await resources.webhooks.close()
             resources.registry.close()
             await resources.cache.close()
-            await resources.exposures.engine.dispose()
+            await resources.traffic.exposures.engine.dispose()
             await engine.dispose()
 
     app = FastAPI(

@@ -28,7 +28,7 @@ from app.core.errors import Forbidden, RateLimited, Unauthenticated
 from app.core.metrics import Metrics
 from app.core.security import Principal, PrincipalCache, Scope
 from app.db.session import AB_TEST, MODEL, changes
-from app.services.ab_tests import AbTestService, ExposureLog, LiveTest
+from app.services.ab_tests import AbTestService, Traffic
 from app.services.api_keys import ApiKeyService
 from app.services.attestations import AttestationService
 from app.services.contributors import ContributorService
@@ -53,13 +53,12 @@ class Resources:
     principals: PrincipalCache
     signer: Signer
     targets: Memo[Target]
-    running_tests: Memo[LiveTest]
-    exposures: ExposureLog
+    traffic: Traffic
     loader: ModelLoader
     webhooks: Webhooks
 
     def memo(self, kind: str) -> Memo[Any]:
-        memos: dict[str, Memo[Any]] = {MODEL: self.targets, AB_TEST: self.running_tests}
+        memos: dict[str, Memo[Any]] = {MODEL: self.targets, AB_TEST: self.traffic.live}
         return memos[kind]
 
 
@@ -153,8 +152,7 @@ def ab_test_service(session: AsyncSession, resources: Resources) -> AbTestServic
         prediction_service(resources),
         resources.webhooks,
         resources.metrics,
-        resources.running_tests,
-        resources.exposures,
+        resources.traffic,
     )
 
 

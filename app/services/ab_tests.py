@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.adapters.cache import Memo
+from app.adapters.cache import Cache, Memo
 from app.adapters.webhooks import Webhooks
 from app.core.errors import (
     AbTestConflict,
@@ -137,6 +137,43 @@ class ExposureLog:
             self._writer = None
 
 
+class Traffic:
+    """Units to variants, app-wide and without a database session: running tests come from this
+    process's memo while their token in Redis is unchanged; exposures go through the
+    group-committing log. What the memo does not hold, `AbTestService.running` reads."""
+
+    def __init__(
+        self, live: Memo[LiveTest], exposures: ExposureLog, cache: Cache, metrics: Metrics
+    ) -> None:
+        self.live = live
+        self.exposures = exposures
+        self.cache = cache
+        self.metrics = metrics
+
+    async def remembered(self, test_id: uuid.UUID) -> LiveTest | None:
+        """The running test this process remembers, if it has not changed (one Redis round
+        trip); None otherwise."""
+        source = str(test_id)
+        known = self.live.get((source,))
+        if known is None or known.value.over:
+            return None
+        (token,) = await self.cache.get_many([self.live.key(source)])
+        return known.value if token == known.token else None
+
+    async def assign(self, test: LiveTest, unit_id: str) -> Assignment:
+        if test.status != Status.RUNNING:
+            raise InvalidTransition(f"The test is {test.status}, not running")
+        variant = test.variants[
+            ab_stats.assign(str(test.id), unit_id, [v.weight for v in test.variants])
+        ]
+        assert variant.version is not None
+        if await self.exposures.record(test.id, unit_id, variant.position):
+            self.metrics.child(self.metrics.ab_events, test.name, variant.name, "exposure").inc()
+        return Assignment(
+            test_id=test.id, unit_id=unit_id, variant=variant.name, version=variant.version
+        )
+
+
 class AbTestService:
     def __init__(
         self,
@@ -145,12 +182,10 @@ class AbTestService:
         predictions: PredictionService,
         webhooks: Webhooks,
         metrics: Metrics,
-        live: Memo[LiveTest],
-        exposures: ExposureLog,
+        traffic: Traffic,
     ) -> None:
         self.session = session
-        self.live = live
-        self.exposures = exposures
+        self.traffic = traffic
         self.tests = AbTestRepository(session)
         self.models = MlModelRepository(session)
         self.versions = VersionRepository(session)
@@ -304,18 +339,16 @@ class AbTestService:
     # Traffic
 
     async def assign(self, test_id: uuid.UUID, unit_id: str) -> Assignment:
-        return await self._assign(await self._running(test_id), unit_id)
+        return await self.traffic.assign(await self.running(test_id), unit_id)
 
-    async def _running(self, test_id: uuid.UUID) -> LiveTest:
-        """The test as routing needs it: from this process's memo while its token in Redis is
-        unchanged (one round trip, no Postgres), else read (and expired if past its end)."""
+    async def running(self, test_id: uuid.UUID) -> LiveTest:
+        """The test as routing needs it: remembered while unchanged, else read (and expired if
+        past its end) and remembered when running."""
+        known = await self.traffic.remembered(test_id)
+        if known is not None:
+            return known
         source = str(test_id)
-        known = self.live.get((source,))
-        if known is not None and not known.value.over:
-            (token,) = await self.predictions.cache.get_many([self.live.key(source)])
-            if token == known.token:
-                return known.value
-        token = await self.live.token(source)
+        token = await self.traffic.live.token(source)
         test, model, variants = await self.get(test_id)
         live = LiveTest(
             id=test.id,
@@ -326,24 +359,11 @@ class AbTestService:
             variants=tuple(LiveVariant(v.position, v.name, v.version, v.weight) for v in variants),
         )
         if test.status == Status.RUNNING:  # anything else changes only through a commit
-            self.live.put((source,), live, token)
+            self.traffic.live.put((source,), live, token)
         return live
 
-    async def _assign(self, test: LiveTest, unit_id: str) -> Assignment:
-        if test.status != Status.RUNNING:
-            raise InvalidTransition(f"The test is {test.status}, not running")
-        variant = test.variants[
-            ab_stats.assign(str(test.id), unit_id, [v.weight for v in test.variants])
-        ]
-        assert variant.version is not None
-        if await self.exposures.record(test.id, unit_id, variant.position):
-            self.metrics.child(self.metrics.ab_events, test.name, variant.name, "exposure").inc()
-        return Assignment(
-            test_id=test.id, unit_id=unit_id, variant=variant.name, version=variant.version
-        )
-
     async def predict(self, test_id: uuid.UUID, unit_id: str, inputs: Any) -> Prediction:
-        return await self._predict(await self._running(test_id), unit_id, inputs)
+        return await self._predict(await self.running(test_id), unit_id, inputs)
 
     async def predict_for_model(self, name: str, request: PredictRequest) -> Prediction | None:
         """A model's prediction routed through its running test, when it has one and the request
@@ -354,10 +374,10 @@ class AbTestService:
         running = await self.tests.running_for_model(model.id)
         if running is None:
             return None
-        return await self._predict(await self._running(running.id), request.unit_id, request.inputs)
+        return await self._predict(await self.running(running.id), request.unit_id, request.inputs)
 
     async def _predict(self, test: LiveTest, unit_id: str, inputs: Any) -> Prediction:
-        assignment = await self._assign(test, unit_id)
+        assignment = await self.traffic.assign(test, unit_id)
         result = await self.predictions.predict(
             test.model, PredictRequest(inputs=inputs, version=assignment.version)
         )

@@ -111,12 +111,15 @@ _transition("stop", "Stop a running or paused test for good.")
 )
 async def assign_unit(ab_test_id: uuid.UUID, request: Request) -> Response:
     """The variant of a unit: deterministic and sticky, from a hash of the test and unit ids."""
-    # Served directly (HOT_ROUTES): it reads its own key and body. A session is opened but
-    # touched only when this process does not know the test, or the test changed.
+    # Served directly (HOT_ROUTES): it reads its own key and body, and opens a database session
+    # only when this process does not remember the test, or the test changed.
     resources, _ = await authorize(request, Scope.PREDICT)
     body = parsed(AssignRequest, await request.body())
-    async with transaction(resources) as session:
-        assignment = await ab_test_service(session, resources).assign(ab_test_id, body.unit_id)
+    test = await resources.traffic.remembered(ab_test_id)
+    if test is None:
+        async with transaction(resources) as session:
+            test = await ab_test_service(session, resources).running(ab_test_id)
+    assignment = await resources.traffic.assign(test, body.unit_id)
     return Response(assignment.model_dump_json(), media_type="application/json")
 
 
