@@ -659,46 +659,6 @@ class AbTestRepository:
                 raise AbTestConflict("The model already has a running A/B test") from exc
             raise
 
-    async def expose(
-        self, exposures: list[tuple[uuid.UUID, str, int]]
-    ) -> set[tuple[uuid.UUID, str]]:
-        """Record first exposures (test, unit, variant position) and count the new ones on their
-        variants; the (test, unit) pairs that were new. Rows go in key order, so concurrent
-        writers take their locks in one order. On Postgres: one statement."""
-        unique = {(test_id, unit_id): position for test_id, unit_id, position in exposures}
-        keys = sorted(unique)
-        if self.session.get_bind().dialect.name == "postgresql":
-            rows = await self.session.execute(
-                EXPOSE,
-                {
-                    "test_ids": [test_id for test_id, _ in keys],
-                    "unit_ids": [unit_id for _, unit_id in keys],
-                    "positions": [unique[key] for key in keys],
-                },
-            )
-            return {(row.test_id, row.unit_id) for row in rows}
-        inserted = (
-            await self.session.execute(
-                _insert(self.session, AbExposure)
-                .values(
-                    [
-                        {"test_id": key[0], "unit_id": key[1], "position": unique[key]}
-                        for key in keys
-                    ]
-                )
-                .on_conflict_do_nothing(index_elements=[AbExposure.test_id, AbExposure.unit_id])
-                .returning(AbExposure.test_id, AbExposure.unit_id, AbExposure.position)
-            )
-        ).all()
-        counts = Counter((row.test_id, row.position) for row in inserted)
-        for (test_id, position), count in sorted(counts.items()):
-            await self.session.execute(
-                update(AbVariant)
-                .where(AbVariant.test_id == test_id, AbVariant.position == position)
-                .values(exposures=AbVariant.exposures + count)
-            )
-        return {(row.test_id, row.unit_id) for row in inserted}
-
     async def add_outcomes(
         self, test_id: uuid.UUID, totals: dict[int, tuple[int, float, float]]
     ) -> None:
@@ -713,6 +673,43 @@ class AbTestRepository:
                     total_sq=AbVariant.total_sq + total_sq,
                 )
             )
+
+
+async def expose(
+    connection: AsyncConnection, exposures: list[tuple[uuid.UUID, str, int]]
+) -> set[tuple[uuid.UUID, str]]:
+    """Record first exposures (test, unit, variant position) and count the new ones on their
+    variants; the (test, unit) pairs that were new. On a connection of its own (the exposure
+    log's), without the ORM. Rows go in key order, so concurrent writers lock in one order. On
+    Postgres: one statement."""
+    unique = {(test_id, unit_id): position for test_id, unit_id, position in exposures}
+    keys = sorted(unique)
+    if connection.dialect.name == "postgresql":
+        rows = await connection.execute(
+            EXPOSE,
+            {
+                "test_ids": [test_id for test_id, _ in keys],
+                "unit_ids": [unit_id for _, unit_id in keys],
+                "positions": [unique[key] for key in keys],
+            },
+        )
+        return {(row.test_id, row.unit_id) for row in rows}
+    inserted = (
+        await connection.execute(
+            sqlite.insert(AbExposure)
+            .values([{"test_id": k[0], "unit_id": k[1], "position": unique[k]} for k in keys])
+            .on_conflict_do_nothing(index_elements=[AbExposure.test_id, AbExposure.unit_id])
+            .returning(AbExposure.test_id, AbExposure.unit_id, AbExposure.position)
+        )
+    ).all()
+    counts = Counter((row.test_id, row.position) for row in inserted)
+    for (test_id, position), count in sorted(counts.items()):
+        await connection.execute(
+            update(AbVariant)
+            .where(AbVariant.test_id == test_id, AbVariant.position == position)
+            .values(exposures=AbVariant.exposures + count)
+        )
+    return {(row.test_id, row.unit_id) for row in inserted}
 
 
 # First exposures of a group and their counts, in one round trip (Postgres).

@@ -32,8 +32,9 @@ from app.db.repositories import (
     AliasRepository,
     MlModelRepository,
     VersionRepository,
+    expose,
 )
-from app.db.session import AB_TEST, changed, create_sessionmaker
+from app.db.session import AB_TEST, changed
 from app.schemas.ab_tests import (
     AbTestCreate,
     AbTestRead,
@@ -98,7 +99,6 @@ class ExposureLog:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.sessionmaker = create_sessionmaker(engine)
         self._queued: list[tuple[uuid.UUID, str, int, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -116,12 +116,13 @@ class ExposureLog:
                 group = self._queued[: self.GROUP_LIMIT]
                 del self._queued[: self.GROUP_LIMIT]
                 try:
-                    async with self.sessionmaker.begin() as session:
-                        new = await AbTestRepository(session).expose(
+                    async with self.engine.begin() as connection:
+                        new = await expose(
+                            connection,
                             [
                                 (test_id, unit_id, position)
                                 for test_id, unit_id, position, _ in group
-                            ]
+                            ],
                         )
                 except Exception as exc:  # the database: every exposure of the group failed
                     for *_, future in group:
