@@ -685,15 +685,18 @@ async def expose(
     unique = {(test_id, unit_id): position for test_id, unit_id, position in exposures}
     keys = sorted(unique)
     if connection.dialect.name == "postgresql":
-        rows = await connection.execute(
-            EXPOSE,
-            {
-                "test_ids": [test_id for test_id, _ in keys],
-                "unit_ids": [unit_id for _, unit_id in keys],
-                "positions": [unique[key] for key in keys],
-            },
-        )
-        return {(row.test_id, row.unit_id) for row in rows}
+        new: set[tuple[uuid.UUID, str]] = set()
+        for test_id in sorted({test_id for test_id, _ in keys}):  # usually one
+            units = [unit_id for t, unit_id in keys if t == test_id]
+            parameters = {
+                "test_id": test_id,
+                "unit_ids": units,
+                "positions": [unique[test_id, unit_id] for unit_id in units],
+            }
+            new.update(
+                (test_id, row.unit_id) for row in await connection.execute(EXPOSE, parameters)
+            )
+        return new
     inserted = (
         await connection.execute(
             sqlite.insert(AbExposure)
@@ -716,9 +719,8 @@ async def expose(
 EXPOSE = text("""
 WITH new AS (
     INSERT INTO ab_exposures (test_id, unit_id, position)
-    SELECT * FROM unnest(
-        CAST(:test_ids AS uuid[]), CAST(:unit_ids AS varchar[]), CAST(:positions AS integer[])
-    )
+    SELECT CAST(:test_id AS uuid), unit_id, position
+    FROM unnest(CAST(:unit_ids AS varchar[]), CAST(:positions AS integer[])) AS u(unit_id, position)
     ON CONFLICT (test_id, unit_id) DO NOTHING
     RETURNING test_id, unit_id, position
 ), counted AS (
@@ -726,7 +728,7 @@ WITH new AS (
     FROM (SELECT test_id, position, count(*) AS n FROM new GROUP BY test_id, position) AS c
     WHERE v.test_id = c.test_id AND v.position = c.position
 )
-SELECT test_id, unit_id FROM new
+SELECT unit_id FROM new
 """)
 
 

@@ -170,7 +170,8 @@ class Traffic:
         assert variant.version is not None
         if await self.exposures.record(test.id, unit_id, variant.position):
             self.metrics.child(self.metrics.ab_events, test.name, variant.name, "exposure").inc()
-        return Assignment(
+        # Built from checked values: no validation needed.
+        return Assignment.model_construct(
             test_id=test.id, unit_id=unit_id, variant=variant.name, version=variant.version
         )
 
