@@ -16,6 +16,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,29 +40,50 @@ def summary(label: str, seconds: list[float]) -> str:
     return f"{label:<44}{statistics.mean(ms):>9.1f}{statistics.median(ms):>9.1f}{p99:>9.1f}"
 
 
-def direct_registrations(uri: str, model_dir: Path, count: int) -> list[float]:
-    """What a careful MLflow user does by hand: one run per version with its metrics and the
-    model directory, then a registered version with the same tags the service writes."""
+def written_by_service(uri: str, name: str) -> dict[str, Any]:
+    """What the service wrote to MLflow for an improved version (its second): the registered
+    model's tags, the run's tags and metrics, the version's tags. The direct path writes the same,
+    so the two do the same registration."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri, uri)
+    version = client.get_model_version(name, "2")
+    run = client.get_run(version.run_id)
+    return {
+        "model_tags": client.get_registered_model(name).tags,
+        "run_tags": {k: v for k, v in run.data.tags.items() if k != "mlflow.runName"},
+        "metrics": run.data.metrics,
+        "version_tags": version.tags,
+    }
+
+
+def direct_registrations(
+    uri: str, model_dir: Path, count: int, written: dict[str, Any]
+) -> list[float]:
+    """What a careful MLflow user does by hand: one run per version with its metrics, tags and
+    the model directory, then a registered version with the same tags the service writes."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
     client = MlflowClient(uri, uri)
     name = f"direct-{uuid.uuid4().hex[:8]}"
     experiment_id = client.create_experiment(name)
-    client.create_registered_model(name, tags={"model_type": "classification"})
+    client.create_registered_model(name, tags=written["model_tags"])
     timings = []
-    for index in range(count):
+    for _ in range(count):
         started = time.perf_counter()
-        run = client.create_run(experiment_id, tags={"hokusai.request_key": uuid.uuid4().hex})
+        request_key = {"hokusai.request_key": uuid.uuid4().hex}
+        run = client.create_run(experiment_id, tags={**written["run_tags"], **request_key})
         now = int(time.time() * 1000)
-        client.log_batch(run.info.run_id, metrics=[Metric("accuracy", 0.8, now, 0)])
+        metrics = [Metric(k, v, now, 0) for k, v in sorted(written["metrics"].items())]
+        client.log_batch(run.info.run_id, metrics=metrics)
         client.log_artifacts(run.info.run_id, str(model_dir), "model")
         client.update_run(run.info.run_id, status="FINISHED")
         client.create_model_version(
             name,
             f"{run.info.artifact_uri}/model",
             run_id=run.info.run_id,
-            tags={"is_baseline": str(index == 0).lower(), "benchmark_metric": "accuracy"},
+            tags={**written["version_tags"], **request_key},
         )
         timings.append(time.perf_counter() - started)
     return timings
@@ -152,9 +174,10 @@ def main() -> None:
             redis_url=redis_url,
             mlflow_tracking_uri=mlflow_uri,
         ) as base:
-            service_registrations(base, key, archive, 2)  # warm-up: imports, connections
-            direct_registrations(mlflow_uri, model_dir, 2)
-            direct = direct_registrations(mlflow_uri, model_dir, args.count)
+            warm, _ = service_registrations(base, key, archive, 2)  # imports, connections
+            written = written_by_service(mlflow_uri, warm)
+            direct_registrations(mlflow_uri, model_dir, 2, written)
+            direct = direct_registrations(mlflow_uri, model_dir, args.count, written)
             name, through_service = service_registrations(base, key, archive, args.count)
             asyncio.run(seed_versions(database_url, name, 1000))
             listing = {

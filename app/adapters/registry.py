@@ -32,6 +32,8 @@ class Registry:
         self.timeout_s = settings.mlflow_timeout_s
         self.retry_after_s = settings.retry_after_s
         self._executor = ThreadPoolExecutor(settings.mlflow_workers, thread_name_prefix="mlflow")
+        # For a second call a worker makes while its first runs (never waits on `_executor`).
+        self._side = ThreadPoolExecutor(settings.mlflow_workers, thread_name_prefix="mlflow-side")
         self._client: MlflowClient | None = None
         # What this process already made sure of in MLflow, to skip asking again. Entries can only
         # be stale if someone deletes them in MLflow by hand; a restart forgets them.
@@ -96,6 +98,7 @@ class Registry:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._side.shutdown(wait=False, cancel_futures=True)
 
     # Registration. Every step looks for what an earlier attempt with the same request key left
     # behind (a run, a model version), so a retry after a failure never makes a second one.
@@ -114,8 +117,9 @@ class Registry:
             found = client.search_model_versions(
                 f"name = '{p.name}' and tags.`{REQUEST_KEY_TAG}` = '{p.request_key}'"
             )
-            if found:
-                return Published(int(found[0].version), source, run_id)
+            if found:  # what the earlier attempt registered, with its own run and source
+                first = found[0]
+                return Published(int(first.version), first.source or source, first.run_id)
         version = client.create_model_version(
             p.name,
             source,
@@ -166,12 +170,15 @@ class Registry:
                 run_name=f"{p.name}-{p.request_key[:8]}",
             )
             now = int(time.time() * 1000)
-            client.log_batch(
+            # Metrics and artifacts need only the run: both at once, then the run is finished.
+            logged = self._side.submit(
+                client.log_batch,
                 run.info.run_id,
                 metrics=[Metric(k, v, now, 0) for k, v in sorted(p.metrics.items())],
                 tags=[RunTag("mlflow.note.content", p.description or "")],
             )
             client.log_artifacts(run.info.run_id, str(p.model_dir), MODEL_PATH)
+            logged.result()
             client.update_run(run.info.run_id, status="FINISHED")
         return run.info.run_id, f"{run.info.artifact_uri}/{MODEL_PATH}"
 

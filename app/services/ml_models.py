@@ -155,9 +155,10 @@ class MlModelService:
             model.token_id = token_id
             await self.models.save()  # a token id taken meanwhile is a 409, not a 500
 
-        existing = await self.versions.get(model.id, published.version)
-        if existing is not None:  # a retry after the rows were written: the same version
-            return await self.read_version(model, existing)
+        if request_key is not None:  # a retry may find the rows an earlier attempt wrote
+            existing = await self.versions.get(model.id, published.version)
+            if existing is not None:
+                return await self.read_version(model, existing)
         version_id = uuid.uuid4()
         version = ModelVersion(
             id=version_id,
