@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -107,11 +107,19 @@ class Registry:
         return await self.call(lambda client: self._publish(client, publication))
 
     def _publish(self, client: MlflowClient, p: Publication) -> Published:
-        run_id, source = p.run_id, p.source_uri
+        run_id, source, finishing = p.run_id, p.source_uri, None
         if p.model_dir is not None:
             experiment_id = self._experiment_id(client, p.name)
-            run_id, source = self._logged_run(client, experiment_id, p)
+            run_id, source, finishing = self._logged_run(client, experiment_id, p)
         assert source is not None
+        published = self._registered(client, p, source, run_id)
+        if finishing is not None:
+            finishing.result()  # the run's end, marked while the version was registered
+        return published
+
+    def _registered(
+        self, client: MlflowClient, p: Publication, source: str, run_id: str | None
+    ) -> Published:
         self._ensure_registered_model(client, p.name, p.model_tags)
         if p.retry:
             found = client.search_model_versions(
@@ -153,9 +161,12 @@ class Registry:
 
     def _logged_run(
         self, client: MlflowClient, experiment_id: str, p: Publication
-    ) -> tuple[str, str]:
+    ) -> tuple[str, str, Future[Any] | None]:
+        """The run holding the model: its id, the model's URI in it, and the marking of the run
+        as finished, still under way (None for a finished run an earlier attempt left)."""
         from mlflow.entities import Metric, RunTag
 
+        finishing = None
         previous = p.retry and client.search_runs(
             [experiment_id],
             filter_string=f"tags.`{REQUEST_KEY_TAG}` = '{p.request_key}' and status = 'FINISHED'",
@@ -170,7 +181,7 @@ class Registry:
                 run_name=f"{p.name}-{p.request_key[:8]}",
             )
             now = int(time.time() * 1000)
-            # Metrics and artifacts need only the run: both at once, then the run is finished.
+            # Metrics and artifacts need only the run: both at once.
             logged = self._side.submit(
                 client.log_batch,
                 run.info.run_id,
@@ -179,8 +190,11 @@ class Registry:
             )
             client.log_artifacts(run.info.run_id, str(p.model_dir), MODEL_PATH)
             logged.result()
-            client.update_run(run.info.run_id, status="FINISHED")
-        return run.info.run_id, f"{run.info.artifact_uri}/{MODEL_PATH}"
+            # The version needs the artifacts, not a finished run: the run is marked finished
+            # while the version is registered. A retry after a failure here makes a fresh run
+            # (it reuses finished ones only) and finds the version by its request key.
+            finishing = self._side.submit(client.update_run, run.info.run_id, status="FINISHED")
+        return run.info.run_id, f"{run.info.artifact_uri}/{MODEL_PATH}", finishing
 
     def _ensure_registered_model(
         self, client: MlflowClient, name: str, tags: dict[str, str]

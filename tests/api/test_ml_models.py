@@ -77,6 +77,7 @@ async def test_upload_registers_a_baseline_in_postgres_and_mlflow(
     assert mlflow_client.get_registered_model(name).tags["hokusai_token_id"] == "LEAD-1"
     run = mlflow_client.get_run(body["artifact"]["mlflow_run_id"])
     assert run.data.metrics["accuracy"] == 0.8
+    assert run.info.status == "FINISHED", "finished before the response"
     assert run.info.experiment_id == mlflow_client.get_experiment_by_name(name).experiment_id
     model = (await client.get(f"/api/v1/models/{name}", headers=auth(admin_key))).json()
     assert model["latest_version"] == 1
