@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await resources.webhooks.close()
             resources.registry.close()
             await resources.cache.close()
-            await resources.traffic.exposures.engine.dispose()
+            await resources.traffic.exposures.close()
             await engine.dispose()
 
     app = FastAPI(

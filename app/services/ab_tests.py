@@ -4,13 +4,14 @@ routed predictions, outcomes as sufficient statistics, results, promotion, webho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.adapters.cache import Cache, Memo
 from app.adapters.webhooks import Webhooks
@@ -101,6 +102,12 @@ class ExposureLog:
         self.engine = engine
         self._queued: list[tuple[uuid.UUID, str, int, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._connection: AsyncConnection | None = None  # Postgres: kept between groups
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+        await self.engine.dispose()
 
     async def record(self, test_id: uuid.UUID, unit_id: str, position: int) -> bool:
         """True when this is the unit's first exposure to the test (and it was counted)."""
@@ -136,10 +143,19 @@ class ExposureLog:
         if self.engine.dialect.name != "postgresql":
             async with self.engine.begin() as connection:
                 return await expose(connection, group)
-        # One statement per test, atomic by itself: no BEGIN and COMMIT round trips around it.
-        async with self.engine.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            return await expose(connection, group)
+        # One statement per test, atomic by itself: no BEGIN and COMMIT round trips around it,
+        # on a connection kept between groups (dropped on any error; the next group reconnects).
+        if self._connection is None:
+            connection = await self.engine.connect()
+            self._connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            return await expose(self._connection, group)
+        except BaseException:
+            broken, self._connection = self._connection, None
+            with contextlib.suppress(Exception):
+                await broken.invalidate()
+                await broken.close()
+            raise
 
 
 class Traffic:
