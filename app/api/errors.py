@@ -7,6 +7,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -111,7 +112,7 @@ async def handle_http(_: Request, error: Exception) -> JSONResponse:
 
 async def handle_database(request: Request, error: Exception) -> JSONResponse:
     """A lost or refused database connection is a 503; any other database error is a bug."""
-    if isinstance(error, OperationalError | PoolTimeout) or (
+    if isinstance(error, OperationalError | PoolTimeout | psycopg.OperationalError) or (
         isinstance(error, DBAPIError) and error.connection_invalidated
     ):
         log.warning("database unavailable: %s", error.__class__.__name__)
@@ -132,6 +133,8 @@ def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.add_exception_handler(HTTPException, handle_http)
     app.add_exception_handler(DBAPIError, handle_database)
+    # The exposure log talks to the driver directly (app/db/repositories.py, expose_on_postgres).
+    app.add_exception_handler(psycopg.OperationalError, handle_database)
     app.add_exception_handler(PoolTimeout, handle_database)
     app.add_exception_handler(Exception, handle_unexpected)
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy import (
     Select,
     and_,
@@ -18,7 +19,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
     union_all,
     update,
 )
@@ -679,24 +679,11 @@ async def expose(
     connection: AsyncConnection, exposures: list[tuple[uuid.UUID, str, int]]
 ) -> set[tuple[uuid.UUID, str]]:
     """Record first exposures (test, unit, variant position) and count the new ones on their
-    variants; the (test, unit) pairs that were new. On a connection of its own (the exposure
-    log's), without the ORM. Rows go in key order, so concurrent writers lock in one order. On
-    Postgres: one statement."""
+    variants; the (test, unit) pairs that were new. SQLite's statements (the embedded mode), in
+    the caller's transaction; Postgres has `expose_on_postgres`. Rows go in key order, so
+    concurrent writers lock in one order."""
     unique = {(test_id, unit_id): position for test_id, unit_id, position in exposures}
     keys = sorted(unique)
-    if connection.dialect.name == "postgresql":
-        new: set[tuple[uuid.UUID, str]] = set()
-        for test_id in sorted({test_id for test_id, _ in keys}):  # usually one
-            units = [unit_id for t, unit_id in keys if t == test_id]
-            parameters = {
-                "test_id": test_id,
-                "unit_ids": units,
-                "positions": [unique[test_id, unit_id] for unit_id in units],
-            }
-            new.update(
-                (test_id, row.unit_id) for row in await connection.execute(EXPOSE, parameters)
-            )
-        return new
     inserted = (
         await connection.execute(
             sqlite.insert(AbExposure)
@@ -715,12 +702,34 @@ async def expose(
     return {(row.test_id, row.unit_id) for row in inserted}
 
 
-# First exposures of a group and their counts, in one round trip (Postgres).
-EXPOSE = text("""
+async def expose_on_postgres(
+    connection: psycopg.AsyncConnection[Any], exposures: list[tuple[uuid.UUID, str, int]]
+) -> set[tuple[uuid.UUID, str]]:
+    """`expose` on Postgres: one prepared statement per test (usually one), each atomic by
+    itself, on an autocommit driver connection (the exposure log's own): no ORM, no greenlet, no
+    BEGIN or COMMIT round trips. Rows go in key order, so concurrent writers lock in one order."""
+    unique = {(test_id, unit_id): position for test_id, unit_id, position in exposures}
+    keys = sorted(unique)
+    new: set[tuple[uuid.UUID, str]] = set()
+    for test_id in sorted({test_id for test_id, _ in keys}):
+        units = [unit_id for t, unit_id in keys if t == test_id]
+        parameters = {
+            "test_id": test_id,
+            "unit_ids": units,
+            "positions": [unique[test_id, unit_id] for unit_id in units],
+        }
+        cursor = await connection.execute(EXPOSE, parameters, prepare=True)
+        new.update((test_id, unit_id) for (unit_id,) in await cursor.fetchall())
+    return new
+
+
+# First exposures of one test and their counts, in one statement (Postgres).
+EXPOSE = """
 WITH new AS (
     INSERT INTO ab_exposures (test_id, unit_id, position)
-    SELECT CAST(:test_id AS uuid), unit_id, position
-    FROM unnest(CAST(:unit_ids AS varchar[]), CAST(:positions AS integer[])) AS u(unit_id, position)
+    SELECT CAST(%(test_id)s AS uuid), unit_id, position
+    FROM unnest(CAST(%(unit_ids)s AS varchar[]), CAST(%(positions)s AS integer[]))
+        AS u(unit_id, position)
     ON CONFLICT (test_id, unit_id) DO NOTHING
     RETURNING test_id, unit_id, position
 ), counted AS (
@@ -729,7 +738,7 @@ WITH new AS (
     WHERE v.test_id = c.test_id AND v.position = c.position
 )
 SELECT unit_id FROM new
-""")
+"""
 
 
 def _resolve_statements() -> tuple[Any, Any]:

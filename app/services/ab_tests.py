@@ -34,6 +34,7 @@ from app.db.repositories import (
     MlModelRepository,
     VersionRepository,
     expose,
+    expose_on_postgres,
 )
 from app.db.session import AB_TEST, changed
 from app.schemas.ab_tests import (
@@ -143,13 +144,15 @@ class ExposureLog:
         if self.engine.dialect.name != "postgresql":
             async with self.engine.begin() as connection:
                 return await expose(connection, group)
-        # One statement per test, atomic by itself: no BEGIN and COMMIT round trips around it,
-        # on a connection kept between groups (dropped on any error; the next group reconnects).
+        # On the driver connection under one the engine keeps between groups, in autocommit
+        # (dropped on any error; the next group reconnects).
         if self._connection is None:
             connection = await self.engine.connect()
             self._connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
         try:
-            return await expose(self._connection, group)
+            raw = await self._connection.get_raw_connection()
+            assert raw.driver_connection is not None
+            return await expose_on_postgres(raw.driver_connection, group)
         except BaseException:
             broken, self._connection = self._connection, None
             with contextlib.suppress(Exception):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.db.base import Base, utcnow
 from app.db.models import AbTest, AbVariant, MlModel
-from app.db.repositories import expose
+from app.db.repositories import expose, expose_on_postgres
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -51,12 +52,21 @@ async def a_test(engine: AsyncEngine) -> uuid.UUID:
     return test
 
 
+async def write(engine: AsyncEngine, group: list[tuple[uuid.UUID, str, int]]) -> set[Any]:
+    """A group as the exposure log writes it: on Postgres through the driver, in autocommit."""
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as connection:
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            raw = await connection.get_raw_connection()
+            return await expose_on_postgres(raw.driver_connection, group)  # type: ignore[arg-type]
+    async with engine.begin() as connection:
+        return await expose(connection, group)
+
+
 async def test_each_unit_counts_once_across_and_within_groups(engine: AsyncEngine) -> None:
     test = await a_test(engine)
-    async with engine.begin() as connection:
-        first = await expose(connection, [(test, "a", 0), (test, "b", 1), (test, "a", 0)])
-    async with engine.begin() as connection:
-        second = await expose(connection, [(test, "b", 1), (test, "c", 1)])
+    first = await write(engine, [(test, "a", 0), (test, "b", 1), (test, "a", 0)])
+    second = await write(engine, [(test, "b", 1), (test, "c", 1)])
     async with engine.connect() as connection:
         counts = (
             (
