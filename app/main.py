@@ -79,7 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             traffic=Traffic(
                 Memo(cache, AB_TEST, settings.resolution_cache_ttl_s),
                 ExposureLog(create_engine(settings, pool_size=1)),
-                cache,
                 metrics,
             ),
             loader=ModelLoader(

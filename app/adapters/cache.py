@@ -243,6 +243,16 @@ class Memo(Generic[V]):
             return None
         return remembered
 
+    async def current(self, key: tuple[Any, ...]) -> V | None:
+        """The value remembered for `key`, if its source has not changed since (one Redis read,
+        auto-pipelined); None otherwise. Callers with Redis reads of their own put the token's
+        key in their MGET and compare it themselves."""
+        remembered = self.get(key)
+        if remembered is None:
+            return None
+        (token,) = await self.cache.get_many([self.key(key[0])])
+        return remembered.value if token == remembered.token else None
+
     async def token(self, source: str) -> str | None:
         """The source's token, to read before Postgres; a fresh one is written when Redis has
         none (first use, expiry, a restarted Redis). None when Redis cannot say."""

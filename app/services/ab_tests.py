@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from app.adapters.cache import Cache, Memo
+from app.adapters.cache import Memo
 from app.adapters.webhooks import Webhooks
 from app.core.errors import (
     AbTestConflict,
@@ -166,23 +166,16 @@ class Traffic:
     process's memo while their token in Redis is unchanged; exposures go through the
     group-committing log. What the memo does not hold, `AbTestService.running` reads."""
 
-    def __init__(
-        self, live: Memo[LiveTest], exposures: ExposureLog, cache: Cache, metrics: Metrics
-    ) -> None:
+    def __init__(self, live: Memo[LiveTest], exposures: ExposureLog, metrics: Metrics) -> None:
         self.live = live
         self.exposures = exposures
-        self.cache = cache
         self.metrics = metrics
 
     async def remembered(self, test_id: uuid.UUID) -> LiveTest | None:
-        """The running test this process remembers, if it has not changed (one Redis round
-        trip); None otherwise."""
-        source = str(test_id)
-        known = self.live.get((source,))
-        if known is None or known.value.over:
-            return None
-        (token,) = await self.cache.get_many([self.live.key(source)])
-        return known.value if token == known.token else None
+        """The running test this process remembers, if it has not changed and has not reached
+        its end (one Redis round trip); None otherwise."""
+        test = await self.live.current((str(test_id),))
+        return None if test is None or test.over else test
 
     async def assign(self, test: LiveTest, unit_id: str) -> Assignment:
         if test.status != Status.RUNNING:
@@ -363,15 +356,12 @@ class AbTestService:
 
     # Traffic
 
-    async def assign(self, test_id: uuid.UUID, unit_id: str) -> Assignment:
-        return await self.traffic.assign(await self.running(test_id), unit_id)
-
     async def running(self, test_id: uuid.UUID) -> LiveTest:
-        """The test as routing needs it: remembered while unchanged, else read (and expired if
-        past its end) and remembered when running."""
-        known = await self.traffic.remembered(test_id)
-        if known is not None:
-            return known
+        """The test as routing needs it: remembered while unchanged, else read."""
+        return await self.traffic.remembered(test_id) or await self.read_running(test_id)
+
+    async def read_running(self, test_id: uuid.UUID) -> LiveTest:
+        """The test read from Postgres (and expired if past its end), remembered when running."""
         source = str(test_id)
         token = await self.traffic.live.token(source)
         test, model, variants = await self.get(test_id)

@@ -118,7 +118,7 @@ async def assign_unit(ab_test_id: uuid.UUID, request: Request) -> Response:
     test = await resources.traffic.remembered(ab_test_id)
     if test is None:
         async with transaction(resources) as session:
-            test = await ab_test_service(session, resources).running(ab_test_id)
+            test = await ab_test_service(session, resources).read_running(ab_test_id)
     assignment = await resources.traffic.assign(test, body.unit_id)
     return Response(assignment.model_dump_json(), media_type="application/json")
 
