@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from scipy import stats
@@ -23,13 +24,24 @@ def bucket(test_id: str, unit_id: str) -> int:
 
 def assign(test_id: str, unit_id: str, weights: Sequence[float]) -> int:
     """The variant index: walk the variants in order over their cumulative weights."""
-    point = bucket(test_id, unit_id)
-    edge = 0.0
-    for index, weight in enumerate(weights):
-        edge += weight * BUCKETS
-        if point < round(edge):
-            return index
-    return len(weights) - 1
+    return assign_all(test_id, (unit_id,), weights)[0]
+
+
+def assign_all(test_id: str, unit_ids: Iterable[str], weights: Sequence[float]) -> list[int]:
+    """`assign` for many units of one test (an outcome batch): the test's half of the hash and
+    the cumulative edges are computed once, and each unit costs one hash and one bisection."""
+    edges, cumulative = [], 0.0
+    for weight in weights:
+        cumulative += weight * BUCKETS
+        edges.append(round(cumulative))
+    edges[-1] = BUCKETS  # weights that sum to a hair under 1 still close on the last variant
+    prefix = hashlib.sha256(f"{test_id}:".encode())
+    variants = []
+    for unit_id in unit_ids:
+        digest = prefix.copy()
+        digest.update(unit_id.encode())
+        variants.append(bisect_right(edges, int.from_bytes(digest.digest()[:8], "big") % BUCKETS))
+    return variants
 
 
 @dataclass(frozen=True)

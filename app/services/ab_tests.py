@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.adapters.cache import Memo
@@ -259,14 +259,20 @@ class AbTestService:
     async def get(
         self, test_id: uuid.UUID, *, for_update: bool = False
     ) -> tuple[AbTest, MlModel, list[AbVariant]]:
+        test, variants = await self._test(test_id, for_update=for_update)
+        model = await self.models.get_by_id(test.model_id)
+        assert model is not None
+        return test, model, variants
+
+    async def _test(
+        self, test_id: uuid.UUID, *, for_update: bool = False
+    ) -> tuple[AbTest, list[AbVariant]]:
         test = await self.tests.get(test_id, for_update=for_update)
         if test is None:
             raise AbTestNotFound(f"No A/B test {test_id}")
-        model = await self.models.get_by_id(test.model_id)
-        assert model is not None
         variants = await self.tests.variants(test.id)
         await self._expire(test)
-        return test, model, variants
+        return test, variants
 
     async def _expire(self, test: AbTest) -> None:
         """A test past its end time stops by itself (noticed on the first access after it)."""
@@ -404,29 +410,32 @@ class AbTestService:
 
     async def record_outcomes(self, test_id: uuid.UUID, events: list[Outcome]) -> int:
         """Events of a unit go to the variant its id hashes to, whatever the client thinks."""
-        test, _, variants = await self.get(test_id)
+        test, variants = await self._test(test_id)
         if test.status == Status.DRAFT:
             raise InvalidTransition("The test has not started")
-        weights = [v.weight for v in variants]
-        totals: dict[int, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
-        seed = str(test.id)
-        binary = test.metric_kind == "binary"
-        for index, event in enumerate(events):
-            value = event["value"]
-            if binary and value not in (0, 1):
+        values = np.fromiter((event["value"] for event in events), np.float64, len(events))
+        if test.metric_kind == "binary":
+            wrong = np.flatnonzero((values != 0) & (values != 1))
+            if wrong.size:
                 raise ValidationFailed("binary outcomes are 0 or 1", errors=[
-                    {"loc": ["body", "events", index, "value"], "msg": "must be 0 or 1", "type": "value_error"}
+                    {"loc": ["body", "events", int(wrong[0]), "value"], "msg": "must be 0 or 1", "type": "value_error"}
                 ])  # fmt: skip
-            row = totals[ab_stats.assign(seed, event["unit_id"], weights)]
-            row[0] += 1
-            row[1] += value
-            row[2] += value * value
-        await self.tests.add_outcomes(
-            test.id, {p: (int(t[0]), t[1], t[2]) for p, t in totals.items()}
+        positions = ab_stats.assign_all(
+            str(test.id), (event["unit_id"] for event in events), [v.weight for v in variants]
         )
-        for position, (n, _, _) in totals.items():
+        # Per variant: count, sum and sum of squares, summed in event order as a loop would.
+        counts = np.bincount(positions, minlength=len(variants))
+        totals = np.bincount(positions, weights=values, minlength=len(variants))
+        squares = np.bincount(positions, weights=values * values, minlength=len(variants))
+        added = {
+            position: (int(counts[position]), float(totals[position]), float(squares[position]))
+            for position in np.flatnonzero(counts).tolist()
+        }
+        await self.tests.add_outcomes(test.id, added)
+        for position, (n, _, _) in added.items():
             self.metrics.ab_events.labels(test.name, variants[position].name, "outcome").inc(n)
-        await self._notice_verdict(test, await self.tests.variants(test.id))
+        if test.webhook_url is not None:  # only a listener needs the verdict after each batch
+            await self._notice_verdict(test, await self.tests.variants(test.id))
         return len(events)
 
     # Results and promotion

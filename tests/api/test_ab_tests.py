@@ -244,13 +244,19 @@ async def test_binary_outcomes_must_be_0_or_1_and_drafts_take_none(
         "invalid_transition",
     )
     await act(client, admin_key, test["id"], "start")
-    assert_problem(
-        await act(
-            client, admin_key, test["id"], "outcomes", events=[{"unit_id": "u", "value": 0.5}]
-        ),
+    events = [
+        {"unit_id": "u1", "value": 1},
+        {"unit_id": "u2", "value": 0},
+        {"unit_id": "u3", "value": 0.5},
+    ]
+    problem = assert_problem(
+        await act(client, admin_key, test["id"], "outcomes", events=events),
         422,
         "validation_failed",
     )
+    assert problem["errors"][0]["loc"] == ["body", "events", 2, "value"]  # type: ignore[index]
+    results = await client.get(f"/api/v1/ab-tests/{test['id']}/results", headers=auth(admin_key))
+    assert sum(v["n"] for v in results.json()["variants"]) == 0  # the batch is refused whole
     too_many = [{"unit_id": f"u{i}", "value": 1} for i in range(10_001)]
     assert_problem(
         await act(client, admin_key, test["id"], "outcomes", events=too_many),

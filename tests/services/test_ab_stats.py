@@ -7,9 +7,20 @@ import random
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats
 
-from app.services.ab_stats import Sample, assign, bucket, compare, sample_ratio_mismatch, verdict
+from app.services.ab_stats import (
+    BUCKETS,
+    Sample,
+    assign,
+    assign_all,
+    bucket,
+    compare,
+    sample_ratio_mismatch,
+    verdict,
+)
 
 
 def sample_of(values: list[float]) -> Sample:
@@ -38,6 +49,29 @@ def test_assignment_is_sticky_and_follows_the_specified_hash() -> None:
     assert all(assign(test_id, "u-42", [0.5, 0.5]) == first for _ in range(100))
     assert assign(test_id, "u-42", [1.0, 0.0]) == 0
     assert assign(test_id, "u-42", [0.0, 1.0]) == 1
+
+
+def walk(test_id: str, unit_id: str, weights: list[float]) -> int:
+    """DOMAIN.md section 9 read literally: the bucket, then the variants in order over the
+    cumulative weights."""
+    edge = 0.0
+    for index, weight in enumerate(weights):
+        edge += weight * BUCKETS
+        if bucket(test_id, unit_id) < round(edge):
+            return index
+    return len(weights) - 1
+
+
+@given(
+    raw=st.lists(st.integers(min_value=0, max_value=1000), min_size=2, max_size=6).filter(any),
+    units=st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=50),
+)
+def test_batch_assignment_walks_the_cumulative_weights_as_specified(
+    raw: list[int], units: list[str]
+) -> None:
+    weights = [w / sum(raw) for w in raw]  # sums to 1 within rounding, zero weights included
+    test_id = str(uuid.uuid4())
+    assert assign_all(test_id, units, weights) == [walk(test_id, u, weights) for u in units]
 
 
 def test_binary_results_match_scipy_on_the_raw_events() -> None:

@@ -138,11 +138,14 @@ async def predict_through_test(
     "/{ab_test_id}/outcomes",
     response_model=OutcomesAccepted,
     responses=problems(404, 409, 413, 422),
+    openapi_extra={"requestBody": json_body(OutcomesRequest)},
 )
 async def record_outcomes(
-    ab_test_id: uuid.UUID, body: OutcomesRequest, _: PredictorDep, ab_tests: AbTestServiceDep
+    ab_test_id: uuid.UUID, request: Request, _: PredictorDep, ab_tests: AbTestServiceDep
 ) -> OutcomesAccepted:
     """Record 1 to 10,000 outcomes; each unit's variant is recomputed from its id."""
+    # The body is parsed and validated in one pass (pydantic-core reads the JSON itself).
+    body = parsed(OutcomesRequest, await request.body())
     return OutcomesAccepted(accepted=await ab_tests.record_outcomes(ab_test_id, body.events))
 
 
@@ -163,6 +166,6 @@ async def promote_variant(
 
 
 # Bodies the routes here read themselves; added to the OpenAPI components by the app.
-BODY_SCHEMAS: tuple[type[BaseModel], ...] = (AssignRequest,)
+BODY_SCHEMAS: tuple[type[BaseModel], ...] = (AssignRequest, OutcomesRequest)
 # Test ids that are not UUIDs fall through to the FastAPI route, which answers its usual 422.
 HOT_ROUTES = [served_directly("/ab-tests/{ab_test_id:uuid}/assign", assign_unit)]
