@@ -147,7 +147,13 @@ class Cache:
         """One pipeline for every queued command; the MGETs go as one MGET of all their keys
         (atomic for each caller, as MGET is), the rest as they are."""
         assert self.client is not None
-        keys = [key for commands, _ in queued for c in commands if c[0] == "MGET" for key in c[1:]]
+        # Each key once: requests of one turn often read the same key (a model's or a test's
+        # token), and every copy would cost Redis, the reply and its decoding once more.
+        keys = list(
+            dict.fromkeys(
+                key for commands, _ in queued for c in commands if c[0] == "MGET" for key in c[1:]
+            )
+        )
         others = [c for commands, _ in queued for c in commands if c[0] != "MGET"]
         try:
             if not others:  # only reads, the usual case: one MGET, no pipeline to build
@@ -167,11 +173,13 @@ class Cache:
                 raise
             return
         merged = replies.pop(0) if keys else []
-        values = iter(merged if isinstance(merged, list) else [merged] * len(keys))
+        values = dict(
+            zip(keys, merged if isinstance(merged, list) else [merged] * len(keys), strict=True)
+        )
         rest = iter(replies)
         for commands, future in queued:
             answers = [
-                _mget_reply([next(values) for _ in command[1:]])
+                _mget_reply([values[key] for key in command[1:]])
                 if command[0] == "MGET"
                 else next(rest)
                 for command in commands

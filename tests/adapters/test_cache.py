@@ -95,3 +95,21 @@ async def test_concurrent_callers_share_one_pipeline(redis_url: str) -> None:
     assert sorted(answers[50:]) == list(range(1, 11)), "each caller its own count"
     assert connections == 1, "sixty concurrent callers, one connection: one pipeline"
     assert after == [[None]] * 50
+
+
+async def test_callers_reading_the_same_keys_in_one_turn_each_get_their_own_answer(
+    redis_url: str,
+) -> None:
+    cache = Cache(redis_url, prefix=f"t-{uuid.uuid4().hex}", timeout_s=0.5, metrics=Metrics())
+    try:
+        a, b, c = (cache.key("token", name) for name in "abc")
+        await cache.set_many({a: "A", c: "C"}, ttl_s=30)
+        answers = await asyncio.gather(
+            cache.get_many([a, b]),
+            cache.get_many([b, c]),
+            cache.get_many([a]),
+            cache.get_many([c, a, c]),
+        )
+    finally:
+        await cache.close()
+    assert answers == [["A", None], [None, "C"], ["A"], ["C", "A", "C"]]
