@@ -27,7 +27,7 @@ from app.core.config import Settings
 from app.core.errors import Forbidden, RateLimited, Unauthenticated
 from app.core.metrics import Metrics
 from app.core.security import Principal, PrincipalCache, Scope
-from app.db.session import AB_TEST, MODEL, changes
+from app.db.session import AB_TEST, MODEL, changes, committed
 from app.services.ab_tests import AbTestService, Traffic
 from app.services.api_keys import ApiKeyService
 from app.services.attestations import AttestationService
@@ -92,6 +92,8 @@ async def transaction(resources: Resources) -> AsyncIterator[AsyncSession]:
             raise
         for kind, sources in changes(session).items():
             await resources.memo(kind).changed(sources)
+        for action in committed(session):
+            action()
 
 
 async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.errors import AbTestConflict, TokenIdTaken
 from app.db.models import (
@@ -658,6 +659,18 @@ class AbTestRepository:
             if "uq_ab_tests_running_model" in str(exc.orig) or "ab_tests.model_id" in str(exc.orig):
                 raise AbTestConflict("The model already has a running A/B test") from exc
             raise
+
+    async def move_verdict(self, test: AbTest, previous: str | None, verdict: str) -> bool:
+        """Record the test's verdict if it is still `previous`; False when another request moved
+        it first (the row lock makes the second writer see the first one's value)."""
+        result = await self.session.execute(
+            update(AbTest)
+            .where(AbTest.id == test.id, AbTest.last_verdict.is_not_distinct_from(previous))
+            .values(last_verdict=verdict)
+            .execution_options(synchronize_session=False)
+        )
+        set_committed_value(test, "last_verdict", verdict)
+        return bool(result.rowcount)  # type: ignore[attr-defined]  # an UPDATE gives a CursorResult
 
     async def add_outcomes(
         self, test_id: uuid.UUID, added: dict[int, tuple[int, float, float]]

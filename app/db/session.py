@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,22 @@ def changes(session: AsyncSession) -> dict[str, set[str]]:
     for kind, source in session.info.pop(CHANGES, set()):
         found.setdefault(kind, set()).add(source)
     return found
+
+
+AFTER_COMMIT = "after_commit"
+
+
+def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
+    """Run `action` once the session's work is committed; never if it is rolled back (a webhook
+    must not announce a change that did not happen). Whoever commits the session runs it
+    (`committed`)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(action)
+
+
+def committed(session: AsyncSession) -> list[Callable[[], None]]:
+    """The actions noted in this session since the last call, in order."""
+    actions: list[Callable[[], None]] = session.info.pop(AFTER_COMMIT, [])
+    return actions
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -36,7 +36,7 @@ from app.db.repositories import (
     expose,
     expose_on_postgres,
 )
-from app.db.session import AB_TEST, changed
+from app.db.session import AB_TEST, after_commit, changed
 from app.schemas.ab_tests import (
     AbTestCreate,
     AbTestRead,
@@ -355,7 +355,7 @@ class AbTestService:
             test.stopped_at = now
         await self.tests.save()
         changed(self.session, AB_TEST, str(test.id))
-        self.webhooks.send(test.webhook_url, {
+        self._announce(test, {
             "type": "ab_test.status_changed", "test_id": str(test.id), "name": test.name,
             "from": previous, "to": status.value, "reason": reason, "at": now.isoformat(),
         })  # fmt: skip
@@ -449,13 +449,23 @@ class AbTestService:
     async def _notice_verdict(
         self, test: AbTest, variants: list[AbVariant], result: Results | None = None
     ) -> None:
+        """A verdict that moved is announced once: of two requests that see it move together,
+        only the one whose conditional write lands announces it."""
         result = result or _results(test, variants)
-        if result.verdict != test.last_verdict:
-            previous, test.last_verdict = test.last_verdict, result.verdict
-            self.webhooks.send(test.webhook_url, {
+        previous = test.last_verdict
+        if result.verdict != previous and await self.tests.move_verdict(
+            test, previous, result.verdict
+        ):
+            self._announce(test, {
                 "type": "ab_test.verdict_changed", "test_id": str(test.id), "name": test.name,
                 "from": previous, "to": result.verdict, "at": utcnow().isoformat(),
             })  # fmt: skip
+
+    def _announce(self, test: AbTest, event: dict[str, Any]) -> None:
+        """Send `event` to the test's webhook once this request's work is committed."""
+        if test.webhook_url is not None:
+            url = test.webhook_url
+            after_commit(self.session, lambda: self.webhooks.send(url, event))
 
     async def promote(
         self, test_id: uuid.UUID, variant_name: str, force: bool, actor: Principal

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from scipy import stats
 
@@ -23,6 +24,7 @@ from tests.api.test_ml_models import register_baseline
 from tests.conftest import auth, serve
 from tests.factories import save_sklearn, tar_gz, unique
 from tests.proxy import Proxy
+from tests.services_under_test import sync_url
 
 ROW = {"f0": 0.3, "f1": 0.6, "f2": 0.9}
 
@@ -327,6 +329,61 @@ async def test_webhooks_are_signed_and_report_status_and_verdict_changes(
     kinds = [(e["type"], e.get("to")) for e in events]
     assert ("ab_test.status_changed", "running") in kinds
     assert ("ab_test.verdict_changed", "insufficient_data") in kinds
+
+
+def webhook_kinds() -> list[tuple[str, str]]:
+    return [(e["type"], e["to"]) for e in (json.loads(body) for _, body in Receiver.received)]
+
+
+async def test_a_change_whose_commit_fails_sends_no_webhook(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    archives: list[bytes],
+    receiver: str,
+    database_url: str,
+) -> None:
+    name = await two_versions(client, admin_key, archives)
+    test = await create(client, admin_key, name, webhook_url=receiver)
+    await act(client, admin_key, test["id"], "start")
+    with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
+        connection.execute(
+            """
+            CREATE FUNCTION refuse_pause() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.status = 'paused' THEN RAISE EXCEPTION 'refused at commit'; END IF;
+              RETURN NEW;
+            END $$;
+            CREATE CONSTRAINT TRIGGER refuse_pause AFTER UPDATE ON ab_tests
+              DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_pause();
+            """
+        )
+    try:
+        refused = await act(client, admin_key, test["id"], "pause")
+    finally:
+        with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
+            connection.execute("DROP TRIGGER refuse_pause ON ab_tests")
+            connection.execute("DROP FUNCTION refuse_pause()")
+    await act(client, admin_key, test["id"], "stop")
+    await client.app.state.resources.webhooks.drain()  # type: ignore[attr-defined]
+    assert_problem(refused, 500, "internal_error")
+    kinds = webhook_kinds()
+    assert ("ab_test.status_changed", "running") in kinds
+    assert ("ab_test.status_changed", "stopped") in kinds
+    assert ("ab_test.status_changed", "paused") not in kinds
+
+
+async def test_a_verdict_that_moves_is_announced_once_by_concurrent_readers(
+    client: httpx.AsyncClient, admin_key: str, archives: list[bytes], receiver: str
+) -> None:
+    name = await two_versions(client, admin_key, archives)
+    test = await create(client, admin_key, name, webhook_url=receiver)
+    await act(client, admin_key, test["id"], "start")
+    url = f"/api/v1/ab-tests/{test['id']}/results"
+    readers = await asyncio.gather(*(client.get(url, headers=auth(admin_key)) for _ in range(20)))
+    await client.app.state.resources.webhooks.drain()  # type: ignore[attr-defined]
+    assert {r.status_code for r in readers} == {200}
+    verdicts = [k for k in webhook_kinds() if k[0] == "ab_test.verdict_changed"]
+    assert verdicts == [("ab_test.verdict_changed", "insufficient_data")]
 
 
 async def test_a_test_stops_by_itself_at_its_end_time(
