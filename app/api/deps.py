@@ -281,14 +281,15 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         min_length=1,
         max_length=255,
-        description="Repeat a creating request safely: the same key and body return the first response",
+        description="Repeat a request safely: the same key and body return the first response",
     ),
 ]
 
 
 class Idempotent:
-    """Wraps a creating route: `await idempotent(principal, body, create)` where `create` returns
-    a JSON-able body. Without an Idempotency-Key header it just runs `create`."""
+    """Wraps a route whose effect must happen once per key (creating POSTs, outcome batches):
+    `await idempotent(principal, body, create)` where `create` returns a JSON-able body. Without
+    an Idempotency-Key header it just runs `create`."""
 
     def __init__(self, request: Request, service: IdempotencyService, key: str | None) -> None:
         self.request = request

@@ -289,6 +289,25 @@ async def test_fifty_concurrent_outcome_posters_lose_nothing(
     assert sum(round(v["n"] * v["mean"]) for v in results["variants"] if v["n"]) == ones
 
 
+async def test_a_retried_outcome_batch_with_its_idempotency_key_counts_once(
+    client: httpx.AsyncClient, admin_key: str, archives: list[bytes]
+) -> None:
+    name = await two_versions(client, admin_key, archives)
+    test = await create(client, admin_key, name)
+    await act(client, admin_key, test["id"], "start")
+    url = f"/api/v1/ab-tests/{test['id']}/outcomes"
+    batch = {"events": [{"unit_id": f"u{i}", "value": i % 2} for i in range(100)]}
+    keyed = {**auth(admin_key), "Idempotency-Key": "batch-1"}
+    first, retry = [await client.post(url, json=batch, headers=keyed) for _ in range(2)]
+    other = await client.post(url, json={"events": batch["events"][:10]}, headers=keyed)
+    results = await client.get(f"/api/v1/ab-tests/{test['id']}/results", headers=auth(admin_key))
+    assert first.status_code == retry.status_code == 200
+    assert first.json() == retry.json() == {"accepted": 100}
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert_problem(other, 409, "idempotency_conflict")
+    assert sum(v["n"] for v in results.json()["variants"]) == 100
+
+
 class Receiver(BaseHTTPRequestHandler):
     received: list[tuple[dict[str, str], bytes]] = []
 

@@ -141,12 +141,23 @@ async def predict_through_test(
     openapi_extra={"requestBody": json_body(OutcomesRequest)},
 )
 async def record_outcomes(
-    ab_test_id: uuid.UUID, request: Request, _: PredictorDep, ab_tests: AbTestServiceDep
-) -> OutcomesAccepted:
-    """Record 1 to 10,000 outcomes; each unit's variant is recomputed from its id."""
-    # The body is parsed and validated in one pass (pydantic-core reads the JSON itself).
-    body = parsed(OutcomesRequest, await request.body())
-    return OutcomesAccepted(accepted=await ab_tests.record_outcomes(ab_test_id, body.events))
+    ab_test_id: uuid.UUID,
+    request: Request,
+    principal: PredictorDep,
+    ab_tests: AbTestServiceDep,
+    idempotent: IdempotentDep,
+) -> JSONResponse:
+    """Record 1 to 10,000 outcomes; each unit's variant is recomputed from its id. Send an
+    `Idempotency-Key` to retry a batch safely: a batch is counted once per key."""
+    raw = await request.body()
+    # Parsed and validated in one pass (pydantic-core reads the JSON itself); a retry is
+    # recognised by its bytes, which is far cheaper than re-encoding 10,000 events.
+    body = parsed(OutcomesRequest, raw)
+
+    async def record() -> OutcomesAccepted:
+        return OutcomesAccepted(accepted=await ab_tests.record_outcomes(ab_test_id, body.events))
+
+    return await idempotent(principal, raw, record, status=200)
 
 
 @router.get("/{ab_test_id}/results", response_model=Results, responses=problems(404, 422))
