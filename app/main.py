@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             targets=Memo(cache, MODEL, settings.resolution_cache_ttl_s),
             traffic=Traffic(
                 Memo(cache, AB_TEST, settings.resolution_cache_ttl_s),
+                Memo(cache, AB_TEST, settings.resolution_cache_ttl_s),
                 ExposureLog(create_engine(settings, pool_size=1)),
                 metrics,
             ),

@@ -90,6 +90,20 @@ class LiveTest:
         return self.ends_at is not None and self.ends_at <= utcnow()
 
 
+@dataclass(frozen=True)
+class ModelTraffic:
+    """Which test a model runs (`test_id` None: none), as a process remembers it by model name
+    (`Memo`, source `by_model(name)`): a prediction naming a unit reads no Postgres to learn it."""
+
+    test_id: uuid.UUID | None
+
+
+def by_model(name: str) -> str:
+    """The memo source of a model's running test, in the A/B test namespace: every status
+    change of any of the model's tests replaces its token."""
+    return f"model:{name}"
+
+
 class ExposureLog:
     """First exposures, written in groups (group commit). A request waits for the commit that
     holds its exposure, so nothing is answered before it is durable; but one INSERT and one commit
@@ -166,8 +180,15 @@ class Traffic:
     process's memo while their token in Redis is unchanged; exposures go through the
     group-committing log. What the memo does not hold, `AbTestService.running` reads."""
 
-    def __init__(self, live: Memo[LiveTest], exposures: ExposureLog, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        live: Memo[LiveTest],
+        models: Memo[ModelTraffic],
+        exposures: ExposureLog,
+        metrics: Metrics,
+    ) -> None:
         self.live = live
+        self.models = models  # the same namespace as `live`: one token write serves both
         self.exposures = exposures
         self.metrics = metrics
 
@@ -345,6 +366,8 @@ class AbTestService:
                 variant.version = current[variant.alias]
 
     async def _move(self, test: AbTest, status: Status, reason: str) -> None:
+        model = await self.models.get_by_id(test.model_id)  # loaded already: no query
+        assert model is not None
         now = utcnow()
         previous = test.status
         test.status = status
@@ -355,6 +378,7 @@ class AbTestService:
             test.stopped_at = now
         await self.tests.save()
         changed(self.session, AB_TEST, str(test.id))
+        changed(self.session, AB_TEST, by_model(model.name))
         self._announce(test, {
             "type": "ab_test.status_changed", "test_id": str(test.id), "name": test.name,
             "from": previous, "to": status.value, "reason": reason, "at": now.isoformat(),
@@ -391,11 +415,24 @@ class AbTestService:
         names a unit and no version or alias."""
         if request.unit_id is None or request.version is not None or request.alias is not None:
             return None
+        remembered = await self.traffic.models.current((by_model(name),))
+        test_id = remembered.test_id if remembered else await self._read_test_of(name)
+        if test_id is None:
+            return None
+        test = await self.running(test_id)
+        if test.status != Status.RUNNING or test.over:  # it has just ended: the model answers
+            return None
+        return await self._predict(test, request.unit_id, request.inputs)
+
+    async def _read_test_of(self, name: str) -> uuid.UUID | None:
+        """The model's running test read from Postgres, and remembered."""
+        source = by_model(name)
+        token = await self.traffic.models.token(source)
         model = await self._model(name)
         running = await self.tests.running_for_model(model.id)
-        if running is None:
-            return None
-        return await self._predict(await self.running(running.id), request.unit_id, request.inputs)
+        test_id = running.id if running is not None else None
+        self.traffic.models.put((source,), ModelTraffic(test_id), token)
+        return test_id
 
     async def _predict(self, test: LiveTest, unit_id: str, inputs: Any) -> Prediction:
         assignment = await self.traffic.assign(test, unit_id)

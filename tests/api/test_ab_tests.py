@@ -485,3 +485,53 @@ async def test_assignment_with_the_database_gone_is_a_fast_503(
     assert_problem(lost, 503, "database_unavailable")
     assert int(lost.headers["retry-after"]) >= 1
     assert elapsed < 5
+
+
+async def model_predict(client: httpx.AsyncClient, key: str, name: str, unit: str) -> Any:
+    response = await client.post(
+        f"/api/v1/models/{name}/predict",
+        json={"inputs": ROW, "unit_id": unit},
+        headers=auth(key),
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_a_test_started_or_paused_on_one_replica_routes_the_next_prediction_on_another(
+    make_settings: Callable[..., Settings], admin_key: str, archives: list[bytes]
+) -> None:
+    settings = make_settings()
+    async with serve(settings) as one, serve(settings) as other:
+        name = await two_versions(one, admin_key, archives)
+        routed = [(await model_predict(one, admin_key, name, "u-1"))["ab_test"]]
+        test = await create(other, admin_key, name)
+        await act(other, admin_key, test["id"], "start")
+        routed.append((await model_predict(one, admin_key, name, "u-1"))["ab_test"])
+        await act(other, admin_key, test["id"], "pause")
+        routed.append((await model_predict(one, admin_key, name, "u-1"))["ab_test"])
+        await act(other, admin_key, test["id"], "resume")
+        routed.append((await model_predict(one, admin_key, name, "u-1"))["ab_test"])
+    variant = ["control", "treatment"][assign(test["id"], "u-1", [0.5, 0.5])]
+    routed_through = {"id": test["id"], "variant": variant}
+    assert routed == [None, routed_through, None, routed_through]
+
+
+async def test_predictions_naming_a_unit_of_a_model_without_a_test_need_no_database(
+    make_settings: Callable[..., Settings],
+    admin_key: str,
+    archives: list[bytes],
+    clean_database: str,
+) -> None:
+    from sqlalchemy import make_url
+
+    url = make_url(clean_database)
+    proxy = Proxy(url.host or "127.0.0.1", url.port or 5432)
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
+    async with serve(make_settings(database_url=through_proxy, database_timeout_s=1)) as client:
+        name = await two_versions(client, admin_key, archives)
+        warm = await model_predict(client, admin_key, name, "u-1")
+        proxy.cut()
+        after = await model_predict(client, admin_key, name, "u-2")
+    assert warm["ab_test"] is None
+    assert after["ab_test"] is None
+    assert after["version"] == 1
