@@ -185,6 +185,10 @@ def main() -> None:
                 CACHED_LUA % (key, json.dumps({"inputs": CACHED_ROW}))
             )
             (scripts / "uncached.lua").write_text(UNCACHED_LUA % key)
+            # GTM-backend names its lead: the service checks whether the model runs a test.
+            (scripts / "unit.lua").write_text(
+                CACHED_LUA % (key, json.dumps({"inputs": CACHED_ROW, "unit_id": "lead-42"}))
+            )
             url = f"{base}{predict}"
             # One connection, a C client: the latency of one call, without a Python client's.
             sequential = {
@@ -195,6 +199,7 @@ def main() -> None:
             load = {
                 "ceiling: GET /health": wrk(f"{base}/health", args.duration, args.connections, {}),
                 "predict, cached row": wrk(url, args.duration, args.connections, {}, scripts / "cached.lua"),
+                "predict, cached, unit_id": wrk(url, args.duration, args.connections, {}, scripts / "unit.lua"),
                 "predict, uncached row": wrk(url, args.duration, args.connections, {}, scripts / "uncached.lua"),
             }  # fmt: skip
 
