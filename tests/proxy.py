@@ -57,3 +57,13 @@ class Proxy:
                     connection.shutdown(socket.SHUT_RDWR)
                 connection.close()
             self.connections.clear()
+
+
+def database_behind_proxy(url: str) -> tuple[Proxy, str]:
+    """A proxy in front of the Postgres at `url`, and the URL that reaches it through the proxy."""
+    from sqlalchemy import make_url
+
+    parsed = make_url(url)
+    proxy = Proxy(parsed.host or "127.0.0.1", parsed.port or 5432)
+    through = parsed.set(host="127.0.0.1", port=proxy.port)
+    return proxy, through.render_as_string(hide_password=False)

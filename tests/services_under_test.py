@@ -93,6 +93,32 @@ def sync_url(url: str, database: str | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+@contextlib.contextmanager
+def refused_at_commit(
+    database_url: str, table: str, event: str = "INSERT", when: str = "true"
+) -> Iterator[None]:
+    """While open, a transaction that wrote a row of `table` (by `event`, matching `when` on NEW)
+    fails at COMMIT, after every statement succeeded: a deferred constraint trigger."""
+    with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
+        connection.execute(
+            f"""
+            CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF {when} THEN RAISE EXCEPTION 'refused at commit'; END IF;
+              RETURN NEW;
+            END $$;
+            CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER {event} ON {table}
+              DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit();
+            """  # the test's own table and condition, no input
+        )
+    try:
+        yield
+    finally:
+        with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
+            connection.execute(f"DROP TRIGGER refuse_at_commit ON {table}")
+            connection.execute("DROP FUNCTION refuse_at_commit()")
+
+
 def sqlalchemy_url(url: str, database: str) -> str:
     return (
         make_url(url)

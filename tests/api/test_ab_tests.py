@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from scipy import stats
 
@@ -23,8 +22,8 @@ from tests.api.test_errors import assert_problem
 from tests.api.test_ml_models import register_baseline
 from tests.conftest import auth, serve
 from tests.factories import save_sklearn, tar_gz, unique
-from tests.proxy import Proxy
-from tests.services_under_test import sync_url
+from tests.proxy import database_behind_proxy
+from tests.services_under_test import refused_at_commit
 
 ROW = {"f0": 0.3, "f1": 0.6, "f2": 0.9}
 
@@ -364,24 +363,8 @@ async def test_a_change_whose_commit_fails_sends_no_webhook(
     name = await two_versions(client, admin_key, archives)
     test = await create(client, admin_key, name, webhook_url=receiver)
     await act(client, admin_key, test["id"], "start")
-    with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
-        connection.execute(
-            """
-            CREATE FUNCTION refuse_pause() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-              IF NEW.status = 'paused' THEN RAISE EXCEPTION 'refused at commit'; END IF;
-              RETURN NEW;
-            END $$;
-            CREATE CONSTRAINT TRIGGER refuse_pause AFTER UPDATE ON ab_tests
-              DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_pause();
-            """
-        )
-    try:
+    with refused_at_commit(database_url, "ab_tests", "UPDATE", "NEW.status = 'paused'"):
         refused = await act(client, admin_key, test["id"], "pause")
-    finally:
-        with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
-            connection.execute("DROP TRIGGER refuse_pause ON ab_tests")
-            connection.execute("DROP FUNCTION refuse_pause()")
     await act(client, admin_key, test["id"], "stop")
     await client.app.state.resources.webhooks.drain()  # type: ignore[attr-defined]
     assert_problem(refused, 500, "internal_error")
@@ -467,11 +450,7 @@ async def test_assignment_with_the_database_gone_is_a_fast_503(
     archives: list[bytes],
     clean_database: str,
 ) -> None:
-    from sqlalchemy import make_url
-
-    url = make_url(clean_database)
-    proxy = Proxy(url.host or "127.0.0.1", url.port or 5432)
-    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
+    proxy, through_proxy = database_behind_proxy(clean_database)
     async with serve(make_settings(database_url=through_proxy, database_timeout_s=1)) as client:
         name = await two_versions(client, admin_key, archives)
         test = await create(client, admin_key, name)
@@ -522,11 +501,7 @@ async def test_predictions_naming_a_unit_of_a_model_without_a_test_need_no_datab
     archives: list[bytes],
     clean_database: str,
 ) -> None:
-    from sqlalchemy import make_url
-
-    url = make_url(clean_database)
-    proxy = Proxy(url.host or "127.0.0.1", url.port or 5432)
-    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
+    proxy, through_proxy = database_behind_proxy(clean_database)
     async with serve(make_settings(database_url=through_proxy, database_timeout_s=1)) as client:
         name = await two_versions(client, admin_key, archives)
         warm = await model_predict(client, admin_key, name, "u-1")

@@ -4,12 +4,11 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 import httpx
-import psycopg
 import pytest
 
 from app.core.config import Settings
 from tests.conftest import auth, serve
-from tests.services_under_test import free_port, sync_url
+from tests.services_under_test import free_port, refused_at_commit
 
 PROBLEM = "application/problem+json"
 
@@ -124,29 +123,13 @@ async def test_a_failed_commit_is_an_error_response_not_a_2xx(
 ) -> None:
     """The session commits before the response is sent: a commit that fails (here a deferred
     constraint trigger that fires only at COMMIT) must turn into an error, with nothing stored."""
-    with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
-        connection.execute(
-            """
-            CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-              IF NEW.name = 'refused-at-commit' THEN RAISE EXCEPTION 'refused at commit'; END IF;
-              RETURN NEW;
-            END $$;
-            CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON api_keys
-              DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit();
-            """
-        )
-    try:
+    with refused_at_commit(database_url, "api_keys", when="NEW.name = 'refused-at-commit'"):
         response = await client.post(
             "/api/v1/api-keys",
             json={"name": "refused-at-commit", "scopes": ["read"]},
             headers=auth(admin_key),
         )
-        listed = await client.get("/api/v1/api-keys", headers=auth(admin_key))
-    finally:
-        with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
-            connection.execute("DROP TRIGGER refuse_at_commit ON api_keys")
-            connection.execute("DROP FUNCTION refuse_at_commit()")
+    listed = await client.get("/api/v1/api-keys", headers=auth(admin_key))
     assert_problem(response, 500, "internal_error")
     assert [key["name"] for key in listed.json()["items"]] == ["bootstrap"]
 

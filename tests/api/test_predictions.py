@@ -16,7 +16,7 @@ from tests.api.test_errors import assert_problem
 from tests.api.test_ml_models import register_baseline
 from tests.conftest import auth, create_key, serve
 from tests.factories import FEATURES, save_sklearn, tar_gz, unique
-from tests.proxy import Proxy
+from tests.proxy import Proxy, database_behind_proxy
 from tests.services_under_test import free_port
 
 ROWS = [
@@ -396,15 +396,9 @@ async def test_cached_predictions_need_no_database(
     estimators: dict[str, tuple[bytes, Any]],
     clean_database: str,
 ) -> None:
-    from sqlalchemy import make_url
-
     archive, estimator = estimators["classifier"]
-    url = make_url(clean_database)
-    proxy = Proxy(url.host or "127.0.0.1", url.port or 5432)
-    through_proxy = url.set(host="127.0.0.1", port=proxy.port)
-    async with serve(
-        make_settings(database_url=through_proxy.render_as_string(hide_password=False))
-    ) as client:
+    proxy, through_proxy = database_behind_proxy(clean_database)
+    async with serve(make_settings(database_url=through_proxy)) as client:
         name = await deploy(client, admin_key, archive)
         warm = await predict(client, admin_key, name, inputs=ROWS[0])
         proxy.cut()

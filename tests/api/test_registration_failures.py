@@ -12,7 +12,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-import psycopg
 import pytest
 from mlflow import MlflowClient
 
@@ -21,7 +20,7 @@ from tests.api.test_errors import assert_problem
 from tests.conftest import auth, serve
 from tests.factories import baseline, improved, save_sklearn, tar_gz, unique, upload
 from tests.proxy import Proxy
-from tests.services_under_test import free_port, sync_url
+from tests.services_under_test import free_port, refused_at_commit
 
 MLMODEL = b"flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
 
@@ -178,21 +177,8 @@ async def test_retry_after_postgres_failed_reuses_the_mlflow_version(
     retry with the same Idempotency-Key finds the MLflow version by its request-key tag."""
     name = unique()
     archive = tar_gz(model_dir)  # gzip stamps the time: one archive, so retries send the same bytes
-    with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
-        connection.execute(
-            """
-            CREATE FUNCTION refuse_version() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN RAISE EXCEPTION 'refused at commit'; END $$;
-            CREATE CONSTRAINT TRIGGER refuse_version AFTER INSERT ON model_versions
-              DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_version();
-            """
-        )
-    try:
+    with refused_at_commit(database_url, "model_versions"):
         failed = await upload(client, admin_key, baseline(name), archive, idempotency_key="k1")
-    finally:
-        with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
-            connection.execute("DROP TRIGGER refuse_version ON model_versions")
-            connection.execute("DROP FUNCTION refuse_version()")
     assert_problem(failed, 500, "internal_error")
     assert (await client.get(f"/api/v1/models/{name}", headers=auth(admin_key))).status_code == 404
     retried = await upload(client, admin_key, baseline(name), archive, idempotency_key="k1")
