@@ -45,6 +45,8 @@ request = function()
   return wrk.format(nil, nil, nil, string.format('{"unit_id": "user-%%d-%%s-%%d"}', run, thread_id, counter))
 end
 """
+# The same 1,000 units over and over, as returning users or leads are.
+RETURNING_LUA = ASSIGN_LUA.replace("counter)", "counter %% 1000)")
 
 
 async def ingest(
@@ -95,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3, help="ceiling/assignment pairs")
+    parser.add_argument("--rounds", type=int, default=3, help="ceiling/assignment runs")
     args = parser.parse_args()
     key = generate_key()
     with (
@@ -143,33 +145,32 @@ def main() -> None:
                 means = server_means(client.get("/metrics").text)
             script = Path(workdir) / "assign.lua"
             script.write_text(ASSIGN_LUA % key)
+            returning_script = Path(workdir) / "returning.lua"
+            returning_script.write_text(RETURNING_LUA % key)
             wrk(f"{base}/health", 2, args.connections, {})
-            # Pairs run back to back, several times: this machine's speed drifts between runs,
-            # so each assignment run is set against the ceiling run just before it.
+            # Runs go back to back, several times: this machine's speed drifts between runs, so
+            # each assignment run is set against the ceiling run just before it.
             pairs = []
             for _ in range(args.rounds):
                 ceiling = wrk(f"{base}/health", args.duration, args.connections, {})
-                assigned = wrk(
-                    f"{base}/api/v1/ab-tests/{test['id']}/assign",
-                    args.duration,
-                    args.connections,
-                    {},
-                    script,
-                )
-                pairs.append((ceiling, assigned))
+                assign_url = f"{base}/api/v1/ab-tests/{test['id']}/assign"
+                assigned = wrk(assign_url, args.duration, args.connections, {}, script)
+                returning = wrk(assign_url, args.duration, args.connections, {}, returning_script)
+                pairs.append((ceiling, assigned, returning))
 
     print(
         f"\nunder load: uvicorn, 1 process; wrk -t2 -c{args.connections} -d{args.duration}s, same host\n"
     )
     print(f"{'':<36}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'x ceiling':>11}")
-    for round_, (ceiling, assigned) in enumerate(pairs, 1):
+    for round_, (ceiling, assigned, returning) in enumerate(pairs, 1):
         for label, result in (
             (f"{round_}  ceiling: GET /health", ceiling),
             (f"{round_}  POST .../assign (new units)", assigned),
+            (f"{round_}  POST .../assign (returning)", returning),
         ):
             print(f"{label:<36}{result['rps']:>9.0f}{result['p50']:>9.2f}{result['p99']:>9.2f}"
                   f"{result['errors']:>9.0f}{result['rps'] / ceiling['rps']:>11.2f}")  # fmt: skip
-    ratios = sorted(assigned["rps"] / ceiling["rps"] for ceiling, assigned in pairs)
+    ratios = sorted(assigned["rps"] / ceiling["rps"] for ceiling, assigned, _ in pairs)
     print(f"assignment / ceiling: median {statistics.median(ratios):.2f} "
           f"(min {ratios[0]:.2f}, max {ratios[-1]:.2f}; goal 0.60)")  # fmt: skip
     print(f"\noutcome ingestion, batches of 1,000: {rate:,.0f} events/s (4 posters); "

@@ -109,15 +109,19 @@ class ExposureLog:
     holds its exposure, so nothing is answered before it is durable; but one INSERT and one commit
     serve every exposure queued while the previous group was being written, so under load a
     request pays a share of a commit, not one of its own. It writes through an engine of its own:
-    requests waiting for it hold connections of the main pool, which it must never wait for."""
+    requests waiting for it hold connections of the main pool, which it must never wait for.
+    A unit this process has seen committed is not written again: a returning unit (the usual
+    case: the same lead or user on every call) costs no round trip at all."""
 
     GROUP_LIMIT = 1000
+    SEEN_LIMIT = 100_000  # (test, unit) pairs known committed; forgotten all at once when full
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._queued: list[tuple[uuid.UUID, str, int, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._connection: AsyncConnection | None = None  # Postgres: kept between groups
+        self._seen: set[tuple[uuid.UUID, str]] = set()
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -126,6 +130,8 @@ class ExposureLog:
 
     async def record(self, test_id: uuid.UUID, unit_id: str, position: int) -> bool:
         """True when this is the unit's first exposure to the test (and it was counted)."""
+        if (test_id, unit_id) in self._seen:
+            return False
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queued.append((test_id, unit_id, position, future))
         if self._writer is None:
@@ -146,9 +152,12 @@ class ExposureLog:
                         if not future.done():
                             future.set_exception(exc)
                     continue
+                if len(self._seen) + len(group) > self.SEEN_LIMIT:
+                    self._seen.clear()
                 for test_id, unit_id, _, future in group:
                     first = (test_id, unit_id) in new
                     new.discard((test_id, unit_id))  # a unit twice in one group: counted once
+                    self._seen.add((test_id, unit_id))
                     if not future.done():
                         future.set_result(first)
         finally:

@@ -444,7 +444,7 @@ async def test_concurrent_assignments_count_each_unit_once(
     assert [v["exposures"] for v in results["variants"]] == [60 - treated, treated]
 
 
-async def test_assignment_with_the_database_gone_is_a_fast_503(
+async def test_assignment_with_the_database_gone_is_a_fast_503_unless_the_unit_returns(
     make_settings: Callable[..., Settings],
     admin_key: str,
     archives: list[bytes],
@@ -460,7 +460,10 @@ async def test_assignment_with_the_database_gone_is_a_fast_503(
         started = time.perf_counter()
         lost = await act(client, admin_key, test["id"], "assign", unit_id="new")
         elapsed = time.perf_counter() - started
+        returning = await act(client, admin_key, test["id"], "assign", unit_id="seen")
     assert known.status_code == 200
+    assert returning.status_code == 200, "its exposure is known committed: nothing to write"
+    assert returning.json() == known.json()
     assert_problem(lost, 503, "database_unavailable")
     assert int(lost.headers["retry-after"]) >= 1
     assert elapsed < 5
