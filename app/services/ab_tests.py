@@ -111,7 +111,7 @@ class ExposureLog:
     request pays a share of a commit, not one of its own. It writes through an engine of its own:
     requests waiting for it hold connections of the main pool, which it must never wait for.
     A unit this process has seen committed is not written again: a returning unit (the usual
-    case: the same lead or user on every call) costs no round trip at all."""
+    case: the same lead or user on every call) costs no Postgres round trip."""
 
     GROUP_LIMIT = 1000
     SEEN_LIMIT = 100_000  # (test, unit) pairs known committed; forgotten all at once when full
