@@ -186,18 +186,19 @@ class ExposureLog:
 
 class Traffic:
     """Units to variants, app-wide and without a database session: running tests come from this
-    process's memo while their token in Redis is unchanged; exposures go through the
-    group-committing log. What the memo does not hold, `AbTestService.running` reads."""
+    process's memo while their token in Redis is unchanged, and so does which test each model
+    runs (`model_tests`); exposures go through the group-committing log. What the memos do not
+    hold, `AbTestService` reads."""
 
     def __init__(
         self,
         live: Memo[LiveTest],
-        models: Memo[ModelTraffic],
+        model_tests: Memo[ModelTraffic],
         exposures: ExposureLog,
         metrics: Metrics,
     ) -> None:
         self.live = live
-        self.models = models  # the same namespace as `live`: one token write serves both
+        self.model_tests = model_tests  # the namespace of `live`: one token write serves both
         self.exposures = exposures
         self.metrics = metrics
 
@@ -424,7 +425,7 @@ class AbTestService:
         names a unit and no version or alias."""
         if request.unit_id is None or request.version is not None or request.alias is not None:
             return None
-        remembered = await self.traffic.models.current((by_model(name),))
+        remembered = await self.traffic.model_tests.current((by_model(name),))
         test_id = remembered.test_id if remembered else await self._read_test_of(name)
         if test_id is None:
             return None
@@ -436,11 +437,11 @@ class AbTestService:
     async def _read_test_of(self, name: str) -> uuid.UUID | None:
         """The model's running test read from Postgres, and remembered."""
         source = by_model(name)
-        token = await self.traffic.models.token(source)
+        token = await self.traffic.model_tests.token(source)
         model = await self._model(name)
         running = await self.tests.running_for_model(model.id)
         test_id = running.id if running is not None else None
-        self.traffic.models.put((source,), ModelTraffic(test_id), token)
+        self.traffic.model_tests.put((source,), ModelTraffic(test_id), token)
         return test_id
 
     async def _predict(self, test: LiveTest, unit_id: str, inputs: Any) -> Prediction:
