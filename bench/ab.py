@@ -150,19 +150,19 @@ def main() -> None:
             wrk(f"{base}/health", 2, args.connections, {})
             # Runs go back to back, several times: this machine's speed drifts between runs, so
             # each assignment run is set against the ceiling run just before it.
-            pairs = []
+            assign_url = f"{base}/api/v1/ab-tests/{test['id']}/assign"
+            runs = []
             for _ in range(args.rounds):
                 ceiling = wrk(f"{base}/health", args.duration, args.connections, {})
-                assign_url = f"{base}/api/v1/ab-tests/{test['id']}/assign"
                 assigned = wrk(assign_url, args.duration, args.connections, {}, script)
                 returning = wrk(assign_url, args.duration, args.connections, {}, returning_script)
-                pairs.append((ceiling, assigned, returning))
+                runs.append((ceiling, assigned, returning))
 
     print(
         f"\nunder load: uvicorn, 1 process; wrk -t2 -c{args.connections} -d{args.duration}s, same host\n"
     )
     print(f"{'':<36}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'x ceiling':>11}")
-    for round_, (ceiling, assigned, returning) in enumerate(pairs, 1):
+    for round_, (ceiling, assigned, returning) in enumerate(runs, 1):
         for label, result in (
             (f"{round_}  ceiling: GET /health", ceiling),
             (f"{round_}  POST .../assign (new units)", assigned),
@@ -170,7 +170,7 @@ def main() -> None:
         ):
             print(f"{label:<36}{result['rps']:>9.0f}{result['p50']:>9.2f}{result['p99']:>9.2f}"
                   f"{result['errors']:>9.0f}{result['rps'] / ceiling['rps']:>11.2f}")  # fmt: skip
-    ratios = sorted(assigned["rps"] / ceiling["rps"] for ceiling, assigned, _ in pairs)
+    ratios = sorted(assigned["rps"] / ceiling["rps"] for ceiling, assigned, _ in runs)
     print(f"assignment / ceiling: median {statistics.median(ratios):.2f} "
           f"(min {ratios[0]:.2f}, max {ratios[-1]:.2f}; goal 0.60)")  # fmt: skip
     print(f"\noutcome ingestion, batches of 1,000: {rate:,.0f} events/s (4 posters); "

@@ -376,7 +376,7 @@ class AbTestService:
                 variant.version = current[variant.alias]
 
     async def _move(self, test: AbTest, status: Status, reason: str) -> None:
-        model = await self.models.get_by_id(test.model_id)  # loaded already: no query
+        model = await self.models.get_by_id(test.model_id)  # usually in the session already
         assert model is not None
         now = utcnow()
         previous = test.status
@@ -481,8 +481,7 @@ class AbTestService:
         await self.tests.add_outcomes(test.id, added)
         for position, (n, _, _) in added.items():
             self.metrics.ab_events.labels(test.name, variants[position].name, "outcome").inc(n)
-        if test.webhook_url is not None:  # only a listener needs the verdict after each batch
-            await self._notice_verdict(test, await self.tests.variants(test.id))
+        await self._notice_verdict(test)
         return len(events)
 
     # Results and promotion
@@ -490,15 +489,16 @@ class AbTestService:
     async def results(self, test_id: uuid.UUID) -> Results:
         test, variants = await self._test(test_id)  # results name no model: one read fewer
         result = _results(test, variants)
-        await self._notice_verdict(test, variants, result)
+        await self._notice_verdict(test, result)
         return result
 
-    async def _notice_verdict(
-        self, test: AbTest, variants: list[AbVariant], result: Results | None = None
-    ) -> None:
+    async def _notice_verdict(self, test: AbTest, result: Results | None = None) -> None:
         """A verdict that moved is announced once: of two requests that see it move together,
-        only the one whose conditional write lands announces it."""
-        result = result or _results(test, variants)
+        only the one whose conditional write lands announces it. Only a webhook listens for it,
+        so a test without one computes and records nothing here (`results` answers anyway)."""
+        if test.webhook_url is None:
+            return
+        result = result or _results(test, await self.tests.variants(test.id))
         previous = test.last_verdict
         if result.verdict != previous and await self.tests.move_verdict(
             test, previous, result.verdict
