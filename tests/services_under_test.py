@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -184,16 +185,61 @@ def mlflow_server(backend_store_uri: str, workdir: Path) -> Iterator[str]:
 
 
 def wait_until_healthy(
-    url: str, process: subprocess.Popen[bytes], log_path: Path, timeout_s: float
+    url: str,
+    process: subprocess.Popen[bytes],
+    log_path: Path,
+    timeout_s: float,
+    what: str = "mlflow server",
 ) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited early:\n{log_path.read_text()[-4000:]}")
+            raise RuntimeError(f"{what} exited early:\n{log_path.read_text()[-4000:]}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return
         time.sleep(0.5)
     raise RuntimeError(
-        f"mlflow server not healthy in {timeout_s} s:\n{log_path.read_text()[-4000:]}"
+        f"{what} not healthy in {timeout_s} s:\n{log_path.read_text()[-4000:]}"
     )
+
+
+def settings_env(settings: Any) -> dict[str, str]:
+    """`settings` as the HOKUSAI_* environment a service process reads."""
+    env: dict[str, str] = {}
+    for field in type(settings).model_fields:
+        value = getattr(settings, field)
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"HOKUSAI_{field.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+@contextlib.contextmanager
+def service_process(settings: Any, workdir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The service as users run it, `hokusai-api serve`, in a process of its own (a crash there
+    is seen as a crash, not as a failed test), stopped with SIGTERM at the end."""
+    log_path = workdir / f"service-{settings.port}.log"
+    env = {**os.environ, **settings_env(settings)}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    url = f"http://{settings.host}:{settings.port}"
+    try:
+        wait_until_healthy(url, process, log_path, timeout_s=120, what="hokusai-api serve")
+        yield url, process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import stat
 import tarfile
 import zipfile
@@ -57,6 +56,8 @@ def _is_tar(archive: Path) -> bool:
 
 
 def _checked_name(name: str) -> PurePosixPath:
+    if "\x00" in name:
+        raise InvalidArtifact(f"NUL character in an archive path: {name!r}")
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         raise InvalidArtifact(f"Absolute path in archive: {name!r}")
@@ -66,8 +67,9 @@ def _checked_name(name: str) -> PurePosixPath:
 
 
 def _inside(base: PurePosixPath, link: str) -> bool:
-    """Whether a link at `base` pointing to `link` stays inside the tree."""
-    if link.startswith("/"):
+    """Whether a link at `base` pointing to `link` stays inside the tree, read as text (a first,
+    cheap check; `_Tree.finish` checks where every link really leads)."""
+    if link.startswith("/") or "\x00" in link:
         return False
     depth = 0
     for part in (*base.parent.parts, *PurePosixPath(link).parts):
@@ -77,75 +79,144 @@ def _inside(base: PurePosixPath, link: str) -> bool:
     return True
 
 
-class _Budget:
+class _Tree:
+    """The unpacked tree, written one archive entry at a time. Nothing is ever written through a
+    link, an entry never replaces another, every byte written (hardlink copies included) counts
+    against the limit, and when the archive is done every symlink must lead, on the real file
+    system, to a regular file inside the tree (its bytes counted too: MLflow uploads the file a
+    link leads to). Link text alone proves nothing: a link inside the tree can make a later
+    link's `..` climb out of it."""
+
     def __init__(self, root: Path, limit: int) -> None:
+        root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve()
         self.left = limit
         self.limit = limit
+        self.files: dict[PurePosixPath, Path] = {}
 
-    def copy(self, source: IO[bytes], target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.parent.resolve().is_relative_to(self.root):
-            raise InvalidArtifact(f"Path escapes the archive through a link: {target.name!r}")
-        with target.open("wb") as out:
+    def _parent(self, path: PurePosixPath) -> Path:
+        """The real directory `path` goes in, made as needed; never a link or through one."""
+        current = self.root
+        for part in path.parts[:-1]:
+            current = current / part
+            if current.is_symlink():
+                raise InvalidArtifact(f"Entry below a link in archive: {path.as_posix()!r}")
+            if current.exists() and not current.is_dir():
+                raise InvalidArtifact(f"Entry below a file in archive: {path.as_posix()!r}")
+            current.mkdir(exist_ok=True)
+        return current
+
+    def _target(self, path: PurePosixPath) -> Path:
+        """Where a new entry goes: never onto an existing one."""
+        if not path.parts:
+            raise InvalidArtifact("An archive entry has an empty path")
+        target = self._parent(path) / path.parts[-1]
+        if os.path.lexists(target):
+            raise InvalidArtifact(f"Duplicate entry in archive: {path.as_posix()!r}")
+        return target
+
+    def directory(self, path: PurePosixPath) -> None:
+        if not path.parts:  # "./": the root itself
+            return
+        target = self._parent(path) / path.parts[-1]
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            raise InvalidArtifact(f"Duplicate entry in archive: {path.as_posix()!r}")
+        target.mkdir(exist_ok=True)
+
+    def file(self, path: PurePosixPath, source: IO[bytes]) -> None:
+        target = self._target(path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        with os.fdopen(os.open(target, flags, 0o644), "wb") as out:
             while chunk := source.read(CHUNK):
-                self.left -= len(chunk)
-                if self.left < 0:
-                    raise ArtifactTooLarge(
-                        f"The archive unpacks to more than {self.limit} bytes "
-                        "(size limit or compression-ratio limit)"
-                    )
+                self._spend(len(chunk))
                 out.write(chunk)
+        self.files[path] = target
+
+    def symlink(self, path: PurePosixPath, link: str) -> None:
+        if not _inside(path, link):
+            raise InvalidArtifact(f"Link leaves the archive: {path.as_posix()!r}")
+        os.symlink(link, self._target(path))
+
+    def hardlink(self, path: PurePosixPath, link: str) -> None:
+        """A tar hardlink names an earlier regular file of the archive; it is written as a copy."""
+        source = self.files.get(_checked_name(link))
+        if source is None:
+            raise InvalidArtifact(
+                f"Hardlink to no earlier file of the archive: {path.as_posix()!r}"
+            )
+        with source.open("rb") as handle:
+            self.file(path, handle)
+
+    def finish(self) -> None:
+        for directory, folders, names in os.walk(self.root):
+            for name in (*folders, *names):
+                entry = Path(directory) / name
+                if not entry.is_symlink():
+                    continue
+                try:
+                    real = Path(os.path.realpath(entry, strict=True))
+                except OSError as exc:
+                    raise InvalidArtifact(f"Link to nothing in archive: {name!r}") from exc
+                if not real.is_relative_to(self.root):
+                    raise InvalidArtifact(f"Link leaves the archive: {name!r}")
+                if not real.is_file():
+                    raise InvalidArtifact(f"Link to something other than a file: {name!r}")
+                self._spend(real.stat().st_size)
+
+    def _spend(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise ArtifactTooLarge(
+                f"The archive unpacks to more than {self.limit} bytes "
+                "(size limit or compression-ratio limit)"
+            )
 
 
 def _unpack_tar(archive: Path, destination: Path, limit: int) -> None:
-    budget = _Budget(destination, limit)
+    tree = _Tree(destination, limit)
     try:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:
                 path = _checked_name(member.name)
-                target = destination.joinpath(*path.parts)
                 if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
+                    tree.directory(path)
                 elif member.isfile():
                     source = tar.extractfile(member)
                     assert source is not None
-                    budget.copy(source, target)
-                elif member.issym() or member.islnk():
-                    base = path if member.issym() else PurePosixPath(".")
-                    if not _inside(base, member.linkname):
-                        raise InvalidArtifact(f"Link leaves the archive: {member.name!r}")
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    if member.issym():
-                        os.symlink(member.linkname, target)
-                    else:
-                        shutil.copyfile(destination / member.linkname, target)
+                    tree.file(path, source)
+                elif member.issym():
+                    tree.symlink(path, member.linkname)
+                elif member.islnk():
+                    tree.hardlink(path, member.linkname)
                 else:
                     raise InvalidArtifact(f"Special file in archive: {member.name!r}")
-    except (tarfile.TarError, EOFError, OSError) as exc:
+        tree.finish()
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         raise InvalidArtifact(f"Unreadable tar archive: {exc}") from exc
 
 
+MAX_LINK_TEXT = 4096
+
+
 def _unpack_zip(archive: Path, destination: Path, limit: int) -> None:
-    budget = _Budget(destination, limit)
+    tree = _Tree(destination, limit)
     try:
         with zipfile.ZipFile(archive) as zipped:
             for info in zipped.infolist():
                 path = _checked_name(info.filename)
-                mode = info.external_attr >> 16
-                if stat.S_ISLNK(mode):
-                    link = zipped.read(info).decode()
-                    if not _inside(path, link):
-                        raise InvalidArtifact(f"Link leaves the archive: {info.filename!r}")
-                    target = destination.joinpath(*path.parts)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.symlink(link, target)
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    with zipped.open(info) as source:
+                        link = source.read(MAX_LINK_TEXT + 1)
+                    if len(link) > MAX_LINK_TEXT:
+                        raise InvalidArtifact(f"Link text too long: {info.filename!r}")
+                    tree.symlink(path, link.decode())
                 elif info.is_dir():
-                    destination.joinpath(*path.parts).mkdir(parents=True, exist_ok=True)
+                    tree.directory(path)
                 else:
                     with zipped.open(info) as source:
-                        budget.copy(source, destination.joinpath(*path.parts))
-    except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as exc:
+                        tree.file(path, source)
+        tree.finish()
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
         raise InvalidArtifact(f"Unreadable zip archive: {exc}") from exc
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,16 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from eth_account import Account
 
 from app.core.config import Settings
+
+# Importing eth-account imports py_ecc, which raises the interpreter's recursion limit to 100,000
+# for the whole process. The C JSON parser trusts that limit, so a body nested 100,000 deep would
+# overflow the C stack and kill the process (SIGSEGV) before any key is checked. Put it back.
+_recursion_limit = sys.getrecursionlimit()
+from eth_account import Account  # noqa: E402  # imported between the two halves of the guard
+
+sys.setrecursionlimit(_recursion_limit)
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tar_with(*members: tuple[str, bytes | None, str | None]) -> bytes:
-    """(name, content, link target): a file when content is given, else a symlink."""
+    """(name, content, link target): a file when content is given, else a symlink; a link
+    target written `hard:target` is a hardlink."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, content, link in members:
@@ -40,22 +41,35 @@ def tar_with(*members: tuple[str, bytes | None, str | None]) -> bytes:
                 info.size = len(content)
                 tar.addfile(info, io.BytesIO(content))
             else:
-                info.type = tarfile.SYMTYPE
-                info.linkname = link or ""
+                hard = (link or "").startswith("hard:")
+                info.type = tarfile.LNKTYPE if hard else tarfile.SYMTYPE
+                info.linkname = (link or "").removeprefix("hard:")
                 tar.addfile(info)
     return buffer.getvalue()
 
 
 def zip_with(*files: tuple[str, bytes], symlink: tuple[str, str] | None = None) -> bytes:
+    return zip_links(*files, links=[symlink] if symlink is not None else [])
+
+
+def zip_links(*files: tuple[str, bytes], links: list[tuple[str, str | bytes]]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, content in files:
             archive.writestr(name, content)
-        if symlink is not None:
-            info = zipfile.ZipInfo(symlink[0])
+        for name, target in links:
+            info = zipfile.ZipInfo(name)
             info.external_attr = 0o120777 << 16
-            archive.writestr(info, symlink[1])
+            archive.writestr(info, target)
     return buffer.getvalue()
+
+
+# A directory link that reads as inside the tree (a10's parent is 9 deep, 9 `..` climb to the
+# root) but really is the root; a second link's 10 `..` then climb out of the real tree.
+DEEP = "/".join(f"a{i}" for i in range(1, 11))
+CLIMB = "../" * 9
+LEAK = f"{DEEP}/{'../' * 10}etc/passwd"
+ZEROS = bytes(100_000)
 
 
 HOSTILE = {
@@ -89,6 +103,69 @@ HOSTILE = {
         400,
         "invalid_artifact",
     ),
+    "chained links (tar symlink)": (
+        tar_with(("MLmodel", MLMODEL, None), (DEEP, None, CLIMB), ("leak", None, LEAK)),
+        400,
+        "invalid_artifact",
+    ),
+    "chained links (tar hardlink)": (
+        tar_with(("MLmodel", MLMODEL, None), (DEEP, None, CLIMB), ("leak", None, f"hard:{LEAK}")),
+        400,
+        "invalid_artifact",
+    ),
+    "chained links (zip symlink)": (
+        zip_links(("MLmodel", MLMODEL), links=[(DEEP, CLIMB), ("leak", LEAK)]),
+        400,
+        "invalid_artifact",
+    ),
+    "a link that becomes an escape once a later link exists": (
+        tar_with(
+            ("MLmodel", MLMODEL, None),
+            ("a/leak", None, "d/../../etc/passwd"),  # reads as inside: a/d/../.. is the root
+            ("a/b/keep", b"x", None),
+            ("a/d", None, "b/.."),  # then a/d is a itself, and the first link climbs out
+        ),
+        400,
+        "invalid_artifact",
+    ),
+    "a file written through a link": (
+        tar_with(("MLmodel", MLMODEL, None), ("up", None, "."), ("up/x.txt", b"x", None)),
+        400,
+        "invalid_artifact",
+    ),
+    "a link to a directory": (
+        tar_with(("MLmodel", MLMODEL, None), ("data/a.txt", b"a", None), ("d", None, "data")),
+        400,
+        "invalid_artifact",
+    ),
+    "hardlink bomb": (
+        tar_with(
+            ("MLmodel", MLMODEL, None),
+            ("zeros.bin", ZEROS, None),
+            *((f"copy{i}.bin", None, "hard:zeros.bin") for i in range(2000)),
+        ),
+        413,
+        "artifact_too_large",
+    ),
+    "symlink bomb": (
+        tar_with(
+            ("MLmodel", MLMODEL, None),
+            ("zeros.bin", ZEROS, None),
+            *((f"copy{i}.bin", None, "zeros.bin") for i in range(2000)),
+        ),
+        413,
+        "artifact_too_large",
+    ),
+    "a hardlink to a file not in the archive": (
+        tar_with(("MLmodel", MLMODEL, None), ("passwd", None, "hard:etc/passwd")),
+        400,
+        "invalid_artifact",
+    ),
+    "zip link that is not UTF-8": (
+        zip_links(("MLmodel", MLMODEL), links=[("link", b"\xff")]),
+        400,
+        "invalid_artifact",
+    ),
     "zip bomb ratio": (
         zip_with(("MLmodel", MLMODEL), ("weights.bin", bytes(30_000_000))),
         413,
@@ -112,9 +189,12 @@ async def test_hostile_archives_are_refused_before_anything_is_written(
     assert not (tmp_path.parent / "evil.txt").exists()
 
 
-async def test_a_symlink_inside_the_tree_is_fine(client: httpx.AsyncClient, admin_key: str) -> None:
+async def test_links_inside_the_tree_are_fine(client: httpx.AsyncClient, admin_key: str) -> None:
     archive = tar_with(
-        ("MLmodel", MLMODEL, None), ("data/a.txt", b"a", None), ("alias.txt", None, "data/a.txt")
+        ("MLmodel", MLMODEL, None),
+        ("data/a.txt", b"a", None),
+        ("alias.txt", None, "data/a.txt"),
+        ("data/same.txt", None, "hard:data/a.txt"),
     )
     response = await upload(client, admin_key, baseline(unique()), archive)
     assert response.status_code == 201, response.text
