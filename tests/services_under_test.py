@@ -199,9 +199,7 @@ def wait_until_healthy(
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return
         time.sleep(0.5)
-    raise RuntimeError(
-        f"{what} not healthy in {timeout_s} s:\n{log_path.read_text()[-4000:]}"
-    )
+    raise RuntimeError(f"{what} not healthy in {timeout_s} s:\n{log_path.read_text()[-4000:]}")
 
 
 def settings_env(settings: Any) -> dict[str, str]:
@@ -213,7 +211,9 @@ def settings_env(settings: Any) -> dict[str, str]:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
-        env[f"HOKUSAI_{field.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        env[f"HOKUSAI_{field.upper()}"] = (
+            str(value).lower() if isinstance(value, bool) else str(value)
+        )
     return env
 
 

@@ -4,8 +4,8 @@ integers, control characters. Each gets a problem+json 4xx and the process keeps
 from __future__ import annotations
 
 import json
-import sys
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +38,7 @@ BODY_ROUTES = [
 @pytest.fixture(scope="module")
 def live(
     database_url: str, redis_url: str, mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str, "subprocess.Popen[bytes]"]]:
+) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
     """`hokusai-api serve` in its own process: a crash there is a dead process, seen as such."""
     workdir = tmp_path_factory.mktemp("live")
     admin = generate_key()
@@ -73,7 +73,7 @@ def test_importing_the_app_leaves_the_recursion_limit_alone() -> None:
 @pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
 @pytest.mark.parametrize("with_key", [False, True])
 def test_a_body_nested_100000_deep_is_refused_and_the_process_lives(
-    live: tuple[str, str, "subprocess.Popen[bytes]"], method: str, path: str, with_key: bool
+    live: tuple[str, str, subprocess.Popen[bytes]], method: str, path: str, with_key: bool
 ) -> None:
     url, admin, process = live
     headers = {"Content-Type": "application/json"}
