@@ -49,6 +49,26 @@ end
 RETURNING_LUA = ASSIGN_LUA.replace("counter)", "counter %% 1000)")
 
 
+EXPOSED = 10_000  # units assigned before outcomes are posted: only exposed units count
+
+
+async def expose(base: str, key: str, test_id: str) -> None:
+    """Assign units u-0 .. u-9999, so the outcome batches count (not ignore) their events."""
+    gate = asyncio.Semaphore(32)
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120
+    ) as client:
+
+        async def one(unit: int) -> None:
+            async with gate:
+                response = await client.post(
+                    f"/api/v1/ab-tests/{test_id}/assign", json={"unit_id": f"u-{unit}"}
+                )
+                response.raise_for_status()
+
+        await asyncio.gather(*(one(unit) for unit in range(EXPOSED)))
+
+
 async def ingest(
     base: str, key: str, test_id: str, batches: int, start: int, workers: int = 4
 ) -> float:
@@ -59,7 +79,8 @@ async def ingest(
         json.dumps(
             {
                 "events": [
-                    {"unit_id": f"u{batch}-{i}", "value": (batch + i) % 2} for i in range(1000)
+                    {"unit_id": f"u-{(batch * 1000 + i) % EXPOSED}", "value": (batch + i) % 2}
+                    for i in range(1000)
                 ]
             }
         ).encode()
@@ -134,6 +155,7 @@ def main() -> None:
                     "variants": [{"name": "a", "version": 1, "weight": 0.5}, {"name": "b", "version": 2, "weight": 0.5}],
                 }).json()  # fmt: skip
                 client.post(f"/api/v1/ab-tests/{test['id']}/start").raise_for_status()
+                asyncio.run(expose(base, key, test["id"]))
                 rate_small = asyncio.run(ingest(base, key, test["id"], 1, 0, workers=1))
                 small = results_latency(client, test["id"])
                 rate = asyncio.run(ingest(base, key, test["id"], 999, 1))

@@ -1,4 +1,5 @@
-"""A TCP proxy a test can cut: the real server keeps running, the service loses it for real."""
+"""A TCP proxy a test can cut or freeze: the real server keeps running, the service loses it for
+real (a closed port), or waits on it for real (a server that accepts and never answers)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ class Proxy:
         self.connections: list[socket.socket] = []
         self.lock = threading.Lock()
         self.open = True
+        self.frozen = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def restore(self) -> None:
+        """After `cut`: listen on the same port again, as a server that comes back."""
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        self.open = True
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -27,6 +35,10 @@ class Proxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            if self.frozen.is_set():  # accepted, never answered
+                with self.lock:
+                    self.connections.append(client)
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -37,13 +49,22 @@ class Proxy:
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self.frozen.is_set():  # frozen: what is sent is swallowed
+                    sink.sendall(data)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
+
+    def freeze(self) -> None:
+        """From now on nothing is forwarded either way, and new connections are accepted but
+        never answered: a server that hangs, not one that is gone."""
+        self.frozen.set()
+
+    def thaw(self) -> None:
+        """Forward again (what was swallowed while frozen stays lost)."""
+        self.frozen.clear()
 
     def cut(self) -> None:
         """Stop listening and drop every open connection: the port is closed from now on."""

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from app.core.breaker import Breaker
 from app.core.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ Queued = tuple[tuple[tuple[Any, ...], ...], "asyncio.Future[list[Any]]"]
 
 class Cache:
     """A circuit breaker sits in front: after `breaker_failures` errors in a row, Redis is not
-    asked for `breaker_cooldown_s` (every operation is an instant miss), then one call tries."""
+    asked for `breaker_cooldown_s` (every operation is an instant miss), then calls try again."""
 
     def __init__(
         self,
@@ -43,10 +44,7 @@ class Cache:
     ) -> None:
         self.prefix = prefix
         self.metrics = metrics
-        self.breaker_failures = breaker_failures
-        self.breaker_cooldown_s = breaker_cooldown_s
-        self._failures = 0
-        self._open_until = 0.0
+        self.breaker = Breaker(breaker_failures, breaker_cooldown_s)
         self._queued: list[Queued] = []
         self._sending: set[asyncio.Task[None]] = set()
         self.client: redis.Redis | None = None
@@ -66,14 +64,13 @@ class Cache:
     def _usable(self, operation: str) -> bool:
         if self.client is None:
             return False
-        if self._open_until and time.monotonic() < self._open_until:
+        if self.breaker.open:
             self.metrics.cache_operations.labels(operation, "skipped").inc()
             return False
         return True
 
     def _succeeded(self) -> None:
-        self._failures = 0
-        self._open_until = 0.0
+        self.breaker.succeeded()
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -194,9 +191,7 @@ class Cache:
 
     def _failed(self, operation: str, exc: Exception) -> None:
         self.metrics.cache_operations.labels(operation, "error").inc()
-        self._failures += 1
-        if self._failures >= self.breaker_failures:
-            self._open_until = time.monotonic() + self.breaker_cooldown_s
+        self.breaker.failed()
         log.warning("redis %s failed: %s", operation, exc.__class__.__name__)
 
     async def close(self) -> None:

@@ -1,5 +1,6 @@
 """MLflow, the only module that imports mlflow. The sync client runs in worker threads with a
-timeout; an unreachable or failing server becomes `RegistryUnavailable` (503 + Retry-After)."""
+timeout; an unreachable or failing server becomes `RegistryUnavailable` (503 + Retry-After), and
+after repeated timeouts a breaker answers that at once, until a call gets through again."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from app.core.breaker import Breaker
 from app.core.config import Settings
-from app.core.errors import RegistryUnavailable
+from app.core.errors import RegistryRejected, RegistryUnavailable
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -35,6 +37,7 @@ class Registry:
         # For a second call a worker makes while its first runs (never waits on `_executor`).
         self._side = ThreadPoolExecutor(settings.mlflow_workers, thread_name_prefix="mlflow-side")
         self._client: MlflowClient | None = None
+        self.breaker = Breaker(settings.mlflow_breaker_failures, settings.mlflow_breaker_cooldown_s)
         # What this process already made sure of in MLflow, to skip asking again. Entries can only
         # be stale if someone deletes them in MLflow by hand; a restart forgets them.
         self._experiments: dict[str, str] = {}
@@ -72,13 +75,19 @@ class Registry:
         a timeout, is `RegistryUnavailable`."""
         if self._client is None:
             raise RegistryUnavailable("MLflow client is starting", retry_after=self.retry_after_s)
+        if self.breaker.open:
+            raise RegistryUnavailable(
+                "MLflow has been failing; not asked again until the breaker's cooldown ends",
+                retry_after=self.breaker.retry_after_s,
+            )
         client = self._client
         loop = asyncio.get_running_loop()
         try:
-            return await asyncio.wait_for(
+            result = await asyncio.wait_for(
                 loop.run_in_executor(self._executor, fn, client), timeout_s or self.timeout_s
             )
         except TimeoutError as exc:
+            self.breaker.failed()
             raise RegistryUnavailable(
                 f"MLflow did not answer within {timeout_s or self.timeout_s:g} s",
                 retry_after=self.retry_after_s,
@@ -86,10 +95,15 @@ class Registry:
         except Exception as exc:
             status = _client_error_status(exc)
             if status is not None:
+                self.breaker.succeeded()  # it answered
                 raise RegistryRejected(status, getattr(exc, "message", str(exc))) from exc
+            if isinstance(exc, OSError):  # the network; not a model that fails to load
+                self.breaker.failed()
             raise RegistryUnavailable(
                 f"MLflow call failed: {exc.__class__.__name__}", retry_after=self.retry_after_s
             ) from exc
+        self.breaker.succeeded()
+        return result
 
     async def ping(self, timeout_s: float) -> None:
         await self.call(
@@ -427,15 +441,10 @@ def _paged(search: Callable[[str | None], Any], limit: int, offset: int) -> tupl
     return items[offset : offset + limit], len(items)
 
 
-class RegistryRejected(Exception):
-    """MLflow refused the request itself (not found, bad parameter, conflict): not an outage."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def _client_error_status(exc: Exception) -> int | None:
+    """The HTTP status of MLflow's refusal: an `MlflowException`'s error code, or the answer of
+    its artifact server (which raises `requests` errors)."""
     status: Any = getattr(exc, "get_http_status_code", lambda: None)()
+    if status is None:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
     return status if isinstance(status, int) and status in _CLIENT_ERROR_STATUSES else None

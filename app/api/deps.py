@@ -23,11 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.adapters.cache import Cache, Memo
 from app.adapters.registry import Registry
 from app.adapters.webhooks import Webhooks
-from app.core.config import Settings
+from app.core.config import API_KEY_PATTERN, Settings
 from app.core.errors import Forbidden, RateLimited, Unauthenticated
 from app.core.metrics import Metrics
 from app.core.security import Principal, PrincipalCache, Scope
-from app.db.session import AB_TEST, MODEL, changes, committed
+from app.db.session import AB_TEST, MODEL, changes, committed, unreachable
 from app.services.ab_tests import AbTestService, Traffic
 from app.services.api_keys import ApiKeyService
 from app.services.attestations import AttestationService
@@ -199,28 +199,60 @@ API_KEY_SECURITY: list[dict[str, list[str]]] = [
 
 
 async def authenticate(
+    request: Request,
     resources: ResourcesDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     header_key: Annotated[str | None, Security(header_scheme)],
 ) -> Principal:
-    return await principal_of(resources, bearer.credentials if bearer is not None else header_key)
+    secret = bearer.credentials if bearer is not None else header_key
+    return await principal_of(resources, secret, client_address(request))
 
 
-async def principal_of(resources: Resources, secret: str | None) -> Principal:
+def client_address(request: Request) -> str:
+    """The caller's address (the proxy's X-Forwarded-For when uvicorn trusts that proxy)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+async def principal_of(resources: Resources, secret: str | None, address: str) -> Principal:
     """The key's principal, once the key is known, not revoked and within its rate limit."""
     if not secret:
         resources.metrics.auth_failures.labels("missing").inc()
         raise Unauthenticated("Send an API key as 'Authorization: Bearer hk_...' or 'X-API-Key'")
-    principal = resources.principals.get(secret)
-    if principal is None:
-        # A session of its own: the request's transaction (if it has one) starts later, and a
-        # request that needs none (a prediction) holds no connection while it works.
-        async with resources.sessionmaker() as session:
-            principal = await ApiKeyService(session, resources.principals).authenticate(secret)
+    principal = resources.principals.get(secret) or await _look_up(resources, secret, address)
+    await enforce_rate_limit(resources, principal.id)
+    return principal
+
+
+async def _look_up(resources: Resources, secret: str, address: str) -> Principal:
+    """A key this process does not trust yet, checked in the database. Failures are counted per
+    client address: past the limit the address gets 429 without a lookup, so a flood of bad keys
+    costs the database nothing. While the database cannot be reached, a key checked recently is
+    served as it was (stale-if-error); any answer from the database ends that at once."""
+    failures = resources.cache.key("authfail", address, str(int(time.time() // 60)))
+    limit = resources.settings.auth_failures_per_minute
+    if limit and resources.cache.enabled:
+        [so_far] = await resources.cache.get_many([failures])
+        if isinstance(so_far, int) and so_far >= limit:
+            resources.metrics.auth_failures.labels("throttled").inc()
+            raise RateLimited(retry_after=max(1, 60 - int(time.time() % 60)))
+    principal = None
+    if API_KEY_PATTERN.match(secret):  # a malformed key is refused without a lookup
+        try:
+            # A session of its own: the request's transaction (if it has one) starts later, and
+            # a request that needs none (a prediction) holds no connection while it works.
+            async with resources.sessionmaker() as session:
+                principal = await ApiKeyService(session, resources.principals).authenticate(secret)
+        except Exception as exc:
+            principal = resources.principals.stale(secret) if unreachable(exc) else None
+            if principal is None:
+                raise
+            resources.metrics.auth_stale.inc()
+            return principal
     if principal is None:
         resources.metrics.auth_failures.labels("invalid").inc()
+        if limit and resources.cache.enabled:
+            await resources.cache.hit_window(failures, 60)
         raise Unauthenticated("The API key is unknown or revoked")
-    await enforce_rate_limit(resources, principal.id)
     return principal
 
 
@@ -233,7 +265,8 @@ async def authorize(request: Request, scope: Scope) -> tuple[Resources, Principa
     scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
     if scheme.lower() == "bearer" and credentials:
         secret = credentials
-    return resources, check_scope(await principal_of(resources, secret), scope, resources.metrics)
+    principal = await principal_of(resources, secret, client_address(request))
+    return resources, check_scope(principal, scope, resources.metrics)
 
 
 def check_scope(principal: Principal, scope: Scope, metrics: Metrics) -> Principal:

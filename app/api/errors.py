@@ -11,7 +11,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
@@ -26,6 +26,7 @@ from app.core.errors import (
     problem_type,
 )
 from app.core.logging import request_id_var
+from app.db.session import unreachable
 from app.schemas.common import Problem
 
 log = logging.getLogger(__name__)
@@ -112,9 +113,7 @@ async def handle_http(_: Request, error: Exception) -> JSONResponse:
 
 async def handle_database(request: Request, error: Exception) -> JSONResponse:
     """A lost or refused database connection is a 503; any other database error is a bug."""
-    if isinstance(error, OperationalError | PoolTimeout | psycopg.OperationalError) or (
-        isinstance(error, DBAPIError) and error.connection_invalidated
-    ):
+    if unreachable(error):
         log.warning("database unavailable: %s", error.__class__.__name__)
         retry_after = request.app.state.resources.settings.retry_after_s
         return error_response(

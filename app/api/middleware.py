@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request id, access log, request metrics and the body size limit."""
+"""Pure ASGI middleware: request id, access log, request metrics, the body size limit, and no NUL
+in the URL (Postgres text cannot hold it; bodies are checked by their schemas)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import logging
 import re
 import time
 import uuid
+from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import CarriedError, error_response
-from app.core.errors import ArtifactTooLarge, PayloadTooLarge
+from app.core.errors import ArtifactTooLarge, PayloadTooLarge, ValidationFailed
 from app.core.logging import request_id_var
 from app.core.metrics import Metrics
 
@@ -55,7 +59,14 @@ class RequestContext:
         self.metrics.in_flight.inc()
         try:
             declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
+            nul = _nul_in_url(scope)
+            if nul:
+                fields = ", ".join(".".join(map(str, error["loc"])) for error in nul)
+                response = error_response(
+                    ValidationFailed(f"Invalid request: {fields}", errors=nul)
+                )
+                await response(scope, receive, send_with_id)
+            elif declared.isdigit() and int(declared) > limit:
                 response = error_response(too_large(f"The request body exceeds {limit} bytes"))
                 await response(scope, receive, send_with_id)
             else:
@@ -79,6 +90,39 @@ class RequestContext:
                         "route": route,
                     },
                 )
+
+
+def _nul_in_url(scope: Scope) -> list[dict[str, Any]]:
+    """The path and query parameters holding a NUL character (two substring checks per request;
+    the parameters are named only when there is one)."""
+    query: bytes = scope["query_string"]
+    in_path = "\x00" in scope["path"]
+    if not in_path and b"%00" not in query and b"\x00" not in query:
+        return []
+    msg, kind = "must not contain NUL characters", "string_pattern_mismatch"
+    errors = [
+        {"loc": ["query", name], "msg": msg, "type": kind}
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        if "\x00" in name + value
+    ]
+    if in_path:
+        named = [
+            {"loc": ["path", name], "msg": msg, "type": kind}
+            for name, value in _path_params(scope).items()
+            if "\x00" in str(value)
+        ]
+        errors += named or [{"loc": ["path"], "msg": msg, "type": kind}]
+    return errors
+
+
+def _path_params(scope: Scope) -> dict[str, str]:
+    """The parameters of the documented path `scope` matches (looked up only for a bad path)."""
+    for template in scope["app"].openapi()["paths"]:
+        pattern, _, _ = compile_path(template)
+        match = pattern.match(scope["path"])
+        if match:
+            return match.groupdict()
+    return {}
 
 
 def _limited(receive: Receive, limit: int, too_large: type[PayloadTooLarge]) -> Receive:

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Per MLflow call; past it, 503 registry_unavailable"
     )
     mlflow_workers: int = Field(8, ge=1, description="Worker threads for the MLflow client")
+    mlflow_breaker_failures: int = Field(
+        3, ge=1, description="MLflow timeouts in a row that open the circuit (instant 503s)"
+    )
+    mlflow_breaker_cooldown_s: float = Field(
+        10.0, gt=0, description="How long an open circuit answers 503 before MLflow is tried again"
+    )
 
     ready_timeout_s: float = Field(2.0, gt=0, description="Per dependency check of /ready")
     retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 responses")
@@ -95,6 +101,15 @@ class Settings(BaseSettings):
 
     auth_cache_ttl_s: float = Field(
         10.0, ge=0, description="How long a replica trusts a checked key; 0 checks every request"
+    )
+    auth_stale_if_error_s: float = Field(
+        300.0,
+        ge=0,
+        description="While the database is unreachable, keys checked this long before the "
+        "trust above ran out are still served (revocations win once it answers); 0: never",
+    )
+    auth_failures_per_minute: int = Field(
+        30, ge=0, description="Failed authentications per client address before 429; 0 disables"
     )
     max_unpacked_bytes: int = Field(
         2 * 1024**3, ge=1024, description="Largest unpacked artifact; past it, 413"

@@ -99,6 +99,18 @@ class RegistryUnavailable(Unavailable):
     code, title = "registry_unavailable", "Model registry (MLflow) unavailable"
 
 
+class RegistryRejected(BadRequest):
+    """MLflow refused the request itself (not found, bad parameter, conflict): the caller's
+    error, never an outage to retry."""
+
+    code, title = "registry_rejected", "MLflow refused the request"
+
+    def __init__(self, mlflow_status: int, message: str) -> None:
+        super().__init__(f"MLflow refused the request ({mlflow_status}): {message}"[:2000])
+        self.mlflow_status = mlflow_status
+        self.message = message
+
+
 class ModelNotFound(NotFound):
     code, title = "model_not_found", "Model not found"
 

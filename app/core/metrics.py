@@ -62,6 +62,11 @@ class Metrics:
             ["operation", "result"],
             registry=self.registry,
         )
+        self.auth_stale = Counter(
+            "hokusai_auth_stale_total",
+            "Requests let through on a key checked earlier, because the database was unreachable",
+            registry=self.registry,
+        )
         self.auth_failures = Counter(
             "hokusai_auth_failures_total",
             "Requests refused for a missing, unknown or revoked key, or a missing scope",

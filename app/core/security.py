@@ -65,24 +65,34 @@ class Principal:
 class PrincipalCache:
     """Recently authenticated keys, in this process, for `ttl_s` seconds, so most requests skip
     the database. Keyed by the key's hash, never the secret. A revocation evicts at once here;
-    other replicas notice within `ttl_s`."""
+    other replicas notice within `ttl_s`. While the database cannot be reached, a key checked
+    within the last `ttl_s + stale_s` seconds is still served (`stale`): stale-if-error."""
 
-    def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
+    def __init__(self, ttl_s: float, stale_s: float = 0.0, max_entries: int = 10_000) -> None:
         self.ttl_s = ttl_s
+        self.stale_s = stale_s
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()  # checked at
 
     def get(self, key: str) -> Principal | None:
+        return self._within(key, self.ttl_s)
+
+    def stale(self, key: str) -> Principal | None:
+        """The key's principal if it was checked recently enough to serve while the database is
+        unreachable."""
+        return self._within(key, self.ttl_s + self.stale_s)
+
+    def _within(self, key: str, age_s: float) -> Principal | None:
         entry = self._entries.get(hash_key(key))
-        if entry is None or entry[0] < time.monotonic():
+        if entry is None or entry[0] + age_s < time.monotonic():
             return None
         return entry[1]
 
     def put(self, key: str, principal: Principal) -> None:
-        if self.ttl_s <= 0:
+        if self.ttl_s <= 0 and self.stale_s <= 0:
             return
         digest = hash_key(key)
-        self._entries[digest] = (time.monotonic() + self.ttl_s, principal)
+        self._entries[digest] = (time.monotonic(), principal)
         self._entries.move_to_end(digest)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

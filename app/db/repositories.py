@@ -11,7 +11,9 @@ from typing import Any, TypeVar
 import psycopg
 from sqlalchemy import (
     Select,
+    String,
     and_,
+    any_,
     bindparam,
     case,
     delete,
@@ -671,6 +673,16 @@ class AbTestRepository:
         )
         set_committed_value(test, "last_verdict", verdict)
         return bool(result.rowcount)  # type: ignore[attr-defined]  # an UPDATE gives a CursorResult
+
+    async def exposed(self, test_id: uuid.UUID, unit_ids: list[str]) -> set[str]:
+        """Which of these units were exposed to the test (one statement for a whole batch)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            units = bindparam("units", unit_ids, type_=postgresql.ARRAY(String))
+            among = AbExposure.unit_id == any_(units)
+        else:
+            among = AbExposure.unit_id.in_(unit_ids)
+        query = select(AbExposure.unit_id).where(AbExposure.test_id == test_id, among)
+        return set(await self.session.scalars(query))
 
     async def add_outcomes(
         self, test_id: uuid.UUID, added: dict[int, tuple[int, float, float]]

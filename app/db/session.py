@@ -6,8 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -84,6 +87,14 @@ def committed(session: AsyncSession) -> list[Callable[[], None]]:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether `error` says the database could not be reached (lost, refused, pool exhausted),
+    as opposed to a statement it refused."""
+    return isinstance(error, OperationalError | PoolTimeout | psycopg.OperationalError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    )
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -2,19 +2,38 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from typing_extensions import TypedDict
 
-from app.schemas.ml_models import AliasName, MetricName, Request
+from app.schemas.common import MAX_INTEGER, NO_NUL, Text, Time, VersionNumber
+from app.schemas.ml_models import AliasName, MetricName, ModelName, Request
 from app.services.deltas import Direction
 
 VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-UnitId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+UnitId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=NO_NUL)]
 Weight = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+def _in_the_future(moment: datetime) -> datetime:
+    if moment.tzinfo is None:  # RFC 3339 without an offset: UTC, as every time here
+        moment = moment.replace(tzinfo=UTC)
+    if moment <= datetime.now(UTC):
+        raise ValueError("must be in the future")
+    return moment
+
+
+EndsAt = Annotated[Time, AfterValidator(_in_the_future)]
 
 
 class Status(StrEnum):
@@ -32,7 +51,7 @@ class MetricSpec(Request):
 
 class VariantIn(Request):
     name: VariantName
-    version: int | None = Field(None, ge=1, strict=True)
+    version: VersionNumber | None = None
     alias: AliasName | None = Field(None, description="Resolved to a version when the test starts")
     weight: Weight
 
@@ -49,16 +68,16 @@ def _weights_sum_to_one(weights: list[float]) -> None:
 
 
 class AbTestCreate(Request):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    model: str
+    name: Annotated[Text, StringConstraints(min_length=1, max_length=128)]
+    model: ModelName
     variants: list[VariantIn] = Field(
         min_length=2, max_length=20, description="First is the control"
     )
-    unit: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "user_id"
+    unit: Annotated[Text, StringConstraints(min_length=1, max_length=64)] = "user_id"
     metric: MetricSpec
-    minimum_sample_size: int = Field(100, ge=1)
+    minimum_sample_size: int = Field(100, ge=1, le=MAX_INTEGER)
     confidence_level: float = Field(0.95, gt=0.5, lt=1)
-    ends_at: datetime | None = None
+    ends_at: EndsAt | None = Field(None, description="In the future")
     webhook_url: AnyHttpUrl | None = None
 
     @model_validator(mode="after")
@@ -74,8 +93,10 @@ class AbTestCreate(Request):
 
 
 class AbTestUpdate(Request):
-    weights: dict[str, Weight] | None = Field(None, description="Every variant's new weight")
-    ends_at: datetime | None = None
+    weights: dict[VariantName, Weight] | None = Field(
+        None, description="Every variant's new weight"
+    )
+    ends_at: EndsAt | None = Field(None, description="In the future")
 
     @model_validator(mode="after")
     def _sum(self) -> AbTestUpdate:
@@ -137,7 +158,8 @@ class OutcomesRequest(Request):
 
 
 class OutcomesAccepted(BaseModel):
-    accepted: int
+    accepted: int = Field(description="Events of exposed units, counted")
+    ignored: int = Field(description="Events of units never exposed to the test, not counted")
 
 
 class Srm(BaseModel):

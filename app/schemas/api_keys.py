@@ -10,7 +10,7 @@ from app.schemas.common import Schema
 
 
 class ApiKeyCreate(Schema):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\s\x00]([^\x00\n]*[^\s\x00])?$")
     scopes: list[Scope] = Field(min_length=1)
 
     @field_validator("scopes")

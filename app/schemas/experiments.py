@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from app.schemas.ml_models import MetricComparison, Request
+from app.schemas.common import VersionNumber
+from app.schemas.ml_models import MetricComparison, MetricName, ModelName, Request
 from app.services.deltas import Direction
 
 
@@ -29,14 +31,19 @@ class RunRead(BaseModel):
     tags: dict[str, str]
 
 
+RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+
+
 class RunCompare(Request):
     """Compare a candidate run against a baseline run, or against a registered version."""
 
-    candidate_run_id: str = Field(min_length=1, max_length=64)
-    baseline_run_id: str | None = Field(None, min_length=1, max_length=64)
-    model: str | None = Field(None, description="With `version`: compare against that version")
-    version: int | None = Field(None, ge=1, strict=True)
-    metric: str | None = Field(None, description="The primary metric (default: all shared)")
+    candidate_run_id: RunId
+    baseline_run_id: RunId | None = None
+    model: ModelName | None = Field(
+        None, description="With `version`: compare against that version"
+    )
+    version: VersionNumber | None = None
+    metric: MetricName | None = Field(None, description="The primary metric (default: all shared)")
     direction: Direction | None = Field(None, description="Of `metric`; default by its name")
 
     @model_validator(mode="after")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import posixpath
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -15,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.schemas.common import Text, VersionNumber
 from app.services.deltas import Direction, Family, MetricDelta
 
 MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,127}$"
@@ -27,13 +30,33 @@ MAX_CONTRIBUTORS = 256
 
 ModelName = Annotated[str, StringConstraints(pattern=MODEL_NAME)]
 AliasName = Annotated[str, StringConstraints(pattern=ALIAS)]
-MetricName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/ -]{1,250}$")]
-TagKey = Annotated[str, StringConstraints(min_length=1, max_length=250)]
-TagValue = Annotated[str, StringConstraints(max_length=5000)]
+
+
+def _mlflow_key(name: str) -> str:
+    """MLflow stores metric names and tag keys as paths too: one that would resolve to another
+    name (`a//b`, `./a`, `/a`, `..`) is refused there, so it is refused here first."""
+    normal = posixpath.normpath(name)
+    if normal != name or normal == "." or normal.startswith(("..", "/")):
+        raise ValueError(f"must not read as another path ({normal!r})")
+    return name
+
+
+# MLflow's rule for metric names and tag keys: letters, digits, `_ . - : /` and spaces.
+MetricName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_.:/ -]{1,250}$"),
+    AfterValidator(_mlflow_key),
+]
+TagKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=250, pattern=r"^[\w.:/ -]+$"),
+    AfterValidator(_mlflow_key),
+]
+TagValue = Annotated[Text, StringConstraints(max_length=5000)]
 Tags = Annotated[dict[TagKey, TagValue], Field(max_length=100)]
 # Strict: JSON `true` is not a number; NaN and infinity are refused.
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-Description = Annotated[str, StringConstraints(max_length=5000)]
+Description = Annotated[Text, StringConstraints(max_length=5000)]
 
 
 class ModelType(StrEnum):
@@ -65,7 +88,9 @@ class Dataset(Request):
 
 
 class ContributorWeight(Request):
-    address: str = Field(examples=["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"])
+    address: Annotated[Text, StringConstraints(max_length=256)] = Field(
+        examples=["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"]
+    )
     weight: Finite = Field(gt=0)
 
 
@@ -88,13 +113,17 @@ class VersionMetadata(Request):
         None, description="Required for the first baseline of a model; baselines may re-declare"
     )
     dataset: Dataset
-    parent_version: int | None = Field(None, ge=1, strict=True)
+    parent_version: VersionNumber | None = None
     contributors: list[ContributorWeight] | None = Field(None, max_length=MAX_CONTRIBUTORS)
 
     @field_validator("token_id", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        if not value.isascii():  # Unicode casing would turn `ß` into `SS`
+            raise ValueError("must be ASCII letters, digits and dashes")
+        return value.upper()
 
     @model_validator(mode="after")
     def _kind_rules(self) -> VersionMetadata:
@@ -196,7 +225,7 @@ class DescriptionAndTags(Request):
 
 
 class AliasSet(Request):
-    version: int = Field(ge=1, strict=True)
+    version: VersionNumber
     reason: Description | None = None
 
 
@@ -222,7 +251,7 @@ class AliasAt(BaseModel):
 
 
 class Rollback(Request):
-    to_version: int | None = Field(None, ge=1, strict=True)
+    to_version: VersionNumber | None = None
     reason: Description | None = None
 
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.schemas.common import NO_NUL, VersionNumber
 from app.schemas.ml_models import AliasName, Request
 
 
@@ -12,10 +13,10 @@ class PredictRequest(Request):
         description="One row (an object) or a batch (a list of objects)",
         examples=[{"company_size": 120, "industry": "saas"}],
     )
-    version: int | None = Field(None, ge=1, strict=True)
+    version: VersionNumber | None = None
     alias: AliasName | None = None
     unit_id: str | None = Field(
-        None, max_length=256, description="Routes through a running A/B test"
+        None, max_length=256, pattern=NO_NUL, description="Routes through a running A/B test"
     )
 
 

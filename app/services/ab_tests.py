@@ -45,6 +45,7 @@ from app.schemas.ab_tests import (
     ComparisonResult,
     MetricSpec,
     Outcome,
+    OutcomesAccepted,
     Results,
     Srm,
     Status,
@@ -455,8 +456,9 @@ class AbTestService:
         result.ab_test = AbTestAssignment(id=str(test.id), variant=assignment.variant)
         return result
 
-    async def record_outcomes(self, test_id: uuid.UUID, events: list[Outcome]) -> int:
-        """Events of a unit go to the variant its id hashes to, whatever the client thinks."""
+    async def record_outcomes(self, test_id: uuid.UUID, events: list[Outcome]) -> OutcomesAccepted:
+        """Events of a unit go to the variant its id hashes to, whatever the client thinks; only
+        units exposed to the test count (the others are `ignored`)."""
         test, variants = await self._test(test_id)
         if test.status == Status.DRAFT:
             raise InvalidTransition("The test has not started")
@@ -467,8 +469,13 @@ class AbTestService:
                 raise ValidationFailed("binary outcomes are 0 or 1", errors=[
                     {"loc": ["body", "events", int(wrong[0]), "value"], "msg": "must be 0 or 1", "type": "value_error"}
                 ])  # fmt: skip
+        exposed = await self.tests.exposed(test.id, list({event["unit_id"] for event in events}))
+        counted = np.fromiter((event["unit_id"] in exposed for event in events), bool, len(events))
+        values = values[counted]
         positions = ab_stats.assign_all(
-            str(test.id), (event["unit_id"] for event in events), [v.weight for v in variants]
+            str(test.id),
+            (event["unit_id"] for event in events if event["unit_id"] in exposed),
+            [v.weight for v in variants],
         )
         # Per variant: count, sum and sum of squares, summed in event order as a loop would.
         counts = np.bincount(positions, minlength=len(variants))
@@ -478,11 +485,12 @@ class AbTestService:
             position: (int(counts[position]), float(totals[position]), float(squares[position]))
             for position in np.flatnonzero(counts).tolist()
         }
-        await self.tests.add_outcomes(test.id, added)
-        for position, (n, _, _) in added.items():
-            self.metrics.ab_events.labels(test.name, variants[position].name, "outcome").inc(n)
-        await self._notice_verdict(test)
-        return len(events)
+        if added:
+            await self.tests.add_outcomes(test.id, added)
+            for position, (n, _, _) in added.items():
+                self.metrics.ab_events.labels(test.name, variants[position].name, "outcome").inc(n)
+            await self._notice_verdict(test)
+        return OutcomesAccepted(accepted=len(values), ignored=len(events) - len(values))
 
     # Results and promotion
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from app.adapters.registry import Registry, RegistryRejected
-from app.core.errors import ExperimentNotFound, RunNotFound
+from app.adapters.registry import Registry
+from app.core.errors import ExperimentNotFound, RegistryRejected, RunNotFound
 from app.schemas.experiments import ExperimentRead, RunComparison, RunRead
 from app.schemas.ml_models import MetricComparison
 from app.services.deltas import Direction, compare_metrics

@@ -4,6 +4,7 @@ their history, rollback and compare."""
 from __future__ import annotations
 
 import asyncio
+import re
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.adapters.registry import Publication, Registry, RegistryRejected
+from app.adapters.registry import Publication, Registry
 from app.core.config import Settings
 from app.core.errors import (
     AliasNotFound,
@@ -23,6 +24,7 @@ from app.core.errors import (
     InvalidArtifact,
     ModelNotFound,
     ModelTypeMismatch,
+    RegistryRejected,
     RollbackUnavailable,
     TokenIdTaken,
     ValidationFailed,
@@ -352,13 +354,13 @@ class MlModelService:
                 max_ratio=self.settings.max_artifact_ratio,
             )
             return root, None
+        if ".." in re.split(r"[/\\]", artifact):
+            raise InvalidArtifact(f"source_uri {artifact} climbs out of its location ('..')")
         try:
             run_id = await self.registry.run_id_of(artifact)
             downloaded = await self.registry.download(artifact, workdir / "download")
         except RegistryRejected as exc:
-            raise InvalidArtifact(
-                f"source_uri {artifact} not found in MLflow: {exc.message}"
-            ) from exc
+            raise InvalidArtifact(f"MLflow refused source_uri {artifact}: {exc.message}") from exc
         return artifacts.model_root(downloaded), run_id
 
     # Reads

@@ -23,13 +23,14 @@ import rfc8785
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.cache import Cache, Memo
-from app.adapters.registry import Column, LoadedModel, Registry, RegistryRejected
+from app.adapters.registry import Column, LoadedModel, Registry
 from app.core import heap
 from app.core.config import Settings
 from app.core.errors import (
     BatchTooLarge,
     ModelNotFound,
     ModelUnavailable,
+    RegistryRejected,
     RegistryUnavailable,
     ValidationFailed,
     VersionNotFound,

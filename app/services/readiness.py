@@ -1,4 +1,4 @@
-"""Readiness: ping each dependency concurrently, each with its own short timeout."""
+"""Readiness: ping each dependency concurrently, each within its own short budget."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ async def check_readiness(
         started = time.perf_counter()
         error: str | None = None
         try:
-            await asyncio.wait_for(ping(), timeout_s)
+            await within(ping(), timeout_s)
         except TimeoutError:
             error = f"no answer within {timeout_s:g} s"
         except Exception as exc:
@@ -48,6 +48,24 @@ async def check_readiness(
     else:
         status = "ready"
     return Readiness(status=status, checks=checks)
+
+
+async def within(work: Awaitable[None], timeout_s: float) -> None:
+    """`work`, or TimeoutError once `timeout_s` has passed. Unlike `asyncio.wait_for`, it does not
+    wait for the cancelled work to wind down: cancelling a query to a hung server makes the
+    driver open a connection of its own to send the cancel request, which hangs as well."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if task in done:
+        return task.result()
+    task.cancel()
+    task.add_done_callback(_forget)
+    raise TimeoutError
+
+
+def _forget(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a cancelled ping's late error is no news
 
 
 def _first_line(exc: Exception) -> str:

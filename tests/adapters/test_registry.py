@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from app.adapters.registry import Registry, RegistryRejected
+from app.adapters.registry import Registry
 from app.core.config import Settings
-from app.core.errors import RegistryUnavailable
+from app.core.errors import RegistryRejected, RegistryUnavailable
 from tests.services_under_test import free_port
 
 
@@ -32,7 +32,8 @@ async def test_mlflow_client_errors_are_rejections_not_outages(settings: Setting
     try:
         with pytest.raises(RegistryRejected) as raised:
             await registry.call(lambda client: client.get_registered_model("does-not-exist-xyz"))
-        assert raised.value.status == 404
+        assert raised.value.mlflow_status == 404
+        assert raised.value.status == 400  # a request MLflow refuses is the caller's error
     finally:
         registry.close()
 

@@ -81,6 +81,18 @@ async def act(
     )
 
 
+async def expose(client: httpx.AsyncClient, key: str, test_id: str, units: list[str]) -> None:
+    """Assign each unit once: only exposed units' outcomes count."""
+    gate = asyncio.Semaphore(32)
+
+    async def one(unit: str) -> None:
+        async with gate:
+            response = await act(client, key, test_id, "assign", unit_id=unit)
+            assert response.status_code == 200, response.text
+
+    await asyncio.gather(*(one(unit) for unit in units))
+
+
 async def test_lifecycle_and_one_running_test_per_model(
     client: httpx.AsyncClient, admin_key: str, archives: list[bytes]
 ) -> None:
@@ -204,8 +216,10 @@ async def test_results_match_scipy_and_promotion_moves_production(
         value = 10.0 + (unit % 7) + (4.0 if arm == 1 else 0.0)
         raw[arm].append(value)
         events.append({"unit_id": f"user-{unit}", "value": value})
-    accepted = await act(client, admin_key, test["id"], "outcomes", events=events)
-    assert accepted.json() == {"accepted": 400}
+    await expose(client, admin_key, test["id"], [f"user-{unit}" for unit in range(400)])
+    never_exposed = [{"unit_id": f"stranger-{unit}", "value": 1000.0} for unit in range(30)]
+    accepted = await act(client, admin_key, test["id"], "outcomes", events=events + never_exposed)
+    assert accepted.json() == {"accepted": 400, "ignored": 30}
     results = (
         await client.get(f"/api/v1/ab-tests/{test['id']}/results", headers=auth(admin_key))
     ).json()
@@ -273,9 +287,10 @@ async def test_fifty_concurrent_outcome_posters_lose_nothing(
     test = await create(client, admin_key, name)
     await act(client, admin_key, test["id"], "start")
     batches = [
-        [{"unit_id": f"p{poster}-u{i}", "value": (poster + i) % 2} for i in range(100)]
+        [{"unit_id": f"p{poster}-u{i}", "value": (poster + i) % 2} for i in range(20)]
         for poster in range(50)
     ]
+    await expose(client, admin_key, test["id"], [e["unit_id"] for b in batches for e in b])
     responses = await asyncio.gather(
         *(act(client, admin_key, test["id"], "outcomes", events=batch) for batch in batches)
     )
@@ -283,7 +298,7 @@ async def test_fifty_concurrent_outcome_posters_lose_nothing(
     results = (
         await client.get(f"/api/v1/ab-tests/{test['id']}/results", headers=auth(admin_key))
     ).json()
-    assert sum(v["n"] for v in results["variants"]) == 5000
+    assert sum(v["n"] for v in results["variants"]) == 1000
     ones = sum(e["value"] for batch in batches for e in batch)
     assert sum(round(v["n"] * v["mean"]) for v in results["variants"] if v["n"]) == ones
 
@@ -296,12 +311,13 @@ async def test_a_retried_outcome_batch_with_its_idempotency_key_counts_once(
     await act(client, admin_key, test["id"], "start")
     url = f"/api/v1/ab-tests/{test['id']}/outcomes"
     batch = {"events": [{"unit_id": f"u{i}", "value": i % 2} for i in range(100)]}
+    await expose(client, admin_key, test["id"], [f"u{i}" for i in range(100)])
     keyed = {**auth(admin_key), "Idempotency-Key": "batch-1"}
     first, retry = [await client.post(url, json=batch, headers=keyed) for _ in range(2)]
     other = await client.post(url, json={"events": batch["events"][:10]}, headers=keyed)
     results = await client.get(f"/api/v1/ab-tests/{test['id']}/results", headers=auth(admin_key))
     assert first.status_code == retry.status_code == 200
-    assert first.json() == retry.json() == {"accepted": 100}
+    assert first.json() == retry.json() == {"accepted": 100, "ignored": 0}
     assert retry.headers["idempotent-replayed"] == "true"
     assert_problem(other, 409, "idempotency_conflict")
     assert sum(v["n"] for v in results.json()["variants"]) == 100

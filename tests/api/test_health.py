@@ -7,6 +7,7 @@ import httpx
 
 from app.core.config import Settings
 from tests.conftest import auth, serve
+from tests.proxy import database_behind_proxy
 from tests.services_under_test import free_port
 
 
@@ -42,6 +43,30 @@ async def test_ready_is_unavailable_when_database_port_is_closed(
     assert body["checks"]["database"]["error"]
     assert body["checks"]["mlflow"]["status"] == "up"
     assert elapsed < 10, "readiness must not hang on a dead database"
+
+
+async def test_ready_keeps_its_budget_when_the_database_hangs(
+    make_settings: Callable[..., Settings], clean_database: str
+) -> None:
+    proxy, through = database_behind_proxy(clean_database)
+    settings = make_settings(database_url=through, bootstrap_api_key=None, ready_timeout_s=1)
+    try:
+        async with serve(settings) as client:
+            assert (await client.get("/ready")).status_code == 200  # a pooled connection, too
+            proxy.freeze()
+            timings, bodies = [], []
+            for _ in range(3):
+                started = time.monotonic()
+                response = await client.get("/ready")
+                timings.append(time.monotonic() - started)
+                bodies.append(response.json())
+                assert response.status_code == 503
+            proxy.cut()  # what still waits on the hung server gives up now
+    finally:
+        proxy.cut()
+    assert all(body["checks"]["database"]["status"] == "down" for body in bodies)
+    assert all(body["checks"]["database"]["error"] == "no answer within 1 s" for body in bodies)
+    assert max(timings) < 1 + 0.75, timings  # the budget, and a little for the other checks
 
 
 async def test_ready_is_unavailable_when_mlflow_port_is_closed(

@@ -9,6 +9,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,9 @@ from pydantic import SecretStr
 
 from app.core.config import Settings
 from app.core.security import generate_key
+from tests.api.test_errors import assert_problem
+from tests.conftest import auth
+from tests.factories import baseline, unique
 from tests.services_under_test import free_port, service_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,3 +88,160 @@ def test_a_body_nested_100000_deep_is_refused_and_the_process_lives(
     assert response.headers["content-type"] == "application/problem+json"
     assert process.poll() is None
     assert httpx.get(f"{url}/health", timeout=5).status_code == 200
+
+
+BIG = 2**31  # one past Postgres `integer`
+HUGE = 2**63  # one past Postgres `bigint`
+AB = f"/api/v1/ab-tests/{uuid.UUID(int=1)}"
+VARIANTS = [{"name": "a", "version": 1, "weight": 0.5}, {"name": "b", "version": 2, "weight": 0.5}]
+AB_TEST = {
+    "name": "t",
+    "model": "m",
+    "variants": VARIANTS,
+    "metric": {"name": "c", "kind": "binary"},
+}
+
+# (method, path, JSON body or None, the field the 422 must name)
+OUT_OF_RANGE = [
+    ("GET", f"/api/v1/models?offset={HUGE}", None, ["query", "offset"]),
+    ("GET", f"/api/v1/api-keys?offset={HUGE}", None, ["query", "offset"]),
+    ("GET", f"/api/v1/ab-tests?offset={HUGE}", None, ["query", "offset"]),
+    ("GET", f"/api/v1/models/m/versions/{BIG}", None, ["path", "version"]),
+    ("GET", f"/api/v1/models/m/versions/{BIG}/artifact", None, ["path", "version"]),
+    ("PATCH", f"/api/v1/models/m/versions/{BIG}", {"description": "x"}, ["path", "version"]),
+    ("GET", f"/api/v1/models/m/compare?base={BIG}&candidate=1", None, ["query", "base"]),
+    ("GET", f"/api/v1/models/m/lineage?version={BIG}", None, ["query", "version"]),
+    ("PUT", "/api/v1/models/m/aliases/production", {"version": BIG}, ["body", "version"]),
+    ("POST", "/api/v1/models/m/rollback", {"to_version": BIG}, ["body", "to_version"]),
+    ("POST", "/api/v1/models/m/predict", {"inputs": {}, "version": BIG}, ["body", "version"]),
+    (
+        "POST",
+        "/api/v1/ab-tests",
+        {**AB_TEST, "variants": [{**VARIANTS[0], "version": BIG}, VARIANTS[1]]},
+        ["body", "variants", 0, "version"],
+    ),
+    (
+        "POST",
+        "/api/v1/ab-tests",
+        {**AB_TEST, "minimum_sample_size": BIG},
+        ["body", "minimum_sample_size"],
+    ),
+    (
+        "POST",
+        "/api/v1/experiments/compare",
+        {"candidate_run_id": "abc", "model": "m", "version": BIG},
+        ["body", "version"],
+    ),
+]
+
+NUL = [
+    ("PATCH", "/api/v1/models/m", {"description": "a\x00b"}, ["body", "description"]),
+    ("PATCH", "/api/v1/models/m", {"tags": {"k": "a\x00b"}}, ["body", "tags", "k"]),
+    ("PATCH", "/api/v1/models/m", {"tags": {"a\x00b": "v"}}, ["body", "tags", "a\x00b", "[key]"]),
+    ("POST", "/api/v1/api-keys", {"name": "a\x00b", "scopes": ["read"]}, ["body", "name"]),
+    (
+        "PUT",
+        "/api/v1/models/m/aliases/production",
+        {"version": 1, "reason": "\x00"},
+        ["body", "reason"],
+    ),
+    ("POST", "/api/v1/models/m/rollback", {"reason": "a\x00"}, ["body", "reason"]),
+    ("POST", "/api/v1/ab-tests", {**AB_TEST, "name": "t\x00"}, ["body", "name"]),
+    ("POST", "/api/v1/ab-tests", {**AB_TEST, "unit": "u\x00"}, ["body", "unit"]),
+    ("POST", f"{AB}/assign", {"unit_id": "u\x00"}, ["body", "unit_id"]),
+    (
+        "POST",
+        f"{AB}/outcomes",
+        {"events": [{"unit_id": "u", "value": 1}, {"unit_id": "\x00", "value": 1}]},
+        ["body", "events", 1, "unit_id"],
+    ),
+    ("POST", "/api/v1/models/m/predict", {"inputs": {}, "unit_id": "\x00"}, ["body", "unit_id"]),
+    ("GET", "/api/v1/models?token_id=A%00B", None, ["query", "token_id"]),
+    ("GET", "/api/v1/ab-tests?model=m%00", None, ["query", "model"]),
+    ("GET", "/api/v1/models/m%00x", None, ["path", "name"]),
+    ("GET", "/api/v1/models/m%00x/versions", None, ["path", "name"]),
+    ("POST", "/api/v1/models/m%00/predict", {"inputs": {}}, ["path", "name"]),
+    ("GET", "/api/v1/attestations/sha256:%00", None, ["path", "attestation_id"]),
+    ("GET", "/api/v1/experiments/1%00/runs", None, ["path", "experiment_id"]),
+]
+
+REFUSED = [
+    # MLflow refuses these tag keys and metric names; so do we, before anything is written.
+    ("PATCH", "/api/v1/models/m", {"tags": {"a\nb": "v"}}, ["body", "tags", "a\nb", "[key]"]),
+    ("PATCH", "/api/v1/models/m", {"tags": {"a//b": "v"}}, ["body", "tags", "a//b", "[key]"]),
+    ("PATCH", "/api/v1/models/m", {"tags": {"/a": "v"}}, ["body", "tags", "/a", "[key]"]),
+    ("GET", "/api/v1/models/m/aliases/production/history?at=0.5", None, ["query", "at"]),
+    ("GET", "/api/v1/models/m/aliases/production/history?at=true", None, ["query", "at"]),
+    (
+        "POST",
+        "/api/v1/ab-tests",
+        {**AB_TEST, "ends_at": "0001-01-01T00:00:00Z"},
+        ["body", "ends_at"],
+    ),
+    ("POST", "/api/v1/ab-tests", {**AB_TEST, "ends_at": 1e12}, ["body", "ends_at"]),
+    ("PATCH", AB, {"ends_at": "2020-01-01T00:00:00Z"}, ["body", "ends_at"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "loc"),
+    OUT_OF_RANGE + NUL + REFUSED,
+    ids=[f"{m} {p} {loc}" for m, p, _, loc in OUT_OF_RANGE + NUL + REFUSED],
+)
+async def test_hostile_values_are_422_naming_the_field(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    loc: list[str | int],
+) -> None:
+    response = await client.request(method, path, json=body, headers=auth(admin_key))
+    problem = assert_problem(response, 422, "validation_failed")
+    assert loc in [error["loc"] for error in problem["errors"]], problem  # type: ignore[union-attr]
+
+
+async def test_a_token_id_is_ascii_before_it_is_upper_cased(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    name = unique()
+    response = await client.post(
+        "/api/v1/models/register",
+        json={**baseline(name, token_id="straße"), "source_uri": "runs:/abc/model"},
+        headers=auth(admin_key),
+    )
+    problem = assert_problem(response, 422, "validation_failed")
+    assert ["body", "token_id"] in [error["loc"] for error in problem["errors"]]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "source_uri",
+    [
+        "mlflow-artifacts:/../../etc",
+        "mlflow-artifacts:/a/..\\..\\etc",
+        "runs:/0123456789abcdef0123456789abcdef/model",
+    ],
+)
+async def test_a_source_uri_mlflow_refuses_is_400_not_an_outage(
+    client: httpx.AsyncClient, admin_key: str, source_uri: str
+) -> None:
+    response = await client.post(
+        "/api/v1/models/register",
+        json={**baseline(unique()), "source_uri": source_uri},
+        headers=auth(admin_key),
+    )
+    assert_problem(response, 400, "invalid_artifact")
+    assert "retry-after" not in response.headers
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize("path", ["/api/v1/models/m/predict", f"{AB}/assign", f"{AB}/outcomes"])
+async def test_a_body_that_is_not_json_is_415(
+    client: httpx.AsyncClient, admin_key: str, path: str, content_type: str
+) -> None:
+    response = await client.post(
+        path,
+        content=b'{"inputs": {}, "unit_id": "u", "events": [{"unit_id": "u", "value": 1}]}',
+        headers={**auth(admin_key), "Content-Type": content_type},
+    )
+    assert_problem(response, 415, "unsupported_media_type")

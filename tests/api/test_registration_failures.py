@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import tarfile
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -308,3 +309,43 @@ async def test_twenty_concurrent_registrations_get_twenty_consecutive_versions(
     ).json()
     assert listed["total"] == 21
     assert all(v["parent_version"] == 1 for v in listed["items"] if v["kind"] == "improved")
+
+
+async def test_a_hung_mlflow_opens_the_breaker_then_503s_are_instant_until_it_answers(
+    make_settings: Callable[..., Settings], admin_key: str, mlflow_uri: str, model_dir: Path
+) -> None:
+    target = urlsplit(mlflow_uri)
+    proxy = Proxy(target.hostname or "127.0.0.1", target.port or 80)
+    settings = make_settings(
+        mlflow_tracking_uri=proxy.url,
+        mlflow_timeout_s=1,
+        mlflow_breaker_failures=2,
+        mlflow_breaker_cooldown_s=3,
+    )
+    try:
+        async with serve(settings) as client:
+            assert (await client.get("/api/v1/experiments", headers=auth(admin_key))).is_success
+            proxy.freeze()
+            timed: list[tuple[float, httpx.Response]] = []
+            for _ in range(3):
+                started = time.monotonic()
+                response = await client.get("/api/v1/experiments", headers=auth(admin_key))
+                timed.append((time.monotonic() - started, response))
+            started = time.monotonic()
+            registration = await upload(client, admin_key, baseline(unique()), tar_gz(model_dir))
+            registration_s = time.monotonic() - started
+            proxy.thaw()
+            await asyncio.sleep(3.2)  # the cooldown: the next call tries MLflow again
+            recovered = await client.get("/api/v1/experiments", headers=auth(admin_key))
+    finally:
+        proxy.cut()
+    for _, response in timed:
+        assert_problem(response, 503, "registry_unavailable")
+        assert int(response.headers["retry-after"]) >= 1
+    (first_s, _), (second_s, _), (third_s, third) = timed
+    assert min(first_s, second_s) >= 1, "two timeouts open the breaker"
+    assert third_s < 0.5, f"an open breaker answers at once, not after {third_s:.2f} s"
+    assert "breaker" in third.json()["detail"]
+    assert_problem(registration, 503, "registry_unavailable")
+    assert registration_s < 0.5, "registrations fail fast too"
+    assert recovered.status_code == 200, recovered.text

@@ -6,13 +6,14 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.routing import Route
 
-from app.schemas.common import MAX_LIMIT
+from app.core.errors import UnsupportedMediaType
+from app.schemas.common import MAX_BIGINT, MAX_LIMIT
 
 API_PREFIX = "/api/v1"
 
 # Page parameters of every list endpoint: `?limit=` (default 50, max 500) `&offset=`.
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=MAX_BIGINT)]
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -27,6 +28,14 @@ def parsed(model: type[M], raw: str | bytes, *loc: str) -> M:
         raise RequestValidationError(
             [{**error, "loc": ("body", *loc, *error["loc"])} for error in exc.errors()]
         ) from exc
+
+
+async def json_bytes(request: Request) -> bytes:
+    """The body of a route that reads its JSON itself, once its media type says JSON."""
+    media_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType("Send the body as application/json")
+    return await request.body()
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:

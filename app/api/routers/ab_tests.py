@@ -19,7 +19,15 @@ from app.api.deps import (
     transaction,
 )
 from app.api.errors import AUTHENTICATED, problems
-from app.api.routers import API_PREFIX, Limit, Offset, json_body, parsed, served_directly
+from app.api.routers import (
+    API_PREFIX,
+    Limit,
+    Offset,
+    json_body,
+    json_bytes,
+    parsed,
+    served_directly,
+)
 from app.api.routers.predictions import prediction_response
 from app.core.security import Scope
 from app.schemas.ab_tests import (
@@ -106,7 +114,7 @@ _transition("stop", "Stop a running or paused test for good.")
 @router.post(
     "/{ab_test_id}/assign",
     response_model=Assignment,
-    responses=problems(404, 409, 422),
+    responses=problems(404, 409, 415, 422),
     openapi_extra={"requestBody": json_body(AssignRequest), "security": API_KEY_SECURITY},
 )
 async def assign_unit(ab_test_id: uuid.UUID, request: Request) -> Response:
@@ -114,7 +122,7 @@ async def assign_unit(ab_test_id: uuid.UUID, request: Request) -> Response:
     # Served directly (HOT_ROUTES): it reads its own key and body, and opens a database session
     # only when this process does not remember the test, or the test changed.
     resources, _ = await authorize(request, Scope.PREDICT)
-    body = parsed(AssignRequest, await request.body())
+    body = parsed(AssignRequest, await json_bytes(request))
     test = await resources.traffic.remembered(ab_test_id)
     if test is None:
         async with transaction(resources) as session:
@@ -137,7 +145,7 @@ async def predict_through_test(
 @router.post(
     "/{ab_test_id}/outcomes",
     response_model=OutcomesAccepted,
-    responses=problems(404, 409, 413, 422),
+    responses=problems(404, 409, 413, 415, 422),
     openapi_extra={"requestBody": json_body(OutcomesRequest)},
 )
 async def record_outcomes(
@@ -149,13 +157,13 @@ async def record_outcomes(
 ) -> JSONResponse:
     """Record 1 to 10,000 outcomes; each unit's variant is recomputed from its id. Send an
     `Idempotency-Key` to retry a batch safely: a batch is counted once per key."""
-    raw = await request.body()
+    raw = await json_bytes(request)
     # Parsed and validated in one pass (pydantic-core reads the JSON itself); a retry is
     # recognised by its bytes, which is far cheaper than re-encoding 10,000 events.
     body = parsed(OutcomesRequest, raw)
 
     async def record() -> OutcomesAccepted:
-        return OutcomesAccepted(accepted=await ab_tests.record_outcomes(ab_test_id, body.events))
+        return await ab_tests.record_outcomes(ab_test_id, body.events)
 
     return await idempotent(principal, raw, record, status=200)
 

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from app.api.deps import LineageServiceDep, MlModelServiceDep, ReaderDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX
+from app.schemas.common import MAX_INTEGER
 from app.schemas.lineage import Direction, Format, Lineage
 from app.services.lineage import dot, mermaid
 
@@ -36,7 +37,9 @@ async def get_lineage(
     _: ReaderDep,
     ml_models: MlModelServiceDep,
     lineage: LineageServiceDep,
-    version: Annotated[int | None, Query(ge=1, description="Default: the whole graph")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=MAX_INTEGER, description="Default: the whole graph")
+    ] = None,
     direction: Direction = Direction.BOTH,
     depth: Annotated[int, Query(ge=1, le=100_000)] = 1000,
     format: Format = Format.JSON,  # the API's parameter name

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
-from datetime import datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
@@ -29,7 +28,7 @@ from app.api.routers import API_PREFIX, Limit, Offset, parsed
 from app.core.config import Settings
 from app.core.errors import UnsupportedMediaType, ValidationFailed
 from app.core.security import Principal
-from app.schemas.common import DEFAULT_LIMIT, Page
+from app.schemas.common import DEFAULT_LIMIT, MAX_INTEGER, Page, Time
 from app.schemas.ml_models import (
     ALIAS,
     AliasAt,
@@ -51,7 +50,7 @@ router = APIRouter(
     prefix=f"{API_PREFIX}/models", tags=["models"], responses=problems(*AUTHENTICATED)
 )
 
-VersionNumber = Annotated[int, Path(ge=1)]
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_INTEGER)]
 AliasPath = Annotated[str, Path(pattern=ALIAS)]
 
 REGISTER_BODY: dict[str, Any] = {
@@ -296,7 +295,7 @@ async def get_alias_history(
     _: ReaderDep,
     ml_models: MlModelServiceDep,
     at: Annotated[
-        datetime | None, Query(description="Where the alias pointed at this time")
+        Time | None, Query(description="Where the alias pointed at this time (RFC 3339)")
     ] = None,
 ) -> list[AliasEventRead] | AliasAt:
     """Every move of an alias, oldest first; with `?at=`, the version it pointed to then."""
@@ -318,8 +317,8 @@ async def rollback_production(
 @router.get("/{name}/compare", response_model=Comparison, responses=problems(404, 422))
 async def compare_versions(
     name: str,
-    base: Annotated[int, Query(ge=1)],
-    candidate: Annotated[int, Query(ge=1)],
+    base: Annotated[int, Query(ge=1, le=MAX_INTEGER)],
+    candidate: Annotated[int, Query(ge=1, le=MAX_INTEGER)],
     _: ReaderDep,
     ml_models: MlModelServiceDep,
 ) -> Comparison:

@@ -11,7 +11,7 @@ from app.api.deps import (
     transaction,
 )
 from app.api.errors import AUTHENTICATED, problems
-from app.api.routers import API_PREFIX, json_body, parsed, served_directly
+from app.api.routers import API_PREFIX, json_body, json_bytes, parsed, served_directly
 from app.core.security import Scope
 from app.schemas.predictions import Prediction, PredictRequest
 
@@ -33,7 +33,7 @@ def prediction_response(result: Prediction, single: bool) -> Response:
     response_model=Prediction,
     responses={
         200: {"headers": {"X-Cache": {"description": "HIT or MISS, for a single row"}}},
-        **problems(404, 413, 422),
+        **problems(404, 413, 415, 422),
     },
     openapi_extra={"requestBody": json_body(PredictRequest), "security": API_KEY_SECURITY},
 )
@@ -44,7 +44,7 @@ async def predict(name: str, request: Request) -> Response:
     can; `cache` counts hits and misses."""
     # GTM-backend's hot path, served directly (HOT_ROUTES): it reads its own key and body.
     resources, _ = await authorize(request, Scope.PREDICT)
-    body = parsed(PredictRequest, await request.body())
+    body = parsed(PredictRequest, await json_bytes(request))
     result = None
     if body.unit_id is not None:
         # Only a request naming a unit may need the database for an A/B test: the common call
