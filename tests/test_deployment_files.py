@@ -12,11 +12,15 @@ import yaml
 from app.cli import ROOT
 from app.core.config import Settings
 
-INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
+INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?::([-?])([^}]*))?\}")
 
 
 def interpolate(value: str) -> str:
-    return INTERPOLATION.sub(lambda match: match.group(2) or "", value)
+    """Compose's interpolation with nothing set: `:-` gives its default; `:?` stands for a
+    required value (here a placeholder)."""
+    return INTERPOLATION.sub(
+        lambda match: match.group(3) if match.group(2) == "-" else f"<{match.group(1)}>", value
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +54,19 @@ def test_compose_has_the_whole_stack(compose: dict[str, Any]) -> None:
         key_file.startswith(volume.split(":")[1])
         for volume in compose["services"]["api"]["volumes"]
     ), "the attestation key survives a container restart"
+
+
+def test_compose_has_no_default_password_and_keeps_mlflow_on_loopback(
+    compose: dict[str, Any],
+) -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "version" not in compose, "obsolete in the Compose specification"
+    assert "POSTGRES_PASSWORD:-" not in text
+    assert compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] == (
+        "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}"
+    )
+    [published] = compose["services"]["mlflow"]["ports"]
+    assert interpolate(published) == "127.0.0.1:5000:5000", "MLflow has no authentication"
 
 
 def test_api_environment_names_real_settings_and_validates(compose: dict[str, Any]) -> None:

@@ -27,7 +27,9 @@ def create_engine(settings: Settings, pool_size: int | None = None) -> AsyncEngi
     url = settings.database_url
     if settings.embedded:
         Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": settings.database_timeout_s})
+        engine = create_async_engine(
+            url, connect_args={"timeout": settings.database_timeout_s}, hide_parameters=True
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     size = pool_size or settings.database_pool_size
@@ -37,6 +39,8 @@ def create_engine(settings: Settings, pool_size: int | None = None) -> AsyncEngi
         "pool_timeout": settings.database_timeout_s,
         "pool_recycle": 1800,
         "connect_args": {"connect_timeout": max(1, round(settings.database_timeout_s))},
+        # Parameters (key hashes and prefixes among them) stay out of error messages and logs.
+        "hide_parameters": True,
     }
     return create_async_engine(url, **options)
 

@@ -245,3 +245,22 @@ async def test_a_body_that_is_not_json_is_415(
         headers={**auth(admin_key), "Content-Type": content_type},
     )
     assert_problem(response, 415, "unsupported_media_type")
+
+
+async def test_database_errors_never_carry_statement_parameters(settings: Settings) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from app.db.session import create_engine
+
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            with pytest.raises(DBAPIError) as raised:
+                await connection.execute(
+                    text("SELECT 1 / 0 WHERE :secret <> ''"), {"secret": "hk_x"}
+                )
+    finally:
+        await engine.dispose()
+    assert "hk_x" not in str(raised.value)
+    assert "parameters hidden" in str(raised.value)
