@@ -17,6 +17,7 @@ from app import __version__
 from app.adapters.cache import Cache, Memo
 from app.adapters.registry import Registry
 from app.adapters.webhooks import Webhooks
+from app.api.contract import add_links, declare_no_nul
 from app.api.deps import Resources
 from app.api.errors import add_exception_handlers
 from app.api.middleware import RequestContext
@@ -38,6 +39,7 @@ from app.core.metrics import Metrics
 from app.core.security import PrincipalCache, Scope
 from app.db.repositories import VersionRepository
 from app.db.session import AB_TEST, MODEL, create_engine, create_sessionmaker
+from app.schemas.common import NO_NUL
 from app.schemas.ml_models import PRODUCTION
 from app.services.ab_tests import ExposureLog, Traffic
 from app.services.api_keys import BOOTSTRAP_KEY_NAME, ApiKeyService
@@ -192,6 +194,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             ref_template="#/components/schemas/{model}",
         )
         schema["components"]["schemas"].update(bodies["$defs"])
+        declare_no_nul(schema, NO_NUL)
+        add_links(schema)
         for path in schema["paths"].values():
             for operation in path.values():
                 for status, response in operation.get("responses", {}).items():

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,12 @@ from app.core.security import generate_key
 from app.db.models import Base
 from app.main import create_app
 from tests.services_under_test import (
+    free_port,
     mlflow_server,
     postgres_server,
     redis_server,
     scratch_database,
+    service_process,
     sync_url,
 )
 
@@ -128,3 +132,40 @@ async def create_key(
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
+
+
+@dataclass
+class LiveService:
+    """`hokusai-api serve` in a process of its own, as users run it."""
+
+    url: str
+    admin_key: str
+    process: subprocess.Popen[bytes]
+
+
+@pytest.fixture(scope="module")
+def live(
+    database_url: str, redis_url: str, mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveService]:
+    """The service in its own process (a crash there is a dead process, seen as such), on this
+    run's database. No per-key or per-address limits: the tests that use it send thousands of
+    requests, some with bad keys on purpose."""
+    workdir = tmp_path_factory.mktemp("live")
+    admin = generate_key()
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="test",
+        host="127.0.0.1",
+        port=free_port(),
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_prefix=f"live-{uuid.uuid4().hex[:12]}",
+        mlflow_tracking_uri=mlflow_uri,
+        attestation_key_file=str(workdir / "attestation.pem"),
+        bootstrap_api_key=SecretStr(admin),
+        rate_limit_per_minute=0,
+        auth_failures_per_minute=0,
+        log_level="WARNING",
+    )
+    with service_process(settings, workdir) as (url, process):
+        yield LiveService(url, admin, process)

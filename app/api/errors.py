@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
+from app.api.contract import documented_path
 from app.core.errors import (
     PROBLEM_MEDIA_TYPE,
     AppError,
@@ -93,10 +94,22 @@ async def handle_validation(_: Request, error: Exception) -> JSONResponse:
     return error_response(ValidationFailed(f"Invalid request: {fields}", errors=errors))
 
 
-async def handle_http(_: Request, error: Exception) -> JSONResponse:
+async def handle_http(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     if isinstance(error, CarriedError):
         return error_response(error.error)
+    if error.status_code == 400 and isinstance(error.__cause__, ValueError | RecursionError):
+        # FastAPI's answer to a body it cannot read as JSON (not UTF-8, nested too deep): the
+        # same 422 as any other body that is not JSON.
+        problem = {"loc": ["body"], "msg": "The body is not valid JSON", "type": "json_invalid"}
+        return error_response(ValidationFailed("Invalid request: body", errors=[problem]))
+    if error.status_code == 405:
+        # Starlette names the methods of the first route that matched the path; a path with
+        # several routes (GET and PATCH) allows all their methods.
+        documented = documented_path(request.app, request.url.path)
+        if documented is not None:
+            allow = ", ".join(documented.methods)
+            return error_response(MethodNotAllowed(str(error.detail), headers={"Allow": allow}))
     kind = _HTTP_ERRORS.get(error.status_code)
     if kind is not None:
         detail = error.detail if error.status_code != 404 else "No such endpoint"

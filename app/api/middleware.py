@@ -11,9 +11,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.contract import documented_path
 from app.api.errors import CarriedError, error_response
 from app.core.errors import ArtifactTooLarge, PayloadTooLarge, ValidationFailed
 from app.core.logging import request_id_var
@@ -106,23 +106,14 @@ def _nul_in_url(scope: Scope) -> list[dict[str, Any]]:
         if "\x00" in name + value
     ]
     if in_path:
+        documented = documented_path(scope["app"], scope["path"])
         named = [
             {"loc": ["path", name], "msg": msg, "type": kind}
-            for name, value in _path_params(scope).items()
+            for name, value in (documented.params if documented else {}).items()
             if "\x00" in str(value)
         ]
         errors += named or [{"loc": ["path"], "msg": msg, "type": kind}]
     return errors
-
-
-def _path_params(scope: Scope) -> dict[str, str]:
-    """The parameters of the documented path `scope` matches (looked up only for a bad path)."""
-    for template in scope["app"].openapi()["paths"]:
-        pattern, _, _ = compile_path(template)
-        match = pattern.match(scope["path"])
-        if match:
-            return match.groupdict()
-    return {}
 
 
 def _limited(receive: Receive, limit: int, too_large: type[PayloadTooLarge]) -> Receive:

@@ -10,14 +10,15 @@ from pydantic import (
     AfterValidator,
     AnyHttpUrl,
     BaseModel,
+    ConfigDict,
     Field,
     StringConstraints,
     model_validator,
 )
 from typing_extensions import TypedDict
 
-from app.schemas.common import MAX_INTEGER, NO_NUL, Text, Time, VersionNumber
-from app.schemas.ml_models import AliasName, MetricName, ModelName, Request
+from app.schemas.common import NO_NUL, PositiveInteger, Text, Time, VersionNumber
+from app.schemas.ml_models import CLOSED, AliasName, MetricName, ModelName, Request
 from app.services.deltas import Direction
 
 VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -50,6 +51,22 @@ class MetricSpec(Request):
 
 
 class VariantIn(Request):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [  # exactly one of `version` and `alias`
+                {
+                    "required": ["version"],
+                    "properties": {"version": {"type": "integer"}, "alias": {"type": "null"}},
+                },
+                {
+                    "required": ["alias"],
+                    "properties": {"alias": {"type": "string"}, "version": {"type": "null"}},
+                },
+            ]
+        },
+    )
+
     name: VariantName
     version: VersionNumber | None = None
     alias: AliasName | None = Field(None, description="Resolved to a version when the test starts")
@@ -75,7 +92,7 @@ class AbTestCreate(Request):
     )
     unit: Annotated[Text, StringConstraints(min_length=1, max_length=64)] = "user_id"
     metric: MetricSpec
-    minimum_sample_size: int = Field(100, ge=1, le=MAX_INTEGER)
+    minimum_sample_size: PositiveInteger = 100
     confidence_level: float = Field(0.95, gt=0.5, lt=1)
     ends_at: EndsAt | None = Field(None, description="In the future")
     webhook_url: AnyHttpUrl | None = None
@@ -93,7 +110,7 @@ class AbTestCreate(Request):
 
 
 class AbTestUpdate(Request):
-    weights: dict[VariantName, Weight] | None = Field(
+    weights: Annotated[dict[VariantName, Weight], Field(json_schema_extra=CLOSED)] | None = Field(
         None, description="Every variant's new weight"
     )
     ends_at: EndsAt | None = Field(None, description="In the future")
@@ -143,7 +160,7 @@ class Assignment(BaseModel):
 
 class AbPredictRequest(Request):
     unit_id: UnitId
-    inputs: dict[str, object] | list[object]
+    inputs: dict[str, object] | list[dict[str, object]]
 
 
 class Outcome(TypedDict):

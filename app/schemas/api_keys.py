@@ -3,15 +3,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from app.core.security import Scope
 from app.schemas.common import Schema
 
 
 class ApiKeyCreate(Schema):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=100, pattern=r"^[^\s\x00]([^\x00\n]*[^\s\x00])?$")
-    scopes: list[Scope] = Field(min_length=1)
+    scopes: list[Scope] = Field(min_length=1, json_schema_extra={"uniqueItems": True})
 
     @field_validator("scopes")
     @classmethod

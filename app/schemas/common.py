@@ -6,12 +6,13 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
 
 T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+ADDRESS = r"^0x[0-9a-fA-F]{40}$"  # mixed case must also be a valid EIP-55 checksum
 MAX_INTEGER = 2**31 - 1  # Postgres `integer`: version numbers, sample sizes
 MAX_BIGINT = 2**63 - 1  # Postgres `bigint`: offsets
 
@@ -19,7 +20,19 @@ MAX_BIGINT = 2**63 - 1  # Postgres `bigint`: offsets
 # validator, so it is checked in pydantic-core (10,000 outcome events a batch) and documented.
 NO_NUL = r"^[^\x00]*$"
 Text = Annotated[str, StringConstraints(pattern=NO_NUL)]
-VersionNumber = Annotated[int, Field(ge=1, le=MAX_INTEGER, strict=True)]
+
+
+def _whole(value: Any) -> Any:
+    """JSON Schema's `integer` admits 3.0; so do we. Strings and booleans stay refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# A positive integer as JSON Schema means it, stored in a Postgres `integer` (the bounds go
+# before the validator: after it, they would not appear in the JSON Schema).
+PositiveInteger = Annotated[int, Strict(), Field(ge=1, le=MAX_INTEGER), BeforeValidator(_whole)]
+VersionNumber = PositiveInteger
 
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$"

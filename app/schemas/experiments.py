@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.schemas.common import VersionNumber
 from app.schemas.ml_models import MetricComparison, MetricName, ModelName, Request
@@ -37,6 +37,30 @@ RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,6
 class RunCompare(Request):
     """Compare a candidate run against a baseline run, or against a registered version."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [  # a baseline run, or a model and its version
+                {
+                    "required": ["baseline_run_id"],
+                    "properties": {
+                        "baseline_run_id": {"type": "string"},
+                        "model": {"type": "null"},
+                        "version": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["model", "version"],
+                    "properties": {
+                        "model": {"type": "string"},
+                        "version": {"type": "integer"},
+                        "baseline_run_id": {"type": "null"},
+                    },
+                },
+            ]
+        },
+    )
+
     candidate_run_id: RunId
     baseline_run_id: RunId | None = None
     model: ModelName | None = Field(
@@ -49,8 +73,8 @@ class RunCompare(Request):
     @model_validator(mode="after")
     def _one_baseline(self) -> RunCompare:
         by_run = self.baseline_run_id is not None
-        by_version = self.model is not None and self.version is not None
-        if by_run == by_version:
+        by_version = self.model is not None or self.version is not None
+        if by_run == by_version or (by_version and (self.model is None or self.version is None)):
             raise ValueError("give baseline_run_id, or model and version, not both")
         return self
 

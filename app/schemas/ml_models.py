@@ -13,11 +13,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from app.schemas.common import Text, VersionNumber
+from app.schemas.common import ADDRESS, PositiveInteger, Text, VersionNumber
 from app.services.deltas import Direction, Family, MetricDelta
 
 MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,127}$"
@@ -41,19 +42,27 @@ def _mlflow_key(name: str) -> str:
     return name
 
 
-# MLflow's rule for metric names and tag keys: letters, digits, `_ . - : /` and spaces.
-MetricName = Annotated[
+# Metric names and tag keys: ASCII letters, digits, `_ . - : /` and spaces (MLflow's rule, in
+# ASCII), as a path that reads as itself. The server checks the path part in Python
+# (`_mlflow_key`); the document states the whole rule in one ECMA pattern (lookaheads).
+MLFLOW_KEY_DOCUMENTED = (
+    r"^(?!\.\.)(?!\.(/|$))(?!.*/\.\.?(/|$))[A-Za-z0-9_.: -]+(/[A-Za-z0-9_.: -]+)*$"
+)
+MlflowKey = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z0-9_.:/ -]{1,250}$"),
+    StringConstraints(min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_.:/ -]+$"),
     AfterValidator(_mlflow_key),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": 250, "pattern": MLFLOW_KEY_DOCUMENTED}
+    ),
 ]
-TagKey = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=250, pattern=r"^[\w.:/ -]+$"),
-    AfterValidator(_mlflow_key),
-]
+MetricName = MlflowKey
+TagKey = MlflowKey
 TagValue = Annotated[Text, StringConstraints(max_length=5000)]
-Tags = Annotated[dict[TagKey, TagValue], Field(max_length=100)]
+# Keys outside the pattern are refused, so the map is closed (pydantic alone would emit
+# `patternProperties`, which lets any other key through).
+CLOSED: dict[str, Any] = {"additionalProperties": False}
+Tags = Annotated[dict[TagKey, TagValue], Field(max_length=100, json_schema_extra=CLOSED)]
 # Strict: JSON `true` is not a number; NaN and infinity are refused.
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Description = Annotated[Text, StringConstraints(max_length=5000)]
@@ -84,12 +93,14 @@ class Benchmark(Request):
 
 class Dataset(Request):
     hash: Annotated[str, StringConstraints(pattern=DATASET_HASH)]
-    num_samples: int = Field(strict=True, ge=1)
+    num_samples: PositiveInteger
 
 
 class ContributorWeight(Request):
     address: Annotated[Text, StringConstraints(max_length=256)] = Field(
-        examples=["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"]
+        examples=["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"],
+        # Checked by the service: 422 `invalid_address` (EIP-55 on mixed case), naming the field.
+        json_schema_extra={"pattern": ADDRESS},
     )
     weight: Finite = Field(gt=0)
 
@@ -107,8 +118,12 @@ class VersionMetadata(Request):
     )
     description: Description | None = None
     tags: Tags = Field(default_factory=dict)
-    metrics: dict[MetricName, Finite] = Field(min_length=1, max_length=1000)
-    metric_stds: dict[MetricName, Annotated[Finite, Field(ge=0)]] = Field(default_factory=dict)
+    metrics: dict[MetricName, Finite] = Field(
+        min_length=1, max_length=1000, json_schema_extra=CLOSED
+    )
+    metric_stds: dict[MetricName, Annotated[Finite, Field(ge=0)]] = Field(
+        default_factory=dict, json_schema_extra=CLOSED
+    )
     benchmark: Benchmark | None = Field(
         None, description="Required for the first baseline of a model; baselines may re-declare"
     )

@@ -9,7 +9,7 @@ from app.schemas.ml_models import AliasName, Request
 
 
 class PredictRequest(Request):
-    inputs: dict[str, Any] | list[Any] = Field(
+    inputs: dict[str, Any] | list[dict[str, Any]] = Field(
         description="One row (an object) or a batch (a list of objects)",
         examples=[{"company_size": 120, "industry": "saas"}],
     )

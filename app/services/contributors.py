@@ -14,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import InvalidAddress
 from app.db.repositories import ContributionRepository
+from app.schemas.common import ADDRESS as ADDRESS_PATTERN
 from app.schemas.contributors import Contribution, Impact, ModelImpact
 from app.services.deltas import PLACES
 
 TOTAL_BPS = 10_000
-ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+ADDRESS = re.compile(ADDRESS_PATTERN)
 
 
 def normalize_address(address: str) -> str:

@@ -7,20 +7,16 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from app.core.config import Settings
-from app.core.security import generate_key
 from tests.api.test_errors import assert_problem
-from tests.conftest import auth
+from tests.conftest import LiveService, auth
 from tests.factories import baseline, unique
-from tests.services_under_test import free_port, service_process
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = json.loads((ROOT / "openapi.json").read_text())
@@ -39,29 +35,6 @@ BODY_ROUTES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def live(
-    database_url: str, redis_url: str, mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
-    """`hokusai-api serve` in its own process: a crash there is a dead process, seen as such."""
-    workdir = tmp_path_factory.mktemp("live")
-    admin = generate_key()
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        environment="test",
-        host="127.0.0.1",
-        port=free_port(),
-        database_url=database_url,
-        redis_url=redis_url,
-        redis_prefix=f"live-{uuid.uuid4().hex[:12]}",
-        mlflow_tracking_uri=mlflow_uri,
-        attestation_key_file=str(workdir / "attestation.pem"),
-        bootstrap_api_key=SecretStr(admin),
-    )
-    with service_process(settings, workdir) as (url, process):
-        yield url, admin, process
-
-
 def deep(depth: int) -> bytes:
     return b'{"name":' + b"[" * depth + b"]" * depth + b"}"
 
@@ -77,9 +50,9 @@ def test_importing_the_app_leaves_the_recursion_limit_alone() -> None:
 @pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
 @pytest.mark.parametrize("with_key", [False, True])
 def test_a_body_nested_100000_deep_is_refused_and_the_process_lives(
-    live: tuple[str, str, subprocess.Popen[bytes]], method: str, path: str, with_key: bool
+    live: LiveService, method: str, path: str, with_key: bool
 ) -> None:
-    url, admin, process = live
+    url, admin, process = live.url, live.admin_key, live.process
     headers = {"Content-Type": "application/json"}
     if with_key:
         headers["Authorization"] = f"Bearer {admin}"

@@ -1,12 +1,24 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from app.api.deps import ContributorServiceDep, ReaderDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX, Limit, Offset
-from app.schemas.common import DEFAULT_LIMIT, Page
+from app.schemas.common import ADDRESS, DEFAULT_LIMIT, Page
 from app.schemas.contributors import Contribution, Impact
+
+# Checked by the service (422 `invalid_address`, which also checks EIP-55 on mixed case); the
+# pattern is declared so the document says what the server accepts.
+AddressPath = Annotated[
+    str,
+    Path(
+        json_schema_extra={"pattern": ADDRESS},
+        description="0x and 40 hex digits, any case; mixed case must be a valid EIP-55 checksum",
+    ),
+]
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/contributors", tags=["contributors"], responses=problems(*AUTHENTICATED)
@@ -15,7 +27,7 @@ router = APIRouter(
 
 @router.get("/{address}/impact", response_model=Impact, responses=problems(422))
 async def get_contributor_impact(
-    address: str, _: ReaderDep, contributors: ContributorServiceDep
+    address: AddressPath, _: ReaderDep, contributors: ContributorServiceDep
 ) -> Impact:
     """What an address's contributions achieved: counts, exact weighted gains (all and accepted
     DeltaOnes only), per model, and the attestations that cover them. Any letter case; an address
@@ -25,7 +37,7 @@ async def get_contributor_impact(
 
 @router.get("/{address}/contributions", response_model=Page[Contribution], responses=problems(422))
 async def list_contributions(
-    address: str,
+    address: AddressPath,
     _: ReaderDep,
     contributors: ContributorServiceDep,
     limit: Limit = DEFAULT_LIMIT,

@@ -61,6 +61,7 @@ REGISTER_BODY: dict[str, Any] = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
+                    "additionalProperties": False,  # one metadata part and one file, nothing else
                     "required": ["metadata", "artifact"],
                     "properties": {
                         "metadata": {
