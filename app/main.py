@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             webhooks=Webhooks(
                 settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
                 metrics,
+                allow_private_networks=settings.webhook_allow_private_networks,
             ),
         )
         app.state.resources = resources

@@ -90,6 +90,7 @@ def make_settings(
             "mlflow_artifact_root": str(tmp_path / "mlartifacts"),
             "attestation_key_file": str(tmp_path / "attestation-ed25519.pem"),
             "bootstrap_api_key": SecretStr(admin_key),
+            "webhook_allow_private_networks": True,  # the tests' receivers listen on loopback
             **overrides,
         }
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

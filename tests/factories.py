@@ -123,3 +123,17 @@ async def upload(
         headers=headers,
         timeout=120,
     )
+
+
+def ab_test(model: str, **fields: Any) -> dict[str, Any]:
+    """An A/B test between versions 1 and 2 of `model`, half and half, on a binary metric."""
+    return {
+        "name": "checkout-test",
+        "model": model,
+        "variants": [
+            {"name": "a", "version": 1, "weight": 0.5},
+            {"name": "b", "version": 2, "weight": 0.5},
+        ],
+        "metric": {"name": "converted", "kind": "binary"},
+        **fields,
+    }

@@ -166,22 +166,9 @@ def mlflow_server(backend_store_uri: str, workdir: Path) -> Iterator[str]:
         "--workers", "1",
     ]  # fmt: skip
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, process, log_path, timeout_s=180)
+    with running(command, env, log_path, url, timeout_s=180, what="mlflow server"):
         yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def wait_until_healthy(
@@ -223,18 +210,25 @@ def service_process(settings: Any, workdir: Path) -> Iterator[tuple[str, subproc
     is seen as a crash, not as a failed test), stopped with SIGTERM at the end."""
     log_path = workdir / f"service-{settings.port}.log"
     env = {**os.environ, **settings_env(settings)}
+    url = f"http://{settings.host}:{settings.port}"
+    command = [sys.executable, "-m", "app.cli", "serve"]
+    with running(command, env, log_path, url, timeout_s=120, what="hokusai-api serve") as process:
+        yield url, process
+
+
+@contextlib.contextmanager
+def running(
+    command: list[str], env: dict[str, str], log_path: Path, url: str, timeout_s: float, what: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server subprocess, its output in `log_path`, healthy at `url/health` before it is
+    handed out, stopped with SIGTERM (then SIGKILL) at the end."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
-    url = f"http://{settings.host}:{settings.port}"
     try:
-        wait_until_healthy(url, process, log_path, timeout_s=120, what="hokusai-api serve")
-        yield url, process
+        wait_until_healthy(url, process, log_path, timeout_s=timeout_s, what=what)
+        yield process
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)

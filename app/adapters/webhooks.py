@@ -1,13 +1,19 @@
 """Outgoing webhooks: JSON signed with HMAC-SHA256, delivered in the background with retries,
-never on a request's time."""
+never on a request's time. A webhook URL is chosen by whoever holds a `write` key, so it is never
+allowed to reach this service's own network: its host is resolved, every address must be public
+(unless `HOKUSAI_WEBHOOK_ALLOW_PRIVATE_NETWORKS`), and the connection goes to the address that
+was checked (so a DNS answer that changes in between cannot redirect it), with the original Host
+header and TLS server name."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 from typing import Any
 
 import httpx
@@ -23,17 +29,27 @@ def signature(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
+class Refused(Exception):
+    """The webhook's host is not a public address."""
+
+
+def public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return address.is_global and not address.is_multicast
+
+
 class Webhooks:
     def __init__(
         self,
         secret: str | None,
         metrics: Metrics,
         *,
+        allow_private_networks: bool = False,
         attempts: int = 4,
         backoff_s: float = 0.5,
         timeout_s: float = 5.0,
     ) -> None:
         self.secret = secret.encode() if secret else None
+        self.allow_private_networks = allow_private_networks
         self.metrics = metrics
         self.attempts = attempts
         self.backoff_s = backoff_s
@@ -55,17 +71,57 @@ class Webhooks:
             headers[SIGNATURE_HEADER] = signature(self.secret, body)
         for attempt in range(self.attempts):
             try:
-                response = await self.client.post(url, content=body, headers=headers)
+                pinned, extensions = await self._pinned(httpx.URL(url), headers)
+                response = await self.client.post(
+                    pinned, content=body, headers=headers, extensions=extensions
+                )
                 if response.status_code < 300:
                     self.metrics.webhook_deliveries.labels("delivered").inc()
                     return
-            except httpx.HTTPError as exc:
+            except Refused as exc:
+                self.metrics.webhook_deliveries.labels("refused").inc()
+                log.warning("webhook to %s refused: %s", url, exc)
+                return
+            except (httpx.HTTPError, OSError) as exc:
                 log.info("webhook to %s failed: %s", url, exc.__class__.__name__)
             if attempt + 1 < self.attempts:
                 self.metrics.webhook_deliveries.labels("retried").inc()
                 await asyncio.sleep(self.backoff_s * 2**attempt)
         self.metrics.webhook_deliveries.labels("failed").inc()
         log.warning("webhook to %s dropped after %d attempts", url, self.attempts)
+
+    def check(self, url: str) -> None:
+        """At creation, what can be told without DNS: a host written as a non-public address,
+        or localhost, is refused (`Refused`). Names are checked at each delivery."""
+        host = httpx.URL(url).host
+        if self.allow_private_networks:
+            return
+        if host == "localhost" or host.endswith(".localhost"):
+            raise Refused("localhost is not a public host")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return
+        if not public(address):
+            raise Refused(f"{host} is not a public address")
+
+    async def _pinned(
+        self, url: httpx.URL, headers: dict[str, str]
+    ) -> tuple[httpx.URL, dict[str, Any]]:
+        """`url` with its host replaced by the checked address it resolves to; `headers` gets
+        the original Host, and the TLS server name stays the original host."""
+        port = url.port or (443 if url.scheme == "https" else 80)
+        answers = await asyncio.get_running_loop().getaddrinfo(
+            url.host, port, type=socket.SOCK_STREAM
+        )
+        addresses = [ipaddress.ip_address(answer[4][0]) for answer in answers]
+        if not addresses:
+            raise OSError(f"{url.host} does not resolve")
+        if not self.allow_private_networks and not all(public(a) for a in addresses):
+            raise Refused(f"{url.host} resolves to a private, loopback or reserved address")
+        headers["Host"] = url.netloc.decode("ascii")
+        extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+        return url.copy_with(host=str(addresses[0])), extensions
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Let queued deliveries finish (at shutdown, or in tests)."""

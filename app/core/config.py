@@ -143,6 +143,11 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         None, description="HMAC-SHA256 key for A/B test webhooks (X-Hokusai-Signature)"
     )
+    webhook_allow_private_networks: bool = Field(
+        False,
+        description="Let A/B test webhooks reach private, loopback and link-local addresses "
+        "(off: a write key cannot aim the service at its own network)",
+    )
     idempotency_ttl_s: int = Field(
         86_400, ge=60, description="How long an Idempotency-Key replays its response"
     )

@@ -118,7 +118,7 @@ class Metrics:
         )
         self.webhook_deliveries = Counter(
             "hokusai_webhook_deliveries_total",
-            "A/B test webhook deliveries by outcome (delivered, retried, failed)",
+            "A/B test webhook deliveries by outcome (delivered, retried, failed, refused)",
             ["outcome"],
             registry=self.registry,
         )

@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.adapters.cache import Memo
-from app.adapters.webhooks import Webhooks
+from app.adapters.webhooks import Refused, Webhooks
 from app.core.errors import (
     AbTestConflict,
     AbTestNotFound,
@@ -246,6 +246,14 @@ class AbTestService:
         self.metrics = metrics
 
     async def create(self, request: AbTestCreate) -> AbTestRead:
+        if request.webhook_url is not None:
+            try:
+                self.webhooks.check(str(request.webhook_url))
+            except Refused as exc:
+                loc = ["body", "webhook_url"]
+                raise ValidationFailed(
+                    str(exc), errors=[{"loc": loc, "msg": str(exc), "type": "value_error"}]
+                ) from exc
         model = await self._model(request.model)
         for variant in request.variants:
             if (

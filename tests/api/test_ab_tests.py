@@ -6,11 +6,13 @@ import asyncio
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -21,7 +23,7 @@ from app.services.ab_stats import assign
 from tests.api.test_errors import assert_problem
 from tests.api.test_ml_models import register_baseline
 from tests.conftest import auth, serve
-from tests.factories import save_sklearn, tar_gz, unique
+from tests.factories import ab_test, save_sklearn, tar_gz, unique
 from tests.proxy import database_behind_proxy
 from tests.services_under_test import refused_at_commit
 
@@ -363,6 +365,43 @@ async def test_webhooks_are_signed_and_report_status_and_verdict_changes(
     kinds = [(e["type"], e.get("to")) for e in events]
     assert ("ab_test.status_changed", "running") in kinds
     assert ("ab_test.verdict_changed", "insufficient_data") in kinds
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:5000/api/2.0/mlflow/experiments/create",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:8000/",
+        "http://10.0.0.7/hook",
+        "http://localhost:6379/",
+    ],
+)
+async def test_a_webhook_aimed_at_a_private_address_is_refused_at_creation(
+    make_settings: Callable[..., Settings], admin_key: str, archives: list[bytes], url: str
+) -> None:
+    async with serve(make_settings(webhook_allow_private_networks=False)) as client:
+        name = await two_versions(client, admin_key, archives)
+        response = await client.post(
+            "/api/v1/ab-tests", json=ab_test(name, webhook_url=url), headers=auth(admin_key)
+        )
+    problem = assert_problem(response, 422, "validation_failed")
+    assert problem["errors"][0]["loc"] == ["body", "webhook_url"]  # type: ignore[index]
+
+
+async def test_a_webhook_host_that_resolves_to_a_private_address_is_never_called(
+    make_settings: Callable[..., Settings], admin_key: str, archives: list[bytes], receiver: str
+) -> None:
+    port = urlsplit(receiver).port
+    by_name = f"http://{socket.gethostname()}:{port}/hook"  # this machine's own name
+    async with serve(make_settings(webhook_allow_private_networks=False)) as client:
+        name = await two_versions(client, admin_key, archives)
+        test = await create(client, admin_key, name, webhook_url=by_name)
+        await act(client, admin_key, test["id"], "start")
+        await client.app.state.resources.webhooks.drain()  # type: ignore[attr-defined]
+        metrics = (await client.get("/metrics")).text
+    assert Receiver.received == []
+    assert 'hokusai_webhook_deliveries_total{outcome="refused"} 1.0' in metrics
 
 
 def webhook_kinds() -> list[tuple[str, str]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import LiveService, auth
-from tests.factories import baseline, improved, save_sklearn, tar_gz, unique
+from tests.factories import ab_test, baseline, improved, save_sklearn, tar_gz, unique
 
 CONFIG = Path(__file__).resolve().parent.parent / "schemathesis.toml"
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
@@ -35,18 +35,7 @@ def seed(live: LiveService, workdir: Path) -> tuple[str, str]:
             )
             assert response.status_code == 201, response.text
         client.put(f"/api/v1/models/{name}/aliases/production", json={"version": 1})
-        test = client.post(
-            "/api/v1/ab-tests",
-            json={
-                "name": "fuzzed",
-                "model": name,
-                "variants": [
-                    {"name": "a", "version": 1, "weight": 0.5},
-                    {"name": "b", "version": 2, "weight": 0.5},
-                ],
-                "metric": {"name": "converted", "kind": "binary"},
-            },
-        ).json()
+        test = client.post("/api/v1/ab-tests", json=ab_test(name)).json()
         assert client.post(f"/api/v1/ab-tests/{test['id']}/start").status_code == 200
     return name, test["id"]
 
