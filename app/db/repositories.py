@@ -13,7 +13,6 @@ from sqlalchemy import (
     Select,
     String,
     and_,
-    any_,
     bindparam,
     case,
     delete,
@@ -676,12 +675,20 @@ class AbTestRepository:
 
     async def exposed(self, test_id: uuid.UUID, unit_ids: list[str]) -> set[str]:
         """Which of these units were exposed to the test (one statement for a whole batch)."""
-        if self.session.get_bind().dialect.name == "postgresql":
-            units = bindparam("units", unit_ids, type_=postgresql.ARRAY(String))
-            among = AbExposure.unit_id == any_(units)
-        else:
+        if self.session.get_bind().dialect.name != "postgresql":
             among = AbExposure.unit_id.in_(unit_ids)
-        query = select(AbExposure.unit_id).where(AbExposure.test_id == test_id, among)
+            query = select(AbExposure.unit_id).where(AbExposure.test_id == test_id, among)
+            return set(await self.session.scalars(query))
+        # One array parameter, joined row by row through the primary key. (`unit_id = ANY(...)`
+        # turns, once the driver prepares the statement, into a generic plan that scans every
+        # exposure of the test for each batch: 15 times slower at 10,000 exposures.)
+        units = func.unnest(bindparam("units", unit_ids, type_=postgresql.ARRAY(String)))
+        batch = units.table_valued("unit_id").render_derived(name="batch")
+        query = select(AbExposure.unit_id).join_from(
+            batch,
+            AbExposure,
+            and_(AbExposure.test_id == test_id, AbExposure.unit_id == batch.c.unit_id),
+        )
         return set(await self.session.scalars(query))
 
     async def add_outcomes(

@@ -1,0 +1,243 @@
+"""`HokusaiClient` and `AsyncHokusaiClient`: the same resources and methods over one request
+builder (`_base.py`); only the I/O and the waiting between attempts differ."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from hokusai._base import BaseClient, Call, body, path
+from hokusai.errors import APIStatusError, HokusaiError
+from hokusai.resources.ab_tests import AbTests, AsyncAbTests
+from hokusai.resources.aliases import Aliases, AsyncAliases
+from hokusai.resources.api_keys import ApiKeys, AsyncApiKeys
+from hokusai.resources.attestations import AsyncAttestations, Attestations
+from hokusai.resources.contributors import AsyncContributors, Contributors
+from hokusai.resources.experiments import AsyncExperiments, Experiments
+from hokusai.resources.lineage import AsyncLineage, Lineage
+from hokusai.resources.models import AsyncModels, Models
+from hokusai.resources.versions import AsyncVersions, Versions
+from hokusai.types import CacheCounts, Health, Prediction, Readiness
+
+T = TypeVar("T")
+Rows = dict[str, Any] | list[dict[str, Any]]
+MAX_BATCH = 1000  # the service's default prediction batch limit
+CONCURRENT_CHUNKS = 4
+
+
+def _predict(
+    name: str, inputs: Rows, version: int | None, alias: str | None, unit_id: str | None
+) -> Call[Prediction]:
+    def parse(response: httpx.Response) -> Prediction:
+        prediction = Prediction.model_validate(response.json())
+        prediction.cache_status = response.headers.get("x-cache")
+        prediction.request_id = response.headers.get("x-request-id")
+        return prediction
+
+    payload = body(inputs=inputs, version=version, alias=alias, unit_id=unit_id)
+    return Call("POST", path("models", name, "predict"), parse, json=payload, repeatable=True)
+
+
+def _chunks(inputs: Rows, size: int) -> list[Rows]:
+    if isinstance(inputs, dict) or len(inputs) <= size:
+        return [inputs]
+    return [inputs[start : start + size] for start in range(0, len(inputs), size)]
+
+
+def _joined(parts: list[Prediction]) -> Prediction:
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    return first.model_copy(
+        update={
+            "predictions": [row for part in parts for row in part.predictions],
+            "cache": CacheCounts(
+                hits=sum(p.cache.hits for p in parts), misses=sum(p.cache.misses for p in parts)
+            ),
+            "cache_status": None,
+        }
+    )
+
+
+def _health() -> Call[Health]:
+    return Call("GET", "/health", lambda r: Health.model_validate(r.json()), repeatable=True)
+
+
+def _ready() -> Call[Readiness]:
+    # A 503 still describes each dependency: it is read, not raised.
+    parse = lambda r: Readiness.model_validate(r.json())  # noqa: E731
+    return Call("GET", "/ready", parse, accepted_statuses=frozenset({503}))
+
+
+class HokusaiClient(BaseClient):
+    """The synchronous client. Configuration: arguments, else `HOKUSAI_API_KEY` /
+    `HOKUSAI_BASE_URL`, else `~/.hokusai/config`. No network I/O until the first call."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        http_client: httpx.Client | None = None,
+        max_batch_size: int = MAX_BATCH,
+    ) -> None:
+        super().__init__(base_url, api_key, timeout=timeout, max_retries=max_retries)
+        self._http = http_client or httpx.Client(timeout=timeout)
+        self.max_batch_size = max_batch_size
+        self.models = Models(self)
+        self.versions = Versions(self)
+        self.aliases = Aliases(self)
+        self.lineage = Lineage(self)
+        self.attestations = Attestations(self)
+        self.contributors = Contributors(self)
+        self.ab_tests = AbTests(self)
+        self.experiments = Experiments(self)
+        self.api_keys = ApiKeys(self)
+
+    def _run(self, call: Call[T]) -> T:
+        request_id = call.request_id or uuid.uuid4().hex
+        attempt = 0
+        while True:
+            try:
+                response = self._http.send(self._request(self._http, call, request_id))
+                return self._outcome(call, response)
+            except httpx.TransportError as exc:
+                error: HokusaiError = self._transport_error(exc, request_id)
+            except APIStatusError as refused:
+                error = refused
+            delay = self._retry_in(call, attempt, error)
+            if delay is None:
+                raise error
+            time.sleep(delay)
+            attempt += 1
+
+    def predict(
+        self,
+        name: str,
+        inputs: Rows,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        unit_id: str | None = None,
+    ) -> Prediction:
+        """Predict one row (a dict) or many (a list); a list longer than the batch limit is sent
+        in several calls and the answers joined in order."""
+        parts = [
+            self._run(_predict(name, chunk, version, alias, unit_id))
+            for chunk in _chunks(inputs, self.max_batch_size)
+        ]
+        return _joined(parts)
+
+    def health(self) -> Health:
+        return self._run(_health())
+
+    def ready(self) -> Readiness:
+        return self._run(_ready())
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> HokusaiClient:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncHokusaiClient(BaseClient):
+    """The asynchronous client: the same constructor, resources and methods, awaitable; lists
+    are async iterators (`async for model in client.models.list()`)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        http_client: httpx.AsyncClient | None = None,
+        max_batch_size: int = MAX_BATCH,
+    ) -> None:
+        super().__init__(base_url, api_key, timeout=timeout, max_retries=max_retries)
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        self.max_batch_size = max_batch_size
+        self.models = AsyncModels(self)
+        self.versions = AsyncVersions(self)
+        self.aliases = AsyncAliases(self)
+        self.lineage = AsyncLineage(self)
+        self.attestations = AsyncAttestations(self)
+        self.contributors = AsyncContributors(self)
+        self.ab_tests = AsyncAbTests(self)
+        self.experiments = AsyncExperiments(self)
+        self.api_keys = AsyncApiKeys(self)
+
+    async def _run(self, call: Call[T]) -> T:
+        request_id = call.request_id or uuid.uuid4().hex
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.send(self._request(self._http, call, request_id))
+                return self._outcome(call, response)
+            except httpx.TransportError as exc:
+                error: HokusaiError = self._transport_error(exc, request_id)
+            except APIStatusError as refused:
+                error = refused
+            delay = self._retry_in(call, attempt, error)
+            if delay is None:
+                raise error
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def predict(
+        self,
+        name: str,
+        inputs: Rows,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        unit_id: str | None = None,
+    ) -> Prediction:
+        """Predict one row or many; chunks of a long list are sent concurrently (at most four at
+        a time) and joined in order."""
+        gate = asyncio.Semaphore(CONCURRENT_CHUNKS)
+
+        async def one(chunk: Rows) -> Prediction:
+            async with gate:
+                return await self._run(_predict(name, chunk, version, alias, unit_id))
+
+        parts = await asyncio.gather(
+            *(one(chunk) for chunk in _chunks(inputs, self.max_batch_size))
+        )
+        return _joined(list(parts))
+
+    async def health(self) -> Health:
+        return await self._run(_health())
+
+    async def ready(self) -> Readiness:
+        return await self._run(_ready())
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncHokusaiClient:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

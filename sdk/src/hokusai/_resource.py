@@ -1,0 +1,89 @@
+"""How a call defined once becomes a method of the sync and of the async client. A resource's
+calls are plain functions that return a `Call`; `sync`/`aio` (and `sync_pages`/`aio_pages` for
+lists) turn each into a method that runs it on its client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+
+from pydantic import BaseModel
+
+from hokusai._base import Call, Page
+
+if TYPE_CHECKING:
+    from hokusai._client import AsyncHokusaiClient, HokusaiClient
+
+P = ParamSpec("P")
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+class SyncResource:
+    def __init__(self, client: HokusaiClient) -> None:
+        self._client = client
+
+
+class AsyncResource:
+    def __init__(self, client: AsyncHokusaiClient) -> None:
+        self._client = client
+
+
+def sync(build: Callable[P, Call[T]]) -> Callable[Concatenate[SyncResource, P], T]:
+    def method(self: SyncResource, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._client._run(build(*args, **kwargs))
+
+    return _named(method, build)
+
+
+def aio(build: Callable[P, Call[T]]) -> Callable[Concatenate[AsyncResource, P], Awaitable[T]]:
+    async def method(self: AsyncResource, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._client._run(build(*args, **kwargs))
+
+    return _named(method, build)
+
+
+def sync_pages(
+    build: Callable[Concatenate[int, P], Call[Page[M]]],
+) -> Callable[Concatenate[SyncResource, P], Iterator[M]]:
+    """A list call as a lazy iterator over every page."""
+
+    def method(self: SyncResource, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[M]:
+        offset = 0
+        while True:
+            page = self._client._run(build(offset, *args, **kwargs))
+            yield from page.items
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                return
+
+    return _named(method, build)
+
+
+def aio_pages(
+    build: Callable[Concatenate[int, P], Call[Page[M]]],
+) -> Callable[Concatenate[AsyncResource, P], AsyncIterator[M]]:
+    """A list call as a lazy async iterator over every page (`async for`, no `await`)."""
+
+    async def method(self: AsyncResource, /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[M]:
+        offset = 0
+        while True:
+            page = await self._client._run(build(offset, *args, **kwargs))
+            for item in page.items:
+                yield item
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                return
+
+    return _named(method, build)
+
+
+def _named(method: T, build: Callable[..., Any]) -> T:
+    """The method keeps the call's name and docstring (the reference docs read them)."""
+    method.__name__ = build.__name__  # type: ignore[attr-defined]  # a function, set by us
+    method.__doc__ = build.__doc__
+    return method
+
+
+def page_of(kind: type[M]) -> Callable[[Any], Page[M]]:
+    return lambda response: Page[kind].model_validate(response.json())  # type: ignore[valid-type]  # a runtime-parametrised generic

@@ -1,0 +1,146 @@
+"""A/B tests: create, run, route units, record outcomes, read results, promote."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from hokusai._base import Call, Page, body, creating, path, query
+from hokusai._base import model as as_model
+from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
+from hokusai.types import AbResults, AbTest, Assignment, OutcomesAccepted, Prediction
+
+
+def create(
+    name: str,
+    model: str,
+    variants: list[dict[str, Any]],
+    metric: dict[str, Any],
+    *,
+    unit: str | None = None,
+    minimum_sample_size: int | None = None,
+    confidence_level: float | None = None,
+    ends_at: datetime | None = None,
+    webhook_url: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[AbTest]:
+    """A draft test between versions (or aliases) of one model; the first variant is the control."""
+    payload = body(
+        name=name, model=model, variants=variants, metric=metric, unit=unit,
+        minimum_sample_size=minimum_sample_size, confidence_level=confidence_level,
+        ends_at=ends_at.isoformat() if ends_at else None, webhook_url=webhook_url,
+    )  # fmt: skip
+    return creating("POST", path("ab-tests"), as_model(AbTest), idempotency_key, json=payload)
+
+
+def get(test_id: str) -> Call[AbTest]:
+    """One test."""
+    return Call("GET", path("ab-tests", test_id), as_model(AbTest), repeatable=True)
+
+
+def list_tests(
+    offset: int, *, model: str | None = None, status: str | None = None
+) -> Call[Page[AbTest]]:
+    """Tests, newest first, optionally of one model or in one status."""
+    params = query(model=model, status=status, limit=500, offset=offset)
+    return Call("GET", path("ab-tests"), page_of(AbTest), params=params, repeatable=True)
+
+
+def update(
+    test_id: str, *, weights: dict[str, float] | None = None, ends_at: datetime | None = None
+) -> Call[AbTest]:
+    """New weights or end time (not while running)."""
+    payload = body(weights=weights, ends_at=ends_at.isoformat() if ends_at else None)
+    return Call("PATCH", path("ab-tests", test_id), as_model(AbTest), json=payload)
+
+
+def start(test_id: str) -> Call[AbTest]:
+    """Start a draft test: aliases become versions; one running test per model."""
+    return Call("POST", path("ab-tests", test_id, "start"), as_model(AbTest))
+
+
+def pause(test_id: str) -> Call[AbTest]:
+    """Pause a running test."""
+    return Call("POST", path("ab-tests", test_id, "pause"), as_model(AbTest))
+
+
+def resume(test_id: str) -> Call[AbTest]:
+    """Resume a paused test."""
+    return Call("POST", path("ab-tests", test_id, "resume"), as_model(AbTest))
+
+
+def stop(test_id: str) -> Call[AbTest]:
+    """Stop a running or paused test for good."""
+    return Call("POST", path("ab-tests", test_id, "stop"), as_model(AbTest))
+
+
+def assign(test_id: str, unit_id: str) -> Call[Assignment]:
+    """The unit's variant (deterministic and sticky); counts its first exposure."""
+    url = path("ab-tests", test_id, "assign")
+    return Call("POST", url, as_model(Assignment), json={"unit_id": unit_id}, repeatable=True)
+
+
+def predict(
+    test_id: str, unit_id: str, inputs: dict[str, Any] | list[dict[str, Any]]
+) -> Call[Prediction]:
+    """Predict with the unit's variant."""
+    url = path("ab-tests", test_id, "predict")
+    return Call(
+        "POST",
+        url,
+        as_model(Prediction),
+        json={"unit_id": unit_id, "inputs": inputs},
+        repeatable=True,
+    )
+
+
+def record_outcomes(
+    test_id: str, events: list[dict[str, Any]], *, idempotency_key: str | None = None
+) -> Call[int]:
+    """Record outcomes (`{unit_id, value}`); only exposed units count. Returns how many counted."""
+    url = path("ab-tests", test_id, "outcomes")
+    parse = lambda r: OutcomesAccepted.model_validate(r.json()).accepted  # noqa: E731
+    return creating("POST", url, parse, idempotency_key, json={"events": events})
+
+
+def results(test_id: str) -> Call[AbResults]:
+    """Per variant statistics, comparisons against the control, the SRM check and the verdict."""
+    return Call("GET", path("ab-tests", test_id, "results"), as_model(AbResults), repeatable=True)
+
+
+def promote(test_id: str, variant: str, *, force: bool = False) -> Call[AbTest]:
+    """Move `production` to the variant's version and stop the test."""
+    url = path("ab-tests", test_id, "promote")
+    return Call("POST", url, as_model(AbTest), json={"variant": variant, "force": force})
+
+
+class AbTests(SyncResource):
+    create = sync(create)
+    get = sync(get)
+    list = sync_pages(list_tests)
+    update = sync(update)
+    start = sync(start)
+    pause = sync(pause)
+    resume = sync(resume)
+    stop = sync(stop)
+    assign = sync(assign)
+    predict = sync(predict)
+    record_outcomes = sync(record_outcomes)
+    results = sync(results)
+    promote = sync(promote)
+
+
+class AsyncAbTests(AsyncResource):
+    create = aio(create)
+    get = aio(get)
+    list = aio_pages(list_tests)
+    update = aio(update)
+    start = aio(start)
+    pause = aio(pause)
+    resume = aio(resume)
+    stop = aio(stop)
+    assign = aio(assign)
+    predict = aio(predict)
+    record_outcomes = aio(record_outcomes)
+    results = aio(results)
+    promote = aio(promote)

@@ -1,0 +1,40 @@
+"""API keys (an admin key's business): create, list, revoke."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hokusai._base import Call, Page, creating, model, nothing, path, query
+from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
+from hokusai.types import ApiKey, CreatedKey
+
+
+def create(
+    name: str, scopes: Sequence[str], *, idempotency_key: str | None = None
+) -> Call[CreatedKey]:
+    """A new key; its secret (`key`) is in this answer only."""
+    payload = {"name": name, "scopes": list(scopes)}
+    return creating("POST", path("api-keys"), model(CreatedKey), idempotency_key, json=payload)
+
+
+def list_keys(offset: int) -> Call[Page[ApiKey]]:
+    """Every key, without secrets."""
+    params = query(limit=500, offset=offset)
+    return Call("GET", path("api-keys"), page_of(ApiKey), params=params, repeatable=True)
+
+
+def revoke(api_key_id: str) -> Call[None]:
+    """Revoke a key: it gets 401 from now on."""
+    return Call("DELETE", path("api-keys", api_key_id), nothing, repeatable=True)
+
+
+class ApiKeys(SyncResource):
+    create = sync(create)
+    list = sync_pages(list_keys)
+    revoke = sync(revoke)
+
+
+class AsyncApiKeys(AsyncResource):
+    create = aio(create)
+    list = aio_pages(list_keys)
+    revoke = aio(revoke)

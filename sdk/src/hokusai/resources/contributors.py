@@ -1,0 +1,29 @@
+"""What a contributor's data achieved."""
+
+from __future__ import annotations
+
+from hokusai._base import Call, Page, model, path, query
+from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
+from hokusai.types import Contribution, Impact
+
+
+def impact(address: str) -> Call[Impact]:
+    """Counts, exact weighted gains, per model, and the attestations that cover them."""
+    return Call("GET", path("contributors", address, "impact"), model(Impact), repeatable=True)
+
+
+def contributions(offset: int, address: str) -> Call[Page[Contribution]]:
+    """Every contribution of an address, newest first."""
+    params = query(limit=500, offset=offset)
+    url = path("contributors", address, "contributions")
+    return Call("GET", url, page_of(Contribution), params=params, repeatable=True)
+
+
+class Contributors(SyncResource):
+    impact = sync(impact)
+    contributions = sync_pages(contributions)
+
+
+class AsyncContributors(AsyncResource):
+    impact = aio(impact)
+    contributions = aio_pages(contributions)

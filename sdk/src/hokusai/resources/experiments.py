@@ -1,0 +1,53 @@
+"""MLflow experiments and runs seen through the service, and run comparison."""
+
+from __future__ import annotations
+
+from hokusai._base import Call, Page, body, model, path, query
+from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
+from hokusai.types import Experiment, Run, RunComparison
+
+
+def list_experiments(offset: int) -> Call[Page[Experiment]]:
+    """Every MLflow experiment."""
+    params = query(limit=500, offset=offset)
+    return Call("GET", path("experiments"), page_of(Experiment), params=params, repeatable=True)
+
+
+def runs(offset: int, experiment_id: str) -> Call[Page[Run]]:
+    """The runs of an experiment."""
+    params = query(limit=500, offset=offset)
+    url = path("experiments", experiment_id, "runs")
+    return Call("GET", url, page_of(Run), params=params, repeatable=True)
+
+
+def compare(
+    candidate_run_id: str,
+    *,
+    baseline_run_id: str | None = None,
+    model: str | None = None,
+    version: int | None = None,
+    metric: str | None = None,
+    direction: str | None = None,
+) -> Call[RunComparison]:
+    """A candidate run against a baseline run, or against a registered version."""
+    payload = body(
+        candidate_run_id=candidate_run_id, baseline_run_id=baseline_run_id, model=model,
+        version=version, metric=metric, direction=direction,
+    )  # fmt: skip
+    url = path("experiments", "compare")
+    return Call("POST", url, _comparison, json=payload, repeatable=True)
+
+
+_comparison = model(RunComparison)
+
+
+class Experiments(SyncResource):
+    list = sync_pages(list_experiments)
+    runs = sync_pages(runs)
+    compare = sync(compare)
+
+
+class AsyncExperiments(AsyncResource):
+    list = aio_pages(list_experiments)
+    runs = aio_pages(runs)
+    compare = aio(compare)

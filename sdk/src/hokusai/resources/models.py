@@ -1,0 +1,111 @@
+"""Models: register versions, list, read, update, compare, roll back."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from hokusai._artifacts import packed
+from hokusai._base import Call, Page, body, creating, model, path, query
+from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
+from hokusai.types import AliasMove, Comparison, Model, Version
+
+
+def register(
+    name: str,
+    *,
+    kind: str,
+    metrics: dict[str, float],
+    dataset: dict[str, Any],
+    artifact: str | os.PathLike[str] | None = None,
+    source_uri: str | None = None,
+    model_type: str | None = None,
+    benchmark: dict[str, Any] | None = None,
+    contributors: list[dict[str, Any]] | None = None,
+    parent_version: int | None = None,
+    token_id: str | None = None,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+    metric_stds: dict[str, float] | None = None,
+    idempotency_key: str | None = None,
+) -> Call[Version]:
+    """Register a version: a baseline (declaring the benchmark) or an improved version (naming
+    its contributors). `artifact` is an MLflow model directory (packed here) or a `.tar.gz` /
+    `.zip` file; or give `source_uri` for an artifact already in MLflow (`runs:/...`)."""
+    metadata = body(
+        name=name, kind=kind, metrics=metrics, dataset=dataset, model_type=model_type,
+        benchmark=benchmark, contributors=contributors, parent_version=parent_version,
+        token_id=token_id, description=description, tags=tags, metric_stds=metric_stds,
+    )  # fmt: skip
+    url = path("models", "register")
+    if artifact is not None:
+        filename, archive = packed(artifact)
+        return creating(
+            "POST", url, model(Version), idempotency_key,
+            data={"metadata": json.dumps(metadata)},
+            files={"artifact": (filename, archive, "application/octet-stream")},
+        )  # fmt: skip
+    return creating(
+        "POST", url, model(Version), idempotency_key, json={**metadata, "source_uri": source_uri}
+    )
+
+
+def list_models(
+    offset: int, *, token_id: str | None = None, model_type: str | None = None
+) -> Call[Page[Model]]:
+    """Every model, by name, optionally with a token id or of a model type."""
+    params = query(token_id=token_id, model_type=model_type, limit=500, offset=offset)
+    return Call("GET", path("models"), page_of(Model), params=params, repeatable=True)
+
+
+def get(name: str) -> Call[Model]:
+    """One model."""
+    return Call("GET", path("models", name), model(Model), repeatable=True)
+
+
+def update(
+    name: str, *, description: str | None = None, tags: dict[str, str] | None = None
+) -> Call[Model]:
+    """Change a model's description or replace its tags (mirrored to MLflow)."""
+    return Call(
+        "PATCH", path("models", name), model(Model), json=body(description=description, tags=tags)
+    )
+
+
+def compare(name: str, base: int, candidate: int) -> Call[Comparison]:
+    """Every metric both versions report, with the direction-aware gain."""
+    params = {"base": base, "candidate": candidate}
+    return Call(
+        "GET", path("models", name, "compare"), model(Comparison), params=params, repeatable=True
+    )
+
+
+def rollback(
+    name: str, *, to_version: int | None = None, reason: str | None = None
+) -> Call[AliasMove]:
+    """Move `production` back to the version it held before (or to `to_version`)."""
+    return Call(
+        "POST",
+        path("models", name, "rollback"),
+        model(AliasMove),
+        json=body(to_version=to_version, reason=reason),
+    )
+
+
+class Models(SyncResource):
+    register = sync(register)
+    list = sync_pages(list_models)
+    get = sync(get)
+    update = sync(update)
+    compare = sync(compare)
+    rollback = sync(rollback)
+
+
+class AsyncModels(AsyncResource):
+    register = aio(register)
+    list = aio_pages(list_models)
+    get = aio(get)
+    update = aio(update)
+    compare = aio(compare)
+    rollback = aio(rollback)

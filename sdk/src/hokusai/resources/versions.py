@@ -1,0 +1,63 @@
+"""Versions of a model: list, read, update, download the artifact."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+
+from hokusai._base import Call, Page, body, model, path, query
+from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
+from hokusai.types import Version
+
+
+def list_versions(offset: int, name: str) -> Call[Page[Version]]:
+    """Every version of a model, newest first."""
+    params = query(limit=500, offset=offset)
+    return Call(
+        "GET", path("models", name, "versions"), page_of(Version), params=params, repeatable=True
+    )
+
+
+def get(name: str, version: int) -> Call[Version]:
+    """One version, with its delta, DeltaOne decision and attestation id."""
+    return Call("GET", path("models", name, "versions", version), model(Version), repeatable=True)
+
+
+def update(
+    name: str, version: int, *, description: str | None = None, tags: dict[str, str] | None = None
+) -> Call[Version]:
+    """Change a version's description or replace its tags."""
+    url = path("models", name, "versions", version)
+    return Call("PATCH", url, model(Version), json=body(description=description, tags=tags))
+
+
+def download(name: str, version: int, destination: str | os.PathLike[str]) -> Call[Path]:
+    """Write the version's artifact (`.tar.gz`) to `destination` (a file, or a directory to put
+    `<name>-<version>.tar.gz` in) and return its path."""
+    target = Path(destination)
+    if target.is_dir():
+        target = target / f"{name}-{version}.tar.gz"
+
+    def write(response: httpx.Response) -> Path:
+        target.write_bytes(response.content)
+        return target
+
+    return Call(
+        "GET", path("models", name, "versions", version, "artifact"), write, repeatable=True
+    )
+
+
+class Versions(SyncResource):
+    list = sync_pages(list_versions)
+    get = sync(get)
+    update = sync(update)
+    download = sync(download)
+
+
+class AsyncVersions(AsyncResource):
+    list = aio_pages(list_versions)
+    get = aio(get)
+    update = aio(update)
+    download = aio(download)

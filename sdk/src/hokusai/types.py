@@ -1,0 +1,415 @@
+"""Response models, generated from the service's openapi.json by
+`sdk/scripts/generate_types.py`: do not edit by hand (a test checks they are current).
+Attributes are the API's field names; fields the server adds later are kept, not refused."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class AbResults(_Response):
+    test_id: str
+    status: str
+    metric: MetricSpec
+    verdict: str
+    srm: Srm
+    variants: list[VariantResult]
+    comparisons: list[ComparisonResult]
+
+
+class AbTest(_Response):
+    id: str
+    name: str
+    model: str
+    status: str
+    variants: list[Variant]
+    unit: str
+    metric: MetricSpec
+    minimum_sample_size: int
+    confidence_level: float
+    ends_at: datetime | None
+    webhook_url: str | None
+    created_at: datetime
+    started_at: datetime | None
+    stopped_at: datetime | None
+    winner: str | None
+
+
+class AbTestAssignment(_Response):
+    id: str
+    variant: str
+
+
+class AliasAt(_Response):
+    alias: str
+    version: int | None
+    at: datetime
+
+
+class AliasEvent(_Response):
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    reason: str | None
+    actor: str
+    at: datetime
+
+
+class AliasMove(_Response):
+    alias: str
+    version: int
+    updated_at: datetime
+
+
+class ApiKey(_Response):
+    id: str
+    name: str
+    scopes: list[str]
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class Artifact(_Response):
+    digest: str
+    source_uri: str
+    mlflow_run_id: str | None
+
+
+class Assignment(_Response):
+    test_id: str
+    unit_id: str
+    variant: str
+    version: int
+
+
+class Attestation(_Response):
+    id: str
+    model: str
+    version: int
+    statement: dict[str, Any]
+    envelope: Envelope
+    eip712: Eip712 | None
+    created_at: datetime
+
+
+class Benchmark(_Response):
+    metric: str
+    direction: str
+    family: str
+
+
+class CacheCounts(_Response):
+    hits: int
+    misses: int
+
+
+class ChainVerification(_Response):
+    valid: bool
+    length: int
+    broken_at: str | None
+    reason: str | None
+
+
+class Check(_Response):
+    status: str
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class Comparison(_Response):
+    model: str
+    base: int
+    candidate: int
+    primary_metric: str
+    metrics: dict[str, MetricComparison]
+
+
+class ComparisonResult(_Response):
+    variant: str
+    control: str
+    absolute_lift: float | None
+    relative_lift: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    chance_to_beat_control: float | None
+    significant: bool
+
+
+class Contribution(_Response):
+    model: str
+    version: int
+    weight_bps: int
+    gain_pp: float | None
+    deltaone_accepted: bool | None
+    attestation_id: str | None
+    created_at: datetime
+
+
+class Contributor(_Response):
+    address: str
+    weight_bps: int
+
+
+class CreatedKey(_Response):
+    id: str
+    name: str
+    scopes: list[str]
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+    key: str
+
+
+class Dataset(_Response):
+    hash: str
+    num_samples: int
+
+
+class DeltaOne(_Response):
+    accepted: bool
+    reason: str
+    metric: str
+    gain_pp: float | None
+    ci_low_pp: float | None
+    ci_high_pp: float | None
+    n_parent: int
+    n_candidate: int
+    threshold_pp: float
+    min_samples: int
+    evaluated_at: datetime
+
+
+class Edge(_Response):
+    parent: int
+    child: int
+    gain_pp: float | None
+    deltaone_accepted: bool | None
+    reason: str | None
+    contributors: list[Contributor]
+    attestation_id: str | None
+
+
+class Eip712(_Response):
+    typed_data: dict[str, Any]
+    signature: str
+    signer: str
+
+
+class Envelope(_Response):
+    """A DSSE envelope (https://github.com/secure-systems-lab/dsse)."""
+
+    payload: str
+    payloadType: str
+    signatures: list[Signature]
+
+
+class Experiment(_Response):
+    experiment_id: str
+    name: str
+    artifact_location: str
+    lifecycle_stage: str
+    tags: dict[str, str]
+    created_at: datetime | None
+
+
+class Health(_Response):
+    status: str | None = None
+
+
+class Impact(_Response):
+    address: str
+    contributions: int
+    models_improved: int
+    deltaone_accepted: int
+    weighted_gain_pp: float
+    accepted_weighted_gain_pp: float
+    first_contribution_at: datetime | None
+    last_contribution_at: datetime | None
+    models: list[ModelImpact]
+    attestation_ids: list[str]
+
+
+class Keys(_Response):
+    keys: list[PublicKey]
+    eip712_signer: str | None
+
+
+class Lineage(_Response):
+    model: str
+    version: int | None
+    primary_metric: str
+    nodes: list[Node]
+    edges: list[Edge]
+    cumulative_gain_pp: float | None
+
+
+class MetricComparison(_Response):
+    base: float
+    candidate: float
+    absolute: float
+    relative: float | None
+    gain: float
+    better: str
+
+
+class MetricDelta(_Response):
+    parent: float
+    candidate: float
+    absolute: float
+    relative: float | None
+    gain: float
+    gain_pp: float | None
+
+
+class MetricSpec(_Response):
+    name: str
+    kind: str
+    direction: str | None = None
+
+
+class Model(_Response):
+    name: str
+    model_type: str
+    token_id: str | None
+    description: str | None
+    tags: dict[str, str]
+    benchmark: Benchmark
+    latest_version: int | None
+    aliases: dict[str, int]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ModelImpact(_Response):
+    model: str
+    versions: int
+    weighted_gain_pp: float
+    deltaone_accepted: int
+
+
+class Node(_Response):
+    version: int
+    kind: str
+    primary_metric_value: float | None
+    deltaone_accepted: bool | None
+    attestation_id: str | None
+    created_at: datetime
+
+
+class OutcomesAccepted(_Response):
+    accepted: int
+    ignored: int
+
+
+class Prediction(_Response):
+    model: str
+    version: int
+    predictions: list[Any]
+    cache: CacheCounts
+    ab_test: AbTestAssignment | None = None
+    # From the response: X-Cache for a single row (HIT or MISS), and X-Request-ID.
+    cache_status: str | None = None
+    request_id: str | None = None
+
+
+class PublicKey(_Response):
+    keyid: str
+    algorithm: str
+    public_key_pem: str
+
+
+class Readiness(_Response):
+    status: str
+    checks: dict[str, Check]
+    warmup: Warmup | None = None
+
+
+class Run(_Response):
+    run_id: str
+    run_name: str | None
+    experiment_id: str
+    status: str
+    start_time: datetime | None
+    end_time: datetime | None
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tags: dict[str, str]
+
+
+class RunComparison(_Response):
+    baseline: str
+    candidate: str
+    primary_metric: str | None
+    metrics: dict[str, MetricComparison]
+
+
+class Signature(_Response):
+    keyid: str
+    sig: str
+
+
+class Srm(_Response):
+    p_value: float | None
+    flagged: bool
+
+
+class Variant(_Response):
+    name: str
+    version: int | None
+    alias: str | None
+    weight: float
+
+
+class VariantResult(_Response):
+    name: str
+    version: int | None
+    weight: float
+    exposures: int
+    n: int
+    mean: float | None
+    std: float | None
+
+
+class Verification(_Response):
+    valid: bool
+    keyid: str | None
+    attestation_id: str | None
+    matches_record: bool
+    reason: str | None
+
+
+class Version(_Response):
+    model: str
+    version: int
+    kind: str
+    model_type: str
+    token_id: str | None
+    description: str | None
+    tags: dict[str, str]
+    metrics: dict[str, float]
+    metric_stds: dict[str, float]
+    dataset: Dataset
+    benchmark: Benchmark
+    parent_version: int | None
+    aliases: list[str]
+    created_at: datetime
+    artifact: Artifact
+    contributors: list[Contributor]
+    delta: dict[str, MetricDelta] | None
+    deltaone: DeltaOne | None
+    attestation_id: str | None
+
+
+class Warmup(_Response):
+    status: str
+    loaded: int
+    failed: int

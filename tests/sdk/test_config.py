@@ -1,0 +1,69 @@
+"""Where the client's configuration comes from, and that it never shows the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hokusai import ConfigurationError, HokusaiClient
+
+KEY = "hk_" + "s" * 40
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for variable in (
+        "HOKUSAI_API_KEY",
+        "HOKUSAI_BASE_URL",
+        "HOKUSAI_API_URL",
+        "HOKUSAI_API_ENDPOINT",
+        "HOKUSAI_PROFILE",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    config = tmp_path / "config"
+    monkeypatch.setenv("HOKUSAI_CONFIG_FILE", str(config))
+    return config
+
+
+def test_arguments_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOKUSAI_API_KEY", "hk_" + "e" * 40)
+    monkeypatch.setenv("HOKUSAI_BASE_URL", "http://env:1")
+    client = HokusaiClient("http://arg:2", KEY)
+    assert client.base_url == "http://arg:2"
+    assert client._api_key == KEY
+
+
+@pytest.mark.parametrize(
+    "variable", ["HOKUSAI_BASE_URL", "HOKUSAI_API_URL", "HOKUSAI_API_ENDPOINT"]
+)
+@pytest.mark.parametrize("suffix", ["", "/", "/api", "/api/v1", "/api/v1/"])
+def test_the_environment_and_legacy_names_and_api_suffixes(
+    monkeypatch: pytest.MonkeyPatch, variable: str, suffix: str
+) -> None:
+    monkeypatch.setenv("HOKUSAI_API_KEY", KEY)
+    monkeypatch.setenv(variable, f"https://hokusai.example{suffix}")
+    assert HokusaiClient().base_url == "https://hokusai.example"
+
+
+def test_the_config_file_and_its_profiles(
+    monkeypatch: pytest.MonkeyPatch, clean_environment: Path
+) -> None:
+    clean_environment.write_text(
+        f"[default]\napi_key = {KEY}\nbase_url = http://default:1\n\n[staging]\napi_key = hk_{'t' * 40}\nbase_url = http://staging:2/api\n"
+    )
+    assert HokusaiClient().base_url == "http://default:1"
+    monkeypatch.setenv("HOKUSAI_PROFILE", "staging")
+    assert HokusaiClient().base_url == "http://staging:2"
+    monkeypatch.setenv("HOKUSAI_PROFILE", "nope")
+    with pytest.raises(ConfigurationError, match="nope"):
+        HokusaiClient()
+
+
+def test_no_key_anywhere_names_hokusai_api_key() -> None:
+    with pytest.raises(ConfigurationError, match="HOKUSAI_API_KEY"):
+        HokusaiClient("http://127.0.0.1:1")
+
+
+def test_the_key_never_shows_and_the_constructor_does_no_io() -> None:
+    client = HokusaiClient("http://127.0.0.1:1", KEY)  # nothing listens there: no error yet
+    assert KEY not in repr(client) + str(client)

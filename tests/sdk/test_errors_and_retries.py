@@ -1,0 +1,188 @@
+"""Every error class from a real response of the live service, and the retry policy against a
+small real HTTP server that answers as told (503 + Retry-After, 429, 400...), never by patching
+the client."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from hokusai import (
+    APIConnectionError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    HokusaiClient,
+    InternalServerError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServiceUnavailableError,
+    UnprocessableEntityError,
+)
+from hokusai.errors import APIStatusError
+
+from tests.conftest import LiveService
+from tests.factories import DATASET, unique
+from tests.services_under_test import free_port
+
+
+@pytest.fixture
+def client(live: LiveService) -> HokusaiClient:
+    return HokusaiClient(live.url, live.admin_key, max_retries=0)
+
+
+def test_each_status_is_its_error_class_with_the_problem_fields(
+    live: LiveService, client: HokusaiClient, tmp_path: Path
+) -> None:
+    reader_key = client.api_keys.create("reader", ["read"]).key
+    archive = tmp_path / "not-a-model.tar.gz"
+    archive.write_bytes(b"not an archive")
+    cases: list[tuple[type[APIStatusError], Any]] = [
+        (AuthenticationError, lambda: HokusaiClient(live.url, "hk_" + "x" * 40).models.get("m")),
+        (PermissionDeniedError, lambda: HokusaiClient(live.url, reader_key).models.update("m")),
+        (NotFoundError, lambda: client.models.get(unique())),
+        (UnprocessableEntityError, lambda: client.aliases.set("m", "production", 0)),
+        (PayloadTooLargeError, lambda: HokusaiClient(live.url, live.admin_key, max_batch_size=5000).predict("m", [{}] * 1001)),
+        (BadRequestError, lambda: client.models.register(unique(), kind="baseline", artifact=archive, metrics={"a": 1.0}, dataset=DATASET, model_type="custom", benchmark={"metric": "a", "direction": "higher_is_better", "family": "proportion"})),
+    ]  # fmt: skip
+    for kind, call in cases:
+        with pytest.raises(kind) as raised:
+            call()
+        error = raised.value
+        assert error.status == error.response.status_code
+        assert error.code
+        assert error.detail
+        assert error.request_id
+        assert live.admin_key not in repr(error) + str(error)
+    with pytest.raises(UnprocessableEntityError) as invalid:
+        client.aliases.set("m", "production", 0)
+    assert invalid.value.errors[0]["loc"] == ["body", "version"]
+
+
+def test_a_taken_token_id_is_a_conflict(client: HokusaiClient, tmp_path: Path) -> None:
+    token = unique("T").upper()
+    benchmark = {"metric": "a", "direction": "higher_is_better", "family": "proportion"}
+    for attempt in range(2):
+        call = lambda: client.models.register(  # noqa: E731
+            unique(), kind="baseline", source_uri="runs:/0123456789abcdef0123456789abcdef/model",
+            metrics={"a": 1.0}, dataset=DATASET, model_type="custom", benchmark=benchmark, token_id=token,
+        )  # fmt: skip
+        if attempt == 1:
+            with pytest.raises((ConflictError, BadRequestError)):
+                call()
+        else:
+            with pytest.raises(BadRequestError):  # the run does not exist in MLflow
+                call()
+
+
+class Scripted(BaseHTTPRequestHandler):
+    """Answers each request with the next (status, headers, body) of `script`; records what
+    it received."""
+
+    script: ClassVar[list[tuple[int, dict[str, str], dict[str, Any]]]] = []
+    received: ClassVar[list[tuple[str, str, dict[str, str]]]] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        Scripted.received.append((self.command, self.path, dict(self.headers)))
+        status, headers, body = (
+            Scripted.script.pop(0) if Scripted.script else (200, {}, {"status": "ok"})
+        )
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted() -> Iterator[str]:
+    Scripted.script, Scripted.received = [], []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def problem(status: int, code: str) -> dict[str, Any]:
+    return {
+        "type": f"urn:hokusai:problem:{code}",
+        "title": code,
+        "status": status,
+        "detail": code,
+        "code": code,
+        "request_id": "srv",
+    }
+
+
+def test_503_is_retried_after_retry_after_with_one_request_id(scripted: str) -> None:
+    Scripted.script = [(503, {"Retry-After": "1"}, problem(503, "registry_unavailable"))] * 2
+    client = HokusaiClient(scripted, "hk_" + "k" * 40, max_retries=2)
+    started = time.monotonic()
+    health = client.health()
+    elapsed = time.monotonic() - started
+    assert health.status == "ok"
+    assert len(Scripted.received) == 3
+    assert len({headers["X-Request-ID"] for _, _, headers in Scripted.received}) == 1
+    assert elapsed >= 2, "Retry-After honoured twice"
+
+
+def test_a_creating_post_is_retried_with_one_idempotency_key(scripted: str) -> None:
+    Scripted.script = [(503, {"Retry-After": "0"}, problem(503, "database_unavailable")), (201, {}, {"id": "k", "name": "n", "scopes": ["read"], "key": "hk_x", "prefix": "p", "created_at": "2026-12-01T00:00:00Z", "revoked_at": None})]  # fmt: skip
+    HokusaiClient(scripted, "hk_" + "k" * 40).api_keys.create("n", ["read"])
+    keys = [headers["Idempotency-Key"] for _, _, headers in Scripted.received]
+    assert len(keys) == 2
+    assert keys[0] == keys[1]
+
+
+def test_a_post_without_an_idempotency_key_and_any_4xx_are_never_retried(scripted: str) -> None:
+    client = HokusaiClient(scripted, "hk_" + "k" * 40, max_retries=3)
+    Scripted.script = [(503, {"Retry-After": "0"}, problem(503, "database_unavailable"))]
+    with pytest.raises(ServiceUnavailableError) as unavailable:
+        client.models.rollback("m")  # a POST that is not creating: repeating it could move twice
+    assert len(Scripted.received) == 1
+    assert unavailable.value.retry_after == 0
+    Scripted.received.clear()
+    Scripted.script = [(400, {}, problem(400, "bad_request"))]
+    with pytest.raises(BadRequestError):
+        client.models.get("m")
+    assert len(Scripted.received) == 1
+
+
+def test_429_and_5xx_give_up_after_max_retries(scripted: str) -> None:
+    client = HokusaiClient(scripted, "hk_" + "k" * 40, max_retries=1)
+    Scripted.script = [(429, {"Retry-After": "0"}, problem(429, "rate_limited"))] * 2
+    with pytest.raises(RateLimitError) as limited:
+        client.models.get("m")
+    assert limited.value.retry_after == 0
+    assert len(Scripted.received) == 2
+    Scripted.received.clear()
+    Scripted.script = [(500, {}, problem(500, "internal_error"))]
+    with pytest.raises(InternalServerError):
+        client.models.get("m")
+    assert len(Scripted.received) == 1, "a 500 is not retried"
+
+
+def test_a_closed_port_is_a_connection_error_after_backing_off() -> None:
+    client = HokusaiClient(f"http://127.0.0.1:{free_port()}", "hk_" + "k" * 40, max_retries=2)
+    started = time.monotonic()
+    with pytest.raises(APIConnectionError) as raised:
+        client.models.get("m")
+    assert time.monotonic() - started >= 0.5 * 0.75 + 1.0 * 0.75, "0.5 s then 1 s, with jitter"
+    assert raised.value.request_id
