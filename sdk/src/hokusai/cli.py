@@ -1,0 +1,187 @@
+"""`hokusai`: the client on the command line. `--json` prints machine-readable JSON; errors go to
+stderr with the problem's code and request id, and exit with status 1."""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import getpass
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from hokusai._client import HokusaiClient
+from hokusai._config import CONFIG_FILE, service_root
+from hokusai.errors import APIStatusError, HokusaiError
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except APIStatusError as error:
+        print(
+            f"error: {error.code or error.status} ({error.status}): {error.detail}"
+            f" [request {error.request_id}]",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    except HokusaiError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="hokusai", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    login_cmd = commands.add_parser("login", help=f"save a base URL and key in {CONFIG_FILE}")
+    login_cmd.add_argument("--base-url")
+    login_cmd.add_argument("--api-key", help="asked for (hidden) when not given")
+    login_cmd.add_argument("--profile", default="default")
+    login_cmd.set_defaults(run=login)
+
+    models = commands.add_parser("models", help="registered models").add_subparsers(
+        dest="action", required=True
+    )
+    listing = models.add_parser("list", help="every model")
+    listing.add_argument("--token-id")
+    listing.add_argument("--model-type")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=list_models)
+    register = models.add_parser("register", help="register a version")
+    register.add_argument("name")
+    register.add_argument("--kind", required=True, choices=["baseline", "improved"])
+    register.add_argument("--artifact", help="MLflow model directory or .tar.gz/.zip")
+    register.add_argument("--source-uri")
+    register.add_argument("--model-type")
+    register.add_argument("--token-id")
+    register.add_argument("--metrics", type=json.loads, required=True, help="JSON object")
+    register.add_argument("--dataset", type=json.loads, required=True, help="JSON object")
+    register.add_argument("--benchmark", type=json.loads, help="JSON object")
+    register.add_argument("--contributors", type=json.loads, help="JSON array")
+    register.add_argument("--json", action="store_true")
+    register.set_defaults(run=register_version)
+
+    predict = commands.add_parser("predict", help="predict one row or a batch")
+    predict.add_argument("name")
+    predict.add_argument("--inputs", type=json.loads, required=True, help="JSON object or array")
+    predict.add_argument("--version", type=int)
+    predict.add_argument("--alias")
+    predict.add_argument("--unit-id")
+    predict.set_defaults(run=predict_rows)
+
+    lineage = commands.add_parser("lineage", help="a model's lineage")
+    lineage.add_argument("name")
+    lineage.add_argument("--format", choices=["json", "mermaid", "dot"], default="json")
+    lineage.add_argument("--version", type=int)
+    lineage.add_argument(
+        "--direction", choices=["ancestors", "descendants", "both"], default="ancestors"
+    )
+    lineage.add_argument("--depth", type=int)
+    lineage.set_defaults(run=show_lineage)
+
+    ab_tests = commands.add_parser("ab-tests", help="A/B tests").add_subparsers(
+        dest="action", required=True
+    )
+    results = ab_tests.add_parser("results", help="a test's results")
+    results.add_argument("test_id")
+    results.add_argument("--json", action="store_true")
+    results.set_defaults(run=ab_results)
+    return root
+
+
+def login(args: argparse.Namespace) -> None:
+    base_url = service_root(
+        args.base_url or input("Base URL [http://127.0.0.1:8000]: ") or "http://127.0.0.1:8000"
+    )
+    api_key = args.api_key or getpass.getpass("API key: ")
+    path = Path(os.environ.get("HOKUSAI_CONFIG_FILE", str(CONFIG_FILE))).expanduser()
+    config = configparser.ConfigParser()
+    if path.is_file():
+        config.read(path)
+    config[args.profile] = {"base_url": base_url, "api_key": api_key}
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        config.write(handle)
+    path.chmod(0o600)
+    print(f"saved [{args.profile}] for {base_url} in {path}")
+
+
+def list_models(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        found = list(client.models.list(token_id=args.token_id, model_type=args.model_type))
+    if args.json:
+        _print_json([m.model_dump(mode="json") for m in found])
+        return
+    for model in found:
+        aliases = ", ".join(f"{a}={v}" for a, v in sorted(model.aliases.items()))
+        print(f"{model.name}\tv{model.latest_version}\t{model.model_type}\t{aliases}")
+
+
+def register_version(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        version = client.models.register(
+            args.name, kind=args.kind, artifact=args.artifact, source_uri=args.source_uri,
+            model_type=args.model_type, token_id=args.token_id, metrics=args.metrics,
+            dataset=args.dataset, benchmark=args.benchmark, contributors=args.contributors,
+        )  # fmt: skip
+    if args.json:
+        _print_json(version.model_dump(mode="json"))
+        return
+    decision = version.deltaone.reason if version.deltaone else "baseline"
+    print(f"{version.model} v{version.version}: {decision}")
+
+
+def predict_rows(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        prediction = client.predict(
+            args.name, args.inputs, version=args.version, alias=args.alias, unit_id=args.unit_id
+        )
+    _print_json(prediction.model_dump(mode="json"))
+
+
+def show_lineage(args: argparse.Namespace) -> None:
+    options: dict[str, Any] = {
+        "version": args.version,
+        "direction": args.direction,
+        "depth": args.depth,
+    }
+    with HokusaiClient() as client:
+        if args.format == "mermaid":
+            print(client.lineage.mermaid(args.name, **options))
+        elif args.format == "dot":
+            print(client.lineage.dot(args.name, **options))
+        else:
+            _print_json(client.lineage.get(args.name, **options).model_dump(mode="json"))
+
+
+def ab_results(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        results = client.ab_tests.results(args.test_id)
+    if args.json:
+        _print_json(results.model_dump(mode="json"))
+        return
+    print(f"{results.status}, verdict {results.verdict}, SRM flagged: {results.srm.flagged}")
+    for variant in results.variants:
+        print(
+            f"  {variant.name}\tv{variant.version}\texposures {variant.exposures}\tn {variant.n}\tmean {variant.mean}"
+        )
+
+
+def _print_json(value: Any) -> None:
+    print(
+        json.dumps(
+            value.model_dump(mode="json") if isinstance(value, BaseModel) else value, indent=2
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The `hokusai` command against the live service, run as users run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hokusai import HokusaiClient
+
+from tests.conftest import LiveService
+from tests.factories import DATASET, save_sklearn, unique
+
+HOKUSAI = str(Path(sys.executable).parent / "hokusai")
+BENCHMARK = {"metric": "accuracy", "direction": "higher_is_better", "family": "proportion"}
+
+
+def run(
+    live: LiveService, tmp_path: Path, *args: str, key: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "HOKUSAI_BASE_URL": live.url + "/api",
+        "HOKUSAI_API_KEY": key or live.admin_key,
+        "HOKUSAI_CONFIG_FILE": str(tmp_path / "config"),
+    }
+    return subprocess.run([HOKUSAI, *args], capture_output=True, text=True, env=env, timeout=180)
+
+
+def test_register_list_predict_lineage_from_the_command_line(
+    live: LiveService, tmp_path: Path
+) -> None:
+    name = unique("cli")
+    model_dir = save_sklearn(tmp_path)[0]
+    registered = run(
+        live, tmp_path, "models", "register", name, "--kind", "baseline", "--artifact", str(model_dir),
+        "--model-type", "classification", "--metrics", '{"accuracy": 0.8}',
+        "--dataset", json.dumps(DATASET), "--benchmark", json.dumps(BENCHMARK), "--json",
+    )  # fmt: skip
+    assert registered.returncode == 0, registered.stderr
+    assert json.loads(registered.stdout)["version"] == 1
+    listed = run(live, tmp_path, "models", "list", "--json")
+    assert name in [m["name"] for m in json.loads(listed.stdout)]
+    predicted = run(
+        live, tmp_path, "predict", name, "--inputs", '{"f0": 0.2, "f1": 0.9, "f2": 0.1}'
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    assert json.loads(predicted.stdout)["version"] == 1
+    mermaid = run(live, tmp_path, "lineage", name, "--format", "mermaid")
+    assert mermaid.returncode == 0
+    assert mermaid.stdout.strip()
+    assert not mermaid.stdout.lstrip().startswith("{"), "the text itself, not JSON"
+
+
+def test_errors_go_to_stderr_with_code_and_request_id(live: LiveService, tmp_path: Path) -> None:
+    missing = run(live, tmp_path, "ab-tests", "results", "00000000-0000-0000-0000-000000000001")
+    assert missing.returncode == 1
+    assert "ab_test_not_found (404)" in missing.stderr
+    assert "[request " in missing.stderr
+    assert missing.stdout == ""
+    refused = run(live, tmp_path, "models", "list", key="hk_" + "x" * 40)
+    assert refused.returncode == 1
+    assert "unauthenticated (401)" in refused.stderr
+    assert "x" * 40 not in refused.stderr
+
+
+def test_login_writes_a_private_config_the_client_then_uses(
+    live: LiveService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config"
+    logged = subprocess.run(
+        [HOKUSAI, "login", "--base-url", live.url + "/api/v1", "--api-key", live.admin_key],
+        capture_output=True, text=True, env={**os.environ, "HOKUSAI_CONFIG_FILE": str(config)},
+    )  # fmt: skip
+    assert logged.returncode == 0, logged.stderr
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert live.admin_key not in logged.stdout
+    for variable in (
+        "HOKUSAI_API_KEY",
+        "HOKUSAI_BASE_URL",
+        "HOKUSAI_API_URL",
+        "HOKUSAI_API_ENDPOINT",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HOKUSAI_CONFIG_FILE", str(config))
+    client = HokusaiClient()
+    assert client.base_url == live.url
+    assert client.health().status == "ok"
