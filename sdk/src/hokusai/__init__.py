@@ -5,6 +5,7 @@ client = HokusaiClient()   # HOKUSAI_API_KEY / HOKUSAI_BASE_URL, or ~/.hokusai/c
 """
 
 from hokusai._client import AsyncHokusaiClient, HokusaiClient
+from hokusai._compat import setup
 from hokusai._version import __version__
 from hokusai.errors import (
     APIConnectionError,
@@ -43,4 +44,5 @@ __all__ = [
     "ServiceUnavailableError",
     "UnprocessableEntityError",
     "__version__",
+    "setup",
 ]
