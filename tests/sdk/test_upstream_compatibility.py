@@ -94,3 +94,45 @@ def test_upstream_baseline_improvement_lineage_and_rollback(tmp_path: Path) -> N
     assert lineage.total_improvement == pytest.approx(gain), "the service's measured gain"
     assert rolled is True
     assert registry.client.aliases.list(name) == {"production": 1}
+
+
+@pytest.mark.usefixtures("configured")
+async def test_upstream_version_manager_and_inference_pipeline(tmp_path: Path) -> None:
+    from hokusai.core.inference import HokusaiInferencePipeline, InferenceRequest
+    from hokusai.core.registry import ModelRegistry
+    from hokusai.core.versioning import ModelVersionManager, VersioningException
+
+    model_dir = save_sklearn(tmp_path)[0]
+    name = unique("upstream-inf")
+    registry = ModelRegistry()
+    for accuracy in (0.80, 0.85):
+        registry.client.models.register(
+            name, kind="baseline", artifact=model_dir, model_type="custom", metrics={"accuracy": accuracy},
+            dataset=DATASET, benchmark=BENCHMARK,
+        )  # fmt: skip
+    versions = ModelVersionManager(registry)
+    assert [e.version for e in versions.get_version_history(name)] == ["1", "2"]
+    assert versions.get_previous_version(name, "2").version == "1"  # type: ignore[union-attr]
+    comparison = versions.compare_versions(name, "1", "2")
+    assert comparison.is_improvement
+    assert comparison.metrics_delta["accuracy"] == pytest.approx(0.05)
+    with pytest.raises(VersioningException, match="1, 2, 3"):
+        versions.rollback_to_version(name, "1.0.0")
+    assert versions.rollback_to_version(name, "1")
+    assert versions.deprecate_version(name, "2")
+    assert registry.client.versions.get(name, 2).tags["deprecated"] == "true"
+
+    pipeline = HokusaiInferencePipeline(registry, versions, None)
+    row = {"f0": 0.2, "f1": 0.9, "f2": 0.1}
+    single = await pipeline.predict(InferenceRequest("r1", name, row))
+    batch = await pipeline.batch_predict(
+        [InferenceRequest("a", name, row, model_version="2"), InferenceRequest("b", name, [row, row]),
+         InferenceRequest("c", name, row)]
+    )  # fmt: skip
+    await pipeline.close()
+    assert single.model_version == "1", "production, after the rollback"
+    assert [r.request_id for r in batch] == ["a", "b", "c"]
+    assert batch[0].model_version == "2"
+    assert len(batch[1].prediction) == 2
+    assert batch[2].prediction == single.prediction
+    assert batch[2].cache_hit

@@ -249,6 +249,18 @@ class ModelRegistry:
         ]
         return ModelLineage(model_id, entries, float(graph.cumulative_gain_pp or 0.0))
 
+    def list_models_by_type(self, model_type: str) -> list[ModelRegistryEntry]:
+        """Every version of the model `model_type` (upstream's model type is our model name)."""
+        deprecated("list_models_by_type", "HokusaiClient().versions.list(name)")
+        return sorted((_entry(v) for v in self.client.versions.list(model_type)), key=_number)
+
+    def get_latest_model(self, model_type: str) -> ModelRegistryEntry | None:
+        """The version behind `production`, else the newest."""
+        deprecated("get_latest_model", "HokusaiClient().models.get(name)")
+        model = self.client.models.get(model_type)
+        number = model.aliases.get("production", model.latest_version)
+        return _entry(self.client.versions.get(model_type, number)) if number else None
+
     def rollback_model(self, model_type: str, target_model_id: str) -> bool:
         """Point `production` of `model_type` at version `target_model_id` (upstream's
         meaning; the service records the move in the alias history)."""
@@ -256,6 +268,10 @@ class ModelRegistry:
         version = int(target_model_id.rpartition(":")[2])
         self.client.aliases.set(model_type, "production", version, reason="rollback_model")
         return True
+
+
+def _number(entry: ModelRegistryEntry) -> int:
+    return int(entry.version)
 
 
 def _model_metrics(model: Any) -> dict[str, float] | None:
