@@ -136,3 +136,45 @@ async def test_upstream_version_manager_and_inference_pipeline(tmp_path: Path) -
     assert len(batch[1].prediction) == 2
     assert batch[2].prediction == single.prediction
     assert batch[2].cache_hit
+
+
+@pytest.mark.usefixtures("configured")
+def test_upstream_traffic_router_runs_on_the_services_ab_tests(tmp_path: Path) -> None:
+    from hokusai.core.ab_testing import ABTestConfig, ModelTrafficRouter
+    from hokusai.core.registry import ModelRegistry
+
+    model_dir = save_sklearn(tmp_path)[0]
+    name = unique("upstream-ab")
+    registry = ModelRegistry()
+    for accuracy in (0.80, 0.85):
+        registry.client.models.register(
+            name, kind="baseline", artifact=model_dir, model_type="custom", metrics={"accuracy": accuracy},
+            dataset=DATASET, benchmark=BENCHMARK,
+        )  # fmt: skip
+    router = ModelTrafficRouter()
+    config = ABTestConfig(
+        "checkout", {"model_a": 0.5, "model_b": 0.5}, model_a=f"{name}:1", model_b=f"{name}:2"
+    )
+    with pytest.raises(ConfigurationError, match="metric"):
+        router.create_ab_test(config)
+    assert (
+        router.create_ab_test(config, metric={"name": "converted", "kind": "binary"}) == "checkout"
+    )
+    routed = {user: router.route_request("checkout", user) for user in (f"u{i}" for i in range(40))}
+    assert set(routed.values()) == {f"{name}:1", f"{name}:2"}
+    assert routed == {user: router.route_request("checkout", user) for user in routed}, "sticky"
+    counted = sum(router.record_outcome("checkout", user, 1.0) for user in routed)
+    assert router.record_outcome("checkout", "never-routed", 1.0) == 0
+    with pytest.raises(ConfigurationError, match="record_outcome"):
+        router.record_metric("checkout", f"{name}:1", "latency", 12.0)
+    results = router.get_ab_test_results("checkout")
+    assert counted == 40
+    assert sum(results.total_requests.values()) == 40
+    assert (
+        results.metrics_comparison["converted"]["samples_a"]
+        + results.metrics_comparison["converted"]["samples_b"]
+        == 40
+    )
+    assert router.list_active_tests() == ["checkout"]
+    router.stop_ab_test("checkout")
+    assert router.list_active_tests() == []
