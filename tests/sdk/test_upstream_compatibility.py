@@ -178,3 +178,37 @@ def test_upstream_traffic_router_runs_on_the_services_ab_tests(tmp_path: Path) -
     assert router.list_active_tests() == ["checkout"]
     router.stop_ab_test("checkout")
     assert router.list_active_tests() == []
+
+
+@pytest.mark.usefixtures("configured")
+def test_upstream_trackers_use_the_services_measurements(tmp_path: Path) -> None:
+    from hokusai.core.registry import ModelRegistry
+    from hokusai.tracking.experiments import ExperimentManager
+    from hokusai.tracking.performance import PerformanceTracker
+
+    model_dir = save_sklearn(tmp_path)[0]
+    name, address = unique("upstream-track"), "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"
+    registry = ModelRegistry()
+    registry.client.models.register(
+        name, kind="baseline", artifact=model_dir, model_type="custom", metrics={"accuracy": 0.80},
+        dataset=DATASET, benchmark=BENCHMARK,
+    )  # fmt: skip
+    tracker = PerformanceTracker()
+    with pytest.raises(ConfigurationError, match="dataset"):
+        tracker.track_improvement(
+            {"accuracy": 0.8}, {"accuracy": 0.9}, {"contributor_address": address}
+        )
+    delta, _ = tracker.track_improvement(
+        {"accuracy": 0.8}, {"accuracy": 0.9}, {"contributor_address": address},
+        model_name=name, artifact=model_dir, dataset=DATASET,
+    )  # fmt: skip
+    assert delta == {"accuracy": pytest.approx(0.1)}
+    impact = tracker.get_contributor_impact(address)
+    assert impact["total_models_improved"] >= 1, "upstream always answered zeros"
+    assert any(c["model"] == name for c in impact["contributions"])
+
+    compared = ExperimentManager(registry).compare_models(f"{name}:1", f"models:/{name}/2")
+    assert compared["improvements"] == {"accuracy": pytest.approx(0.1)}
+    assert compared["recommendation"] == "ACCEPT"
+    with pytest.raises(ConfigurationError, match="register"):
+        ExperimentManager(registry).create_improvement_experiment(f"{name}:1", {})
