@@ -35,6 +35,17 @@ def model_uri(live: LiveService, tmp_path_factory: pytest.TempPathFactory) -> st
     return f"runs:/{version.artifact.mlflow_run_id}/model"
 
 
+def two_baselines(client: HokusaiClient, name: str, tmp_path: Path) -> str:
+    """Versions 1 and 2 of `name`, both baselines (accuracy 0.80, then 0.85)."""
+    model_dir = save_sklearn(tmp_path)[0]
+    for accuracy in (0.80, 0.85):
+        client.models.register(
+            name, kind="baseline", artifact=model_dir, model_type="custom",
+            metrics={"accuracy": accuracy}, dataset=DATASET, benchmark=BENCHMARK,
+        )  # fmt: skip
+    return name
+
+
 @pytest.mark.usefixtures("configured")
 def test_an_upstream_tokenized_model_script_runs_unchanged(model_uri: str) -> None:
     from hokusai.core.registry import ModelRegistry, RegistryException
@@ -102,14 +113,8 @@ async def test_upstream_version_manager_and_inference_pipeline(tmp_path: Path) -
     from hokusai.core.registry import ModelRegistry
     from hokusai.core.versioning import ModelVersionManager, VersioningException
 
-    model_dir = save_sklearn(tmp_path)[0]
-    name = unique("upstream-inf")
     registry = ModelRegistry()
-    for accuracy in (0.80, 0.85):
-        registry.client.models.register(
-            name, kind="baseline", artifact=model_dir, model_type="custom", metrics={"accuracy": accuracy},
-            dataset=DATASET, benchmark=BENCHMARK,
-        )  # fmt: skip
+    name = two_baselines(registry.client, unique("upstream-inf"), tmp_path)
     versions = ModelVersionManager(registry)
     assert [e.version for e in versions.get_version_history(name)] == ["1", "2"]
     assert versions.get_previous_version(name, "2").version == "1"  # type: ignore[union-attr]
@@ -143,14 +148,8 @@ def test_upstream_traffic_router_runs_on_the_services_ab_tests(tmp_path: Path) -
     from hokusai.core.ab_testing import ABTestConfig, ModelTrafficRouter
     from hokusai.core.registry import ModelRegistry
 
-    model_dir = save_sklearn(tmp_path)[0]
-    name = unique("upstream-ab")
     registry = ModelRegistry()
-    for accuracy in (0.80, 0.85):
-        registry.client.models.register(
-            name, kind="baseline", artifact=model_dir, model_type="custom", metrics={"accuracy": accuracy},
-            dataset=DATASET, benchmark=BENCHMARK,
-        )  # fmt: skip
+    name = two_baselines(registry.client, unique("upstream-ab"), tmp_path)
     router = ModelTrafficRouter()
     config = ABTestConfig(
         "checkout", {"model_a": 0.5, "model_b": 0.5}, model_a=f"{name}:1", model_b=f"{name}:2"
