@@ -124,6 +124,50 @@ def revoke_key(settings: Settings, api_key_id: uuid.UUID) -> None:
     print(f"revoked {api_key_id}")
 
 
+async def import_registry(
+    settings: Settings, names: list[str] | None, defaults: Any, *, dry_run: bool
+) -> list[Any]:
+    """Record the versions of an MLflow registry the upstream SDK populated (see
+    `app/services/mlflow_import.py`); what each version became."""
+    from app.adapters.registry import Registry
+    from app.services.mlflow_import import MlflowImport
+    from app.services.signing import Signer
+
+    engine = create_engine(settings)
+    registry = Registry(settings)
+    try:
+        await registry.start()
+        importer = MlflowImport(
+            create_sessionmaker(engine), registry, settings, Signer.from_settings(settings)
+        )
+        return await importer.run(names, defaults, dry_run=dry_run)
+    finally:
+        registry.close()
+        await engine.dispose()
+
+
+def import_mlflow(settings: Settings, args: argparse.Namespace) -> None:
+    from app.services.mlflow_import import ImportDefaults
+
+    defaults = ImportDefaults(
+        dataset_hash=args.dataset_hash,
+        num_samples=args.num_samples,
+        direction=args.direction,
+        family=args.family,
+        model_type=args.model_type,
+    )
+    outcomes = asyncio.run(
+        import_registry(settings, args.model or None, defaults, dry_run=args.dry_run)
+    )
+    for outcome in outcomes:
+        reason = f": {outcome.reason}" if outcome.reason else ""
+        print(f"{outcome.model} v{outcome.version}\t{outcome.action}{reason}")
+    counts = {
+        a: sum(o.action == a for o in outcomes) for a in dict.fromkeys(o.action for o in outcomes)
+    }
+    print(", ".join(f"{n} {a}" for a, n in counts.items()) or "nothing found")
+
+
 def export_openapi(settings: Settings, output: str | None) -> None:
     from app.main import create_app
 
@@ -157,6 +201,16 @@ def parser() -> argparse.ArgumentParser:
     keys.add_parser("list", help="list keys (without secrets)")
     revoke = keys.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("id", type=uuid.UUID)
+    importing = commands.add_parser(
+        "import-mlflow", help="record an MLflow registry the upstream SDK populated"
+    )
+    importing.add_argument("--model", action="append", help="only this model (repeatable)")
+    importing.add_argument("--dataset-hash", help="sha256:<64 hex> of the benchmark dataset")
+    importing.add_argument("--num-samples", type=int, help="samples in the benchmark dataset")
+    importing.add_argument("--direction", choices=["higher_is_better", "lower_is_better"])
+    importing.add_argument("--family", choices=["proportion", "continuous"])
+    importing.add_argument("--model-type", default="custom")
+    importing.add_argument("--dry-run", action="store_true", help="report, write nothing")
     openapi_cmd = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi_cmd.add_argument("--output", "-o")
     return root
@@ -182,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             revoke_key(settings, args.id)
         case "openapi", _:
             export_openapi(settings, args.output)
+        case "import-mlflow", _:
+            import_mlflow(settings, args)
 
 
 if __name__ == "__main__":

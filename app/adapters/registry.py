@@ -8,7 +8,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,6 +300,21 @@ class Registry:
 
         return await self.call(download)
 
+    async def registered_versions(self, names: Sequence[str] | None) -> list[RegisteredVersion]:
+        """Every version of the named registered models (all of them when None), with its tags,
+        by model name and version number."""
+
+        def read(client: MlflowClient) -> list[RegisteredVersion]:
+            wanted = names or [m.name for m in client.search_registered_models(max_results=1000)]
+            found = [
+                RegisteredVersion(name, int(v.version), v.source or "", v.run_id, dict(v.tags))
+                for name in wanted
+                for v in client.search_model_versions(f"name = '{_quoted(name)}'")
+            ]
+            return sorted(found, key=lambda v: (v.name, v.version))
+
+        return await self.call(read)
+
     async def run_id_of(self, source_uri: str) -> str | None:
         """The MLflow run behind a `runs:/` or `models:/` URI, checking that it exists."""
 
@@ -426,6 +441,21 @@ class Published:
     version: int
     source_uri: str
     run_id: str | None
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A model version as MLflow holds it (for importing a registry another tool populated)."""
+
+    name: str
+    version: int
+    source: str
+    run_id: str | None
+    tags: dict[str, str]
+
+
+def _quoted(name: str) -> str:
+    return name.replace("'", "\\'")
 
 
 def _paged(search: Callable[[str | None], Any], limit: int, offset: int) -> tuple[list[Any], int]:

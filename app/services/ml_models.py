@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.adapters.registry import Publication, Registry
+from app.adapters.registry import Publication, Published, Registry
 from app.core.config import Settings
 from app.core.errors import (
     AliasNotFound,
@@ -90,10 +90,12 @@ class MlModelService:
         artifact: Path | str,
         actor: Principal,
         request_key: str | None,
+        published: Published | None = None,
     ) -> VersionRead:
         """`artifact` is an uploaded archive on disk or an MLflow source URI. Everything is
         checked before MLflow is touched; MLflow goes first, then the rows, in the request's one
-        transaction. With a `request_key` (from an Idempotency-Key), MLflow objects an earlier
+        transaction. A version already in MLflow (`published`, when importing a registry) is
+        recorded without writing to MLflow. With a `request_key` (from an Idempotency-Key), MLflow objects an earlier
         attempt left are found by it and reused."""
         model = await self.models.get_by_name(request.name)
         benchmark = self._benchmark(request, model)
@@ -112,7 +114,7 @@ class MlModelService:
             model_dir, run_id = await self._fetch_artifact(artifact, Path(workdir))
             digest = await asyncio.to_thread(artifacts.digest, model_dir)
             token_id = request.token_id or (model.token_id if model else None)
-            published = await self.registry.publish(
+            published = published or await self.registry.publish(
                 Publication(
                     name=request.name,
                     request_key=request_key or uuid.uuid4().hex,
