@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hokusai import AsyncHokusaiClient, HokusaiClient
+from hokusai import AsyncHokusaiClient, ConfigurationError, HokusaiClient
 from hokusai.types import Model
 
 from tests.conftest import LiveService
@@ -151,3 +151,22 @@ async def test_the_async_client_under_gather(live: LiveService, model_dir: Path)
     assert batch.predictions[0] == single.predictions[0]
     assert model.latest_version == versions.version == 1
     assert name in names
+
+
+def test_a_scikit_learn_object_is_saved_with_mlflow_and_registered(client: HokusaiClient) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    frame, labels, _ = training_data()
+    estimator = LogisticRegression().fit(frame, labels)
+    name = unique("sdk-object")
+    version = client.models.register(
+        name, kind="baseline", artifact=estimator, model_type="classification",
+        metrics={"accuracy": 0.8}, dataset=DATASET, benchmark=BENCHMARK,
+    )  # fmt: skip
+    prediction = client.predict(name, rows(3))
+    assert version.version == 1
+    assert prediction.predictions == estimator.predict(frame.iloc[:3]).tolist()
+    with pytest.raises(ConfigurationError, match="scikit-learn"):
+        client.models.register(
+            name, kind="baseline", artifact=object(), metrics={}, dataset=DATASET
+        )

@@ -1,20 +1,25 @@
 """An artifact as the service takes it: an MLflow model directory is packed here (`.tar.gz`), an
-archive file is sent as it is."""
+archive file is sent as it is, and a scikit-learn model object is saved as an MLflow model first
+(with the `[mlflow]` extra)."""
 
 from __future__ import annotations
 
 import io
 import os
 import tarfile
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from hokusai.errors import ConfigurationError
 
 ARCHIVES = (".tar.gz", ".tgz", ".tar", ".zip")
 
 
-def packed(artifact: str | os.PathLike[str]) -> tuple[str, bytes]:
+def packed(artifact: str | os.PathLike[str] | Any) -> tuple[str, bytes]:
     """(file name, bytes) of the archive to upload."""
+    if not isinstance(artifact, str | os.PathLike):
+        return _saved(artifact)
     source = Path(artifact)
     if source.is_dir():
         if not (source / "MLmodel").is_file():
@@ -29,3 +34,22 @@ def packed(artifact: str | os.PathLike[str]) -> tuple[str, bytes]:
     raise ConfigurationError(
         f"artifact must be an MLflow model directory or a {', '.join(ARCHIVES)} file: {source}"
     )
+
+
+def _saved(model: Any) -> tuple[str, bytes]:
+    """A scikit-learn estimator, saved as an MLflow model directory, then packed."""
+    if not type(model).__module__.startswith("sklearn") or not hasattr(model, "predict"):
+        raise ConfigurationError(
+            "artifact must be a path, or a scikit-learn model object (other flavors: save them "
+            "with mlflow.<flavor>.save_model and pass the directory)"
+        )
+    try:
+        import mlflow.sklearn
+    except ImportError as exc:
+        raise ConfigurationError(
+            "Saving a model object needs MLflow: pip install 'hokusai-ml-platform[mlflow]'"
+        ) from exc
+    with tempfile.TemporaryDirectory(prefix="hokusai-model-") as workdir:
+        directory = Path(workdir) / "model"
+        mlflow.sklearn.save_model(model, str(directory))
+        return packed(directory)

@@ -18,7 +18,7 @@ def register(
     kind: str,
     metrics: dict[str, float],
     dataset: dict[str, Any],
-    artifact: str | os.PathLike[str] | None = None,
+    artifact: str | os.PathLike[str] | Any = None,
     source_uri: str | None = None,
     model_type: str | None = None,
     benchmark: dict[str, Any] | None = None,
@@ -31,8 +31,9 @@ def register(
     idempotency_key: str | None = None,
 ) -> Call[Version]:
     """Register a version: a baseline (declaring the benchmark) or an improved version (naming
-    its contributors). `artifact` is an MLflow model directory (packed here) or a `.tar.gz` /
-    `.zip` file; or give `source_uri` for an artifact already in MLflow (`runs:/...`)."""
+    its contributors). `artifact` is an MLflow model directory (packed here), a `.tar.gz` /
+    `.zip` file, or a scikit-learn model object (saved with MLflow: the `[mlflow]` extra); or
+    give `source_uri` for an artifact already in MLflow (`runs:/...`)."""
     metadata = body(
         name=name, kind=kind, metrics=metrics, dataset=dataset, model_type=model_type,
         benchmark=benchmark, contributors=contributors, parent_version=parent_version,
