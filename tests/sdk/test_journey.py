@@ -170,3 +170,22 @@ def test_a_scikit_learn_object_is_saved_with_mlflow_and_registered(client: Hokus
         client.models.register(
             name, kind="baseline", artifact=object(), metrics={}, dataset=DATASET
         )
+
+
+def test_experiments_runs_and_run_comparison(client: HokusaiClient, model_dir: Path) -> None:
+    name = unique("sdk-exp")
+    runs = [
+        client.models.register(
+            name, kind="baseline", artifact=model_dir, model_type="classification",
+            metrics={"accuracy": accuracy}, dataset=DATASET, benchmark=BENCHMARK,
+        ).artifact.mlflow_run_id
+        for accuracy in (0.80, 0.83)
+    ]  # fmt: skip
+    assert runs[0] is not None
+    assert runs[1] is not None
+    experiment = next(e for e in client.experiments.list() if e.name == name)
+    assert {r.run_id for r in client.experiments.runs(experiment.experiment_id)} == set(runs)
+    by_runs = client.experiments.compare(runs[0], runs[1], metric="accuracy")
+    by_version = client.experiments.compare(None, runs[1], model=name, version=1, metric="accuracy")
+    assert by_runs.metrics["accuracy"].gain == pytest.approx(0.03)
+    assert by_version.metrics["accuracy"].gain == pytest.approx(0.03)

@@ -21,15 +21,16 @@ def runs(offset: int, experiment_id: str) -> Call[Page[Run]]:
 
 
 def compare(
+    baseline_run_id: str | None,
     candidate_run_id: str,
     *,
-    baseline_run_id: str | None = None,
     model: str | None = None,
     version: int | None = None,
     metric: str | None = None,
     direction: str | None = None,
 ) -> Call[RunComparison]:
-    """A candidate run against a baseline run, or against a registered version."""
+    """A candidate run against a baseline run, or (`baseline_run_id=None` with `model` and
+    `version`) against a registered version."""
     payload = body(
         candidate_run_id=candidate_run_id, baseline_run_id=baseline_run_id, model=model,
         version=version, metric=metric, direction=direction,
