@@ -95,6 +95,13 @@ def creating(
     return Call(method, url, parse, repeatable=True, idempotency_key=key, **kw)
 
 
+@dataclass(frozen=True)
+class Wait:
+    """Seconds to wait before the next attempt of a call."""
+
+    seconds: float
+
+
 class Page(BaseModel, Generic[M]):
     items: list[M]
     total: int
@@ -139,10 +146,25 @@ class BaseClient:
             timeout=self.timeout,
         )
 
-    def _outcome(self, call: Call[T], response: httpx.Response) -> T:
-        if response.is_success or response.status_code in call.accepted_statuses:
-            return call.parse(response)
-        raise from_response(response)
+    def _settle(
+        self,
+        call: Call[T],
+        attempt: int,
+        sent: httpx.Response | httpx.TransportError,
+        request_id: str,
+    ) -> T | Wait:
+        """What an attempt came to: the call's result, a `Wait` before the next attempt, or the
+        final error (raised). Both clients run their attempts through this; they only send."""
+        if isinstance(sent, httpx.Response):
+            if sent.is_success or sent.status_code in call.accepted_statuses:
+                return call.parse(sent)
+            error: HokusaiError = from_response(sent)
+        else:
+            error = self._transport_error(sent, request_id)
+        delay = self._retry_in(call, attempt, error)
+        if delay is None:
+            raise error
+        return Wait(delay)
 
     def _retry_in(self, call: Call[Any], attempt: int, error: HokusaiError) -> float | None:
         """Seconds to wait before the next attempt, or None when `error` is final."""

@@ -11,8 +11,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from hokusai._base import BaseClient, Call, body, path
-from hokusai.errors import APIStatusError, HokusaiError
+from hokusai._base import BaseClient, Call, Wait, body, path
 from hokusai.resources.ab_tests import AbTests, AsyncAbTests
 from hokusai.resources.aliases import Aliases, AsyncAliases
 from hokusai.resources.api_keys import ApiKeys, AsyncApiKeys
@@ -106,16 +105,15 @@ class HokusaiClient(BaseClient):
         attempt = 0
         while True:
             try:
-                response = self._http.send(self._request(self._http, call, request_id))
-                return self._outcome(call, response)
+                sent: httpx.Response | httpx.TransportError = self._http.send(
+                    self._request(self._http, call, request_id)
+                )
             except httpx.TransportError as exc:
-                error: HokusaiError = self._transport_error(exc, request_id)
-            except APIStatusError as refused:
-                error = refused
-            delay = self._retry_in(call, attempt, error)
-            if delay is None:
-                raise error
-            time.sleep(delay)
+                sent = exc
+            settled = self._settle(call, attempt, sent, request_id)
+            if not isinstance(settled, Wait):
+                return settled
+            time.sleep(settled.seconds)
             attempt += 1
 
     def predict(
@@ -188,16 +186,15 @@ class AsyncHokusaiClient(BaseClient):
         attempt = 0
         while True:
             try:
-                response = await self._http.send(self._request(self._http, call, request_id))
-                return self._outcome(call, response)
+                sent: httpx.Response | httpx.TransportError = await self._http.send(
+                    self._request(self._http, call, request_id)
+                )
             except httpx.TransportError as exc:
-                error: HokusaiError = self._transport_error(exc, request_id)
-            except APIStatusError as refused:
-                error = refused
-            delay = self._retry_in(call, attempt, error)
-            if delay is None:
-                raise error
-            await asyncio.sleep(delay)
+                sent = exc
+            settled = self._settle(call, attempt, sent, request_id)
+            if not isinstance(settled, Wait):
+                return settled
+            await asyncio.sleep(settled.seconds)
             attempt += 1
 
     async def predict(
