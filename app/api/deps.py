@@ -228,13 +228,14 @@ async def _look_up(resources: Resources, secret: str, address: str) -> Principal
     client address: past the limit the address gets 429 without a lookup, so a flood of bad keys
     costs the database nothing. While the database cannot be reached, a key checked recently is
     served as it was (stale-if-error); any answer from the database ends that at once."""
-    failures = resources.cache.key("authfail", address, str(int(time.time() // 60)))
+    minute, left_s = _this_minute()
+    failures = resources.cache.key("authfail", address, minute)
     limit = resources.settings.auth_failures_per_minute
     if limit and resources.cache.enabled:
         [so_far] = await resources.cache.get_many([failures])
         if isinstance(so_far, int) and so_far >= limit:
             resources.metrics.auth_failures.labels("throttled").inc()
-            raise RateLimited(retry_after=max(1, 60 - int(time.time() % 60)))
+            raise RateLimited(retry_after=left_s)
     principal = None
     if API_KEY_PATTERN.match(secret):  # a malformed key is refused without a lookup
         try:
@@ -281,16 +282,21 @@ async def enforce_rate_limit(resources: Resources, api_key_id: uuid.UUID) -> Non
     limit = resources.settings.rate_limit_per_minute
     if limit == 0 or not resources.cache.enabled:
         return
-    now = time.time()
-    window = int(now // 60)
+    minute, left_s = _this_minute()
     count = await resources.cache.hit_window(
-        resources.cache.key("ratelimit", str(api_key_id), str(window)), 60
+        resources.cache.key("ratelimit", str(api_key_id), minute), 60
     )
     if count is None:
         resources.metrics.rate_limit_fail_open.inc()
     elif count > limit:
         resources.metrics.rate_limited.inc()
-        raise RateLimited(retry_after=max(1, 60 - int(now % 60)))
+        raise RateLimited(retry_after=left_s)
+
+
+def _this_minute() -> tuple[str, int]:
+    """The fixed one-minute window both limits count in, and the whole seconds left in it."""
+    now = time.time()
+    return str(int(now // 60)), max(1, 60 - int(now % 60))
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticate)]

@@ -62,11 +62,10 @@ class MlflowImport:
         self, names: Sequence[str] | None, defaults: ImportDefaults, *, dry_run: bool
     ) -> list[Outcome]:
         found = await self.registry.registered_versions(names)
-        outcomes = []
+        by_model: dict[str, list[RegisteredVersion]] = {}
         for version in found:
-            siblings = [v for v in found if v.name == version.name]
-            outcomes.append(await self._one(version, siblings, defaults, dry_run))
-        return outcomes
+            by_model.setdefault(version.name, []).append(version)
+        return [await self._one(v, by_model[v.name], defaults, dry_run) for v in found]
 
     async def _one(
         self,
@@ -84,7 +83,7 @@ class MlflowImport:
                 return outcome("already imported")
             try:
                 request = _request(found, siblings, defaults)
-            except (ValueError, ValidationError) as exc:
+            except (ValueError, RecursionError, ValidationError) as exc:  # tags anyone wrote
                 return outcome("skipped", _first_line(exc))
             if dry_run:
                 return outcome("would import")
