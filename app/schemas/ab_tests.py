@@ -17,9 +17,9 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from app.schemas.common import NO_NUL, PositiveInteger, Text, Time, VersionNumber
+from app.schemas.common import NO_NUL, Page, PositiveInteger, Text, Time, VersionNumber
 from app.schemas.ml_models import CLOSED, AliasName, MetricName, ModelName, Request
-from app.services.deltas import Direction
+from app.services.deltas import MetricDirection
 
 VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 UnitId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=NO_NUL)]
@@ -37,7 +37,7 @@ def _in_the_future(moment: datetime) -> datetime:
 EndsAt = Annotated[Time, AfterValidator(_in_the_future)]
 
 
-class Status(StrEnum):
+class AbTestStatus(StrEnum):
     DRAFT = "draft"
     RUNNING = "running"
     PAUSED = "paused"
@@ -47,7 +47,7 @@ class Status(StrEnum):
 class MetricSpec(Request):
     name: MetricName
     kind: Literal["binary", "continuous"]
-    direction: Direction = Direction.HIGHER_IS_BETTER
+    direction: MetricDirection = MetricDirection.HIGHER_IS_BETTER
 
 
 class VariantIn(Request):
@@ -133,7 +133,7 @@ class AbTestRead(BaseModel):
     id: uuid.UUID
     name: str
     model: str
-    status: Status
+    status: AbTestStatus
     variants: list[VariantRead]
     unit: str
     metric: MetricSpec
@@ -208,7 +208,7 @@ class ComparisonResult(BaseModel):
 
 class Results(BaseModel):
     test_id: uuid.UUID
-    status: Status
+    status: AbTestStatus
     metric: MetricSpec
     verdict: Literal[
         "insufficient_data", "treatment_better", "control_better", "no_significant_difference"
@@ -221,3 +221,7 @@ class Results(BaseModel):
 class Promote(Request):
     variant: VariantName
     force: bool = False
+
+
+class AbTestPage(Page[AbTestRead]):
+    """A page of A/B tests."""

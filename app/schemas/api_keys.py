@@ -6,7 +6,7 @@ from datetime import datetime
 from pydantic import ConfigDict, Field, field_validator
 
 from app.core.security import Scope
-from app.schemas.common import Schema
+from app.schemas.common import Page, Schema
 
 
 class ApiKeyCreate(Schema):
@@ -34,3 +34,7 @@ class ApiKeyRead(Schema):
 
 class ApiKeyCreated(ApiKeyRead):
     key: str = Field(description="The secret; shown only in this response")
+
+
+class ApiKeyPage(Page[ApiKeyRead]):
+    """A page of API keys."""

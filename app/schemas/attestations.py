@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.common import Page
 from app.schemas.ml_models import Request
 
 
@@ -69,3 +70,7 @@ class ChainVerification(BaseModel):
     length: int
     broken_at: str | None = Field(description="The first attestation that fails")
     reason: str | None
+
+
+class AttestationPage(Page[AttestationRead]):
+    """A page of attestations."""

@@ -4,6 +4,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from app.schemas.common import Page
+
 
 class ModelImpact(BaseModel):
     model: str
@@ -33,3 +35,7 @@ class Contribution(BaseModel):
     deltaone_accepted: bool | None
     attestation_id: str | None
     created_at: datetime
+
+
+class ContributionPage(Page[Contribution]):
+    """A page of a contributor's contributions."""

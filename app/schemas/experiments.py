@@ -5,9 +5,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from app.schemas.common import VersionNumber
+from app.schemas.common import Page, VersionNumber
 from app.schemas.ml_models import MetricComparison, MetricName, ModelName, Request
-from app.services.deltas import Direction
+from app.services.deltas import MetricDirection
 
 
 class ExperimentRead(BaseModel):
@@ -68,7 +68,7 @@ class RunCompare(Request):
     )
     version: VersionNumber | None = None
     metric: MetricName | None = Field(None, description="The primary metric (default: all shared)")
-    direction: Direction | None = Field(None, description="Of `metric`; default by its name")
+    direction: MetricDirection | None = Field(None, description="Of `metric`; default by its name")
 
     @model_validator(mode="after")
     def _one_baseline(self) -> RunCompare:
@@ -84,3 +84,11 @@ class RunComparison(BaseModel):
     candidate: str
     primary_metric: str | None
     metrics: dict[str, MetricComparison]
+
+
+class ExperimentPage(Page[ExperimentRead]):
+    """A page of MLflow experiments."""
+
+
+class RunPage(Page[RunRead]):
+    """A page of MLflow runs."""

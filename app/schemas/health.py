@@ -9,7 +9,7 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
-class Check(BaseModel):
+class DependencyCheck(BaseModel):
     status: Literal["up", "down", "disabled"]
     latency_ms: float | None = None
     error: str | None = None
@@ -23,5 +23,5 @@ class Warmup(BaseModel):
 
 class Readiness(BaseModel):
     status: Literal["ready", "degraded", "unavailable"]
-    checks: dict[str, Check]
+    checks: dict[str, DependencyCheck]
     warmup: Warmup | None = None

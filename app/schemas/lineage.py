@@ -5,31 +5,31 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from app.schemas.ml_models import ContributorRead, Kind
+from app.schemas.ml_models import ContributorRead, VersionKind
 
 
-class Direction(StrEnum):
+class LineageDirection(StrEnum):
     ANCESTORS = "ancestors"
     DESCENDANTS = "descendants"
     BOTH = "both"
 
 
-class Format(StrEnum):
+class LineageFormat(StrEnum):
     JSON = "json"
     MERMAID = "mermaid"
     DOT = "dot"
 
 
-class Node(BaseModel):
+class LineageNode(BaseModel):
     version: int
-    kind: Kind
+    kind: VersionKind
     primary_metric_value: float | None
     deltaone_accepted: bool | None
     attestation_id: str | None
     created_at: datetime
 
 
-class Edge(BaseModel):
+class LineageEdge(BaseModel):
     parent: int
     child: int
     gain_pp: float | None
@@ -43,9 +43,9 @@ class Lineage(BaseModel):
     model: str
     version: int | None = Field(description="The version asked about; null for the whole graph")
     primary_metric: str
-    nodes: list[Node]
-    edges: list[Edge]
+    nodes: list[LineageNode]
+    edges: list[LineageEdge]
     cumulative_gain_pp: float | None = Field(
-        description="Direction-aware gain from the root baseline to `version` on the primary "
+        description="LineageDirection-aware gain from the root baseline to `version` on the primary "
         "metric: percentage points for proportions, percent of the root's value otherwise"
     )

@@ -18,8 +18,8 @@ from pydantic import (
     model_validator,
 )
 
-from app.schemas.common import ADDRESS, PositiveInteger, Text, VersionNumber
-from app.services.deltas import Direction, Family, MetricDelta
+from app.schemas.common import ADDRESS, Page, PositiveInteger, Text, VersionNumber
+from app.services.deltas import Family, MetricDelta, MetricDirection
 
 MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 TOKEN_ID = r"^[A-Z0-9](?:[A-Z0-9-]{0,62}[A-Z0-9])?$"  # noqa: S105  # a pattern, not a secret
@@ -76,7 +76,7 @@ class ModelType(StrEnum):
     CUSTOM = "custom"
 
 
-class Kind(StrEnum):
+class VersionKind(StrEnum):
     BASELINE = "baseline"
     IMPROVED = "improved"
 
@@ -87,7 +87,7 @@ class Request(BaseModel):
 
 class Benchmark(Request):
     metric: MetricName
-    direction: Direction
+    direction: MetricDirection
     family: Family
 
 
@@ -109,7 +109,7 @@ class VersionMetadata(Request):
     """A version to register; the multipart form's `metadata` part (the artifact is a file part)."""
 
     name: ModelName
-    kind: Kind
+    kind: VersionKind
     model_type: ModelType | None = Field(
         None, description="Required for a new model; must match afterwards"
     )
@@ -142,7 +142,7 @@ class VersionMetadata(Request):
 
     @model_validator(mode="after")
     def _kind_rules(self) -> VersionMetadata:
-        if self.kind == Kind.BASELINE:
+        if self.kind == VersionKind.BASELINE:
             if self.contributors:
                 raise ValueError("contributors belong to improved versions only")
             if self.parent_version is not None:
@@ -200,7 +200,7 @@ class DeltaOneRead(BaseModel):
 class VersionRead(BaseModel):
     model: str
     version: int
-    kind: Kind
+    kind: VersionKind
     model_type: ModelType
     token_id: str | None
     description: str | None
@@ -296,3 +296,11 @@ class Comparison(BaseModel):
     candidate: int
     primary_metric: str
     metrics: dict[str, MetricComparison]
+
+
+class ModelPage(Page[MlModelRead]):
+    """A page of models."""
+
+
+class VersionPage(Page[VersionRead]):
+    """A page of a model's versions, newest first."""

@@ -40,6 +40,7 @@ from app.db.session import AB_TEST, after_commit, changed
 from app.schemas.ab_tests import (
     AbTestCreate,
     AbTestRead,
+    AbTestStatus,
     AbTestUpdate,
     Assignment,
     ComparisonResult,
@@ -48,22 +49,21 @@ from app.schemas.ab_tests import (
     OutcomesAccepted,
     Results,
     Srm,
-    Status,
     VariantRead,
     VariantResult,
 )
 from app.schemas.ml_models import PRODUCTION
 from app.schemas.predictions import AbTestAssignment, Prediction, PredictRequest
 from app.services import ab_stats
-from app.services.deltas import Direction
+from app.services.deltas import MetricDirection
 from app.services.ml_models import MlModelService
 from app.services.predictions import PredictionService
 
 TRANSITIONS = {
-    "start": ({Status.DRAFT}, Status.RUNNING),
-    "pause": ({Status.RUNNING}, Status.PAUSED),
-    "resume": ({Status.PAUSED}, Status.RUNNING),
-    "stop": ({Status.RUNNING, Status.PAUSED}, Status.STOPPED),
+    "start": ({AbTestStatus.DRAFT}, AbTestStatus.RUNNING),
+    "pause": ({AbTestStatus.RUNNING}, AbTestStatus.PAUSED),
+    "resume": ({AbTestStatus.PAUSED}, AbTestStatus.RUNNING),
+    "stop": ({AbTestStatus.RUNNING, AbTestStatus.PAUSED}, AbTestStatus.STOPPED),
 }
 
 
@@ -82,7 +82,7 @@ class LiveTest:
     id: uuid.UUID
     name: str
     model: str
-    status: Status
+    status: AbTestStatus
     ends_at: datetime | None
     variants: tuple[LiveVariant, ...]
 
@@ -210,7 +210,7 @@ class Traffic:
         return None if test is None or test.over else test
 
     async def assign(self, test: LiveTest, unit_id: str) -> Assignment:
-        if test.status != Status.RUNNING:
+        if test.status != AbTestStatus.RUNNING:
             raise InvalidTransition(f"The test is {test.status}, not running")
         variant = test.variants[
             ab_stats.assign(str(test.id), unit_id, [v.weight for v in test.variants])
@@ -266,7 +266,7 @@ class AbTestService:
             id=uuid.uuid4(),
             name=request.name,
             model_id=model.id,
-            status=Status.DRAFT,
+            status=AbTestStatus.DRAFT,
             unit=request.unit,
             metric_name=request.metric.name,
             metric_kind=request.metric.kind,
@@ -319,16 +319,16 @@ class AbTestService:
         if (
             test.ends_at is not None
             and test.ends_at <= utcnow()
-            and test.status in (Status.RUNNING, Status.PAUSED)
+            and test.status in (AbTestStatus.RUNNING, AbTestStatus.PAUSED)
         ):
-            await self._move(test, Status.STOPPED, reason="ended")
+            await self._move(test, AbTestStatus.STOPPED, reason="ended")
 
     async def read(self, test_id: uuid.UUID) -> AbTestRead:
         test, model, variants = await self.get(test_id)
         return self._read(test, model.name, variants)
 
     async def list_tests(
-        self, *, model: str | None, status: Status | None, limit: int, offset: int
+        self, *, model: str | None, status: AbTestStatus | None, limit: int, offset: int
     ) -> tuple[list[AbTestRead], int]:
         model_id = (await self._model(model)).id if model is not None else None
         tests, total = await self.tests.page(
@@ -342,9 +342,9 @@ class AbTestService:
 
     async def update(self, test_id: uuid.UUID, request: AbTestUpdate) -> AbTestRead:
         test, model, variants = await self.get(test_id, for_update=True)
-        if test.status == Status.RUNNING:
+        if test.status == AbTestStatus.RUNNING:
             raise InvalidTransition("Pause the test before changing it")
-        if test.status == Status.STOPPED:
+        if test.status == AbTestStatus.STOPPED:
             raise InvalidTransition("A stopped test does not change")
         if request.weights is not None:
             if set(request.weights) != {v.name for v in variants}:
@@ -365,7 +365,7 @@ class AbTestService:
         allowed, target = TRANSITIONS[action]
         if test.status not in allowed:
             raise InvalidTransition(f"Cannot {action} a {test.status} test")
-        if target == Status.RUNNING:
+        if target == AbTestStatus.RUNNING:
             running = await self.tests.running_for_model(model.id)
             if running is not None and running.id != test.id:
                 raise AbTestConflict(f"Model {model.name} already runs A/B test {running.id}")
@@ -384,16 +384,16 @@ class AbTestService:
                     raise VersionNotFound(f"Model {model.name} has no alias {variant.alias}")
                 variant.version = current[variant.alias]
 
-    async def _move(self, test: AbTest, status: Status, reason: str) -> None:
+    async def _move(self, test: AbTest, status: AbTestStatus, reason: str) -> None:
         model = await self.models.get_by_id(test.model_id)  # usually in the session already
         assert model is not None
         now = utcnow()
         previous = test.status
         test.status = status
         test.updated_at = now
-        if status == Status.RUNNING and test.started_at is None:
+        if status == AbTestStatus.RUNNING and test.started_at is None:
             test.started_at = now
-        if status == Status.STOPPED:
+        if status == AbTestStatus.STOPPED:
             test.stopped_at = now
         await self.tests.save()
         changed(self.session, AB_TEST, str(test.id))
@@ -418,11 +418,11 @@ class AbTestService:
             id=test.id,
             name=test.name,
             model=model.name,
-            status=Status(test.status),
+            status=AbTestStatus(test.status),
             ends_at=test.ends_at,
             variants=tuple(LiveVariant(v.position, v.name, v.version, v.weight) for v in variants),
         )
-        if test.status == Status.RUNNING:  # anything else changes only through a commit
+        if test.status == AbTestStatus.RUNNING:  # anything else changes only through a commit
             self.traffic.live.put((source,), live, token)
         return live
 
@@ -439,7 +439,7 @@ class AbTestService:
         if test_id is None:
             return None
         test = await self.running(test_id)
-        if test.status != Status.RUNNING or test.over:  # it has just ended: the model answers
+        if test.status != AbTestStatus.RUNNING or test.over:  # it has just ended: the model answers
             return None
         return await self._predict(test, request.unit_id, request.inputs)
 
@@ -468,7 +468,7 @@ class AbTestService:
         """Events of a unit go to the variant its id hashes to, whatever the client thinks; only
         units exposed to the test count (the others are `ignored`)."""
         test, variants = await self._test(test_id)
-        if test.status == Status.DRAFT:
+        if test.status == AbTestStatus.DRAFT:
             raise InvalidTransition("The test has not started")
         values = np.fromiter((event["value"] for event in events), np.float64, len(events))
         if test.metric_kind == "binary":
@@ -535,7 +535,7 @@ class AbTestService:
     ) -> AbTestRead:
         """Move the model's production alias to a variant (recorded in the alias history)."""
         test, model, variants = await self.get(test_id, for_update=True)
-        if test.status not in (Status.RUNNING, Status.STOPPED, Status.PAUSED):
+        if test.status not in (AbTestStatus.RUNNING, AbTestStatus.STOPPED, AbTestStatus.PAUSED):
             raise InvalidTransition("Only a started test can be promoted")
         chosen = next((v for v in variants if v.name == variant_name), None)
         if chosen is None or chosen.version is None:
@@ -559,8 +559,8 @@ class AbTestService:
             actor,
         )
         test.winner = chosen.name
-        if test.status != Status.STOPPED:
-            await self._move(test, Status.STOPPED, reason="promoted")
+        if test.status != AbTestStatus.STOPPED:
+            await self._move(test, AbTestStatus.STOPPED, reason="promoted")
         await self.tests.save()
         return self._read(test, model.name, variants)
 
@@ -574,7 +574,7 @@ class AbTestService:
     def _read(test: AbTest, model: str, variants: list[AbVariant]) -> AbTestRead:
         return AbTestRead(
             id=test.id, name=test.name, model=model,
-            status=Status(test.status),
+            status=AbTestStatus(test.status),
             variants=[VariantRead(name=v.name, version=v.version, alias=v.alias, weight=v.weight) for v in variants],
             unit=test.unit, metric=_metric(test), minimum_sample_size=test.minimum_sample_size,
             confidence_level=test.confidence_level, ends_at=test.ends_at, webhook_url=test.webhook_url,
@@ -585,18 +585,20 @@ class AbTestService:
 
 def _metric(test: AbTest) -> MetricSpec:
     return MetricSpec(
-        name=test.metric_name, kind=test.metric_kind, direction=Direction(test.metric_direction)
+        name=test.metric_name,
+        kind=test.metric_kind,
+        direction=MetricDirection(test.metric_direction),
     )
 
 
 def _better(test: AbTest, comparison: ComparisonResult) -> bool:
     lift = comparison.absolute_lift or 0.0
-    return lift > 0 if test.metric_direction == Direction.HIGHER_IS_BETTER else lift < 0
+    return lift > 0 if test.metric_direction == MetricDirection.HIGHER_IS_BETTER else lift < 0
 
 
 def _results(test: AbTest, variants: list[AbVariant]) -> Results:
     samples = [ab_stats.Sample(v.n, v.total, v.total_sq) for v in variants]
-    higher = test.metric_direction == Direction.HIGHER_IS_BETTER
+    higher = test.metric_direction == MetricDirection.HIGHER_IS_BETTER
     comparisons = [
         ab_stats.compare(samples[0], sample, test.metric_kind, higher, test.confidence_level)
         for sample in samples[1:]
@@ -606,7 +608,7 @@ def _results(test: AbTest, variants: list[AbVariant]) -> Results:
     )
     return Results(
         test_id=test.id,
-        status=Status(test.status),
+        status=AbTestStatus(test.status),
         metric=_metric(test),
         verdict=ab_stats.verdict(samples, comparisons, test.minimum_sample_size),
         srm=Srm(p_value=p_value, flagged=flagged),

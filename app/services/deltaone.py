@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from scipy import stats
 
-from app.services.deltas import Direction, Family, exact, rounded
+from app.services.deltas import Family, MetricDirection, exact, rounded
 
 Z_95 = 1.96  # the specification's Wald multiplier, exactly
 
@@ -60,7 +60,7 @@ class Decision:
 
 def decide(
     metric: str,
-    direction: Direction,
+    direction: MetricDirection,
     family: Family,
     parent: Side,
     candidate: Side,
@@ -69,7 +69,7 @@ def decide(
     policy: Policy,
     now: datetime,
 ) -> Decision:
-    sign = 1 if direction == Direction.HIGHER_IS_BETTER else -1
+    sign = 1 if direction == MetricDirection.HIGHER_IS_BETTER else -1
     gain = sign * (exact(candidate.value) - exact(parent.value))
     if family == Family.PROPORTION:
         gain_pp: Decimal | None = gain * 100

@@ -12,7 +12,7 @@ PLACES = Decimal("0.000001")
 LOWER_IS_BETTER = frozenset({"mse", "rmse", "mae", "log_loss", "loss", "error_rate"})
 
 
-class Direction(StrEnum):
+class MetricDirection(StrEnum):
     HIGHER_IS_BETTER = "higher_is_better"
     LOWER_IS_BETTER = "lower_is_better"
 
@@ -22,11 +22,11 @@ class Family(StrEnum):
     CONTINUOUS = "continuous"
 
 
-def default_direction(metric: str) -> Direction:
+def default_direction(metric: str) -> MetricDirection:
     name = metric.lower()
     if name in LOWER_IS_BETTER or name.endswith(("_loss", "_error")):
-        return Direction.LOWER_IS_BETTER
-    return Direction.HIGHER_IS_BETTER
+        return MetricDirection.LOWER_IS_BETTER
+    return MetricDirection.HIGHER_IS_BETTER
 
 
 def exact(value: float) -> Decimal:
@@ -50,13 +50,13 @@ class MetricDelta:
 
 
 def metric_delta(
-    parent: float, candidate: float, direction: Direction, family: Family | None
+    parent: float, candidate: float, direction: MetricDirection, family: Family | None
 ) -> MetricDelta:
     with localcontext() as context:
         context.prec = 50
         absolute = exact(candidate) - exact(parent)
         relative = absolute / abs(exact(parent)) if parent != 0 else None
-        gain = absolute if direction == Direction.HIGHER_IS_BETTER else -absolute
+        gain = absolute if direction == MetricDirection.HIGHER_IS_BETTER else -absolute
         gain_pp = gain * 100 if family == Family.PROPORTION else None
     return MetricDelta(
         parent=parent,
@@ -73,7 +73,7 @@ def compare_metrics(
     parent: dict[str, float],
     candidate: dict[str, float],
     primary: str | None = None,
-    primary_direction: Direction | None = None,
+    primary_direction: MetricDirection | None = None,
     primary_family: Family | None = None,
 ) -> dict[str, MetricDelta]:
     """Every metric present on both sides, in name order. The primary metric takes the declared

@@ -9,7 +9,7 @@ from app.adapters.registry import Registry
 from app.core.errors import ExperimentNotFound, RegistryRejected, RunNotFound
 from app.schemas.experiments import ExperimentRead, RunComparison, RunRead
 from app.schemas.ml_models import MetricComparison
-from app.services.deltas import Direction, compare_metrics
+from app.services.deltas import MetricDirection, compare_metrics
 
 
 def _time(millis: int | None) -> datetime | None:
@@ -74,7 +74,7 @@ class ExperimentService:
         baseline_metrics: dict[str, float],
         candidate_run_id: str,
         metric: str | None,
-        direction: Direction | None,
+        direction: MetricDirection | None,
     ) -> RunComparison:
         candidate = await self.run_metrics(candidate_run_id)
         deltas = compare_metrics(baseline_metrics, candidate, metric, direction)

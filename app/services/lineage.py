@@ -12,11 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import LineageCycle
 from app.db.models import MlModel, ModelVersion
 from app.db.repositories import LineageRepository, VersionRepository
-from app.schemas.lineage import Direction, Edge, Lineage
+from app.schemas.lineage import Lineage, LineageDirection, LineageEdge
 from app.services.attestations import rfc3339
 from app.services.contributors import checksummed
-from app.services.deltas import Direction as MetricDirection
-from app.services.deltas import Family, exact, rounded
+from app.services.deltas import Family, MetricDirection, exact, rounded
 
 
 class LineageService:
@@ -33,7 +32,7 @@ class LineageService:
         self,
         model: MlModel,
         version: ModelVersion | None,
-        direction: Direction,
+        direction: LineageDirection,
         depth: int,
     ) -> dict[str, Any]:
         """The graph as a JSON-ready dict in the shape of the `Lineage` schema."""
@@ -43,8 +42,8 @@ class LineageService:
         else:
             walked = await self.lineage.walk(
                 version.id,
-                ancestors=direction != Direction.DESCENDANTS,
-                descendants=direction != Direction.ANCESTORS,
+                ancestors=direction != LineageDirection.DESCENDANTS,
+                descendants=direction != LineageDirection.ANCESTORS,
                 depth=depth,
             )
             root = next((row for row in walked if row.distance is None), None)
@@ -139,7 +138,7 @@ def dot(lineage: Lineage) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _edge_label(edge: Edge) -> str:
+def _edge_label(edge: LineageEdge) -> str:
     gain = f"{edge.gain_pp:+g} pp" if edge.gain_pp is not None else "n/a"
     verdict = "accepted" if edge.deltaone_accepted else (edge.reason or "")
     return f"{gain} {verdict}".strip()

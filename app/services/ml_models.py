@@ -46,11 +46,11 @@ from app.schemas.ml_models import (
     ContributorRead,
     Dataset,
     DeltaOneRead,
-    Kind,
     MetricComparison,
     MetricDeltaRead,
     MlModelRead,
     ModelType,
+    VersionKind,
     VersionMetadata,
     VersionRead,
 )
@@ -58,7 +58,7 @@ from app.services import artifacts
 from app.services.attestations import AttestationService, decision_record
 from app.services.contributors import basis_points, checksummed, normalize_address
 from app.services.deltaone import Policy, Side, decide
-from app.services.deltas import Direction, Family, compare_metrics
+from app.services.deltas import Family, MetricDirection, compare_metrics
 from app.services.signing import Signer
 
 
@@ -150,7 +150,7 @@ class MlModelService:
             )
             if model.model_type != model_type:  # another request created it first, differently
                 raise ModelTypeMismatch(f"model {model.name} is a {model.model_type} model")
-        if request.kind == Kind.BASELINE and request.benchmark is not None:
+        if request.kind == VersionKind.BASELINE and request.benchmark is not None:
             model.benchmark_metric = benchmark.metric
             model.benchmark_direction = benchmark.direction
             model.benchmark_family = benchmark.family
@@ -272,7 +272,7 @@ class MlModelService:
         return model.model_type
 
     def _benchmark(self, request: VersionMetadata, model: MlModel | None) -> Benchmark:
-        if model is None and request.kind == Kind.IMPROVED:
+        if model is None and request.kind == VersionKind.IMPROVED:
             raise ModelNotFound(
                 f"No model named {request.name}; register a baseline first",
                 errors=[{"loc": ["body", "name"], "msg": "unknown model", "type": "not_found"}],
@@ -283,7 +283,7 @@ class MlModelService:
             raise invalid(["benchmark"], "required for the first baseline of a model")
         return Benchmark(
             metric=model.benchmark_metric,
-            direction=Direction(model.benchmark_direction),
+            direction=MetricDirection(model.benchmark_direction),
             family=Family(model.benchmark_family),
         )
 
@@ -300,7 +300,7 @@ class MlModelService:
             raise invalid(["metric_stds", name], "no metric of that name")
 
     async def _parent(self, request: VersionMetadata, model: MlModel | None) -> ModelVersion | None:
-        if request.kind == Kind.BASELINE or model is None:
+        if request.kind == VersionKind.BASELINE or model is None:
             return None
         if request.parent_version is not None:
             parent = await self.versions.get(model.id, request.parent_version)
@@ -612,7 +612,7 @@ def _version_read(
     return VersionRead(
         model=model.name,
         version=v.version,
-        kind=Kind(v.kind),
+        kind=VersionKind(v.kind),
         model_type=ModelType(model.model_type),
         token_id=model.token_id,
         description=v.description,
@@ -640,7 +640,7 @@ def _version_read(
 def _model_benchmark(model: MlModel) -> Benchmark:
     return Benchmark(
         metric=model.benchmark_metric,
-        direction=Direction(model.benchmark_direction),
+        direction=MetricDirection(model.benchmark_direction),
         family=Family(model.benchmark_family),
     )
 
@@ -648,7 +648,7 @@ def _model_benchmark(model: MlModel) -> Benchmark:
 def _version_benchmark(version: ModelVersion) -> Benchmark:
     return Benchmark(
         metric=version.benchmark_metric,
-        direction=Direction(version.benchmark_direction),
+        direction=MetricDirection(version.benchmark_direction),
         family=Family(version.benchmark_family),
     )
 
@@ -683,7 +683,7 @@ def _version_tags(
         **request.tags,
         "benchmark_metric": benchmark.metric,
         "benchmark_value": repr(request.metrics[benchmark.metric]),
-        "is_baseline": str(request.kind == Kind.BASELINE).lower(),
+        "is_baseline": str(request.kind == VersionKind.BASELINE).lower(),
         "hokusai.kind": request.kind.value,
         "hokusai.dataset_hash": request.dataset.hash,
         "hokusai.artifact_digest": digest,

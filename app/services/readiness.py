@@ -12,15 +12,17 @@ from app.adapters.cache import Cache
 from app.adapters.registry import Registry
 from app.core.metrics import Metrics
 from app.db.session import ping as ping_database
-from app.schemas.health import Check, Readiness
+from app.schemas.health import DependencyCheck, Readiness
 
 
 async def check_readiness(
     engine: AsyncEngine, registry: Registry, cache: Cache, metrics: Metrics, timeout_s: float
 ) -> Readiness:
-    async def timed(name: str, ping: Callable[[], Awaitable[None]] | None) -> tuple[str, Check]:
+    async def timed(
+        name: str, ping: Callable[[], Awaitable[None]] | None
+    ) -> tuple[str, DependencyCheck]:
         if ping is None:
-            return name, Check(status="disabled")
+            return name, DependencyCheck(status="disabled")
         started = time.perf_counter()
         error: str | None = None
         try:
@@ -32,7 +34,9 @@ async def check_readiness(
         elapsed = time.perf_counter() - started
         status = "up" if error is None else "down"
         metrics.dependency_seconds.labels(name, status).observe(elapsed)
-        return name, Check(status=status, latency_ms=round(elapsed * 1000, 2), error=error)
+        return name, DependencyCheck(
+            status=status, latency_ms=round(elapsed * 1000, 2), error=error
+        )
 
     checks = dict(
         await asyncio.gather(

@@ -108,7 +108,7 @@ def reachable(document: dict[str, Any], schemas: dict[str, Any]) -> set[str]:
             if isinstance(ref, str):
                 name = ref.rsplit("/", 1)[1]
                 if name not in found and schemas[name].get("type") == "object":
-                    if not name.startswith("Page_"):
+                    if not name.endswith("Page"):
                         found.add(name)
                     stack.append(schemas[name])
             stack.extend(node.values())

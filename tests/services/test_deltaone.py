@@ -9,17 +9,17 @@ import pytest
 from scipy import stats
 
 from app.services.deltaone import Policy, Reason, Side, decide
-from app.services.deltas import Direction, Family, compare_metrics, metric_delta
+from app.services.deltas import Family, MetricDirection, compare_metrics, metric_delta
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 HASH = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
-HIGHER, LOWER = Direction.HIGHER_IS_BETTER, Direction.LOWER_IS_BETTER
+HIGHER, LOWER = MetricDirection.HIGHER_IS_BETTER, MetricDirection.LOWER_IS_BETTER
 PROPORTION, CONTINUOUS = Family.PROPORTION, Family.CONTINUOUS
 
 
 def judge(
-    direction: Direction,
+    direction: MetricDirection,
     family: Family,
     parent: Side,
     candidate: Side,
@@ -163,7 +163,7 @@ CASES = [
     ("direction", "family", "parent", "candidate", "cooldown", "expected"), CASES
 )
 def test_each_reason_in_order(
-    direction: Direction,
+    direction: MetricDirection,
     family: Family,
     parent: Side,
     candidate: Side,
@@ -237,7 +237,7 @@ def test_thresholds_are_settings() -> None:
 def test_delta_rounds_half_even_in_decimal(
     parent: float,
     candidate: float,
-    direction: Direction,
+    direction: MetricDirection,
     absolute: float,
     relative: float | None,
     gain: float,

@@ -33,7 +33,9 @@ from app.core.security import Scope
 from app.schemas.ab_tests import (
     AbPredictRequest,
     AbTestCreate,
+    AbTestPage,
     AbTestRead,
+    AbTestStatus,
     AbTestUpdate,
     Assignment,
     AssignRequest,
@@ -41,9 +43,8 @@ from app.schemas.ab_tests import (
     OutcomesRequest,
     Promote,
     Results,
-    Status,
 )
-from app.schemas.common import DEFAULT_LIMIT, Page
+from app.schemas.common import DEFAULT_LIMIT
 from app.schemas.predictions import Prediction
 
 router = APIRouter(
@@ -60,18 +61,18 @@ async def create_ab_test(
     return await idempotent(principal, body, lambda: ab_tests.create(body))
 
 
-@router.get("", response_model=Page[AbTestRead], responses=problems(404, 422))
+@router.get("", response_model=AbTestPage, responses=problems(404, 422))
 async def list_ab_tests(
     _: ReaderDep,
     ab_tests: AbTestServiceDep,
     model: str | None = None,
-    status: Status | None = None,
+    status: AbTestStatus | None = None,
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
-) -> Page[AbTestRead]:
+) -> AbTestPage:
     """A/B tests, newest first, optionally of one model or in one status."""
     items, total = await ab_tests.list_tests(model=model, status=status, limit=limit, offset=offset)
-    return Page[AbTestRead](items=items, total=total, limit=limit, offset=offset)
+    return AbTestPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/{ab_test_id}", response_model=AbTestRead, responses=problems(404, 422))

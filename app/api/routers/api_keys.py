@@ -8,8 +8,8 @@ from fastapi.responses import JSONResponse
 from app.api.deps import AdminDep, ApiKeyServiceDep, IdempotentDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX, Limit, Offset
-from app.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
-from app.schemas.common import DEFAULT_LIMIT, Page
+from app.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead
+from app.schemas.common import DEFAULT_LIMIT
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/api-keys", tags=["api-keys"], responses=problems(*AUTHENTICATED)
@@ -34,13 +34,13 @@ async def create_api_key(
     return await idempotent(principal, body, create)
 
 
-@router.get("", response_model=Page[ApiKeyRead], responses=problems(422))
+@router.get("", response_model=ApiKeyPage, responses=problems(422))
 async def list_api_keys(
     _: AdminDep, api_keys: ApiKeyServiceDep, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
-) -> Page[ApiKeyRead]:
+) -> ApiKeyPage:
     """List API keys, oldest first, without their secrets."""
     items, total = await api_keys.list_keys(limit=limit, offset=offset)
-    return Page[ApiKeyRead](
+    return ApiKeyPage(
         items=[ApiKeyRead.model_validate(item) for item in items],
         total=total,
         limit=limit,

@@ -11,13 +11,14 @@ from app.api.deps import (
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX, Limit, Offset
 from app.schemas.attestations import (
+    AttestationPage,
     AttestationRead,
     ChainVerification,
     Keys,
     Verification,
     VerifyRequest,
 )
-from app.schemas.common import DEFAULT_LIMIT, Page
+from app.schemas.common import DEFAULT_LIMIT
 
 router = APIRouter(prefix=API_PREFIX, tags=["attestations"], responses=problems(*AUTHENTICATED))
 
@@ -51,7 +52,7 @@ async def get_attestation(
 
 @router.get(
     "/models/{name}/attestations",
-    response_model=Page[AttestationRead],
+    response_model=AttestationPage,
     responses=problems(404, 422),
 )
 async def list_model_attestations(
@@ -61,11 +62,11 @@ async def list_model_attestations(
     attestations: AttestationServiceDep,
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
-) -> Page[AttestationRead]:
+) -> AttestationPage:
     """A model's attestations, oldest first."""
     model = await ml_models.get_model(name)
     items, total = await attestations.list_for_model(model, limit=limit, offset=offset)
-    return Page[AttestationRead](items=items, total=total, limit=limit, offset=offset)
+    return AttestationPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get(

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Path
 from app.api.deps import ContributorServiceDep, ReaderDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX, Limit, Offset
-from app.schemas.common import ADDRESS, DEFAULT_LIMIT, Page
-from app.schemas.contributors import Contribution, Impact
+from app.schemas.common import ADDRESS, DEFAULT_LIMIT
+from app.schemas.contributors import ContributionPage, Impact
 
 # Checked by the service (422 `invalid_address`, which also checks EIP-55 on mixed case); the
 # pattern is declared so the document says what the server accepts.
@@ -35,14 +35,14 @@ async def get_contributor_impact(
     return await contributors.impact(address)
 
 
-@router.get("/{address}/contributions", response_model=Page[Contribution], responses=problems(422))
+@router.get("/{address}/contributions", response_model=ContributionPage, responses=problems(422))
 async def list_contributions(
     address: AddressPath,
     _: ReaderDep,
     contributors: ContributorServiceDep,
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
-) -> Page[Contribution]:
+) -> ContributionPage:
     """An address's contributions, newest first."""
     items, total = await contributors.contributions_of(address, limit=limit, offset=offset)
-    return Page[Contribution](items=items, total=total, limit=limit, offset=offset)
+    return ContributionPage(items=items, total=total, limit=limit, offset=offset)

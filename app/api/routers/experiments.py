@@ -5,37 +5,42 @@ from fastapi import APIRouter
 from app.api.deps import ExperimentServiceDep, MlModelServiceDep, ReaderDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX, Limit, Offset
-from app.schemas.common import DEFAULT_LIMIT, Page
-from app.schemas.experiments import ExperimentRead, RunCompare, RunComparison, RunRead
+from app.schemas.common import DEFAULT_LIMIT
+from app.schemas.experiments import (
+    ExperimentPage,
+    RunCompare,
+    RunComparison,
+    RunPage,
+)
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/experiments", tags=["experiments"], responses=problems(*AUTHENTICATED)
 )
 
 
-@router.get("", response_model=Page[ExperimentRead], responses=problems(422))
+@router.get("", response_model=ExperimentPage, responses=problems(422))
 async def list_experiments(
     _: ReaderDep,
     experiments: ExperimentServiceDep,
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
-) -> Page[ExperimentRead]:
+) -> ExperimentPage:
     """The MLflow experiments, newest first (one per registered model, and any others)."""
     items, total = await experiments.list_experiments(limit=limit, offset=offset)
-    return Page[ExperimentRead](items=items, total=total, limit=limit, offset=offset)
+    return ExperimentPage(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/{experiment_id}/runs", response_model=Page[RunRead], responses=problems(404, 422))
+@router.get("/{experiment_id}/runs", response_model=RunPage, responses=problems(404, 422))
 async def list_runs(
     experiment_id: str,
     _: ReaderDep,
     experiments: ExperimentServiceDep,
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
-) -> Page[RunRead]:
+) -> RunPage:
     """The runs of one experiment, newest first, with their metrics, params and tags."""
     items, total = await experiments.list_runs(experiment_id, limit=limit, offset=offset)
-    return Page[RunRead](items=items, total=total, limit=limit, offset=offset)
+    return RunPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.post("/compare", response_model=RunComparison, responses=problems(404, 422))

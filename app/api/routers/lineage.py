@@ -9,7 +9,7 @@ from app.api.deps import LineageServiceDep, MlModelServiceDep, ReaderDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX
 from app.schemas.common import MAX_INTEGER
-from app.schemas.lineage import Direction, Format, Lineage
+from app.schemas.lineage import Lineage, LineageDirection, LineageFormat
 from app.services.lineage import dot, mermaid
 
 router = APIRouter(
@@ -40,9 +40,9 @@ async def get_lineage(
     version: Annotated[
         int | None, Query(ge=1, le=MAX_INTEGER, description="Default: the whole graph")
     ] = None,
-    direction: Direction = Direction.BOTH,
+    direction: LineageDirection = LineageDirection.BOTH,
     depth: Annotated[int, Query(ge=1, le=100_000)] = 1000,
-    format: Format = Format.JSON,  # the API's parameter name
+    format: LineageFormat = LineageFormat.JSON,  # the API's parameter name
 ) -> Response:
     """The lineage graph of a model, or around one version (ancestors, descendants or both, up to
     `depth` hops), with each edge's gain, DeltaOne decision, contributors and attestation, and
@@ -50,10 +50,10 @@ async def get_lineage(
     model = await ml_models.get_model(name)
     found = await ml_models.get_version(model, version) if version is not None else None
     graph = await lineage.graph(model, found, direction, depth)
-    if format == Format.MERMAID:
+    if format == LineageFormat.MERMAID:
         return PlainTextResponse(
             mermaid(Lineage.model_validate(graph)), media_type="text/vnd.mermaid"
         )
-    if format == Format.DOT:
+    if format == LineageFormat.DOT:
         return PlainTextResponse(dot(Lineage.model_validate(graph)), media_type="text/vnd.graphviz")
     return JSONResponse(graph)

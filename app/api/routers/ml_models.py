@@ -28,7 +28,7 @@ from app.api.routers import API_PREFIX, Limit, Offset, parsed
 from app.core.config import Settings
 from app.core.errors import UnsupportedMediaType, ValidationFailed
 from app.core.security import Principal
-from app.schemas.common import DEFAULT_LIMIT, MAX_INTEGER, Page, Time
+from app.schemas.common import DEFAULT_LIMIT, MAX_INTEGER, Time
 from app.schemas.ml_models import (
     ALIAS,
     AliasAt,
@@ -38,9 +38,11 @@ from app.schemas.ml_models import (
     Comparison,
     DescriptionAndTags,
     MlModelRead,
+    ModelPage,
     ModelType,
     Rollback,
     VersionMetadata,
+    VersionPage,
     VersionRead,
     VersionRegister,
 )
@@ -163,7 +165,7 @@ async def _register_upload(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@router.get("", response_model=Page[MlModelRead], responses=problems(422))
+@router.get("", response_model=ModelPage, responses=problems(422))
 async def list_models(
     _: ReaderDep,
     ml_models: MlModelServiceDep,
@@ -171,12 +173,12 @@ async def list_models(
     offset: Offset = 0,
     token_id: str | None = None,
     model_type: ModelType | None = None,
-) -> Page[MlModelRead]:
+) -> ModelPage:
     """List models by name, optionally only those with a token id or of a model type."""
     items, total = await ml_models.list_models(
         limit=limit, offset=offset, token_id=token_id, model_type=model_type
     )
-    return Page[MlModelRead](items=items, total=total, limit=limit, offset=offset)
+    return ModelPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/{name}", response_model=MlModelRead, responses=problems(404, 422))
@@ -194,18 +196,18 @@ async def update_model(
     return await ml_models.update_model(model, body.description, body.tags)
 
 
-@router.get("/{name}/versions", response_model=Page[VersionRead], responses=problems(404, 422))
+@router.get("/{name}/versions", response_model=VersionPage, responses=problems(404, 422))
 async def list_versions(
     name: str,
     _: ReaderDep,
     ml_models: MlModelServiceDep,
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
-) -> Page[VersionRead]:
+) -> VersionPage:
     """A model's versions, newest first."""
     model = await ml_models.get_model(name)
     items, total = await ml_models.list_versions(model, limit=limit, offset=offset)
-    return Page[VersionRead](items=items, total=total, limit=limit, offset=offset)
+    return VersionPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/{name}/versions/{version}", response_model=VersionRead, responses=problems(404, 422))
@@ -237,7 +239,16 @@ async def update_version(
     "/{name}/versions/{version}/artifact",
     response_class=FileResponse,
     responses={
-        200: {"content": {"application/gzip": {}}, "description": "The model as .tar.gz"},
+        200: {
+            "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The model as .tar.gz; X-Artifact-Digest is its artifact digest",
+            "headers": {
+                "X-Artifact-Digest": {
+                    "schema": {"type": "string"},
+                    "description": "sha256 of the model's canonical file set",
+                }
+            },
+        },
         **problems(404, 422),
     },
 )

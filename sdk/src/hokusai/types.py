@@ -118,12 +118,6 @@ class ChainVerification(_Response):
     reason: str | None
 
 
-class Check(_Response):
-    status: str
-    latency_ms: float | None = None
-    error: str | None = None
-
-
 class Comparison(_Response):
     model: str
     base: int
@@ -188,14 +182,10 @@ class DeltaOne(_Response):
     evaluated_at: datetime
 
 
-class Edge(_Response):
-    parent: int
-    child: int
-    gain_pp: float | None
-    deltaone_accepted: bool | None
-    reason: str | None
-    contributors: list[Contributor]
-    attestation_id: str | None
+class DependencyCheck(_Response):
+    status: str
+    latency_ms: float | None = None
+    error: str | None = None
 
 
 class Eip712(_Response):
@@ -247,9 +237,28 @@ class Lineage(_Response):
     model: str
     version: int | None
     primary_metric: str
-    nodes: list[Node]
-    edges: list[Edge]
+    nodes: list[LineageNode]
+    edges: list[LineageEdge]
     cumulative_gain_pp: float | None
+
+
+class LineageEdge(_Response):
+    parent: int
+    child: int
+    gain_pp: float | None
+    deltaone_accepted: bool | None
+    reason: str | None
+    contributors: list[Contributor]
+    attestation_id: str | None
+
+
+class LineageNode(_Response):
+    version: int
+    kind: str
+    primary_metric_value: float | None
+    deltaone_accepted: bool | None
+    attestation_id: str | None
+    created_at: datetime
 
 
 class MetricComparison(_Response):
@@ -296,15 +305,6 @@ class ModelImpact(_Response):
     deltaone_accepted: int
 
 
-class Node(_Response):
-    version: int
-    kind: str
-    primary_metric_value: float | None
-    deltaone_accepted: bool | None
-    attestation_id: str | None
-    created_at: datetime
-
-
 class OutcomesAccepted(_Response):
     accepted: int
     ignored: int
@@ -329,7 +329,7 @@ class PublicKey(_Response):
 
 class Readiness(_Response):
     status: str
-    checks: dict[str, Check]
+    checks: dict[str, DependencyCheck]
     warmup: Warmup | None = None
 
 
