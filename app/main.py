@@ -26,6 +26,7 @@ from app.api.routers import (
     api_keys,
     attestations,
     contributors,
+    docs,
     experiments,
     health,
     lineage,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "cached predictions and A/B tests. Errors are `application/problem+json`."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served from shipped assets by the docs router, not from a CDN
         redoc_url=None,
         # Prometheus is always on (/metrics); OpenTelemetry only when asked for, because even
         # unconfigured FastAPI looks for its providers on every request.
@@ -142,8 +144,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         contributors,
         experiments,
         ab_tests,
+        docs,
     ):
         app.include_router(module.router)
+    docs.mount_assets(app.router)
     app.router.routes[:0] = [*predictions.HOT_ROUTES, *ab_tests.HOT_ROUTES]
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     return app
