@@ -15,11 +15,16 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-project
 COPY README.md alembic.ini ./
 COPY app ./app
-COPY migrations ./migrations
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev
 
 FROM python:3.11.14-slim-bookworm
+# The release this image is; a test keeps it equal to app/__init__.py, the one source of the version.
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="hokusai-api" \
+      org.opencontainers.image.description="Hokusai ML Platform API" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid 10001 hokusai \
  && useradd --system --uid 10001 --gid hokusai --no-create-home --home-dir /srv hokusai \
  && mkdir -p /var/lib/hokusai && chown 10001:10001 /var/lib/hokusai

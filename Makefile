@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS ?= never
 export UV_LINK_MODE ?= copy
 
-.PHONY: install run test lint type check openapi migrate up down bench clean
+.PHONY: install run test lint type check openapi migrate up down bench dist docs clean
 
 install: $(VENV)/.installed
 
@@ -41,8 +41,14 @@ up:
 down:
 	docker compose down
 
+dist:  ## the SDK's wheel and sdist and the service's wheel, into dist/
+	rm -rf dist
+	$(UV) build sdk --wheel --sdist --out-dir dist
+	$(UV) build --wheel --out-dir dist
+	@ls -1 dist
+
 bench: install
 	scripts/with-services $(BIN)/python bench/api_overhead.py
 
 clean:
-	rm -rf $(VENV) .hokusai .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) dist site .hokusai .pytest_cache .mypy_cache .ruff_cache

@@ -127,3 +127,15 @@ def test_env_example_and_readme_list_every_setting() -> None:
         variable = f"HOKUSAI_{name.upper()}"
         assert f"# {variable}=" in example, variable
         assert f"`{variable}`" in readme, variable
+
+
+def test_the_image_carries_the_services_version() -> None:
+    """app/__init__.py is the one source of the version (the wheel reads it through hatch); the
+    image's label repeats it, so a release that forgets the Dockerfile fails here."""
+    from app import __version__
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"ARG VERSION={__version__}\n" in dockerfile
+    assert 'org.opencontainers.image.version="${VERSION}"' in dockerfile
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## [{__version__}]" in changelog

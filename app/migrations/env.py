@@ -9,8 +9,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from app.core.config import Settings
-from app.db.base import UtcDateTime
-from app.db.models import Base
+from app.db import models  # noqa: F401  # registers every table on Base.metadata
+from app.db.base import Base, UtcDateTime
 from app.db.session import create_engine
 
 VERSION_TABLE = "hokusai_alembic_version"
