@@ -67,3 +67,22 @@ def test_no_key_anywhere_names_hokusai_api_key() -> None:
 def test_the_key_never_shows_and_the_constructor_does_no_io() -> None:
     client = HokusaiClient("http://127.0.0.1:1", KEY)  # nothing listens there: no error yet
     assert KEY not in repr(client) + str(client)
+
+
+def test_dataset_hash_of_bytes_files_and_frames(tmp_path: Path) -> None:
+    import hashlib
+
+    import pandas as pd
+
+    from hokusai import dataset_hash
+
+    rows = b"a,b\n1,2\n3,4\n"
+    expected = "sha256:" + hashlib.sha256(rows).hexdigest()
+    assert dataset_hash(rows) == expected
+    (tmp_path / "bench.csv").write_bytes(rows)
+    assert dataset_hash(tmp_path / "bench.csv") == expected
+    assert dataset_hash(str(tmp_path / "bench.csv")) == expected
+    assert dataset_hash(pd.DataFrame({"a": [1, 3], "b": [2, 4]})) == expected
+    assert dataset_hash(pd.DataFrame({"b": [2, 4], "a": [1, 3]})) != expected
+    with pytest.raises(TypeError, match="not int"):
+        dataset_hash(42)

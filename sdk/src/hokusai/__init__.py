@@ -7,6 +7,7 @@ client = HokusaiClient()   # HOKUSAI_API_KEY / HOKUSAI_BASE_URL, or ~/.hokusai/c
 from hokusai._client import AsyncHokusaiClient, HokusaiClient
 from hokusai._compat import setup
 from hokusai._version import __version__
+from hokusai.datasets import dataset_hash
 from hokusai.errors import (
     APIConnectionError,
     APIStatusError,
@@ -44,5 +45,6 @@ __all__ = [
     "ServiceUnavailableError",
     "UnprocessableEntityError",
     "__version__",
+    "dataset_hash",
     "setup",
 ]

@@ -30,7 +30,12 @@ CONCURRENT_CHUNKS = 4
 
 
 def _predict(
-    name: str, inputs: Rows, version: int | None, alias: str | None, unit_id: str | None
+    name: str,
+    inputs: Rows,
+    version: int | None,
+    alias: str | None,
+    unit_id: str | None,
+    request_id: str | None,
 ) -> Call[Prediction]:
     def parse(response: httpx.Response) -> Prediction:
         prediction = Prediction.model_validate(response.json())
@@ -39,7 +44,8 @@ def _predict(
         return prediction
 
     payload = body(inputs=inputs, version=version, alias=alias, unit_id=unit_id)
-    return Call("POST", path("models", name, "predict"), parse, json=payload, repeatable=True)
+    url = path("models", name, "predict")
+    return Call("POST", url, parse, json=payload, repeatable=True, request_id=request_id)
 
 
 def _chunks(inputs: Rows, size: int) -> list[Rows]:
@@ -124,11 +130,13 @@ class HokusaiClient(BaseClient):
         version: int | None = None,
         alias: str | None = None,
         unit_id: str | None = None,
+        request_id: str | None = None,
     ) -> Prediction:
         """Predict one row (a dict) or many (a list); a list longer than the batch limit is sent
-        in several calls and the answers joined in order."""
+        in several calls and the answers joined in order. `request_id` is sent as X-Request-ID
+        (your own trace id; the service logs it and echoes it, also in errors)."""
         parts = [
-            self._run(_predict(name, chunk, version, alias, unit_id))
+            self._run(_predict(name, chunk, version, alias, unit_id, request_id))
             for chunk in _chunks(inputs, self.max_batch_size)
         ]
         return _joined(parts)
@@ -205,14 +213,16 @@ class AsyncHokusaiClient(BaseClient):
         version: int | None = None,
         alias: str | None = None,
         unit_id: str | None = None,
+        request_id: str | None = None,
     ) -> Prediction:
         """Predict one row or many; chunks of a long list are sent concurrently (at most four at
-        a time) and joined in order."""
+        a time) and joined in order. `request_id` is sent as X-Request-ID."""
         gate = asyncio.Semaphore(CONCURRENT_CHUNKS)
 
         async def one(chunk: Rows) -> Prediction:
             async with gate:
-                return await self._run(_predict(name, chunk, version, alias, unit_id))
+                call = _predict(name, chunk, version, alias, unit_id, request_id)
+                return await self._run(call)
 
         parts = await asyncio.gather(
             *(one(chunk) for chunk in _chunks(inputs, self.max_batch_size))

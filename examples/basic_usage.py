@@ -1,0 +1,112 @@
+"""The whole life of a model: train a baseline, register it, register an improved version that
+contributors' data made better, put it in production, predict, read the lineage, compare the two
+versions, and roll back.
+
+    pip install 'hokusai-ml-platform[mlflow]' scikit-learn pandas
+    export HOKUSAI_BASE_URL=http://127.0.0.1:8000 HOKUSAI_API_KEY=hk_...   # a `write` key
+    python examples/basic_usage.py
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from pathlib import Path
+
+import mlflow.sklearn
+import pandas as pd
+from hokusai import HokusaiClient, dataset_hash
+from sklearn.datasets import make_classification
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+FEATURES = ["company_size", "visits_30d", "emails_opened", "demo_requested",
+            "pricing_views", "seniority", "industry_fit", "days_since_contact"]  # fmt: skip
+CONTRIBUTORS = [
+    {"address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "weight": 3},
+    {"address": "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359", "weight": 1},
+]
+
+
+def leads() -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
+    """Synthetic leads: 6,000 to train on, and a fixed benchmark set of 2,000."""
+    x, y = make_classification(n_samples=8000, n_features=8, n_informative=5, n_redundant=1,
+                               n_clusters_per_class=3, class_sep=0.9, random_state=7)  # fmt: skip
+    frame = pd.DataFrame(x, columns=FEATURES)
+    x_train, x_bench, y_train, y_bench = train_test_split(frame, y, test_size=2000, random_state=7)
+    return x_train, x_bench, pd.Series(y_train), pd.Series(y_bench)
+
+
+def saved(model: object, example: pd.DataFrame, folder: Path) -> Path:
+    """An MLflow model directory. `pyfunc_predict_fn="predict_proba"` makes the service answer
+    probabilities; tree models are saved with skops, which must be told the types to trust."""
+    mlflow.sklearn.save_model(model, str(folder), input_example=example.head(3),
+                              pyfunc_predict_fn="predict_proba",
+                              skops_trusted_types=["sklearn.tree._tree.Tree"])  # fmt: skip
+    return folder
+
+
+def main() -> None:
+    run = uuid.uuid4().hex[:6]  # each run its own model, so the example can be run again
+    name, token_id = f"lead-scorer-{run}", f"LEAD-{run.upper()}"
+    x_train, x_bench, y_train, y_bench = leads()
+    # The benchmark dataset is named by its hash: DeltaOne only compares versions measured on it.
+    dataset = {"hash": dataset_hash(x_bench.assign(label=y_bench)), "num_samples": len(x_bench)}
+    work = Path(tempfile.mkdtemp(prefix="hokusai-example-"))
+
+    with HokusaiClient() as client:  # HOKUSAI_BASE_URL and HOKUSAI_API_KEY
+        # 1. A baseline: a simple model trained on the first 500 leads.
+        baseline = LogisticRegression().fit(x_train[:500], y_train[:500])
+        v1 = client.models.register(
+            name, kind="baseline", model_type="lead_scoring", token_id=token_id,
+            metrics={"accuracy": baseline.score(x_bench, y_bench)}, dataset=dataset,
+            benchmark={"metric": "accuracy", "direction": "higher_is_better",
+                       "family": "proportion"},
+            artifact=saved(baseline, x_bench, work / "v1"),
+        )  # fmt: skip
+        print(f"registered {name} v{v1.version} (baseline), accuracy {v1.metrics['accuracy']:.3f}")
+        client.aliases.set(name, "production", v1.version, reason="first version")
+
+        # 2. An improved version, trained with the contributors' 5,500 extra leads.
+        improved = GradientBoostingClassifier(n_estimators=60, max_depth=4, random_state=7)
+        improved.fit(x_train, y_train)
+        v2 = client.models.register(
+            name, kind="improved", metrics={"accuracy": improved.score(x_bench, y_bench)},
+            dataset=dataset, contributors=CONTRIBUTORS,
+            artifact=saved(improved, x_bench, work / "v2"),
+        )  # fmt: skip
+        decision = v2.deltaone
+        assert decision is not None
+        print(f"registered v{v2.version}: {decision.gain_pp:+.2f} pp, DeltaOne "
+              f"{decision.reason}, "
+              f"attestation {v2.attestation_id}")  # fmt: skip
+
+        # 3. Production moves to v2 (recorded with who moved it and why), then predictions.
+        client.aliases.set(name, "production", v2.version, reason="DeltaOne accepted")
+        row = x_bench.iloc[0].to_dict()
+        first = client.predict(name, row)
+        again = client.predict(name, row)
+        print(f"predict -> v{first.version} {first.predictions[0]} "
+              f"(cache {first.cache_status}, then {again.cache_status})")  # fmt: skip
+        batch = client.predict(name, x_bench.head(100).to_dict(orient="records"))
+        print(f"batch of {len(batch.predictions)} rows -> v{batch.version}")
+
+        # 4. Lineage, as data and as a Mermaid diagram, and the two versions side by side.
+        lineage = client.lineage.get(name, version=v2.version)  # v2 and its ancestors
+        print(f"lineage of v{v2.version}: {len(lineage.nodes)} versions, "
+              f"{lineage.cumulative_gain_pp} pp over the baseline")  # fmt: skip
+        print(client.lineage.mermaid(name, direction="both"))
+        comparison = client.models.compare(name, base=v1.version, candidate=v2.version)
+        accuracy = comparison.metrics["accuracy"]
+        print(f"compare v1 -> v2: accuracy {accuracy.base:.3f} -> {accuracy.candidate:.3f}")
+
+        # 5. Roll back: production returns to where it was before its last move (v1).
+        moved = client.models.rollback(name, reason="example: back to the baseline")
+        print(f"rollback: production -> v{moved.version}")
+        history = client.aliases.history(name, "production")
+        print("production moves:", [(e.from_version, e.to_version, e.reason) for e in history])
+
+
+if __name__ == "__main__":
+    main()
