@@ -40,10 +40,12 @@ def leads() -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
 
 def saved(model: object, example: pd.DataFrame, folder: Path) -> Path:
     """An MLflow model directory. `pyfunc_predict_fn="predict_proba"` makes the service answer
-    probabilities; tree models are saved with skops, which must be told the types to trust."""
+    probabilities; tree models are saved with skops, which must be told the types to trust;
+    naming the requirements spares MLflow loading the model again to infer them (~13 s)."""
     mlflow.sklearn.save_model(model, str(folder), input_example=example.head(3),
                               pyfunc_predict_fn="predict_proba",
-                              skops_trusted_types=["sklearn.tree._tree.Tree"])  # fmt: skip
+                              skops_trusted_types=["sklearn.tree._tree.Tree"],
+                              pip_requirements=mlflow.sklearn.get_default_pip_requirements())  # fmt: skip
     return folder
 
 

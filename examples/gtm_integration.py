@@ -56,7 +56,8 @@ def register_lead_model(model_id: str) -> None:
     scorer = LogisticRegression(max_iter=500).fit(features, converted)
     folder = Path(tempfile.mkdtemp(prefix="hokusai-gtm-")) / "model"
     mlflow.sklearn.save_model(scorer, str(folder), input_example=features.head(3),
-                              pyfunc_predict_fn="predict_proba")  # fmt: skip
+                              pyfunc_predict_fn="predict_proba",
+                              pip_requirements=mlflow.sklearn.get_default_pip_requirements())  # fmt: skip
     with HokusaiClient() as client:
         version = client.models.register(
             model_id, kind="baseline", model_type="lead_scoring",

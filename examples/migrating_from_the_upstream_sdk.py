@@ -80,7 +80,9 @@ def _saved(model: object, folder: str) -> str:
     import mlflow.sklearn
 
     path = os.path.join(tempfile.mkdtemp(prefix="hokusai-upstream-"), folder)
-    mlflow.sklearn.save_model(model, path)
+    mlflow.sklearn.save_model(
+        model, path, pip_requirements=mlflow.sklearn.get_default_pip_requirements()
+    )
     return path
 
 

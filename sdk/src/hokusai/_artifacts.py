@@ -51,5 +51,8 @@ def _saved(model: Any) -> tuple[str, bytes]:
         ) from exc
     with tempfile.TemporaryDirectory(prefix="hokusai-model-") as workdir:
         directory = Path(workdir) / "model"
-        mlflow.sklearn.save_model(model, str(directory))
+        # The flavor's own requirements: inferring them loads the model again in a subprocess
+        # (some 13 s a model), and the service serves it in its own environment anyway.
+        requirements = mlflow.sklearn.get_default_pip_requirements()
+        mlflow.sklearn.save_model(model, str(directory), pip_requirements=requirements)
         return packed(directory)
