@@ -73,7 +73,6 @@ def test_dataset_hash_of_bytes_files_and_frames(tmp_path: Path) -> None:
     import hashlib
 
     import pandas as pd
-
     from hokusai import dataset_hash
 
     rows = b"a,b\n1,2\n3,4\n"
