@@ -41,6 +41,9 @@ up:
 down:
 	docker compose down
 
+docs: install  ## the documentation site, into site/ (--strict: a broken link fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 dist:  ## the SDK's wheel and sdist and the service's wheel, into dist/
 	rm -rf dist
 	$(UV) build sdk --wheel --sdist --out-dir dist

@@ -4,6 +4,7 @@ lists) turn each into a method that runs it on its client."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -33,14 +34,14 @@ def sync(build: Callable[P, Call[T]]) -> Callable[Concatenate[SyncResource, P], 
     def method(self: SyncResource, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return self._client._run(build(*args, **kwargs))
 
-    return _named(method, build)
+    return _named(method, build, "{}")
 
 
 def aio(build: Callable[P, Call[T]]) -> Callable[Concatenate[AsyncResource, P], Awaitable[T]]:
     async def method(self: AsyncResource, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await self._client._run(build(*args, **kwargs))
 
-    return _named(method, build)
+    return _named(method, build, "{}")
 
 
 def sync_pages(
@@ -57,7 +58,7 @@ def sync_pages(
             if not page.items or offset >= page.total:
                 return
 
-    return _named(method, build)
+    return _named(method, build, "Iterator[{}]", paged=True)
 
 
 def aio_pages(
@@ -75,12 +76,24 @@ def aio_pages(
             if not page.items or offset >= page.total:
                 return
 
-    return _named(method, build)
+    return _named(method, build, "AsyncIterator[{}]", paged=True)
 
 
-def _named(method: T, build: Callable[..., Any]) -> T:
-    """The method keeps the call's name and docstring (the reference docs read them)."""
-    method.__name__ = build.__name__  # type: ignore[attr-defined]  # a function, set by us
+def _named(method: T, build: Callable[..., Any], returns: str, *, paged: bool = False) -> T:
+    """The method keeps the call's name, docstring and parameters, and says what it returns
+    (`Call[Version]` becomes `Version`; a page, an iterator of its items): `help()`, editors
+    and the reference docs read them."""
+    signature = inspect.signature(build)
+    parameters = list(signature.parameters.values())[1 if paged else 0 :]
+    answer = str(signature.return_annotation).removeprefix("Call[").removesuffix("]")
+    if paged:
+        answer = answer.removeprefix("Page[").removesuffix("]")
+    self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]  # a function, set by us
+        parameters=[self, *parameters], return_annotation=returns.format(answer)
+    )
+    method.__name__ = build.__name__  # type: ignore[attr-defined]
+    method.__module__ = build.__module__  # defined where its resource class is
     method.__doc__ = build.__doc__
     return method
 

@@ -65,6 +65,10 @@ def parser() -> argparse.ArgumentParser:
     register.add_argument("--dataset", type=json.loads, required=True, help="JSON object")
     register.add_argument("--benchmark", type=json.loads, help="JSON object")
     register.add_argument("--contributors", type=json.loads, help="JSON array")
+    register.add_argument(
+        "--idempotency-key",
+        help="the same key makes a re-run of this step return the first registration",
+    )
     register.add_argument("--json", action="store_true")
     register.set_defaults(run=register_version)
 
@@ -131,6 +135,7 @@ def register_version(args: argparse.Namespace) -> None:
             args.name, kind=args.kind, artifact=args.artifact, source_uri=args.source_uri,
             model_type=args.model_type, token_id=args.token_id, metrics=args.metrics,
             dataset=args.dataset, benchmark=args.benchmark, contributors=args.contributors,
+            idempotency_key=args.idempotency_key,
         )  # fmt: skip
     if args.json:
         _print_json(version.model_dump(mode="json"))
