@@ -218,13 +218,19 @@ def service_process(settings: Any, workdir: Path) -> Iterator[tuple[str, subproc
 
 @contextlib.contextmanager
 def running(
-    command: list[str], env: dict[str, str], log_path: Path, url: str, timeout_s: float, what: str
+    command: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    url: str,
+    timeout_s: float,
+    what: str,
+    cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A server subprocess, its output in `log_path`, healthy at `url/health` before it is
     handed out, stopped with SIGTERM (then SIGKILL) at the end."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=cwd
         )
     try:
         wait_until_healthy(url, process, log_path, timeout_s=timeout_s, what=what)

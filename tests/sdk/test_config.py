@@ -85,3 +85,19 @@ def test_dataset_hash_of_bytes_files_and_frames(tmp_path: Path) -> None:
     assert dataset_hash(pd.DataFrame({"b": [2, 4], "a": [1, 3]})) != expected
     with pytest.raises(TypeError, match="not int"):
         dataset_hash(42)
+
+
+def test_a_model_directory_packs_to_the_same_bytes_every_time(tmp_path: Path) -> None:
+    """A pipeline step re-run packs again: the bytes must match for its Idempotency-Key."""
+    import os
+    import time
+
+    from hokusai._artifacts import packed
+
+    (tmp_path / "MLmodel").write_text("flavors: {}\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "model.pkl").write_bytes(b"\x00weights")
+    first = packed(tmp_path)
+    time.sleep(1.1)  # gzip and tar both record times by default
+    os.utime(tmp_path / "MLmodel")
+    assert packed(tmp_path) == first

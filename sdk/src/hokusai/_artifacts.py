@@ -4,6 +4,8 @@ archive file is sent as it is, and a scikit-learn model object is saved as an ML
 
 from __future__ import annotations
 
+import gzip
+import inspect
 import io
 import os
 import tarfile
@@ -24,16 +26,32 @@ def packed(artifact: str | os.PathLike[str] | Any) -> tuple[str, bytes]:
     if source.is_dir():
         if not (source / "MLmodel").is_file():
             raise ConfigurationError(f"{source} is not an MLflow model directory (no MLmodel file)")
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            for path in sorted(source.rglob("*")):
-                tar.add(path, arcname=path.relative_to(source).as_posix(), recursive=False)
-        return f"{source.name or 'model'}.tar.gz", buffer.getvalue()
+        return f"{source.name or 'model'}.tar.gz", _reproducible_tar_gz(source)
     if source.is_file() and source.name.endswith(ARCHIVES):
         return source.name, source.read_bytes()
     raise ConfigurationError(
         f"artifact must be an MLflow model directory or a {', '.join(ARCHIVES)} file: {source}"
     )
+
+
+def _reproducible_tar_gz(source: Path) -> bytes:
+    """The same files give the same bytes, whenever they are packed: an upload retried by a
+    re-run of a pipeline step is then recognised by its Idempotency-Key (the service compares
+    the bytes) instead of refused as a different request."""
+
+    def normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+        return info
+
+    buffer = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for path in sorted(source.rglob("*")):
+            arcname = path.relative_to(source).as_posix()
+            tar.add(path, arcname=arcname, recursive=False, filter=normalised)
+    return buffer.getvalue()
 
 
 def _saved(model: Any) -> tuple[str, bytes]:
@@ -54,5 +72,17 @@ def _saved(model: Any) -> tuple[str, bytes]:
         # The flavor's own requirements: inferring them loads the model again in a subprocess
         # (some 13 s a model), and the service serves it in its own environment anyway.
         requirements = mlflow.sklearn.get_default_pip_requirements()
-        mlflow.sklearn.save_model(model, str(directory), pip_requirements=requirements)
+        options: dict[str, Any] = {"pip_requirements": requirements}
+        if "skops_trusted_types" in inspect.signature(mlflow.sklearn.save_model).parameters:
+            options["skops_trusted_types"] = _own_types(model)
+        mlflow.sklearn.save_model(model, str(directory), **options)
         return packed(directory)
+
+
+def _own_types(model: Any) -> list[str] | None:
+    """MLflow 3 saves with skops, which refuses to load types it is not told to trust (tree
+    models' `sklearn.tree._tree.Tree`). This object was built in this process, by its owner:
+    the types it holds are the ones to trust, and only those."""
+    import skops.io
+
+    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model))) or None
