@@ -144,16 +144,17 @@ class LiveService:
     process: subprocess.Popen[bytes]
 
 
-@pytest.fixture(scope="module")
-def live(
-    database_url: str, redis_url: str, mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveService]:
-    """The service in its own process (a crash there is a dead process, seen as such), on this
-    run's database. No per-key or per-address limits: the tests that use it send thousands of
-    requests, some with bad keys on purpose."""
-    workdir = tmp_path_factory.mktemp("live")
-    admin = generate_key()
-    settings = Settings(
+def live_settings(
+    database_url: str,
+    redis_url: str,
+    mlflow_uri: str,
+    workdir: Path,
+    admin_key: str,
+    **overrides: Any,
+) -> Settings:
+    """Settings of a service run in its own process on this run's stores, with `admin_key`
+    registered, and no per-key or per-address limits (such tests send thousands of requests)."""
+    return Settings(
         _env_file=None,  # type: ignore[call-arg]
         environment="test",
         host="127.0.0.1",
@@ -163,10 +164,23 @@ def live(
         redis_prefix=f"live-{uuid.uuid4().hex[:12]}",
         mlflow_tracking_uri=mlflow_uri,
         attestation_key_file=str(workdir / "attestation.pem"),
-        bootstrap_api_key=SecretStr(admin),
+        bootstrap_api_key=SecretStr(admin_key),
         rate_limit_per_minute=0,
         auth_failures_per_minute=0,
         log_level="WARNING",
+        **overrides,
     )
+
+
+@pytest.fixture(scope="module")
+def live(
+    database_url: str, redis_url: str, mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveService]:
+    """The service in its own process (a crash there is a dead process, seen as such), on this
+    run's database. No per-key or per-address limits: the tests that use it send thousands of
+    requests, some with bad keys on purpose."""
+    workdir = tmp_path_factory.mktemp("live")
+    admin = generate_key()
+    settings = live_settings(database_url, redis_url, mlflow_uri, workdir, admin)
     with service_process(settings, workdir) as (url, process):
         yield LiveService(url, admin, process)

@@ -44,15 +44,19 @@ async def score(
     )
 
 
+async def deploy_lead_model(client: httpx.AsyncClient, admin_key: str, tmp_path: Path) -> str:
+    """Model `21` registered, and GTM-backend's key (`read`, `predict`)."""
+    archive = tar_gz(save_sklearn(tmp_path)[0])
+    await register_baseline(client, admin_key, archive, MODEL, model_type="lead_scoring")
+    created = await create_key(client, admin_key, "read", "predict", name="gtm-backend")
+    return str(created["key"])
+
+
 async def test_gtm_backend_scores_leads_as_it_does_today(
     make_settings: Callable[..., Settings], admin_key: str, tmp_path: Path
 ) -> None:
-    archive = tar_gz(save_sklearn(tmp_path)[0])
     async with serve(make_settings()) as client:
-        await register_baseline(client, admin_key, archive, MODEL, model_type="lead_scoring")
-        gtm_key = (await create_key(client, admin_key, "read", "predict", name="gtm-backend"))[
-            "key"
-        ]
+        gtm_key = await deploy_lead_model(client, admin_key, tmp_path)
         reader = (await create_key(client, admin_key, "read", name="dashboard"))["key"]
         async with gtm_backend(client, gtm_key) as gtm:
             first = await score(gtm, MODEL, "gtm-7f3a-0001")
@@ -109,12 +113,8 @@ async def test_gtm_backend_gets_a_fast_503_with_retry_after_when_the_model_canno
     make_settings: Callable[..., Settings], admin_key: str, tmp_path: Path
 ) -> None:
     """The model was never loaded by this replica and MLflow is gone (a closed port)."""
-    archive = tar_gz(save_sklearn(tmp_path)[0])
     async with serve(make_settings()) as client:
-        await register_baseline(client, admin_key, archive, MODEL, model_type="lead_scoring")
-        gtm_key = (await create_key(client, admin_key, "read", "predict", name="gtm-backend"))[
-            "key"
-        ]
+        gtm_key = await deploy_lead_model(client, admin_key, tmp_path)
     closed = make_settings(mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}")
     async with serve(closed) as client, gtm_backend(client, gtm_key) as gtm:
         started = time.monotonic()

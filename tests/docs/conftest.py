@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +16,9 @@ import pytest
 from pydantic import SecretStr
 
 from app.cli import ROOT
-from app.core.config import Settings
 from app.core.security import generate_key
-from tests.services_under_test import free_port, service_process
+from tests.conftest import live_settings
+from tests.services_under_test import service_process
 
 UV = [found] if (found := shutil.which("uv")) else ["python3", "-m", "uv"]
 EXTRAS = ["scikit-learn", "pandas", "cryptography", "eth-account"]
@@ -83,21 +82,10 @@ def user_service(
 ) -> Iterator[UserService]:
     workdir = tmp_path_factory.mktemp("user-service")
     admin = generate_key()
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        environment="test",
-        host="127.0.0.1",
-        port=free_port(),
-        database_url=database_url,
-        redis_url=redis_url,
-        redis_prefix=f"docs-{uuid.uuid4().hex[:12]}",
-        mlflow_tracking_uri=mlflow_uri,
-        attestation_key_file=str(workdir / "attestation.pem"),
+    settings = live_settings(
+        database_url, redis_url, mlflow_uri, workdir, admin,
         eip712_signing_key=SecretStr(EIP712_KEY),
-        bootstrap_api_key=SecretStr(admin),
-        rate_limit_per_minute=0,
-        log_level="WARNING",
-    )
+    )  # fmt: skip
     runs = workdir / "runs"
     runs.mkdir()
     with service_process(settings, workdir) as (url, _):
