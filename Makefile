@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS ?= never
 export UV_LINK_MODE ?= copy
 
-.PHONY: install run test lint type check openapi migrate up down bench dist docs clean
+.PHONY: install browser run test lint type check openapi migrate up down bench dist docs clean
 
 install: $(VENV)/.installed
 
@@ -17,8 +17,12 @@ $(VENV)/.installed: pyproject.toml uv.lock
 run: install  ## serve on 127.0.0.1:8000 (embedded defaults unless HOKUSAI_* URLs are set)
 	$(BIN)/hokusai-api serve --migrate
 
-test: install  ## the tests, against real Postgres, Redis and an MLflow server
+test: install browser  ## the tests, against real Postgres, Redis and an MLflow server
 	scripts/with-services $(BIN)/pytest $(PYTEST_ARGS)
+
+browser:  ## Debian's Chromium, which the browser tests drive through Playwright (no download of its own)
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 lint: install
 	$(BIN)/ruff check .

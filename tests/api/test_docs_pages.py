@@ -23,6 +23,9 @@ async def test_the_page_loads_only_this_services_files(
     assert "http://" not in html, "the page names another host"
     assert "https://" not in html, "the page names another host"
     assert "fonts.googleapis" not in html
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "img-src 'self' data:" in policy
     referenced = set(ATTRIBUTE.findall(html)) | set(URL_IN_SCRIPT.findall(html))
     assert "/openapi.json" in referenced
     scripts = [url for url in referenced if url.endswith(".js")]
