@@ -163,10 +163,6 @@ class AttestationNotFound(NotFound):
     code, title = "attestation_not_found", "Attestation not found"
 
 
-class LineageCycle(Conflict):
-    code, title = "lineage_cycle", "The edge would make the lineage cyclic"
-
-
 class ModelUnavailable(Unavailable):
     code, title = "model_unavailable", "The model could not be loaded"
 

@@ -517,20 +517,6 @@ class LineageRepository:
         query = select(*self.COLUMNS).where(ModelVersion.model_id == model_id)
         return list(await self.session.execute(query.order_by(ModelVersion.version)))
 
-    async def is_ancestor(self, ancestor_id: uuid.UUID, of_id: uuid.UUID) -> bool:
-        """Whether `ancestor_id` is `of_id` or one of its ancestors (one recursive query)."""
-        versions = ModelVersion.__table__
-        up = (
-            select(versions.c.id, versions.c.parent_id)
-            .where(versions.c.id == of_id)
-            .cte("up", recursive=True)
-        )
-        up = up.union_all(
-            select(versions.c.id, versions.c.parent_id).join(up, versions.c.id == up.c.parent_id)
-        )
-        found = await self.session.execute(select(up.c.id).where(up.c.id == ancestor_id).limit(1))
-        return found.first() is not None
-
 
 class ContributionRepository:
     def __init__(self, session: AsyncSession) -> None:

@@ -1,4 +1,4 @@
-"""A/B statistics (DOMAIN.md section 9), from sufficient statistics only (count, sum, sum of
+"""A/B statistics, from sufficient statistics only (count, sum, sum of
 squares per variant), so reading results costs the same for a thousand events or a million.
 Pure functions, no I/O."""
 

@@ -1,4 +1,4 @@
-"""A/B tests (DOMAIN.md section 9): lifecycle, sticky assignment without per-unit storage,
+"""A/B tests: lifecycle, sticky assignment without per-unit storage,
 routed predictions, outcomes as sufficient statistics, results, promotion, webhooks."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Attestations (DOMAIN.md section 5): an in-toto Statement v1 per improved version, identified by
+"""Attestations: an in-toto Statement v1 per improved version, identified by
 the SHA-256 of its RFC 8785 JSON, signed in a DSSE envelope with Ed25519, chained per model, and
 for accepted DeltaOnes also signed as EIP-712 typed data."""
 

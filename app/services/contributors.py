@@ -1,4 +1,4 @@
-"""Contributors (DOMAIN.md section 4): Ethereum addresses checked with real EIP-55 (Keccak-256),
+"""Contributors: Ethereum addresses checked with real EIP-55 (Keccak-256),
 and weights turned into basis points that sum to exactly 10000 by the largest remainder."""
 
 from __future__ import annotations

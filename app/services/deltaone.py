@@ -1,4 +1,4 @@
-"""The DeltaOne decision (DOMAIN.md section 3): is an improved version's gain on the primary
+"""The DeltaOne decision: is an improved version's gain on the primary
 metric at least one percentage point, measured well enough to pay contributors for it? The checks
 run in a fixed order and the first that fails is the reason. Pure functions, no I/O."""
 

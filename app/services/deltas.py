@@ -1,4 +1,4 @@
-"""Delta rules (DOMAIN.md section 3): direction-aware gain, percentage points for proportions,
+"""Delta rules: direction-aware gain, percentage points for proportions,
 decimal half-even rounding to 6 places. Pure functions, no I/O."""
 
 from __future__ import annotations

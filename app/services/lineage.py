@@ -1,15 +1,13 @@
-"""Lineage (DOMAIN.md section 6): the graph of versions, parent -> child, with each edge's gain,
+"""Lineage: the graph of versions, parent -> child, with each edge's gain,
 decision, contributors and attestation; as JSON, Mermaid or Graphviz DOT."""
 
 from __future__ import annotations
 
-import uuid
 from decimal import localcontext
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import LineageCycle
 from app.db.models import MlModel, ModelVersion
 from app.db.repositories import LineageRepository, VersionRepository
 from app.schemas.lineage import Lineage, LineageDirection, LineageEdge
@@ -22,11 +20,6 @@ class LineageService:
     def __init__(self, session: AsyncSession) -> None:
         self.lineage = LineageRepository(session)
         self.versions = VersionRepository(session)
-
-    async def check_edge(self, parent_id: uuid.UUID, child_id: uuid.UUID) -> None:
-        """Refuse parent -> child when the child is the parent or one of its ancestors."""
-        if await self.lineage.is_ancestor(child_id, parent_id):
-            raise LineageCycle("The child version is already an ancestor of the parent")
 
     async def graph(
         self,

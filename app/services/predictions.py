@@ -1,4 +1,4 @@
-"""Predictions (DOMAIN.md section 8): the version is resolved first (so moving an alias takes
+"""Predictions: the version is resolved first (so moving an alias takes
 effect on the very next call), rows are looked up in the Redis cache in one round trip, only the
 misses reach the model, in one call, and the answers go back in order. Redis trouble is a miss.
 

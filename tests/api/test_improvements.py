@@ -368,42 +368,6 @@ async def test_lineage_costs_the_same_queries_at_any_depth(
     assert sum("RECURSIVE" in s for s in statements) == 1
 
 
-async def test_a_cycle_is_refused(
-    client: httpx.AsyncClient, admin_key: str, archive: bytes
-) -> None:
-    from app.core.errors import LineageCycle
-    from app.services.lineage import LineageService
-
-    model = await Model.create(client, admin_key, archive)
-    await model.improve(0.83)
-    resources = client.app.state.resources  # type: ignore[attr-defined]
-    async with resources.sessionmaker() as session:
-        from sqlalchemy import select
-
-        from app.db.models import MlModel, ModelVersion
-
-        found = (
-            await session.execute(select(MlModel).where(MlModel.name == model.name))
-        ).scalar_one()
-        rows = (
-            (
-                await session.execute(
-                    select(ModelVersion)
-                    .where(ModelVersion.model_id == found.id)
-                    .order_by(ModelVersion.version)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        service = LineageService(session)
-        await service.check_edge(rows[0].id, rows[1].id)  # the existing edge's direction is fine
-        with pytest.raises(LineageCycle):
-            await service.check_edge(rows[1].id, rows[0].id)  # v1 is v2's ancestor
-        with pytest.raises(LineageCycle):
-            await service.check_edge(rows[1].id, rows[1].id)
-
-
 async def test_contributor_impact_is_exact_and_case_blind(
     client: httpx.AsyncClient, admin_key: str, archive: bytes
 ) -> None:
