@@ -80,3 +80,17 @@ def test_the_client_reference_shows_every_resource_method(site: Path) -> None:
                     resource,
                     name,
                 )
+
+
+def test_the_metrics_page_lists_every_metric_the_service_defines() -> None:
+    from app.core.metrics import Metrics
+
+    page = (ROOT / "docs" / "reference" / "metrics.md").read_text()
+    defined = set()
+    for metric in Metrics().registry.collect():
+        if metric.name.startswith("hokusai_"):
+            name = metric.name + ("_total" if metric.type == "counter" else "")
+            defined.add(name)
+            assert f"`{name}`" in page, name
+    named = {name.removesuffix("_bucket") for name in re.findall(r"\bhokusai_[a-z_]+", page)}
+    assert named - defined == set(), "the page names a metric the service does not have"
