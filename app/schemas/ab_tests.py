@@ -18,8 +18,7 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from app.schemas.common import NO_NUL, Page, PositiveInteger, Text, Time, VersionNumber
-from app.schemas.ml_models import CLOSED, AliasName, MetricName, ModelName, Request
-from app.services.deltas import MetricDirection
+from app.schemas.ml_models import CLOSED, AliasName, MetricDirection, MetricName, ModelName, Request
 
 VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 UnitId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=NO_NUL)]

@@ -6,8 +6,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.schemas.common import Page, VersionNumber
-from app.schemas.ml_models import MetricComparison, MetricName, ModelName, Request
-from app.services.deltas import MetricDirection
+from app.schemas.ml_models import MetricComparison, MetricDirection, MetricName, ModelName, Request
 
 
 class ExperimentRead(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -19,7 +19,9 @@ from pydantic import (
 )
 
 from app.schemas.common import ADDRESS, Page, PositiveInteger, Text, VersionNumber
-from app.services.deltas import Family, MetricDelta, MetricDirection
+
+if TYPE_CHECKING:
+    from app.services.deltas import MetricDelta
 
 MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 TOKEN_ID = r"^[A-Z0-9](?:[A-Z0-9-]{0,62}[A-Z0-9])?$"  # noqa: S105  # a pattern, not a secret
@@ -74,6 +76,20 @@ class ModelType(StrEnum):
     RANKING = "ranking"
     LEAD_SCORING = "lead_scoring"
     CUSTOM = "custom"
+
+
+class MetricDirection(StrEnum):
+    """Which way a metric improves (losses and errors: lower)."""
+
+    HIGHER_IS_BETTER = "higher_is_better"
+    LOWER_IS_BETTER = "lower_is_better"
+
+
+class Family(StrEnum):
+    """How gains are counted: percentage points for proportions, percent otherwise."""
+
+    PROPORTION = "proportion"
+    CONTINUOUS = "continuous"
 
 
 class VersionKind(StrEnum):

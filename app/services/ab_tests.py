@@ -52,10 +52,9 @@ from app.schemas.ab_tests import (
     VariantRead,
     VariantResult,
 )
-from app.schemas.ml_models import PRODUCTION
+from app.schemas.ml_models import PRODUCTION, MetricDirection
 from app.schemas.predictions import AbTestAssignment, Prediction, PredictRequest
 from app.services import ab_stats
-from app.services.deltas import MetricDirection
 from app.services.ml_models import MlModelService
 from app.services.predictions import PredictionService
 

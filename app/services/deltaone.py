@@ -12,7 +12,8 @@ from enum import StrEnum
 
 from scipy import stats
 
-from app.services.deltas import Family, MetricDirection, exact, rounded
+from app.schemas.ml_models import Family, MetricDirection
+from app.services.deltas import exact, rounded
 
 Z_95 = 1.96  # the specification's Wald multiplier, exactly
 

@@ -5,21 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
-from enum import StrEnum
 from typing import Literal
+
+from app.schemas.ml_models import Family, MetricDirection
 
 PLACES = Decimal("0.000001")
 LOWER_IS_BETTER = frozenset({"mse", "rmse", "mae", "log_loss", "loss", "error_rate"})
-
-
-class MetricDirection(StrEnum):
-    HIGHER_IS_BETTER = "higher_is_better"
-    LOWER_IS_BETTER = "lower_is_better"
-
-
-class Family(StrEnum):
-    PROPORTION = "proportion"
-    CONTINUOUS = "continuous"
 
 
 def default_direction(metric: str) -> MetricDirection:

@@ -8,8 +8,8 @@ from typing import Any
 from app.adapters.registry import Registry
 from app.core.errors import ExperimentNotFound, RegistryRejected, RunNotFound
 from app.schemas.experiments import ExperimentRead, RunComparison, RunRead
-from app.schemas.ml_models import MetricComparison
-from app.services.deltas import MetricDirection, compare_metrics
+from app.schemas.ml_models import MetricComparison, MetricDirection
+from app.services.deltas import compare_metrics
 
 
 def _time(millis: int | None) -> datetime | None:

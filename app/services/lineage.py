@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import MlModel, ModelVersion
 from app.db.repositories import LineageRepository, VersionRepository
 from app.schemas.lineage import Lineage, LineageDirection, LineageEdge
+from app.schemas.ml_models import Family, MetricDirection
 from app.services.attestations import rfc3339
 from app.services.contributors import checksummed
-from app.services.deltas import Family, MetricDirection, exact, rounded
+from app.services.deltas import exact, rounded
 
 
 class LineageService:

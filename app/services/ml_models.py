@@ -46,8 +46,10 @@ from app.schemas.ml_models import (
     ContributorRead,
     Dataset,
     DeltaOneRead,
+    Family,
     MetricComparison,
     MetricDeltaRead,
+    MetricDirection,
     MlModelRead,
     ModelType,
     VersionKind,
@@ -58,7 +60,7 @@ from app.services import artifacts
 from app.services.attestations import AttestationService, decision_record
 from app.services.contributors import basis_points, checksummed, normalize_address
 from app.services.deltaone import Policy, Side, decide
-from app.services.deltas import Family, MetricDirection, compare_metrics
+from app.services.deltas import compare_metrics
 from app.services.signing import Signer
 
 
