@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from app.core.errors import UnsupportedMediaType
 from app.schemas.common import MAX_BIGINT, MAX_LIMIT
+from app.schemas.predictions import Prediction
 
 API_PREFIX = "/api/v1"
 
@@ -42,6 +43,13 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
     """The OpenAPI `requestBody` of a route that reads `model` itself."""
     schema = {"$ref": f"#/components/schemas/{model.__name__}"}
     return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def prediction_response(result: Prediction, single: bool) -> Response:
+    """A prediction (of the model or through an A/B test), with `X-Cache` when it answers
+    a single row."""
+    headers = {"X-Cache": "HIT" if result.cache.hits else "MISS"} if single else None
+    return Response(result.model_dump_json(), headers=headers, media_type="application/json")
 
 
 def served_directly(path: str, endpoint: Callable[..., Awaitable[Response]]) -> Route:

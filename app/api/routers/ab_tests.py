@@ -26,9 +26,9 @@ from app.api.routers import (
     json_body,
     json_bytes,
     parsed,
+    prediction_response,
     served_directly,
 )
-from app.api.routers.predictions import prediction_response
 from app.core.security import Scope
 from app.schemas.ab_tests import (
     AbPredictRequest,

@@ -11,7 +11,14 @@ from app.api.deps import (
     transaction,
 )
 from app.api.errors import AUTHENTICATED, problems
-from app.api.routers import API_PREFIX, json_body, json_bytes, parsed, served_directly
+from app.api.routers import (
+    API_PREFIX,
+    json_body,
+    json_bytes,
+    parsed,
+    prediction_response,
+    served_directly,
+)
 from app.core.security import Scope
 from app.schemas.predictions import Prediction, PredictRequest
 
@@ -20,12 +27,6 @@ router = APIRouter(
 )
 # Bodies the routes here read themselves; added to the OpenAPI components by the app.
 BODY_SCHEMAS: tuple[type[BaseModel], ...] = (PredictRequest,)
-
-
-def prediction_response(result: Prediction, single: bool) -> Response:
-    """The prediction, with `X-Cache` when it answers a single row."""
-    headers = {"X-Cache": "HIT" if result.cache.hits else "MISS"} if single else None
-    return Response(result.model_dump_json(), headers=headers, media_type="application/json")
 
 
 @router.post(
