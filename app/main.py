@@ -38,7 +38,7 @@ from app.core.config import Settings
 from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.core.metrics import Metrics
 from app.core.security import PrincipalCache, Scope
-from app.db.repositories import VersionRepository
+from app.db.repositories.ml_models import VersionRepository
 from app.db.session import AB_TEST, MODEL, create_engine, create_sessionmaker
 from app.schemas.common import NO_NUL
 from app.schemas.ml_models import PRODUCTION

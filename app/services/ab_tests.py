@@ -28,14 +28,8 @@ from app.core.metrics import Metrics
 from app.core.security import Principal
 from app.db.base import utcnow
 from app.db.models import AbTest, AbVariant, MlModel
-from app.db.repositories import (
-    AbTestRepository,
-    AliasRepository,
-    MlModelRepository,
-    VersionRepository,
-    expose,
-    expose_on_postgres,
-)
+from app.db.repositories.ab_tests import AbTestRepository, expose, expose_on_postgres
+from app.db.repositories.ml_models import AliasRepository, MlModelRepository, VersionRepository
 from app.db.session import AB_TEST, after_commit, changed
 from app.schemas.ab_tests import (
     AbTestCreate,

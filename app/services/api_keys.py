@@ -20,7 +20,7 @@ from app.core.security import (
 )
 from app.db.base import utcnow
 from app.db.models import ApiKey
-from app.db.repositories import ApiKeyRepository
+from app.db.repositories.api_keys import ApiKeyRepository
 
 BOOTSTRAP_KEY_NAME = "bootstrap"
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import AttestationNotFound
 from app.db.base import utcnow
 from app.db.models import Attestation, MlModel, ModelVersion, SigningKey, VersionContributor
-from app.db.repositories import AttestationRepository
+from app.db.repositories.attestations import AttestationRepository
 from app.schemas.attestations import (
     AttestationRead,
     ChainVerification,

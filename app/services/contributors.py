@@ -13,7 +13,7 @@ from eth_utils.address import is_checksum_address, to_checksum_address
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import InvalidAddress
-from app.db.repositories import ContributionRepository
+from app.db.repositories.contributors import ContributionRepository
 from app.schemas.common import ADDRESS as ADDRESS_PATTERN
 from app.schemas.contributors import Contribution, Impact, ModelImpact
 from app.services.deltas import PLACES

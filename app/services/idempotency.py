@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import IdempotencyConflict
 from app.db.base import utcnow
-from app.db.repositories import IdempotencyRepository
+from app.db.repositories.idempotency import IdempotencyRepository
 
 
 @dataclass(frozen=True)

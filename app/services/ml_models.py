@@ -33,7 +33,7 @@ from app.core.errors import (
 from app.core.security import Principal
 from app.db.base import utcnow
 from app.db.models import AliasEvent, MlModel, ModelVersion, VersionContributor
-from app.db.repositories import AliasRepository, MlModelRepository, VersionRepository
+from app.db.repositories.ml_models import AliasRepository, MlModelRepository, VersionRepository
 from app.db.session import MODEL, changed
 from app.schemas.ml_models import (
     PRODUCTION,

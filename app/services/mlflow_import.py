@@ -18,7 +18,7 @@ from app.adapters.registry import Published, RegisteredVersion, Registry
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.security import Principal, Scope
-from app.db.repositories import MlModelRepository, VersionRepository
+from app.db.repositories.ml_models import MlModelRepository, VersionRepository
 from app.schemas.ml_models import VersionMetadata
 from app.services.ml_models import MlModelService
 from app.services.signing import Signer

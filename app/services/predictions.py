@@ -37,7 +37,7 @@ from app.core.errors import (
 )
 from app.core.metrics import Metrics
 from app.db.models import MlModel, ModelVersion
-from app.db.repositories import resolve_target
+from app.db.repositories.ml_models import resolve_target
 from app.schemas.ml_models import PRODUCTION
 from app.schemas.predictions import CacheCounts, Prediction, PredictRequest
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.db.base import Base, utcnow
 from app.db.models import AbTest, AbVariant, MlModel
-from app.db.repositories import expose, expose_on_postgres
+from app.db.repositories.ab_tests import expose, expose_on_postgres
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])

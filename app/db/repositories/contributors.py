@@ -1,0 +1,82 @@
+"""Contributions and contributor impact.
+Repositories flush when they need an id and never commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import MlModel, VersionContributor
+
+
+class ContributionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def impact_by_model(self, address: str) -> list[Any]:
+        """Per model: contributions, accepted count, exact weighted gains, first and last.
+        One index range of `version_contributors`; only model names are joined."""
+        c = VersionContributor.__table__.c
+        gain = func.coalesce(c.gain_pp, 0) * c.weight_bps
+        accepted = c.deltaone_accepted.is_(True)
+        per_model = (
+            select(
+                c.model_id,
+                func.count().label("versions"),
+                func.count().filter(accepted).label("accepted"),
+                func.coalesce(func.sum(gain), 0).label("weighted"),
+                func.coalesce(func.sum(case((accepted, gain), else_=0)), 0).label(
+                    "accepted_weighted"
+                ),
+                func.min(c.created_at).label("first"),
+                func.max(c.created_at).label("last"),
+            )
+            .where(c.address == address)
+            .group_by(c.model_id)
+            .subquery()
+        )
+        query = (
+            select(MlModel.__table__.c.name.label("model"), per_model)
+            .join(per_model, per_model.c.model_id == MlModel.__table__.c.id)
+            .order_by(MlModel.__table__.c.name)
+        )
+        connection = await self.session.connection()
+        return list(await connection.execute(query))
+
+    async def attestation_ids(self, address: str) -> list[str]:
+        c = VersionContributor.__table__.c
+        query = (
+            select(c.attestation_id)
+            .where(c.address == address, c.attestation_id.is_not(None))
+            .order_by(c.created_at, c.version_id)
+        )
+        connection = await self.session.connection()
+        return list((await connection.execute(query)).scalars())
+
+    async def page(self, address: str, *, limit: int, offset: int) -> tuple[list[Any], int]:
+        c, models = VersionContributor.__table__.c, MlModel.__table__.c
+        connection = await self.session.connection()
+        total = await connection.scalar(
+            select(func.count())
+            .select_from(VersionContributor.__table__)
+            .where(c.address == address)
+        )
+        query = (
+            select(
+                models.name.label("model"),
+                c.version,
+                c.weight_bps,
+                c.gain_pp,
+                c.deltaone_accepted,
+                c.attestation_id,
+                c.created_at,
+            )
+            .join(MlModel.__table__, models.id == c.model_id)
+            .where(c.address == address)
+            .order_by(c.created_at.desc(), c.version_id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(await connection.execute(query)), total or 0

@@ -1,0 +1,311 @@
+"""Models, versions and aliases, and the one-round-trip resolution predictions use.
+Repositories flush when they need an id and never commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, func, literal, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.core.errors import TokenIdTaken
+from app.db.models import AliasEvent, MlModel, ModelAlias, ModelVersion, VersionContributor
+from app.db.repositories.common import insert, page
+
+
+class MlModelRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_by_name(self, name: str, *, for_update: bool = False) -> MlModel | None:
+        query = select(MlModel).where(MlModel.name == name)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def get_by_id(self, model_id: uuid.UUID) -> MlModel | None:
+        return await self.session.get(MlModel, model_id)
+
+    async def names(self, model_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        if not model_ids:
+            return {}
+        query = select(MlModel.id, MlModel.name).where(MlModel.id.in_(set(model_ids)))
+        return {model_id: name for model_id, name in await self.session.execute(query)}
+
+    async def get_by_token_id(self, token_id: str) -> MlModel | None:
+        query = select(MlModel).where(MlModel.token_id == token_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def add_if_absent(self, model: MlModel) -> MlModel:
+        """Insert unless the name exists (concurrent first registrations), then return the row,
+        locked for this transaction."""
+        values = {c.key: getattr(model, c.key) for c in MlModel.__table__.columns}
+        statement = insert(self.session, MlModel).values(values)
+        await self._flush_token(statement.on_conflict_do_nothing(index_elements=[MlModel.name]))
+        stored = await self.get_by_name(model.name, for_update=True)
+        assert stored is not None
+        return stored
+
+    async def save(self) -> None:
+        await self._flush_token(None)
+
+    async def lock(self, model: MlModel) -> None:
+        """Hold the model's row until the transaction ends: one chain, one cooldown at a time."""
+        await self.session.execute(
+            select(MlModel.id).where(MlModel.id == model.id).with_for_update()
+        )
+
+    async def _flush_token(self, statement: Any) -> None:
+        """Run `statement` (or flush); a token id taken meanwhile becomes TokenIdTaken."""
+        try:
+            async with self.session.begin_nested():
+                if statement is not None:
+                    await self.session.execute(statement)
+                await self.session.flush()
+        except IntegrityError as exc:
+            if "token_id" in str(exc.orig):
+                raise TokenIdTaken("token_id already belongs to another model") from exc
+            raise
+
+    async def page(
+        self, *, limit: int, offset: int, token_id: str | None, model_type: str | None
+    ) -> tuple[Sequence[MlModel], int]:
+        query = select(MlModel).order_by(MlModel.name)
+        if token_id is not None:
+            query = query.where(MlModel.token_id == token_id.upper())
+        if model_type is not None:
+            query = query.where(MlModel.model_type == model_type)
+        return await page(self.session, query, limit, offset)
+
+    async def latest_versions(self, model_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        query = (
+            select(ModelVersion.model_id, func.max(ModelVersion.version))
+            .where(ModelVersion.model_id.in_(model_ids))
+            .group_by(ModelVersion.model_id)
+        )
+        return {model_id: version for model_id, version in await self.session.execute(query)}
+
+
+class VersionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, version: ModelVersion, contributors: list[VersionContributor]) -> None:
+        # One flush: the unit of work inserts the version before the rows that refer to it.
+        # Adding again what was added is a no-op, so callers may flush early for an id.
+        self.session.add_all([version, *contributors])
+        await self.session.flush()
+
+    async def get(self, model_id: uuid.UUID, version: int) -> ModelVersion | None:
+        query = select(ModelVersion).where(
+            ModelVersion.model_id == model_id, ModelVersion.version == version
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def get_by_id(self, version_id: uuid.UUID) -> ModelVersion | None:
+        return await self.session.get(ModelVersion, version_id)
+
+    async def numbers(self, version_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        if not version_ids:
+            return {}
+        query = select(ModelVersion.id, ModelVersion.version).where(
+            ModelVersion.id.in_(set(version_ids))
+        )
+        return {version_id: number for version_id, number in await self.session.execute(query)}
+
+    async def accepted_since(self, model_id: uuid.UUID, dataset_hash: str, since: datetime) -> bool:
+        """Whether a version of the model was DeltaOne-accepted on this dataset since `since`."""
+        query = (
+            select(ModelVersion.id)
+            .where(
+                ModelVersion.model_id == model_id,
+                ModelVersion.dataset_hash == dataset_hash,
+                ModelVersion.deltaone_accepted.is_(True),
+                ModelVersion.created_at >= since,
+            )
+            .limit(1)
+        )
+        return (await self.session.execute(query)).first() is not None
+
+    async def latest(self, model_id: uuid.UUID) -> ModelVersion | None:
+        query = (
+            select(ModelVersion)
+            .where(ModelVersion.model_id == model_id)
+            .order_by(ModelVersion.version.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def behind_alias(self, alias: str) -> list[tuple[MlModel, ModelVersion]]:
+        """Every model's version behind `alias`, most recently changed models first."""
+        query = (
+            select(MlModel, ModelVersion)
+            .join(ModelAlias, ModelAlias.model_id == MlModel.id)
+            .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
+            .where(ModelAlias.alias == alias)
+            .order_by(MlModel.updated_at.desc())
+        )
+        return [(row[0], row[1]) for row in await self.session.execute(query)]
+
+    async def latest_baseline(self, model_id: uuid.UUID) -> ModelVersion | None:
+        query = (
+            select(ModelVersion)
+            .where(ModelVersion.model_id == model_id, ModelVersion.kind == "baseline")
+            .order_by(ModelVersion.version.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def page(
+        self, model_id: uuid.UUID, *, limit: int, offset: int
+    ) -> tuple[Sequence[ModelVersion], int]:
+        query = (
+            select(ModelVersion)
+            .where(ModelVersion.model_id == model_id)
+            .order_by(ModelVersion.version.desc())
+        )
+        return await page(self.session, query, limit, offset)
+
+    async def contributors(self, version_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+        """(address, weight_bps) rows per version, largest share first; plain rows, since a
+        lineage graph asks for thousands."""
+        found: dict[uuid.UUID, list[Any]] = {v: [] for v in version_ids}
+        if version_ids:
+            query = (
+                select(
+                    VersionContributor.version_id,
+                    VersionContributor.address,
+                    VersionContributor.weight_bps,
+                )
+                .where(VersionContributor.version_id.in_(version_ids))
+                .order_by(VersionContributor.weight_bps.desc(), VersionContributor.address)
+            )
+            for row in await self.session.execute(query):
+                found[row.version_id].append(row)
+        return found
+
+
+class AliasRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def current(self, model_id: uuid.UUID) -> dict[str, int]:
+        """alias -> version number, for one model."""
+        query = (
+            select(ModelAlias.alias, ModelVersion.version)
+            .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
+            .where(ModelAlias.model_id == model_id)
+            .order_by(ModelAlias.alias)
+        )
+        return {alias: version for alias, version in await self.session.execute(query)}
+
+    async def current_for_models(
+        self, model_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, dict[str, int]]:
+        found: dict[uuid.UUID, dict[str, int]] = {model_id: {} for model_id in model_ids}
+        query = (
+            select(ModelAlias.model_id, ModelAlias.alias, ModelVersion.version)
+            .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
+            .where(ModelAlias.model_id.in_(model_ids))
+            .order_by(ModelAlias.alias)
+        )
+        for model_id, alias, version in await self.session.execute(query):
+            found[model_id][alias] = version
+        return found
+
+    async def get(self, model_id: uuid.UUID, alias: str) -> ModelAlias | None:
+        return await self.session.get(ModelAlias, (model_id, alias))
+
+    async def put(
+        self, model_id: uuid.UUID, alias: str, version_id: uuid.UUID, at: datetime
+    ) -> None:
+        existing = await self.get(model_id, alias)
+        if existing is None:
+            self.session.add(
+                ModelAlias(model_id=model_id, alias=alias, version_id=version_id, updated_at=at)
+            )
+        else:
+            existing.version_id = version_id
+            existing.updated_at = at
+        await self.session.flush()
+
+    async def remove(self, model_id: uuid.UUID, alias: str) -> None:
+        await self.session.execute(
+            delete(ModelAlias).where(ModelAlias.model_id == model_id, ModelAlias.alias == alias)
+        )
+
+    async def record(self, event: AliasEvent) -> None:
+        self.session.add(event)
+        await self.session.flush()
+
+    async def history(self, model_id: uuid.UUID, alias: str) -> Sequence[AliasEvent]:
+        query = (
+            select(AliasEvent)
+            .where(AliasEvent.model_id == model_id, AliasEvent.alias == alias)
+            .order_by(AliasEvent.at, AliasEvent.id)
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+    async def event_at(self, model_id: uuid.UUID, alias: str, at: datetime) -> AliasEvent | None:
+        """The last move of the alias at or before `at`."""
+        query = (
+            select(AliasEvent)
+            .where(AliasEvent.model_id == model_id, AliasEvent.alias == alias, AliasEvent.at <= at)
+            .order_by(AliasEvent.at.desc(), AliasEvent.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+
+def _resolve_statements() -> tuple[Any, Any]:
+    """Built once: predictions resolve a version on every call, so the statement is not
+    rebuilt each time (only its parameters change)."""
+    m, v, a = MlModel.__table__.c, ModelVersion.__table__.c, ModelAlias.__table__.c
+    models, versions = MlModel.__table__, ModelVersion.__table__
+    columns = (m.id, m.name, v.version.label("number"), v.source_uri)
+    by_version = (
+        select(*columns, literal(True).label("aliased"))
+        .select_from(models)
+        .outerjoin(versions, and_(v.model_id == m.id, v.version == bindparam("version")))
+        .where(m.name == bindparam("name"))
+    )
+    latest = (
+        select(func.max(versions.c.version))
+        .where(versions.c.model_id == m.id)
+        .correlate(models)
+        .scalar_subquery()
+    )
+    by_alias = (
+        select(*columns, a.alias.is_not(None).label("aliased"))
+        .select_from(models)
+        .outerjoin(ModelAlias.__table__, and_(a.model_id == m.id, a.alias == bindparam("alias")))
+        .outerjoin(
+            versions,
+            and_(
+                v.model_id == m.id,
+                or_(v.id == a.version_id, and_(a.version_id.is_(None), v.version == latest)),
+            ),
+        )
+        .where(m.name == bindparam("name"))
+    )
+    return by_version, by_alias
+
+
+BY_VERSION, BY_ALIAS = _resolve_statements()
+
+
+async def resolve_target(
+    connection: AsyncConnection, name: str, version: int | None, alias: str
+) -> Any:
+    """What a prediction needs, in one round trip: the model, and the version asked for, or the
+    alias's, or (when the alias is unset) the latest. None for an unknown model; `number` None
+    when there is no such version; `aliased` says whether the alias is set."""
+    if version is not None:
+        result = await connection.execute(BY_VERSION, {"name": name, "version": version})
+    else:
+        result = await connection.execute(BY_ALIAS, {"name": name, "alias": alias})
+    return result.first()
