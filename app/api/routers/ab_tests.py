@@ -7,18 +7,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from app.api.deps import (
-    API_KEY_SECURITY,
-    AbTestServiceDep,
-    IdempotentDep,
-    PredictorDep,
-    ReaderDep,
-    WriterDep,
-    ab_test_service,
-    authorize,
-    transaction,
-)
+from app.api.auth import API_KEY_SECURITY, PredictorDep, ReaderDep, WriterDep, authorize
+from app.api.deps import AbTestServiceDep, ab_test_service, transaction
 from app.api.errors import AUTHENTICATED, problems
+from app.api.idempotency import IdempotentDep
 from app.api.routers import (
     API_PREFIX,
     Limit,

@@ -5,8 +5,10 @@ import uuid
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from app.api.deps import AdminDep, ApiKeyServiceDep, IdempotentDep
+from app.api.auth import AdminDep
+from app.api.deps import ApiKeyServiceDep
 from app.api.errors import AUTHENTICATED, problems
+from app.api.idempotency import IdempotentDep
 from app.api.routers import API_PREFIX, Limit, Offset
 from app.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead
 from app.schemas.common import DEFAULT_LIMIT

@@ -2,12 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import (
-    AttestationServiceDep,
-    MlModelServiceDep,
-    PrincipalDep,
-    ReaderDep,
-)
+from app.api.auth import PrincipalDep, ReaderDep
+from app.api.deps import AttestationServiceDep, MlModelServiceDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX, Limit, Offset
 from app.schemas.attestations import (

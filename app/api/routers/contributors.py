@@ -4,7 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from app.api.deps import ContributorServiceDep, ReaderDep
+from app.api.auth import ReaderDep
+from app.api.deps import ContributorServiceDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX, Limit, Offset
 from app.schemas.common import ADDRESS, DEFAULT_LIMIT

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import ExperimentServiceDep, MlModelServiceDep, ReaderDep
+from app.api.auth import ReaderDep
+from app.api.deps import ExperimentServiceDep, MlModelServiceDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX, Limit, Offset
 from app.schemas.common import DEFAULT_LIMIT

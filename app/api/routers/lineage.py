@@ -5,7 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from app.api.deps import LineageServiceDep, MlModelServiceDep, ReaderDep
+from app.api.auth import ReaderDep
+from app.api.deps import LineageServiceDep, MlModelServiceDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX
 from app.schemas.common import MAX_INTEGER

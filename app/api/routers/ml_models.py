@@ -15,15 +15,10 @@ from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
-from app.api.deps import (
-    Idempotent,
-    IdempotentDep,
-    MlModelServiceDep,
-    ReaderDep,
-    SettingsDep,
-    WriterDep,
-)
+from app.api.auth import ReaderDep, WriterDep
+from app.api.deps import MlModelServiceDep, SettingsDep
 from app.api.errors import AUTHENTICATED, problems
+from app.api.idempotency import Idempotent, IdempotentDep
 from app.api.routers import API_PREFIX, Limit, Offset, parsed
 from app.core.config import Settings
 from app.core.errors import UnsupportedMediaType, ValidationFailed

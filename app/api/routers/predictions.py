@@ -3,13 +3,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from app.api.deps import (
-    API_KEY_SECURITY,
-    ab_test_service,
-    authorize,
-    prediction_service,
-    transaction,
-)
+from app.api.auth import API_KEY_SECURITY, authorize
+from app.api.deps import ab_test_service, prediction_service, transaction
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import (
     API_PREFIX,

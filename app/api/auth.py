@@ -1,0 +1,148 @@
+"""Who is calling: the API key (Bearer or X-API-Key), checked against this replica's trust
+cache, then Postgres (with stale-if-error), its scopes, the per-key rate limit and the per-address
+failure throttle. Routers declare `ReaderDep`, `WriterDep`, `PredictorDep` or `AdminDep`; the hot
+routes call `authorize` themselves."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
+
+from app.api.deps import MetricsDep, Resources, ResourcesDep
+from app.core.config import API_KEY_PATTERN
+from app.core.errors import Forbidden, RateLimited, Unauthenticated
+from app.core.metrics import Metrics
+from app.core.security import Principal, Scope
+from app.db.session import unreachable
+from app.services.api_keys import ApiKeyService
+
+bearer_scheme = HTTPBearer(auto_error=False, description="`Authorization: Bearer hk_...`")
+header_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: hk_...`")
+# The operation's `security`, as FastAPI derives it from the two schemes above.
+API_KEY_SECURITY: list[dict[str, list[str]]] = [
+    {bearer_scheme.scheme_name: []},
+    {header_scheme.scheme_name: []},
+]
+
+
+async def authenticate(
+    request: Request,
+    resources: ResourcesDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    header_key: Annotated[str | None, Security(header_scheme)],
+) -> Principal:
+    secret = bearer.credentials if bearer is not None else header_key
+    return await principal_of(resources, secret, client_address(request))
+
+
+def client_address(request: Request) -> str:
+    """The caller's address (the proxy's X-Forwarded-For when uvicorn trusts that proxy)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+async def principal_of(resources: Resources, secret: str | None, address: str) -> Principal:
+    """The key's principal, once the key is known, not revoked and within its rate limit."""
+    if not secret:
+        resources.metrics.auth_failures.labels("missing").inc()
+        raise Unauthenticated("Send an API key as 'Authorization: Bearer hk_...' or 'X-API-Key'")
+    principal = resources.principals.get(secret) or await _look_up(resources, secret, address)
+    await enforce_rate_limit(resources, principal.id)
+    return principal
+
+
+async def _look_up(resources: Resources, secret: str, address: str) -> Principal:
+    """A key this process does not trust yet, checked in the database. Failures are counted per
+    client address: past the limit the address gets 429 without a lookup, so a flood of bad keys
+    costs the database nothing. While the database cannot be reached, a key checked recently is
+    served as it was (stale-if-error); any answer from the database ends that at once."""
+    minute, left_s = _this_minute()
+    failures = resources.cache.key("authfail", address, minute)
+    limit = resources.settings.auth_failures_per_minute
+    if limit and resources.cache.enabled:
+        [so_far] = await resources.cache.get_many([failures])
+        if isinstance(so_far, int) and so_far >= limit:
+            resources.metrics.auth_failures.labels("throttled").inc()
+            raise RateLimited(retry_after=left_s)
+    principal = None
+    if API_KEY_PATTERN.match(secret):  # a malformed key is refused without a lookup
+        try:
+            # A session of its own: the request's transaction (if it has one) starts later, and
+            # a request that needs none (a prediction) holds no connection while it works.
+            async with resources.sessionmaker() as session:
+                principal = await ApiKeyService(session, resources.principals).authenticate(secret)
+        except Exception as exc:
+            principal = resources.principals.stale(secret) if unreachable(exc) else None
+            if principal is None:
+                raise
+            resources.metrics.auth_stale.inc()
+            return principal
+    if principal is None:
+        resources.metrics.auth_failures.labels("invalid").inc()
+        if limit and resources.cache.enabled:
+            await resources.cache.hit_window(failures, 60)
+        raise Unauthenticated("The API key is unknown or revoked")
+    return principal
+
+
+async def authorize(request: Request, scope: Scope) -> tuple[Resources, Principal]:
+    """What `require(scope)` checks, for a hot route that declares no dependencies (FastAPI's
+    dependency solving costs more than the rest of a cached prediction). Such a route declares
+    `API_KEY_SECURITY` in its OpenAPI operation itself."""
+    resources: Resources = request.app.state.resources
+    secret = request.headers.get("x-api-key")
+    scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() == "bearer" and credentials:
+        secret = credentials
+    principal = await principal_of(resources, secret, client_address(request))
+    return resources, check_scope(principal, scope, resources.metrics)
+
+
+def check_scope(principal: Principal, scope: Scope, metrics: Metrics) -> Principal:
+    if scope not in principal.scopes:
+        metrics.auth_failures.labels("scope").inc()
+        raise Forbidden(f"This API key lacks the '{scope}' scope")
+    return principal
+
+
+async def enforce_rate_limit(resources: Resources, api_key_id: uuid.UUID) -> None:
+    """Fixed one-minute window per key in Redis. Without Redis the limit is not enforced."""
+    limit = resources.settings.rate_limit_per_minute
+    if limit == 0 or not resources.cache.enabled:
+        return
+    minute, left_s = _this_minute()
+    count = await resources.cache.hit_window(
+        resources.cache.key("ratelimit", str(api_key_id), minute), 60
+    )
+    if count is None:
+        resources.metrics.rate_limit_fail_open.inc()
+    elif count > limit:
+        resources.metrics.rate_limited.inc()
+        raise RateLimited(retry_after=left_s)
+
+
+def _this_minute() -> tuple[str, int]:
+    """The fixed one-minute window both limits count in, and the whole seconds left in it."""
+    now = time.time()
+    return str(int(now // 60)), max(1, 60 - int(now % 60))
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+def require(scope: Scope) -> Callable[[Principal, Metrics], Awaitable[Principal]]:
+    async def scoped(principal: PrincipalDep, metrics: MetricsDep) -> Principal:
+        return check_scope(principal, scope, metrics)
+
+    return scoped
+
+
+AdminDep = Annotated[Principal, Depends(require(Scope.ADMIN))]
+ReaderDep = Annotated[Principal, Depends(require(Scope.READ))]
+WriterDep = Annotated[Principal, Depends(require(Scope.WRITE))]
+PredictorDep = Annotated[Principal, Depends(require(Scope.PREDICT))]
