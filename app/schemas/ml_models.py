@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -19,9 +19,6 @@ from pydantic import (
 )
 
 from app.schemas.common import ADDRESS, Page, PositiveInteger, Text, VersionNumber
-
-if TYPE_CHECKING:
-    from app.services.deltas import MetricDelta
 
 MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 TOKEN_ID = r"^[A-Z0-9](?:[A-Z0-9-]{0,62}[A-Z0-9])?$"  # noqa: S105  # a pattern, not a secret
@@ -293,17 +290,6 @@ class MetricComparison(BaseModel):
     relative: float | None
     gain: float
     better: Literal["base", "candidate", "equal"]
-
-    @classmethod
-    def of(cls, delta: MetricDelta) -> MetricComparison:
-        return cls(
-            base=delta.parent,
-            candidate=delta.candidate,
-            absolute=delta.absolute,
-            relative=delta.relative,
-            gain=delta.gain,
-            better="base" if delta.better == "parent" else delta.better,
-        )
 
 
 class Comparison(BaseModel):

@@ -8,8 +8,8 @@ from typing import Any
 from app.adapters.registry import Registry
 from app.core.errors import ExperimentNotFound, RegistryRejected, RunNotFound
 from app.schemas.experiments import ExperimentRead, RunComparison, RunRead
-from app.schemas.ml_models import MetricComparison, MetricDirection
-from app.services.deltas import compare_metrics
+from app.schemas.ml_models import MetricDirection
+from app.services.deltas import compare_metrics, comparison
 
 
 def _time(millis: int | None) -> datetime | None:
@@ -84,5 +84,5 @@ class ExperimentService:
             baseline=baseline,
             candidate=candidate_run_id,
             primary_metric=metric,
-            metrics={name: MetricComparison.of(d) for name, d in deltas.items()},
+            metrics={name: comparison(d) for name, d in deltas.items()},
         )

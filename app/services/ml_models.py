@@ -47,7 +47,6 @@ from app.schemas.ml_models import (
     Dataset,
     DeltaOneRead,
     Family,
-    MetricComparison,
     MetricDeltaRead,
     MetricDirection,
     MlModelRead,
@@ -60,7 +59,7 @@ from app.services import artifacts
 from app.services.attestations import AttestationService, decision_record
 from app.services.contributors import basis_points, checksummed, normalize_address
 from app.services.deltaone import Policy, Side, decide
-from app.services.deltas import compare_metrics
+from app.services.deltas import compare_metrics, comparison
 from app.services.signing import Signer
 
 
@@ -600,7 +599,7 @@ class MlModelService:
             base=base,
             candidate=candidate,
             primary_metric=benchmark.metric,
-            metrics={name: MetricComparison.of(d) for name, d in deltas.items()},
+            metrics={name: comparison(d) for name, d in deltas.items()},
         )
 
 

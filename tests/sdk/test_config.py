@@ -101,3 +101,24 @@ def test_a_model_directory_packs_to_the_same_bytes_every_time(tmp_path: Path) ->
     time.sleep(1.1)  # gzip and tar both record times by default
     os.utime(tmp_path / "MLmodel")
     assert packed(tmp_path) == first
+
+
+@pytest.mark.parametrize(
+    ("request_id", "idempotency_key"),
+    [("gtm\r\nX-Injected: 1", None), ("x" * 129, None), ("ok-id", "key\nwith a break"), ("ok", "")],
+)
+def test_a_header_the_service_would_not_keep_is_refused_before_sending(
+    request_id: str, idempotency_key: str | None
+) -> None:
+    """Not sent, not retried, not reported as an unreachable service (port 9 is closed)."""
+    from hokusai._base import Call
+
+    client = HokusaiClient("http://127.0.0.1:9", "hk_" + "x" * 40, max_retries=5)
+    call: Call[None] = Call(
+        "POST", "/api/v1/api-keys", lambda r: None, request_id=request_id,
+        idempotency_key=idempotency_key, repeatable=True,
+    )  # fmt: skip
+    with pytest.raises(ConfigurationError, match="not one the service accepts"):
+        client._run(call)
+    with pytest.raises(ConfigurationError, match="X-Request-ID"):
+        client.predict("m", {"a": 1}, request_id="two words")

@@ -5,6 +5,7 @@ retried. The sync and async clients only do the I/O (`_client.py`)."""
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from hokusai.errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    ConfigurationError,
     HokusaiError,
     from_response,
     retry_after,
@@ -29,6 +31,11 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 API = "/api/v1"
+# What the service keeps as given (else it substitutes its own id, or refuses the key): checked
+# before sending, since a line break in a header is refused by httpx as a transport error, which
+# would be retried and reported as an unreachable service.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 RETRIED_STATUSES = frozenset({408, 429, 502, 503, 504})
 MAX_RETRY_AFTER_S = 60.0
 FIRST_BACKOFF_S = 0.5
@@ -133,7 +140,9 @@ class BaseClient:
             "User-Agent": f"hokusai-ml-platform/{__version__}",
             **call.headers,
         }
+        _check_header("X-Request-ID", request_id, REQUEST_ID)
         if call.idempotency_key is not None:
+            _check_header("Idempotency-Key", call.idempotency_key, IDEMPOTENCY_KEY)
             headers["Idempotency-Key"] = call.idempotency_key
         return http.build_request(
             call.method,
@@ -190,4 +199,11 @@ class BaseClient:
             )
         return APIConnectionError(
             f"The service could not be reached ({exc.__class__.__name__})", request_id=request_id
+        )
+
+
+def _check_header(name: str, value: str, rule: re.Pattern[str]) -> None:
+    if not rule.fullmatch(value):
+        raise ConfigurationError(
+            f"{name} {value!r} is not one the service accepts ({rule.pattern})"
         )
