@@ -14,7 +14,8 @@ from fastapi.telemetry import TelemetryConfig
 from pydantic.json_schema import models_json_schema
 
 from app import __version__
-from app.adapters.cache import Cache, Memo
+from app.adapters.cache import Cache
+from app.adapters.memory import Memory
 from app.adapters.registry import Registry
 from app.adapters.webhooks import Webhooks
 from app.api.contract import add_links, declare_no_nul
@@ -33,6 +34,7 @@ from app.api.routers import (
     ml_models,
     predictions,
 )
+from app.api.routing import include
 from app.core import heap
 from app.core.config import Settings
 from app.core.errors import PROBLEM_MEDIA_TYPE
@@ -40,10 +42,9 @@ from app.core.metrics import Metrics
 from app.core.security import PrincipalCache, Scope
 from app.db.exposure_log import ExposureLog
 from app.db.repositories.ml_models import VersionRepository
-from app.db.session import AB_TEST, MODEL, create_engine, create_sessionmaker
+from app.db.session import create_engine, create_sessionmaker
 from app.schemas.common import NO_NUL
 from app.schemas.ml_models import PRODUCTION
-from app.services.ab_tests import Traffic
 from app.services.api_keys import BOOTSTRAP_KEY_NAME, ApiKeyService
 from app.services.predictions import ModelLoader
 from app.services.signing import Signer
@@ -79,13 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             registry=registry,
             principals=PrincipalCache(settings.auth_cache_ttl_s, settings.auth_stale_if_error_s),
             signer=Signer.from_settings(settings),
-            targets=Memo(cache, MODEL, settings.resolution_cache_ttl_s),
-            traffic=Traffic(
-                Memo(cache, AB_TEST, settings.resolution_cache_ttl_s),
-                Memo(cache, AB_TEST, settings.resolution_cache_ttl_s),
-                ExposureLog(create_engine(settings, pool_size=1)),
-                metrics,
-            ),
+            memory=Memory(cache, settings.resolution_cache_ttl_s),
+            exposures=ExposureLog(create_engine(settings, pool_size=1)),
             loader=ModelLoader(
                 registry, settings.model_cache_size, settings.model_load_timeout_s, metrics
             ),
@@ -109,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await resources.webhooks.close()
             resources.registry.close()
             await resources.cache.close()
-            await resources.traffic.exposures.close()
+            await resources.exposures.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -125,7 +121,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Prometheus is always on (/metrics); OpenTelemetry only when asked for, because even
         # unconfigured FastAPI looks for its providers on every request.
         telemetry=None if settings.opentelemetry else TELEMETRY_OFF,
-        generate_unique_id_function=lambda route: route.name,
     )
     add_exception_handlers(app)
     app.add_middleware(
@@ -135,21 +130,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_artifact_bytes=settings.max_artifact_bytes,
     )
     # Routes are matched in order, one by one: the hottest go first.
-    for module in (
-        health,
-        predictions,
-        api_keys,
-        ml_models,
-        lineage,
-        attestations,
-        contributors,
-        experiments,
-        ab_tests,
-        docs,
-    ):
-        app.include_router(module.router)
+    include(
+        app,
+        [
+            predictions.router,
+            health.router,
+            ab_tests.router,
+            api_keys.router,
+            ml_models.router,
+            lineage.router,
+            attestations.router,
+            contributors.router,
+            experiments.router,
+            docs.router,
+        ],
+    )
     docs.mount_assets(app.router)
-    app.router.routes[:0] = [*predictions.HOT_ROUTES, *ab_tests.HOT_ROUTES]
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     return app
 
@@ -189,14 +185,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             routes=app.routes,
         )
         _, bodies = models_json_schema(
-            [
-                (model, "validation")
-                for model in (
-                    *ml_models.BODY_SCHEMAS,
-                    *predictions.BODY_SCHEMAS,
-                    *ab_tests.BODY_SCHEMAS,
-                )
-            ],
+            [(model, "validation") for model in ml_models.BODY_SCHEMAS],
             ref_template="#/components/schemas/{model}",
         )
         schema["components"]["schemas"].update(bodies["$defs"])

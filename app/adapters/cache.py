@@ -10,11 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -202,86 +199,3 @@ class Cache:
 def _mget_reply(values: list[Any]) -> Any:
     """A caller's share of the merged MGET, or the error the MGET met."""
     return next((v for v in values if isinstance(v, Exception)), values)
-
-
-V = TypeVar("V")
-
-
-@dataclass(frozen=True)
-class Remembered(Generic[V]):
-    value: V
-    token: str
-    expires: float
-
-
-class Memo(Generic[V]):
-    """Values this process read from Postgres, reused while their source has not changed.
-
-    Each source (a model, an A/B test) has a token in Redis, under the memo's namespace. Whatever
-    changes what the source's values mean replaces the token with a fresh random value after its
-    commit (`changed`). A value is stored with the token read *before* Postgres was read, and is
-    reused only while Redis still holds that token (callers read it in the same round trip as
-    their other Redis work): a change committed after the read always replaces the token, so it
-    counts on the very next request on every replica. Without Redis (off, down, circuit open)
-    nothing is reused. Entries also expire after `ttl_s`, which bounds the staleness a token write
-    lost to a Redis failure could cause. Keys are tuples whose first item names the source."""
-
-    LIMIT = 4096
-    TOKEN_TTL_S = 86_400
-
-    def __init__(self, cache: Cache, namespace: str, ttl_s: float) -> None:
-        self.cache = cache
-        self.namespace = namespace
-        self.ttl_s = ttl_s
-        self.enabled = cache.enabled and ttl_s > 0
-        self._entries: dict[tuple[Any, ...], Remembered[V]] = {}
-
-    def key(self, source: str) -> str:
-        """The Redis key of the source's token."""
-        return self.cache.key(self.namespace, source, "token")
-
-    def get(self, key: tuple[Any, ...]) -> Remembered[V] | None:
-        remembered = self._entries.get(key)
-        if remembered is None or remembered.expires < time.monotonic():
-            return None
-        return remembered
-
-    async def current(self, key: tuple[Any, ...]) -> V | None:
-        """The value remembered for `key`, if its source has not changed since (one Redis read,
-        auto-pipelined); None otherwise. Callers with Redis reads of their own put the token's
-        key in their MGET and compare it themselves."""
-        remembered = self.get(key)
-        if remembered is None:
-            return None
-        (token,) = await self.cache.get_many([self.key(key[0])])
-        return remembered.value if token == remembered.token else None
-
-    async def token(self, source: str) -> str | None:
-        """The source's token, to read before Postgres; a fresh one is written when Redis has
-        none (first use, expiry, a restarted Redis). None when Redis cannot say."""
-        if not self.enabled:
-            return None
-        (token,) = await self.cache.get_many([self.key(source)])
-        if isinstance(token, str):
-            return token
-        token = uuid.uuid4().hex
-        stored = await self.cache.set_many({self.key(source): token}, self.TOKEN_TTL_S)
-        return token if stored else None
-
-    def put(self, key: tuple[Any, ...], value: V, token: str | None) -> None:
-        if token is None:
-            return
-        if len(self._entries) >= self.LIMIT:
-            self._entries.clear()
-        self._entries[key] = Remembered(value, token, time.monotonic() + self.ttl_s)
-
-    async def changed(self, sources: set[str]) -> None:
-        """After a commit that changed these sources."""
-        for key in [k for k in self._entries if k[0] in sources]:
-            del self._entries[key]
-        if self.cache.enabled:
-            tokens = {self.key(source): uuid.uuid4().hex for source in sources}
-            if not await self.cache.set_many(tokens, self.TOKEN_TTL_S):
-                log.warning(
-                    "could not replace the %s tokens of %s", self.namespace, sorted(sources)
-                )

@@ -1,7 +1,6 @@
 """Who is calling: the API key (Bearer or X-API-Key), checked against this replica's trust
 cache, then Postgres (with stale-if-error), its scopes, the per-key rate limit and the per-address
-failure throttle. Routers declare `ReaderDep`, `WriterDep`, `PredictorDep` or `AdminDep`; the hot
-routes call `authorize` themselves."""
+failure throttle. Routers declare `ReaderDep`, `WriterDep`, `PredictorDep` or `AdminDep`."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from fastapi.security.utils import get_authorization_scheme_param
 
 from app.api.deps import MetricsDep, Resources, ResourcesDep
 from app.core.config import API_KEY_PATTERN
@@ -24,11 +22,6 @@ from app.services.api_keys import ApiKeyService
 
 bearer_scheme = HTTPBearer(auto_error=False, description="`Authorization: Bearer hk_...`")
 header_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: hk_...`")
-# The operation's `security`, as FastAPI derives it from the two schemes above.
-API_KEY_SECURITY: list[dict[str, list[str]]] = [
-    {bearer_scheme.scheme_name: []},
-    {header_scheme.scheme_name: []},
-]
 
 
 async def authenticate(
@@ -88,19 +81,6 @@ async def _look_up(resources: Resources, secret: str, address: str) -> Principal
             await resources.cache.hit_window(failures, 60)
         raise Unauthenticated("The API key is unknown or revoked")
     return principal
-
-
-async def authorize(request: Request, scope: Scope) -> tuple[Resources, Principal]:
-    """What `require(scope)` checks, for a hot route that declares no dependencies (FastAPI's
-    dependency solving costs more than the rest of a cached prediction). Such a route declares
-    `API_KEY_SECURITY` in its OpenAPI operation itself."""
-    resources: Resources = request.app.state.resources
-    secret = request.headers.get("x-api-key")
-    scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
-    if scheme.lower() == "bearer" and credentials:
-        secret = credentials
-    principal = await principal_of(resources, secret, client_address(request))
-    return resources, check_scope(principal, scope, resources.metrics)
 
 
 def check_scope(principal: Principal, scope: Scope, metrics: Metrics) -> Principal:

@@ -10,27 +10,30 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.adapters.cache import Cache, Memo
+from app.adapters.cache import Cache
+from app.adapters.memory import AB_TEST, MODEL, Memory
 from app.adapters.registry import Registry
 from app.adapters.webhooks import Webhooks
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.core.security import PrincipalCache
-from app.db.session import AB_TEST, MODEL, changes, committed
-from app.services.ab_tests import AbTestService, Traffic
+from app.db.exposure_log import ExposureLog
+from app.db.session import committed
+from app.services.ab_tests import AbTestService
 from app.services.api_keys import ApiKeyService
 from app.services.attestations import AttestationService
 from app.services.contributors import ContributorService
 from app.services.experiments import ExperimentService
 from app.services.lineage import LineageService
 from app.services.ml_models import MlModelService
-from app.services.predictions import ModelLoader, PredictionService, Target
+from app.services.predictions import ModelLoader, PredictionService
 from app.services.signing import Signer
+from app.services.traffic import Traffic
 
 
 @dataclass
@@ -45,14 +48,10 @@ class Resources:
     registry: Registry
     principals: PrincipalCache
     signer: Signer
-    targets: Memo[Target]
-    traffic: Traffic
+    memory: Memory
+    exposures: ExposureLog
     loader: ModelLoader
     webhooks: Webhooks
-
-    def memo(self, kind: str) -> Memo[Any]:
-        memos: dict[str, Memo[Any]] = {MODEL: self.targets, AB_TEST: self.traffic.live}
-        return memos[kind]
 
 
 async def get_resources(request: Request) -> Resources:
@@ -83,8 +82,7 @@ async def transaction(resources: Resources) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
-        for kind, sources in changes(session).items():
-            await resources.memo(kind).changed(sources)
+        await resources.memory.announce(session)
         for action in committed(session):
             action()
 
@@ -122,40 +120,50 @@ async def get_attestation_service(
 AttestationServiceDep = Annotated[AttestationService, Depends(get_attestation_service)]
 
 
-def prediction_service(resources: Resources) -> PredictionService:
+async def get_prediction_service(resources: ResourcesDep) -> PredictionService:
     return PredictionService(
         resources.engine,
         resources.cache,
-        resources.targets,
+        resources.memory[MODEL],
         resources.loader,
         resources.settings,
         resources.metrics,
     )
 
 
-async def get_prediction_service(resources: ResourcesDep) -> PredictionService:
-    return prediction_service(resources)
-
-
 PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_service)]
 
 
-def ab_test_service(session: AsyncSession, resources: Resources) -> AbTestService:
+def _ab_test_service(session: AsyncSession, resources: Resources) -> AbTestService:
     return AbTestService(
         session,
         MlModelService(session, resources.registry, resources.settings, resources.signer),
-        prediction_service(resources),
         resources.webhooks,
         resources.metrics,
-        resources.traffic,
     )
 
 
 async def get_ab_test_service(session: SessionDep, resources: ResourcesDep) -> AbTestService:
-    return ab_test_service(session, resources)
+    return _ab_test_service(session, resources)
 
 
 AbTestServiceDep = Annotated[AbTestService, Depends(get_ab_test_service)]
+
+
+async def get_traffic(resources: ResourcesDep, predictions: PredictionServiceDep) -> Traffic:
+    """Holds no session: it opens a transaction of its own only for what the memo lacks."""
+
+    @asynccontextmanager
+    async def ab_tests() -> AsyncIterator[AbTestService]:
+        async with transaction(resources) as session:
+            yield _ab_test_service(session, resources)
+
+    return Traffic(
+        resources.memory[AB_TEST], resources.exposures, predictions, resources.metrics, ab_tests
+    )
+
+
+TrafficDep = Annotated[Traffic, Depends(get_traffic)]
 
 
 async def get_lineage_service(session: SessionDep) -> LineageService:

@@ -52,27 +52,6 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -
     cursor.close()
 
 
-CHANGES = "changes"
-# What a unit of work can change that processes remember (see `Memo`): which version a model's
-# names and aliases mean, and an A/B test's status, weights and end.
-MODEL = "model"
-AB_TEST = "ab_test"
-
-
-def changed(session: AsyncSession, kind: str, source: str) -> None:
-    """Note, in the unit of work, that a model or an A/B test changed. Whoever commits the session
-    announces it afterwards (`changes`)."""
-    session.info.setdefault(CHANGES, set()).add((kind, source))
-
-
-def changes(session: AsyncSession) -> dict[str, set[str]]:
-    """What was noted in this session since the last call, by kind."""
-    found: dict[str, set[str]] = {}
-    for kind, source in session.info.pop(CHANGES, set()):
-        found.setdefault(kind, set()).add(source)
-    return found
-
-
 AFTER_COMMIT = "after_commit"
 
 

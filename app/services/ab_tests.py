@@ -4,14 +4,12 @@ routed predictions, outcomes as sufficient statistics, results, promotion, webho
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.adapters.cache import Memo
+from app.adapters.memory import AB_TEST, changed
 from app.adapters.webhooks import Refused, Webhooks
 from app.core.errors import (
     AbTestConflict,
@@ -25,17 +23,15 @@ from app.core.errors import (
 from app.core.metrics import Metrics
 from app.core.security import Principal
 from app.db.base import utcnow
-from app.db.exposure_log import ExposureLog
 from app.db.models import AbTest, AbVariant, MlModel
 from app.db.repositories.ab_tests import AbTestRepository
 from app.db.repositories.ml_models import AliasRepository, MlModelRepository, VersionRepository
-from app.db.session import AB_TEST, after_commit, changed
+from app.db.session import after_commit
 from app.schemas.ab_tests import (
     AbTestCreate,
     AbTestRead,
     AbTestStatus,
     AbTestUpdate,
-    Assignment,
     ComparisonResult,
     MetricSpec,
     Outcome,
@@ -46,10 +42,9 @@ from app.schemas.ab_tests import (
     VariantResult,
 )
 from app.schemas.ml_models import PRODUCTION, MetricDirection
-from app.schemas.predictions import AbTestAssignment, Prediction, PredictRequest
 from app.services import ab_stats
 from app.services.ml_models import MlModelService
-from app.services.predictions import PredictionService
+from app.services.traffic import LiveTest, LiveVariant, by_model
 
 TRANSITIONS = {
     "start": ({AbTestStatus.DRAFT}, AbTestStatus.RUNNING),
@@ -59,101 +54,20 @@ TRANSITIONS = {
 }
 
 
-@dataclass(frozen=True)
-class LiveVariant:
-    position: int
-    name: str
-    version: int | None
-    weight: float
-
-
-@dataclass(frozen=True)
-class LiveTest:
-    """What routing a unit needs of a test, as a process remembers it (`Memo`, by test id)."""
-
-    id: uuid.UUID
-    name: str
-    model: str
-    status: AbTestStatus
-    ends_at: datetime | None
-    variants: tuple[LiveVariant, ...]
-
-    @property
-    def over(self) -> bool:
-        return self.ends_at is not None and self.ends_at <= utcnow()
-
-
-@dataclass(frozen=True)
-class ModelTraffic:
-    """Which test a model runs (`test_id` None: none), as a process remembers it by model name
-    (`Memo`, source `by_model(name)`): a prediction naming a unit reads no Postgres to learn it."""
-
-    test_id: uuid.UUID | None
-
-
-def by_model(name: str) -> str:
-    """The memo source of a model's running test, in the A/B test namespace: every status
-    change of any of the model's tests replaces its token."""
-    return f"model:{name}"
-
-
-class Traffic:
-    """Units to variants, app-wide and without a database session: running tests come from this
-    process's memo while their token in Redis is unchanged, and so does which test each model
-    runs (`model_tests`); exposures go through the group-committing log. What the memos do not
-    hold, `AbTestService` reads."""
-
-    def __init__(
-        self,
-        live: Memo[LiveTest],
-        model_tests: Memo[ModelTraffic],
-        exposures: ExposureLog,
-        metrics: Metrics,
-    ) -> None:
-        self.live = live
-        self.model_tests = model_tests  # the namespace of `live`: one token write serves both
-        self.exposures = exposures
-        self.metrics = metrics
-
-    async def remembered(self, test_id: uuid.UUID) -> LiveTest | None:
-        """The running test this process remembers, if it has not changed and has not reached
-        its end (one Redis round trip); None otherwise."""
-        test = await self.live.current((str(test_id),))
-        return None if test is None or test.over else test
-
-    async def assign(self, test: LiveTest, unit_id: str) -> Assignment:
-        if test.status != AbTestStatus.RUNNING:
-            raise InvalidTransition(f"The test is {test.status}, not running")
-        variant = test.variants[
-            ab_stats.assign(str(test.id), unit_id, [v.weight for v in test.variants])
-        ]
-        assert variant.version is not None
-        if await self.exposures.record(test.id, unit_id, variant.position):
-            self.metrics.child(self.metrics.ab_events, test.name, variant.name, "exposure").inc()
-        # Built from checked values: no validation needed.
-        return Assignment.model_construct(
-            test_id=test.id, unit_id=unit_id, variant=variant.name, version=variant.version
-        )
-
-
 class AbTestService:
     def __init__(
         self,
         session: AsyncSession,
         ml_models: MlModelService,
-        predictions: PredictionService,
         webhooks: Webhooks,
         metrics: Metrics,
-        traffic: Traffic,
     ) -> None:
         self.session = session
-        self.traffic = traffic
         self.tests = AbTestRepository(session)
         self.models = MlModelRepository(session)
         self.versions = VersionRepository(session)
         self.aliases = AliasRepository(session)
         self.ml_models = ml_models
-        self.predictions = predictions
         self.webhooks = webhooks
         self.metrics = metrics
 
@@ -315,18 +229,12 @@ class AbTestService:
             "from": previous, "to": status.value, "reason": reason, "at": now.isoformat(),
         })  # fmt: skip
 
-    # Traffic
+    # What routing units needs (`app/services/traffic.py`)
 
-    async def running(self, test_id: uuid.UUID) -> LiveTest:
-        """The test as routing needs it: remembered while unchanged, else read."""
-        return await self.traffic.remembered(test_id) or await self.read_running(test_id)
-
-    async def read_running(self, test_id: uuid.UUID) -> LiveTest:
-        """The test read from Postgres (and expired if past its end), remembered when running."""
-        source = str(test_id)
-        token = await self.traffic.live.token(source)
+    async def live(self, test_id: uuid.UUID) -> LiveTest:
+        """The test as routing needs it, read from Postgres (and stopped if past its end)."""
         test, model, variants = await self.get(test_id)
-        live = LiveTest(
+        return LiveTest(
             id=test.id,
             name=test.name,
             model=model.name,
@@ -334,47 +242,11 @@ class AbTestService:
             ends_at=test.ends_at,
             variants=tuple(LiveVariant(v.position, v.name, v.version, v.weight) for v in variants),
         )
-        if test.status == AbTestStatus.RUNNING:  # anything else changes only through a commit
-            self.traffic.live.put((source,), live, token)
-        return live
 
-    async def predict(self, test_id: uuid.UUID, unit_id: str, inputs: Any) -> Prediction:
-        return await self._predict(await self.running(test_id), unit_id, inputs)
-
-    async def predict_for_model(self, name: str, request: PredictRequest) -> Prediction | None:
-        """A model's prediction routed through its running test, when it has one and the request
-        names a unit and no version or alias."""
-        if request.unit_id is None or request.version is not None or request.alias is not None:
-            return None
-        remembered = await self.traffic.model_tests.current((by_model(name),))
-        test_id = remembered.test_id if remembered else await self._read_test_of(name)
-        if test_id is None:
-            return None
-        test = await self.running(test_id)
-        if test.status != AbTestStatus.RUNNING or test.over:  # it has just ended: the model answers
-            return None
-        return await self._predict(test, request.unit_id, request.inputs)
-
-    async def _read_test_of(self, name: str) -> uuid.UUID | None:
-        """The model's running test read from Postgres, and remembered."""
-        source = by_model(name)
-        token = await self.traffic.model_tests.token(source)
-        model = await self._model(name)
-        running = await self.tests.running_for_model(model.id)
-        test_id = running.id if running is not None else None
-        self.traffic.model_tests.put((source,), ModelTraffic(test_id), token)
-        return test_id
-
-    async def _predict(self, test: LiveTest, unit_id: str, inputs: Any) -> Prediction:
-        assignment = await self.traffic.assign(test, unit_id)
-        result = await self.predictions.predict(
-            test.model, PredictRequest(inputs=inputs, version=assignment.version)
-        )
-        self.metrics.child(
-            self.metrics.ab_events, test.name, assignment.variant, "prediction"
-        ).inc()
-        result.ab_test = AbTestAssignment(id=str(test.id), variant=assignment.variant)
-        return result
+    async def running_test_of(self, name: str) -> uuid.UUID | None:
+        """The id of the test the model runs, if any."""
+        running = await self.tests.running_for_model((await self._model(name)).id)
+        return running.id if running is not None else None
 
     async def record_outcomes(self, test_id: uuid.UUID, events: list[Outcome]) -> OutcomesAccepted:
         """Events of a unit go to the variant its id hashes to, whatever the client thinks; only

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.adapters.memory import MODEL, changed
 from app.adapters.registry import Publication, Published, Registry
 from app.core.config import Settings
 from app.core.errors import (
@@ -34,7 +35,6 @@ from app.core.security import Principal
 from app.db.base import utcnow
 from app.db.models import AliasEvent, MlModel, ModelVersion, VersionContributor
 from app.db.repositories.ml_models import AliasRepository, MlModelRepository, VersionRepository
-from app.db.session import MODEL, changed
 from app.schemas.ml_models import (
     PRODUCTION,
     AliasAt,

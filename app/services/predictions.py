@@ -2,9 +2,9 @@
 effect on the very next call), rows are looked up in the Redis cache in one round trip, only the
 misses reach the model, in one call, and the answers go back in order. Redis trouble is a miss.
 
-A process keeps the versions it resolved (a `Memo` keyed by model name) and checks them against the
-model's token in Redis in the same round trip that looks up the rows: a cached prediction touches
-Postgres only when the model's versions or aliases changed."""
+A process remembers the versions it resolved (`app/adapters/memory.py`) and checks them in the same
+Redis round trip that looks up the rows: a cached prediction touches Postgres only when the
+model's versions or aliases changed."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from typing import Any
 import rfc8785
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.adapters.cache import Cache, Memo
+from app.adapters.cache import Cache
+from app.adapters.memory import Memo
 from app.adapters.registry import Column, LoadedModel, Registry
 from app.core import heap
 from app.core.config import Settings
@@ -55,10 +56,6 @@ class Target:
     model: str
     version: int
     source_uri: str
-
-
-# What a caller asks for: model name, version number, alias.
-Selector = tuple[str, int | None, str | None]
 
 
 class ModelLoader:
@@ -242,7 +239,7 @@ class PredictionService:
         self,
         engine: AsyncEngine,
         cache: Cache,
-        targets: Memo[Target],
+        targets: Memo,
         loader: ModelLoader,
         settings: Settings,
         metrics: Metrics,
@@ -317,21 +314,15 @@ class PredictionService:
         self, name: str, request: PredictRequest, rows: list[dict[str, Any]]
     ) -> tuple[Target, list[str], list[Any | None]]:
         """The target, the rows' cache keys and their cached values. One Redis round trip when
-        this process resolved the target before and the model's token is unchanged."""
-        selector: Selector = (name, request.version, request.alias)
-        known = self.targets.get(selector)
-        if known is not None:
-            keys = self._keys(known.value, rows)
-            token, *cached = await self.cache.get_many([self.targets.key(name), *keys])
-            if token == known.token:
-                self.metrics.child(self.metrics.resolutions, "memory").inc()
-                return known.value, keys, cached
-        token = await self.targets.token(name)
-        target = await self.resolve(name, request.version, request.alias)
-        self.metrics.child(self.metrics.resolutions, "database").inc()
-        self.targets.put(selector, target, token)
-        keys = self._keys(target, rows)
-        return target, keys, await self.cache.get_many(keys)
+        this process resolved the target before and the model is unchanged."""
+        recall = await self.targets.read_through(
+            (name, request.version, request.alias),
+            lambda: self.resolve(name, request.version, request.alias),
+            alongside=lambda target: self._keys(target, rows),
+        )
+        source = "memory" if recall.remembered else "database"
+        self.metrics.child(self.metrics.resolutions, source).inc()
+        return recall.value, list(recall.alongside), recall.found
 
     def _keys(self, target: Target, rows: list[dict[str, Any]]) -> list[str]:
         try:

@@ -5,23 +5,13 @@ from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
-from app.api.auth import API_KEY_SECURITY, PredictorDep, ReaderDep, WriterDep, authorize
-from app.api.deps import AbTestServiceDep, ab_test_service, transaction
+from app.api.auth import PredictorDep, ReaderDep, WriterDep
+from app.api.deps import AbTestServiceDep, TrafficDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.idempotency import IdempotentDep
-from app.api.routers import (
-    API_PREFIX,
-    Limit,
-    Offset,
-    json_body,
-    json_bytes,
-    parsed,
-    prediction_response,
-    served_directly,
-)
-from app.core.security import Scope
+from app.api.routers import API_PREFIX, Limit, Offset, prediction_response
+from app.api.routing import Route
 from app.schemas.ab_tests import (
     AbPredictRequest,
     AbTestCreate,
@@ -40,7 +30,10 @@ from app.schemas.common import DEFAULT_LIMIT
 from app.schemas.predictions import Prediction
 
 router = APIRouter(
-    prefix=f"{API_PREFIX}/ab-tests", tags=["ab-tests"], responses=problems(*AUTHENTICATED)
+    prefix=f"{API_PREFIX}/ab-tests",
+    tags=["ab-tests"],
+    responses=problems(*AUTHENTICATED),
+    route_class=Route,
 )
 
 
@@ -105,33 +98,26 @@ _transition("stop", "Stop a running or paused test for good.")
 
 
 @router.post(
-    "/{ab_test_id}/assign",
-    response_model=Assignment,
-    responses=problems(404, 409, 415, 422),
-    openapi_extra={"requestBody": json_body(AssignRequest), "security": API_KEY_SECURITY},
+    "/{ab_test_id}/assign", response_model=Assignment, responses=problems(404, 409, 415, 422)
 )
-async def assign_unit(ab_test_id: uuid.UUID, request: Request) -> Response:
+async def assign_unit(
+    ab_test_id: uuid.UUID, body: AssignRequest, _: PredictorDep, traffic: TrafficDep
+) -> Response:
     """The variant of a unit: deterministic and sticky, from a hash of the test and unit ids."""
-    # Served directly (HOT_ROUTES): it reads its own key and body, and opens a database session
-    # only when this process does not remember the test, or the test changed.
-    resources, _ = await authorize(request, Scope.PREDICT)
-    body = parsed(AssignRequest, await json_bytes(request))
-    test = await resources.traffic.remembered(ab_test_id)
-    if test is None:
-        async with transaction(resources) as session:
-            test = await ab_test_service(session, resources).read_running(ab_test_id)
-    assignment = await resources.traffic.assign(test, body.unit_id)
+    assignment = await traffic.assign(ab_test_id, body.unit_id)
     return Response(assignment.model_dump_json(), media_type="application/json")
 
 
 @router.post(
-    "/{ab_test_id}/predict", response_model=Prediction, responses=problems(404, 409, 413, 422)
+    "/{ab_test_id}/predict",
+    response_model=Prediction,
+    responses=problems(404, 409, 413, 415, 422),
 )
 async def predict_through_test(
-    ab_test_id: uuid.UUID, body: AbPredictRequest, _: PredictorDep, ab_tests: AbTestServiceDep
+    ab_test_id: uuid.UUID, body: AbPredictRequest, _: PredictorDep, traffic: TrafficDep
 ) -> Response:
     """Predict with the unit's variant; `ab_test` names the test and the variant."""
-    result = await ab_tests.predict(ab_test_id, body.unit_id, body.inputs)
+    result = await traffic.predict(ab_test_id, body.unit_id, body.inputs)
     return prediction_response(result, single=isinstance(body.inputs, dict))
 
 
@@ -139,10 +125,10 @@ async def predict_through_test(
     "/{ab_test_id}/outcomes",
     response_model=OutcomesAccepted,
     responses=problems(404, 409, 413, 415, 422),
-    openapi_extra={"requestBody": json_body(OutcomesRequest)},
 )
 async def record_outcomes(
     ab_test_id: uuid.UUID,
+    body: OutcomesRequest,
     request: Request,
     principal: PredictorDep,
     ab_tests: AbTestServiceDep,
@@ -150,15 +136,12 @@ async def record_outcomes(
 ) -> JSONResponse:
     """Record 1 to 10,000 outcomes; each unit's variant is recomputed from its id. Send an
     `Idempotency-Key` to retry a batch safely: a batch is counted once per key."""
-    raw = await json_bytes(request)
-    # Parsed and validated in one pass (pydantic-core reads the JSON itself); a retry is
-    # recognised by its bytes, which is far cheaper than re-encoding 10,000 events.
-    body = parsed(OutcomesRequest, raw)
 
     async def record() -> OutcomesAccepted:
         return await ab_tests.record_outcomes(ab_test_id, body.events)
 
-    return await idempotent(principal, raw, record, status=200)
+    # A retry is recognised by its bytes, which is far cheaper than re-encoding 10,000 events.
+    return await idempotent(principal, await request.body(), record, status=200)
 
 
 @router.get("/{ab_test_id}/results", response_model=Results, responses=problems(404, 422))
@@ -175,9 +158,3 @@ async def promote_variant(
     """Move the model's `production` alias to a variant; 409 `not_significant` unless the
     verdict favours it or `force` is set."""
     return await ab_tests.promote(ab_test_id, body.variant, body.force, principal)
-
-
-# Bodies the routes here read themselves; added to the OpenAPI components by the app.
-BODY_SCHEMAS: tuple[type[BaseModel], ...] = (AssignRequest, OutcomesRequest)
-# Test ids that are not UUIDs fall through to the FastAPI route, which answers its usual 422.
-HOT_ROUTES = [served_directly("/ab-tests/{ab_test_id:uuid}/assign", assign_unit)]

@@ -10,11 +10,15 @@ from app.api.deps import ApiKeyServiceDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.idempotency import IdempotentDep
 from app.api.routers import API_PREFIX, Limit, Offset
+from app.api.routing import Route
 from app.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead
 from app.schemas.common import DEFAULT_LIMIT
 
 router = APIRouter(
-    prefix=f"{API_PREFIX}/api-keys", tags=["api-keys"], responses=problems(*AUTHENTICATED)
+    prefix=f"{API_PREFIX}/api-keys",
+    tags=["api-keys"],
+    responses=problems(*AUTHENTICATED),
+    route_class=Route,
 )
 
 

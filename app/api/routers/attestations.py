@@ -6,6 +6,7 @@ from app.api.auth import PrincipalDep, ReaderDep
 from app.api.deps import AttestationServiceDep, MlModelServiceDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX, Limit, Offset
+from app.api.routing import Route
 from app.schemas.attestations import (
     AttestationPage,
     AttestationRead,
@@ -16,7 +17,9 @@ from app.schemas.attestations import (
 )
 from app.schemas.common import DEFAULT_LIMIT
 
-router = APIRouter(prefix=API_PREFIX, tags=["attestations"], responses=problems(*AUTHENTICATED))
+router = APIRouter(
+    prefix=API_PREFIX, tags=["attestations"], responses=problems(*AUTHENTICATED), route_class=Route
+)
 
 
 @router.get("/attestations/keys", response_model=Keys, responses=problems(422))

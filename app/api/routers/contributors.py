@@ -8,6 +8,7 @@ from app.api.auth import ReaderDep
 from app.api.deps import ContributorServiceDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX, Limit, Offset
+from app.api.routing import Route
 from app.schemas.common import ADDRESS, DEFAULT_LIMIT
 from app.schemas.contributors import ContributionPage, Impact
 
@@ -22,7 +23,10 @@ AddressPath = Annotated[
 ]
 
 router = APIRouter(
-    prefix=f"{API_PREFIX}/contributors", tags=["contributors"], responses=problems(*AUTHENTICATED)
+    prefix=f"{API_PREFIX}/contributors",
+    tags=["contributors"],
+    responses=problems(*AUTHENTICATED),
+    route_class=Route,
 )
 
 

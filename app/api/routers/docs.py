@@ -11,6 +11,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from app.api.routing import Route
+
 STATIC = Path(__file__).resolve().parent.parent.parent / "static"
 ASSETS = "/docs/assets"
 TITLE = "Hokusai ML Platform API"
@@ -24,7 +26,7 @@ POLICY = "; ".join([
     "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'none'",
 ])  # fmt: skip
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=Route)
 
 
 def _confined(page: HTMLResponse) -> HTMLResponse:

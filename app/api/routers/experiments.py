@@ -6,6 +6,7 @@ from app.api.auth import ReaderDep
 from app.api.deps import ExperimentServiceDep, MlModelServiceDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX, Limit, Offset
+from app.api.routing import Route
 from app.schemas.common import DEFAULT_LIMIT
 from app.schemas.experiments import (
     ExperimentPage,
@@ -15,7 +16,10 @@ from app.schemas.experiments import (
 )
 
 router = APIRouter(
-    prefix=f"{API_PREFIX}/experiments", tags=["experiments"], responses=problems(*AUTHENTICATED)
+    prefix=f"{API_PREFIX}/experiments",
+    tags=["experiments"],
+    responses=problems(*AUTHENTICATED),
+    route_class=Route,
 )
 
 

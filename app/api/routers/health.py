@@ -4,10 +4,11 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from app.api.deps import ResourcesDep
+from app.api.routing import Route
 from app.schemas.health import Health, Readiness, Warmup
 from app.services.readiness import check_readiness
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=Route)
 
 
 @router.get("/health", response_model=Health)

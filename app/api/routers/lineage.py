@@ -9,12 +9,16 @@ from app.api.auth import ReaderDep
 from app.api.deps import LineageServiceDep, MlModelServiceDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX
+from app.api.routing import Route
 from app.schemas.common import MAX_INTEGER
 from app.schemas.lineage import Lineage, LineageDirection, LineageFormat
 from app.services.lineage import dot, mermaid
 
 router = APIRouter(
-    prefix=f"{API_PREFIX}/models", tags=["lineage"], responses=problems(*AUTHENTICATED)
+    prefix=f"{API_PREFIX}/models",
+    tags=["lineage"],
+    responses=problems(*AUTHENTICATED),
+    route_class=Route,
 )
 
 

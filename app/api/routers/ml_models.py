@@ -19,7 +19,8 @@ from app.api.auth import ReaderDep, WriterDep
 from app.api.deps import MlModelServiceDep, SettingsDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.idempotency import Idempotent, IdempotentDep
-from app.api.routers import API_PREFIX, Limit, Offset, parsed
+from app.api.routers import API_PREFIX, Limit, Offset
+from app.api.routing import Route, parsed
 from app.core.config import Settings
 from app.core.errors import UnsupportedMediaType, ValidationFailed
 from app.core.security import Principal
@@ -44,7 +45,10 @@ from app.schemas.ml_models import (
 from app.services.ml_models import MlModelService
 
 router = APIRouter(
-    prefix=f"{API_PREFIX}/models", tags=["models"], responses=problems(*AUTHENTICATED)
+    prefix=f"{API_PREFIX}/models",
+    tags=["models"],
+    responses=problems(*AUTHENTICATED),
+    route_class=Route,
 )
 
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_INTEGER)]
@@ -78,7 +82,8 @@ REGISTER_BODY: dict[str, Any] = {
         },
     }
 }
-# Models the register body refers to; added to the OpenAPI components by the app.
+# Registration takes JSON or multipart, which FastAPI cannot declare from a signature: its body is
+# declared above, and the models it refers to are added to the OpenAPI components by the app.
 BODY_SCHEMAS: tuple[type[BaseModel], ...] = (VersionRegister, VersionMetadata)
 
 

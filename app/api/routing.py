@@ -1,0 +1,183 @@
+"""How operations are declared and served: every router builds its routes as `Route`, FastAPI's
+own route type, so each operation is declared once, by its signature, and FastAPI documents it from
+there. What changes is the serving of the operations whose parameters are all cheap to supply:
+
+- path parameters (validated by FastAPI's own function, so errors read the same),
+- at most one JSON body that is a pydantic model (parsed straight from its bytes: pydantic-core
+  reads the JSON itself),
+- the `Request`,
+- dependencies that are `async def` functions or async generators (entered on the exit stacks
+  FastAPI provides, so a `scope="function"` session still commits before the response is sent),
+  or the security schemes' header readers, each taking only such parameters itself,
+
+and whose endpoint builds its own `Response`. Such an operation is served by a short handler
+built once per route from FastAPI's analysis of the signature, instead of FastAPI's general
+dependency solving, which costs more than a cached prediction (see `bench/predict.py`). Anything
+else (query or header parameters, forms, files) is served by FastAPI as usual.
+
+`include` places the routers' routes at the app's top level, in order, instead of nesting them
+(FastAPI's nested matching costs tens of microseconds per request)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import request_params_to_args
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute, APIRouter
+from fastapi.security.base import SecurityBase
+from pydantic import BaseModel, ValidationError
+
+from app.core.errors import UnsupportedMediaType
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class Route(APIRoute):
+    """A FastAPI route, served by a short handler when its signature allows (see the module).
+    Its operationId is its endpoint's name."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        options["generate_unique_id_function"] = _operation_id
+        super().__init__(path, endpoint, **options)
+
+    def get_route_handler(self) -> Handler:
+        return _short_handler(self) or super().get_route_handler()
+
+
+def include(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    """The routers' routes at the app's top level, matched in the order given."""
+    for router in routers:
+        for route in router.routes:
+            assert not isinstance(route, APIRoute) or isinstance(route, Route), route.name
+        app.router.routes.extend(router.routes)
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def _short_handler(route: APIRoute) -> Handler | None:
+    endpoint = route.dependant
+    body = endpoint.body_params[0] if endpoint.body_params else None
+    model = _json_model(route)
+    if (
+        not _returns_response(route.endpoint)
+        or not inspect.iscoroutinefunction(route.endpoint)
+        or endpoint.query_params
+        or endpoint.header_params
+        or endpoint.cookie_params
+        or not _plain(endpoint)
+        or not all(_cheap(dependency) for dependency in endpoint.dependencies)
+        or (body is not None and model is None)
+    ):
+        return None
+    path_params = endpoint.path_params
+    call: Callable[..., Awaitable[Response]] = route.endpoint
+
+    async def handle(request: Request) -> Response:
+        arguments = await _solve(endpoint, request, {})
+        values, errors = request_params_to_args(path_params, request.path_params)
+        if errors:
+            raise RequestValidationError(errors)
+        arguments.update(values)
+        if body is not None and model is not None:
+            arguments[body.name] = parsed(model, await json_bytes(request))
+        return await call(**arguments)
+
+    return handle
+
+
+async def _solve(dependant: Dependant, request: Request, solved: dict[Any, Any]) -> dict[str, Any]:
+    """The arguments of `dependant` that are the request and its dependencies (each solved once
+    per request, as FastAPI caches them)."""
+    arguments: dict[str, Any] = {}
+    if dependant.request_param_name is not None:
+        arguments[dependant.request_param_name] = request
+    for dependency in dependant.dependencies:
+        call = dependency.call
+        assert call is not None
+        assert dependency.name is not None
+        if call not in solved:
+            given = await _solve(dependency, request, solved)
+            if isinstance(call, SecurityBase):  # reads its header from the request
+                solved[call] = await call(request)
+            elif inspect.isasyncgenfunction(call):
+                stack = request.scope[
+                    "fastapi_function_astack"
+                    if dependency.scope == "function"
+                    else "fastapi_inner_astack"
+                ]
+                solved[call] = await stack.enter_async_context(asynccontextmanager(call)(**given))
+            else:
+                solved[call] = await call(**given)
+        arguments[dependency.name] = solved[call]
+    return arguments
+
+
+def _cheap(dependency: Dependant) -> bool:
+    call = dependency.call
+    if isinstance(call, SecurityBase):  # reads a header from the request; async __call__
+        return inspect.iscoroutinefunction(type(call).__call__)
+    return (
+        (inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call))
+        and not dependency.path_params
+        and not dependency.query_params
+        and not dependency.header_params
+        and not dependency.cookie_params
+        and not dependency.body_params
+        and _plain(dependency)
+        and all(_cheap(inner) for inner in dependency.dependencies)
+    )
+
+
+def _plain(dependant: Dependant) -> bool:
+    """Takes nothing FastAPI makes specially but the request."""
+    return (
+        dependant.websocket_param_name is None
+        and dependant.http_connection_param_name is None
+        and dependant.response_param_name is None
+        and dependant.background_tasks_param_name is None
+        and dependant.security_scopes_param_name is None
+    )
+
+
+def _json_model(route: APIRoute) -> type[BaseModel] | None:
+    """The pydantic model that is the route's whole body, if it has such a body."""
+    params = route.dependant.body_params
+    model = params[0].field_info.annotation if len(params) == 1 else None
+    if isinstance(model, type) and issubclass(model, BaseModel) and not route._embed_body_fields:
+        return model
+    return None
+
+
+def _returns_response(endpoint: Callable[..., Any]) -> bool:
+    returned = inspect.signature(endpoint, eval_str=True).return_annotation
+    return isinstance(returned, type) and issubclass(returned, Response)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parsed(model: type[M], raw: str | bytes, *loc: str) -> M:
+    """JSON validated as FastAPI validates a body (the same 422 on errors); `loc` names the part
+    of the body it is, if not all of it."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *loc, *error["loc"])} for error in exc.errors()]
+        ) from exc
+
+
+async def json_bytes(request: Request) -> bytes:
+    """The body, once its media type says JSON."""
+    media_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType("Send the body as application/json")
+    return await request.body()
