@@ -57,7 +57,8 @@ def serve(settings: Settings, *, run_migrations: bool) -> None:
         print(
             f"\n  Hokusai API on http://{settings.host}:{settings.port}  (docs: /docs)\n"
             f"  development admin key: {settings.bootstrap_api_key.get_secret_value()}\n"
-            f"  try: curl -H 'Authorization: Bearer {settings.bootstrap_api_key.get_secret_value()}'"
+            "  try: curl -H 'Authorization: Bearer "
+            f"{settings.bootstrap_api_key.get_secret_value()}'"
             f" http://{settings.host}:{settings.port}/api/v1/api-keys\n",
             flush=True,
         )

@@ -42,7 +42,8 @@ run = os.time()
 counter = 0
 request = function()
   counter = counter + 1
-  return wrk.format(nil, nil, nil, string.format('{"unit_id": "user-%%d-%%s-%%d"}', run, thread_id, counter))
+  local body = string.format('{"unit_id": "user-%%d-%%s-%%d"}', run, thread_id, counter)
+  return wrk.format(nil, nil, nil, body)
 end
 """
 # The same 1,000 units over and over, as returning users or leads are.
@@ -142,18 +143,35 @@ def main() -> None:
                 base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120
             ) as client:
                 metadata = {
-                    "name": "bench-ab", "kind": "baseline", "model_type": "classification",
+                    "name": "bench-ab",
+                    "kind": "baseline",
+                    "model_type": "classification",
                     "metrics": {"accuracy": 0.8},
-                    "benchmark": {"metric": "accuracy", "direction": "higher_is_better", "family": "proportion"},
+                    "benchmark": {
+                        "metric": "accuracy",
+                        "direction": "higher_is_better",
+                        "family": "proportion",
+                    },
                     "dataset": {"hash": "sha256:" + "0" * 64, "num_samples": 1000},
-                }  # fmt: skip
+                }
                 for _ in range(2):
-                    client.post("/api/v1/models/register", data={"metadata": json.dumps(metadata)},
-                                files={"artifact": ("m.tar.gz", tar_gz(model_dir))}).raise_for_status()  # fmt: skip
-                test = client.post("/api/v1/ab-tests", json={
-                    "name": "bench", "model": "bench-ab", "metric": {"name": "converted", "kind": "binary"},
-                    "variants": [{"name": "a", "version": 1, "weight": 0.5}, {"name": "b", "version": 2, "weight": 0.5}],
-                }).json()  # fmt: skip
+                    client.post(
+                        "/api/v1/models/register",
+                        data={"metadata": json.dumps(metadata)},
+                        files={"artifact": ("m.tar.gz", tar_gz(model_dir))},
+                    ).raise_for_status()
+                test = client.post(
+                    "/api/v1/ab-tests",
+                    json={
+                        "name": "bench",
+                        "model": "bench-ab",
+                        "metric": {"name": "converted", "kind": "binary"},
+                        "variants": [
+                            {"name": "a", "version": 1, "weight": 0.5},
+                            {"name": "b", "version": 2, "weight": 0.5},
+                        ],
+                    },
+                ).json()
                 client.post(f"/api/v1/ab-tests/{test['id']}/start").raise_for_status()
                 asyncio.run(expose(base, key, test["id"]))
                 rate_small = asyncio.run(ingest(base, key, test["id"], 1, 0, workers=1))
@@ -181,7 +199,8 @@ def main() -> None:
                 runs.append((ceiling, assigned, returning))
 
     print(
-        f"\nunder load: uvicorn, 1 process; wrk -t2 -c{args.connections} -d{args.duration}s, same host\n"
+        "\nunder load: uvicorn, 1 process; "
+        f"wrk -t2 -c{args.connections} -d{args.duration}s, same host\n"
     )
     print(f"{'':<36}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'x ceiling':>11}")
     for round_, (ceiling, assigned, returning) in enumerate(runs, 1):
@@ -190,13 +209,19 @@ def main() -> None:
             (f"{round_}  POST .../assign (new units)", assigned),
             (f"{round_}  POST .../assign (returning)", returning),
         ):
-            print(f"{label:<36}{result['rps']:>9.0f}{result['p50']:>9.2f}{result['p99']:>9.2f}"
-                  f"{result['errors']:>9.0f}{result['rps'] / ceiling['rps']:>11.2f}")  # fmt: skip
+            print(
+                f"{label:<36}{result['rps']:>9.0f}{result['p50']:>9.2f}{result['p99']:>9.2f}"
+                f"{result['errors']:>9.0f}{result['rps'] / ceiling['rps']:>11.2f}"
+            )
     ratios = sorted(assigned["rps"] / ceiling["rps"] for ceiling, assigned, _ in runs)
-    print(f"assignment / ceiling: median {statistics.median(ratios):.2f} "
-          f"(min {ratios[0]:.2f}, max {ratios[-1]:.2f}; goal 0.60)")  # fmt: skip
-    print(f"\noutcome ingestion, batches of 1,000: {rate:,.0f} events/s (4 posters); "
-          f"{rate_small:,.0f} events/s (1 batch, 1 poster)")  # fmt: skip
+    print(
+        f"assignment / ceiling: median {statistics.median(ratios):.2f} "
+        f"(min {ratios[0]:.2f}, max {ratios[-1]:.2f}; goal 0.60)"
+    )
+    print(
+        f"\noutcome ingestion, batches of 1,000: {rate:,.0f} events/s (4 posters); "
+        f"{rate_small:,.0f} events/s (1 batch, 1 poster)"
+    )
     print(f"results after 10^3 events: p50 {small[0]:.2f} ms, p95 {small[1]:.2f} ms")
     print(f"results after {n:,} events: p50 {large[0]:.2f} ms, p95 {large[1]:.2f} ms")
     for route, mean in sorted(means.items()):

@@ -2,7 +2,8 @@
 an authenticated `GET /api/v1/api-keys` (key lookup in Postgres, rate-limit hit in Redis, a page
 read), on the same uvicorn server with the same load generator (wrk), side by side.
 
-    make bench                      # or: scripts/with-services .venv/bin/python bench/api_overhead.py
+    make bench
+    # or: scripts/with-services .venv/bin/python bench/api_overhead.py
     python bench/api_overhead.py --duration 10 --connections 64
 """
 
@@ -57,7 +58,8 @@ def server_means(metrics: str) -> dict[str, float]:
     sums: dict[str, float] = {}
     counts: dict[str, float] = {}
     pattern = re.compile(
-        r'^hokusai_http_request_duration_seconds_(sum|count)\{method="(\w+)",route="([^"]+)",status="200"\} (\S+)$'
+        r"^hokusai_http_request_duration_seconds_(sum|count)"
+        r'\{method="(\w+)",route="([^"]+)",status="200"\} (\S+)$'
     )
     for line in metrics.splitlines():
         match = pattern.match(line)

@@ -51,11 +51,21 @@ async def seed_chain(database_url: str, name: str, length: int) -> None:
     now = utcnow()
     async with create_sessionmaker(engine).begin() as session:
         model_id = uuid.uuid4()
-        await session.execute(insert(MlModel).values(
-            id=model_id, name=name, model_type="classification", token_id=None, description=None,
-            tags={}, benchmark_metric="accuracy", benchmark_direction="higher_is_better",
-            benchmark_family="proportion", created_at=now, updated_at=now,
-        ))  # fmt: skip
+        await session.execute(
+            insert(MlModel).values(
+                id=model_id,
+                name=name,
+                model_type="classification",
+                token_id=None,
+                description=None,
+                tags={},
+                benchmark_metric="accuracy",
+                benchmark_direction="higher_is_better",
+                benchmark_family="proportion",
+                created_at=now,
+                updated_at=now,
+            )
+        )
         versions: list[dict[str, Any]] = []
         contributors: list[dict[str, Any]] = []
         parent = None
@@ -63,28 +73,56 @@ async def seed_chain(database_url: str, name: str, length: int) -> None:
         for number in range(1, length + 1):
             version_id = root if number == 1 else uuid.uuid4()
             improved = parent is not None
-            versions.append({
-                "id": version_id, "model_id": model_id, "version": number,
-                "kind": "improved" if improved else "baseline", "description": None, "tags": {},
-                "metrics": {"accuracy": 0.5 + number / (4 * length)}, "metric_stds": {},
-                "dataset_hash": "sha256:" + "0" * 64, "dataset_num_samples": 5000,
-                "benchmark_metric": "accuracy", "benchmark_direction": "higher_is_better",
-                "benchmark_family": "proportion", "primary_metric_value": 0.5 + number / (4 * length),
-                "parent_id": parent, "root_id": root, "delta": None, "artifact_digest": "sha256:" + "1" * 64,
-                "source_uri": "runs:/bench/model", "mlflow_run_id": None, "created_by": "bench",
-                "deltaone": {"gain_pp": 0.025, "reason": "delta_below_threshold"} if improved else None,
-                "deltaone_accepted": False if improved else None,
-                "deltaone_gain_pp": Decimal("0.025") if improved else None,
-                "attestation_id": "sha256:" + hashlib.sha256(version_id.bytes).hexdigest() if improved else None,
-                "created_at": now, "updated_at": now,
-            })  # fmt: skip
+            versions.append(
+                {
+                    "id": version_id,
+                    "model_id": model_id,
+                    "version": number,
+                    "kind": "improved" if improved else "baseline",
+                    "description": None,
+                    "tags": {},
+                    "metrics": {"accuracy": 0.5 + number / (4 * length)},
+                    "metric_stds": {},
+                    "dataset_hash": "sha256:" + "0" * 64,
+                    "dataset_num_samples": 5000,
+                    "benchmark_metric": "accuracy",
+                    "benchmark_direction": "higher_is_better",
+                    "benchmark_family": "proportion",
+                    "primary_metric_value": 0.5 + number / (4 * length),
+                    "parent_id": parent,
+                    "root_id": root,
+                    "delta": None,
+                    "artifact_digest": "sha256:" + "1" * 64,
+                    "source_uri": "runs:/bench/model",
+                    "mlflow_run_id": None,
+                    "created_by": "bench",
+                    "deltaone": {"gain_pp": 0.025, "reason": "delta_below_threshold"}
+                    if improved
+                    else None,
+                    "deltaone_accepted": False if improved else None,
+                    "deltaone_gain_pp": Decimal("0.025") if improved else None,
+                    "attestation_id": "sha256:" + hashlib.sha256(version_id.bytes).hexdigest()
+                    if improved
+                    else None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
             if improved:
-                contributors.append({
-                    "version_id": version_id, "address": ADDRESS, "weight": 1.0, "weight_bps": 10000,
-                    "model_id": model_id, "version": number, "created_at": now,
-                    "gain_pp": Decimal("0.025"), "deltaone_accepted": False,
-                    "attestation_id": versions[-1]["attestation_id"],
-                })  # fmt: skip
+                contributors.append(
+                    {
+                        "version_id": version_id,
+                        "address": ADDRESS,
+                        "weight": 1.0,
+                        "weight_bps": 10000,
+                        "model_id": model_id,
+                        "version": number,
+                        "created_at": now,
+                        "gain_pp": Decimal("0.025"),
+                        "deltaone_accepted": False,
+                        "attestation_id": versions[-1]["attestation_id"],
+                    }
+                )
             parent = version_id
         for start in range(0, len(versions), 2000):
             await session.execute(insert(ModelVersion), versions[start : start + 2000])
@@ -105,8 +143,13 @@ async def walk_one_hop_at_a_time(database_url: str, name: str, version: int, dep
             model = (
                 await session.execute(select(MlModel).where(MlModel.name == name))
             ).scalar_one()
-            row = (await session.execute(select(ModelVersion).where(
-                ModelVersion.model_id == model.id, ModelVersion.version == version))).scalar_one()  # fmt: skip
+            row = (
+                await session.execute(
+                    select(ModelVersion).where(
+                        ModelVersion.model_id == model.id, ModelVersion.version == version
+                    )
+                )
+            ).scalar_one()
             hops = 0
             while row.parent_id is not None and hops < depth:
                 row = (
@@ -161,15 +204,28 @@ def main() -> None:
             ) as client,
         ):
             results = {
-                    "lineage, chain of 1,000, depth 1,000": latency(
-                        client, "/api/v1/models/chain-1k/lineage?version=1000&direction=ancestors&depth=1000", 30),
-                    "lineage, chain of 10,000, depth 1,000": latency(
-                        client, "/api/v1/models/chain-10k/lineage?version=10000&direction=ancestors&depth=1000", 30),
-                    "lineage, chain of 10,000, depth 10": latency(
-                        client, "/api/v1/models/chain-10k/lineage?version=10000&direction=ancestors&depth=10", 30),
-                    "impact, 10,999 contributions": latency(client, f"/api/v1/contributors/{ADDRESS}/impact", 30),
-                    "contributions page (50 of 10,999)": latency(client, f"/api/v1/contributors/{ADDRESS}/contributions", 30),
-                }  # fmt: skip
+                "lineage, chain of 1,000, depth 1,000": latency(
+                    client,
+                    "/api/v1/models/chain-1k/lineage?version=1000&direction=ancestors&depth=1000",
+                    30,
+                ),
+                "lineage, chain of 10,000, depth 1,000": latency(
+                    client,
+                    "/api/v1/models/chain-10k/lineage?version=10000&direction=ancestors&depth=1000",
+                    30,
+                ),
+                "lineage, chain of 10,000, depth 10": latency(
+                    client,
+                    "/api/v1/models/chain-10k/lineage?version=10000&direction=ancestors&depth=10",
+                    30,
+                ),
+                "impact, 10,999 contributions": latency(
+                    client, f"/api/v1/contributors/{ADDRESS}/impact", 30
+                ),
+                "contributions page (50 of 10,999)": latency(
+                    client, f"/api/v1/contributors/{ADDRESS}/contributions", 30
+                ),
+            }
             means = server_means(client.get("/metrics").text)
 
     print(f"\n{'request (through the API, loopback)':<44}{'p50 ms':>9}{'p95 ms':>9}{'bytes':>10}")

@@ -46,7 +46,8 @@ math.randomseed(os.time() + tonumber(string.sub(string.match(tostring({}), "0x(%
 counter = 0
 request = function()
   counter = counter + 1
-  local body = string.format('{"inputs": {"f0": %%.9f, "f1": %%d, "f2": 0.5}}', math.random(), counter)
+  local body = string.format('{"inputs": {"f0": %%.9f, "f1": %%d, "f2": 0.5}}',
+                             math.random(), counter)
   return wrk.format(nil, nil, nil, body)
 end
 """
@@ -124,11 +125,17 @@ def main() -> None:
         ) as base:
             with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
                 metadata = {
-                    "name": "bench-scorer", "kind": "baseline", "model_type": "classification",
+                    "name": "bench-scorer",
+                    "kind": "baseline",
+                    "model_type": "classification",
                     "metrics": {"accuracy": 0.8},
-                    "benchmark": {"metric": "accuracy", "direction": "higher_is_better", "family": "proportion"},
+                    "benchmark": {
+                        "metric": "accuracy",
+                        "direction": "higher_is_better",
+                        "family": "proportion",
+                    },
                     "dataset": {"hash": "sha256:" + "0" * 64, "num_samples": 1000},
-                }  # fmt: skip
+                }
                 client.post(
                     "/api/v1/models/register",
                     data={"metadata": json.dumps(metadata)},
@@ -198,19 +205,28 @@ def main() -> None:
             wrk(f"{base}/health", 2, args.connections, {})
             load = {
                 "ceiling: GET /health": wrk(f"{base}/health", args.duration, args.connections, {}),
-                "predict, cached row": wrk(url, args.duration, args.connections, {}, scripts / "cached.lua"),
-                "predict, cached, unit_id": wrk(url, args.duration, args.connections, {}, scripts / "unit.lua"),
-                "predict, uncached row": wrk(url, args.duration, args.connections, {}, scripts / "uncached.lua"),
-            }  # fmt: skip
+                "predict, cached row": wrk(
+                    url, args.duration, args.connections, {}, scripts / "cached.lua"
+                ),
+                "predict, cached, unit_id": wrk(
+                    url, args.duration, args.connections, {}, scripts / "unit.lua"
+                ),
+                "predict, uncached row": wrk(
+                    url, args.duration, args.connections, {}, scripts / "uncached.lua"
+                ),
+            }
 
     ceiling = load["ceiling: GET /health"]["rps"]
     print(
-        f"\nunder load: uvicorn, 1 process; wrk -t2 -c{args.connections} -d{args.duration}s, same host\n"
+        "\nunder load: uvicorn, 1 process; "
+        f"wrk -t2 -c{args.connections} -d{args.duration}s, same host\n"
     )
     print(f"{'':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'x ceiling':>11}")
     for label, result in load.items():
-        print(f"{label:<28}{result['rps']:>9.0f}{result['p50']:>9.2f}{result['p99']:>9.2f}"
-              f"{result['errors']:>9.0f}{result['rps'] / ceiling:>11.2f}")  # fmt: skip
+        print(
+            f"{label:<28}{result['rps']:>9.0f}{result['p50']:>9.2f}{result['p99']:>9.2f}"
+            f"{result['errors']:>9.0f}{result['rps'] / ceiling:>11.2f}"
+        )
     print("\nthe model alone, in-process, 1 row (p50 / p99 ms):")
     for label, timings in model_alone.items():
         print(f"  {label:<34}{percentiles(timings)[0]:>8.2f}{percentiles(timings)[1]:>9.2f}")

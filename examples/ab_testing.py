@@ -31,16 +31,23 @@ def two_versions(client: HokusaiClient, name: str) -> tuple[int, int]:
     small = LogisticRegression(C=0.001).fit(frame[:200], y[:200])
     full = LogisticRegression().fit(frame, y)
     v1 = client.models.register(
-        name, kind="baseline", model_type="classification", dataset=dataset,
+        name,
+        kind="baseline",
+        model_type="classification",
+        dataset=dataset,
         metrics={"accuracy": small.score(frame, y)},
         benchmark={"metric": "accuracy", "direction": "higher_is_better", "family": "proportion"},
         artifact=small,
-    )  # fmt: skip
+    )
     client.aliases.set(name, "production", v1.version, reason="first version")
     v2 = client.models.register(
-        name, kind="improved", metrics={"accuracy": full.score(frame, y)}, dataset=dataset,
-        contributors=[{"address": CONTRIBUTOR, "weight": 1}], artifact=full,
-    )  # fmt: skip
+        name,
+        kind="improved",
+        metrics={"accuracy": full.score(frame, y)},
+        dataset=dataset,
+        contributors=[{"address": CONTRIBUTOR, "weight": 1}],
+        artifact=full,
+    )
     return v1.version, v2.version
 
 
@@ -61,12 +68,17 @@ async def main() -> None:
     with HokusaiClient() as client:
         control, challenger = two_versions(client, name)
         test = client.ab_tests.create(
-            f"{name}-v{challenger}", name,
-            variants=[{"name": "control", "alias": "production", "weight": 0.5},
-                      {"name": "challenger", "version": challenger, "weight": 0.5}],
+            f"{name}-v{challenger}",
+            name,
+            variants=[
+                {"name": "control", "alias": "production", "weight": 0.5},
+                {"name": "challenger", "version": challenger, "weight": 0.5},
+            ],
             metric={"name": "converted", "kind": "binary", "direction": "higher_is_better"},
-            unit="user_id", minimum_sample_size=1000, confidence_level=0.95,
-        )  # fmt: skip
+            unit="user_id",
+            minimum_sample_size=1000,
+            confidence_level=0.95,
+        )
         client.ab_tests.start(test.id)
         print(f"test {test.id} running: control v{control} against challenger v{challenger}")
 
@@ -83,21 +95,26 @@ async def main() -> None:
     assert again.variant == variants["user-7"], "assignment is sticky"
 
     chance = random.Random(11)
-    events = [{"unit_id": unit, "value": int(chance.random() < CONVERSION[variants[unit]])}
-              for unit in units]  # fmt: skip
+    events = [
+        {"unit_id": unit, "value": int(chance.random() < CONVERSION[variants[unit]])}
+        for unit in units
+    ]
     with HokusaiClient() as client:
         for start in range(0, len(events), 1000):  # up to 10,000 events per call
             counted = client.ab_tests.record_outcomes(
                 test.id, events[start : start + 1000], idempotency_key=f"{test.id}-{start}"
             )
             print(
-                f"outcomes {start}..{start + len(events[start : start + 1000]) - 1}: {counted} counted"
+                f"outcomes {start}..{start + len(events[start : start + 1000]) - 1}: "
+                f"{counted} counted"
             )
 
         results = client.ab_tests.results(test.id)
         for variant in results.variants:
-            print(f"  {variant.name}: v{variant.version}, {variant.exposures} exposed, "
-                  f"n={variant.n}, conversion {variant.mean:.3f}")  # fmt: skip
+            print(
+                f"  {variant.name}: v{variant.version}, {variant.exposures} exposed, "
+                f"n={variant.n}, conversion {variant.mean:.3f}"
+            )
         [lift] = results.comparisons
         print(
             f"  lift {lift.absolute_lift:+.3f} [{lift.ci_low:+.3f}, {lift.ci_high:+.3f}], "
@@ -109,7 +126,8 @@ async def main() -> None:
             promoted = client.ab_tests.promote(test.id, "challenger")
             model = client.models.get(name)
             print(
-                f"promoted: test {promoted.status}, production is now v{model.aliases['production']}"
+                f"promoted: test {promoted.status}, "
+                f"production is now v{model.aliases['production']}"
             )
 
 

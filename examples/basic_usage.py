@@ -21,8 +21,16 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-FEATURES = ["company_size", "visits_30d", "emails_opened", "demo_requested",
-            "pricing_views", "seniority", "industry_fit", "days_since_contact"]  # fmt: skip
+FEATURES = [
+    "company_size",
+    "visits_30d",
+    "emails_opened",
+    "demo_requested",
+    "pricing_views",
+    "seniority",
+    "industry_fit",
+    "days_since_contact",
+]
 CONTRIBUTORS = [
     {"address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "weight": 3},
     {"address": "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359", "weight": 1},
@@ -31,8 +39,15 @@ CONTRIBUTORS = [
 
 def leads() -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
     """Synthetic leads: 6,000 to train on, and a fixed benchmark set of 2,000."""
-    x, y = make_classification(n_samples=8000, n_features=8, n_informative=5, n_redundant=1,
-                               n_clusters_per_class=3, class_sep=0.9, random_state=7)  # fmt: skip
+    x, y = make_classification(
+        n_samples=8000,
+        n_features=8,
+        n_informative=5,
+        n_redundant=1,
+        n_clusters_per_class=3,
+        class_sep=0.9,
+        random_state=7,
+    )
     frame = pd.DataFrame(x, columns=FEATURES)
     x_train, x_bench, y_train, y_bench = train_test_split(frame, y, test_size=2000, random_state=7)
     return x_train, x_bench, pd.Series(y_train), pd.Series(y_bench)
@@ -42,10 +57,14 @@ def saved(model: object, example: pd.DataFrame, folder: Path) -> Path:
     """An MLflow model directory. `pyfunc_predict_fn="predict_proba"` makes the service answer
     probabilities; tree models are saved with skops, which must be told the types to trust;
     naming the requirements spares MLflow loading the model again to infer them (~13 s)."""
-    mlflow.sklearn.save_model(model, str(folder), input_example=example.head(3),
-                              pyfunc_predict_fn="predict_proba",
-                              skops_trusted_types=["sklearn.tree._tree.Tree"],
-                              pip_requirements=mlflow.sklearn.get_default_pip_requirements())  # fmt: skip
+    mlflow.sklearn.save_model(
+        model,
+        str(folder),
+        input_example=example.head(3),
+        pyfunc_predict_fn="predict_proba",
+        skops_trusted_types=["sklearn.tree._tree.Tree"],
+        pip_requirements=mlflow.sklearn.get_default_pip_requirements(),
+    )
     return folder
 
 
@@ -61,12 +80,19 @@ def main() -> None:
         # 1. A baseline: a simple model trained on the first 500 leads.
         baseline = LogisticRegression().fit(x_train[:500], y_train[:500])
         v1 = client.models.register(
-            name, kind="baseline", model_type="lead_scoring", token_id=token_id,
-            metrics={"accuracy": baseline.score(x_bench, y_bench)}, dataset=dataset,
-            benchmark={"metric": "accuracy", "direction": "higher_is_better",
-                       "family": "proportion"},
+            name,
+            kind="baseline",
+            model_type="lead_scoring",
+            token_id=token_id,
+            metrics={"accuracy": baseline.score(x_bench, y_bench)},
+            dataset=dataset,
+            benchmark={
+                "metric": "accuracy",
+                "direction": "higher_is_better",
+                "family": "proportion",
+            },
             artifact=saved(baseline, x_bench, work / "v1"),
-        )  # fmt: skip
+        )
         print(f"registered {name} v{v1.version} (baseline), accuracy {v1.metrics['accuracy']:.3f}")
         client.aliases.set(name, "production", v1.version, reason="first version")
 
@@ -74,30 +100,39 @@ def main() -> None:
         improved = GradientBoostingClassifier(n_estimators=60, max_depth=4, random_state=7)
         improved.fit(x_train, y_train)
         v2 = client.models.register(
-            name, kind="improved", metrics={"accuracy": improved.score(x_bench, y_bench)},
-            dataset=dataset, contributors=CONTRIBUTORS,
+            name,
+            kind="improved",
+            metrics={"accuracy": improved.score(x_bench, y_bench)},
+            dataset=dataset,
+            contributors=CONTRIBUTORS,
             artifact=saved(improved, x_bench, work / "v2"),
-        )  # fmt: skip
+        )
         decision = v2.deltaone
         assert decision is not None
-        print(f"registered v{v2.version}: {decision.gain_pp:+.2f} pp, DeltaOne "
-              f"{decision.reason}, "
-              f"attestation {v2.attestation_id}")  # fmt: skip
+        print(
+            f"registered v{v2.version}: {decision.gain_pp:+.2f} pp, DeltaOne "
+            f"{decision.reason}, "
+            f"attestation {v2.attestation_id}"
+        )
 
         # 3. Production moves to v2 (recorded with who moved it and why), then predictions.
         client.aliases.set(name, "production", v2.version, reason="DeltaOne accepted")
         row = x_bench.iloc[0].to_dict()
         first = client.predict(name, row)
         again = client.predict(name, row)
-        print(f"predict -> v{first.version} {first.predictions[0]} "
-              f"(cache {first.cache_status}, then {again.cache_status})")  # fmt: skip
+        print(
+            f"predict -> v{first.version} {first.predictions[0]} "
+            f"(cache {first.cache_status}, then {again.cache_status})"
+        )
         batch = client.predict(name, x_bench.head(100).to_dict(orient="records"))
         print(f"batch of {len(batch.predictions)} rows -> v{batch.version}")
 
         # 4. Lineage, as data and as a Mermaid diagram, and the two versions side by side.
         lineage = client.lineage.get(name, version=v2.version)  # v2 and its ancestors
-        print(f"lineage of v{v2.version}: {len(lineage.nodes)} versions, "
-              f"{lineage.cumulative_gain_pp} pp over the baseline")  # fmt: skip
+        print(
+            f"lineage of v{v2.version}: {len(lineage.nodes)} versions, "
+            f"{lineage.cumulative_gain_pp} pp over the baseline"
+        )
         print(client.lineage.mermaid(name, direction="both"))
         comparison = client.models.compare(name, base=v1.version, candidate=v2.version)
         accuracy = comparison.metrics["accuracy"]

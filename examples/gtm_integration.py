@@ -37,12 +37,14 @@ NEUTRAL_SCORE = 0.5  # what the sales agent uses when no score can be had in tim
 def lead_history(rows: int, seed: int) -> pd.DataFrame:
     """Past leads with the features GTM-backend sends, and whether each converted."""
     rng = np.random.default_rng(seed)
-    leads = pd.DataFrame({
-        "company_size": rng.integers(1, 5000, rows).astype(float),
-        "visits_30d": rng.poisson(6, rows).astype(float),
-        "emails_opened": rng.poisson(3, rows).astype(float),
-        "demo_requested": rng.integers(0, 2, rows).astype(float),
-    })  # fmt: skip
+    leads = pd.DataFrame(
+        {
+            "company_size": rng.integers(1, 5000, rows).astype(float),
+            "visits_30d": rng.poisson(6, rows).astype(float),
+            "emails_opened": rng.poisson(3, rows).astype(float),
+            "demo_requested": rng.integers(0, 2, rows).astype(float),
+        }
+    )
     odds = -3 + 0.4 * leads.visits_30d**0.5 + 1.5 * leads.demo_requested + 0.2 * leads.emails_opened
     leads["converted"] = (rng.random(rows) < 1 / (1 + np.exp(-odds))).astype(int)
     return leads
@@ -55,18 +57,27 @@ def register_lead_model(model_id: str) -> None:
     features, converted = history.drop(columns="converted"), history.converted
     scorer = LogisticRegression(max_iter=500).fit(features, converted)
     folder = Path(tempfile.mkdtemp(prefix="hokusai-gtm-")) / "model"
-    mlflow.sklearn.save_model(scorer, str(folder), input_example=features.head(3),
-                              pyfunc_predict_fn="predict_proba",
-                              pip_requirements=mlflow.sklearn.get_default_pip_requirements())  # fmt: skip
+    mlflow.sklearn.save_model(
+        scorer,
+        str(folder),
+        input_example=features.head(3),
+        pyfunc_predict_fn="predict_proba",
+        pip_requirements=mlflow.sklearn.get_default_pip_requirements(),
+    )
     with HokusaiClient() as client:
         version = client.models.register(
-            model_id, kind="baseline", model_type="lead_scoring",
+            model_id,
+            kind="baseline",
+            model_type="lead_scoring",
             metrics={"accuracy": scorer.score(features, converted)},
             dataset={"hash": dataset_hash(history), "num_samples": len(history)},
-            benchmark={"metric": "accuracy", "direction": "higher_is_better",
-                       "family": "proportion"},
+            benchmark={
+                "metric": "accuracy",
+                "direction": "higher_is_better",
+                "family": "proportion",
+            },
             artifact=folder,
-        )  # fmt: skip
+        )
         client.aliases.set(model_id, "production", version.version, reason="first scorer")
     print(f"model {model_id}: v{version.version} is in production")
 
@@ -101,8 +112,10 @@ async def main() -> None:
 
         # A nightly batch: one call for the whole list (split by the client past 1,000 rows).
         batch = await client.predict(model_id, leads)
-        print(f"batch: {len(batch.predictions)} leads scored by v{batch.version}, "
-              f"{batch.cache.hits} from the cache")  # fmt: skip
+        print(
+            f"batch: {len(batch.predictions)} leads scored by v{batch.version}, "
+            f"{batch.cache.hits} from the cache"
+        )
         same = [round(yes, 9) for _, yes in batch.predictions[:10]] == [round(s, 9) for s in scores]
         print("the batch agrees with the single calls:", same)
         assert same

@@ -35,18 +35,31 @@ def three_versions(client: HokusaiClient, name: str) -> None:
     dataset = {"hash": dataset_hash(frame.assign(label=y)), "num_samples": len(frame)}
     for kind, parent, model, contributors in (
         ("baseline", None, LogisticRegression(C=0.0005).fit(frame[:100], y[:100]), None),
-        ("improved", 1, LogisticRegression().fit(frame, y),
-         [{"address": ALICE, "weight": 2}, {"address": BOB, "weight": 1}]),
+        (
+            "improved",
+            1,
+            LogisticRegression().fit(frame, y),
+            [{"address": ALICE, "weight": 2}, {"address": BOB, "weight": 1}],
+        ),
         ("improved", 2, LogisticRegression(C=0.5).fit(frame, y), [{"address": BOB, "weight": 1}]),
-    ):  # fmt: skip
+    ):
         version = client.models.register(
-            name, kind=kind, model_type="classification", dataset=dataset,
-            metrics={"accuracy": model.score(frame, y)}, contributors=contributors,
+            name,
+            kind=kind,
+            model_type="classification",
+            dataset=dataset,
+            metrics={"accuracy": model.score(frame, y)},
+            contributors=contributors,
             parent_version=parent,
-            benchmark={"metric": "accuracy", "direction": "higher_is_better",
-                       "family": "proportion"} if kind == "baseline" else None,
+            benchmark={
+                "metric": "accuracy",
+                "direction": "higher_is_better",
+                "family": "proportion",
+            }
+            if kind == "baseline"
+            else None,
             artifact=model,
-        )  # fmt: skip
+        )
         decision = version.deltaone.reason if version.deltaone else "baseline"
         print(f"v{version.version} {kind}: accuracy {version.metrics['accuracy']:.4f} ({decision})")
 
@@ -105,22 +118,27 @@ def main() -> None:
         statement = verify_offline(attestation, keys)
         [subject] = statement["subject"]  # type: ignore[misc]
         decision = statement["predicate"]["decision"]  # type: ignore[index]
-        print(f"attestation {attestation.id[:19]}... verified offline: {subject['name']}, "
-              f"DeltaOne {decision['reason']}, gain {decision['gain_pp']} pp")  # fmt: skip
+        print(
+            f"attestation {attestation.id[:19]}... verified offline: {subject['name']}, "
+            f"DeltaOne {decision['reason']}, gain {decision['gain_pp']} pp"
+        )
         verify_eip712(attestation, keys)
 
         checked = client.attestations.verify(attestation.envelope.model_dump())
         print(
-            f"the service agrees: valid={checked.valid}, matches its record={checked.matches_record}"
+            f"the service agrees: valid={checked.valid}, "
+            f"matches its record={checked.matches_record}"
         )
         chain = client.attestations.verify_chain(name)
         print(f"the model's chain of {chain.length} attestations is valid: {chain.valid}")
 
         for address in (ALICE, BOB):
             impact = client.contributors.impact(address)
-            print(f"{impact.address}: {impact.contributions} contributions, "
-                  f"{impact.deltaone_accepted} accepted, weighted gain {impact.weighted_gain_pp} pp "
-                  f"({impact.accepted_weighted_gain_pp} pp accepted)")  # fmt: skip
+            print(
+                f"{impact.address}: {impact.contributions} contributions, "
+                f"{impact.deltaone_accepted} accepted, weighted gain {impact.weighted_gain_pp} pp "
+                f"({impact.accepted_weighted_gain_pp} pp accepted)"
+            )
 
 
 if __name__ == "__main__":

@@ -37,40 +37,63 @@ def the_upstream_way(name: str) -> None:
     """Upstream code, as it was written: `hokusai.setup` and `ModelRegistry`."""
     from hokusai.core.registry import ModelRegistry
 
-    hokusai.setup(api_key=os.environ["HOKUSAI_API_KEY"],
-                  api_endpoint=os.environ["HOKUSAI_BASE_URL"] + "/api")  # fmt: skip
+    hokusai.setup(
+        api_key=os.environ["HOKUSAI_API_KEY"], api_endpoint=os.environ["HOKUSAI_BASE_URL"] + "/api"
+    )
     registry = ModelRegistry()  # upstream also took an MLflow tracking URI: no longer needed
     entry = registry.register_baseline(
-        baseline, "classification", model_name=name,
-        metrics={"accuracy": baseline.score(frame, y)}, dataset=DATASET, benchmark=BENCHMARK,
+        baseline,
+        "classification",
+        model_name=name,
+        metrics={"accuracy": baseline.score(frame, y)},
+        dataset=DATASET,
+        benchmark=BENCHMARK,
         artifact=_saved(baseline, name + "-v1"),  # new: the model itself, as MLflow saves it
-    )  # fmt: skip
+    )
     better = registry.register_improved_model(
-        improved, entry.version, {"accuracy": 0.0}, CONTRIBUTOR, model_name=name,
-        metrics={"accuracy": improved.score(frame, y)}, dataset=DATASET,
+        improved,
+        entry.version,
+        {"accuracy": 0.0},
+        CONTRIBUTOR,
+        model_name=name,
+        metrics={"accuracy": improved.score(frame, y)},
+        dataset=DATASET,
         artifact=_saved(improved, name + "-v2"),
-    )  # fmt: skip
+    )
     lineage = registry.get_model_lineage(name)
-    print(f"upstream way: {name} v{entry.version} -> v{better.version}, "
-          f"lineage of {len(lineage.entries)} versions")  # fmt: skip
+    print(
+        f"upstream way: {name} v{entry.version} -> v{better.version}, "
+        f"lineage of {len(lineage.entries)} versions"
+    )
 
 
 def the_new_way(name: str) -> None:
     """The same with the client: one object, typed answers, typed errors."""
     with HokusaiClient() as client:
         v1 = client.models.register(
-            name, kind="baseline", model_type="classification", artifact=baseline,
-            metrics={"accuracy": baseline.score(frame, y)}, dataset=DATASET, benchmark=BENCHMARK,
-        )  # fmt: skip
+            name,
+            kind="baseline",
+            model_type="classification",
+            artifact=baseline,
+            metrics={"accuracy": baseline.score(frame, y)},
+            dataset=DATASET,
+            benchmark=BENCHMARK,
+        )
         v2 = client.models.register(
-            name, kind="improved", artifact=improved, parent_version=v1.version,
-            metrics={"accuracy": improved.score(frame, y)}, dataset=DATASET,
+            name,
+            kind="improved",
+            artifact=improved,
+            parent_version=v1.version,
+            metrics={"accuracy": improved.score(frame, y)},
+            dataset=DATASET,
             contributors=[{"address": CONTRIBUTOR, "weight": 1}],
-        )  # fmt: skip
+        )
         lineage = client.lineage.get(name, version=v2.version)
         assert v2.deltaone is not None
-        print(f"new way:      {name} v{v1.version} -> v{v2.version}, lineage of "
-              f"{len(lineage.nodes)} versions, DeltaOne {v2.deltaone.reason}")  # fmt: skip
+        print(
+            f"new way:      {name} v{v1.version} -> v{v2.version}, lineage of "
+            f"{len(lineage.nodes)} versions, DeltaOne {v2.deltaone.reason}"
+        )
 
 
 def _saved(model: object, folder: str) -> str:

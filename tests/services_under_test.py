@@ -158,13 +158,22 @@ def mlflow_server(backend_store_uri: str, workdir: Path) -> Iterator[str]:
     port = free_port()
     log_path = workdir / "mlflow-server.log"
     command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", backend_store_uri,
-        "--artifacts-destination", str(workdir / "artifacts"),
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--artifacts-destination",
+        str(workdir / "artifacts"),
         "--serve-artifacts",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1",
-    ]  # fmt: skip
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     url = f"http://127.0.0.1:{port}"
     with running(command, env, log_path, url, timeout_s=180, what="mlflow server"):

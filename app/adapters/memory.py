@@ -12,7 +12,9 @@ reused. Entries also expire after `ttl_s`, which bounds the staleness a token wr
 Redis failure could cause.
 
 Callers never see a token: they ask `read_through(key, load)`. The first item of a key names its
-source."""
+source.
+
+Rules: docs/reference/specification.md#remembered-state."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """Who is calling: the API key (Bearer or X-API-Key), checked against this replica's trust
 cache, then Postgres (with stale-if-error), its scopes, the per-key rate limit and the per-address
-failure throttle. Routers declare `ReaderDep`, `WriterDep`, `PredictorDep` or `AdminDep`."""
+failure throttle. Routers declare `ReaderDep`, `WriterDep`, `PredictorDep` or `AdminDep`.
+
+Rules: docs/reference/specification.md#access."""
 
 from __future__ import annotations
 

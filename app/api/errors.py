@@ -145,7 +145,8 @@ def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, handle_validation)
     app.add_exception_handler(HTTPException, handle_http)
     app.add_exception_handler(DBAPIError, handle_database)
-    # The exposure log talks to the driver directly (app/db/repositories/ab_tests.py, expose_on_postgres).
+    # The exposure log talks to the driver directly
+    # (app/db/repositories/ab_tests.py, expose_on_postgres).
     app.add_exception_handler(psycopg.OperationalError, handle_database)
     app.add_exception_handler(PoolTimeout, handle_database)
     app.add_exception_handler(Exception, handle_unexpected)

@@ -31,8 +31,10 @@ from fastapi.dependencies.utils import request_params_to_args
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute, APIRouter
 from fastapi.security.base import SecurityBase
+from fastapi.utils import create_model_field
 from pydantic import BaseModel, ValidationError
 
+from app.api.errors import problems
 from app.core.errors import UnsupportedMediaType
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -45,9 +47,28 @@ class Route(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
         options["generate_unique_id_function"] = _operation_id
         super().__init__(path, endpoint, **options)
+        if _json_model(self) is not None and 415 not in self.responses:  # `get_route_handler`
+            unsupported = problems(415)[415]
+            responses = {**self.responses, 415: unsupported}
+            self.responses = dict(sorted(responses.items(), key=lambda item: str(item[0])))
+            self.response_fields[415] = create_model_field(
+                name=f"Response_415_{self.unique_id}",
+                type_=unsupported["model"],
+                mode="serialization",
+            )
 
     def get_route_handler(self) -> Handler:
-        return _short_handler(self) or super().get_route_handler()
+        short = _short_handler(self)
+        if short is not None or _json_model(self) is None:
+            return short or super().get_route_handler()
+        handler = super().get_route_handler()
+
+        async def json_only(request: Request) -> Response:
+            """A JSON body in another media type is 415 (FastAPI would read it as text)."""
+            json_media_type(request)
+            return await handler(request)
+
+        return json_only
 
 
 def include(app: FastAPI, routers: Sequence[APIRouter]) -> None:
@@ -87,7 +108,8 @@ def _short_handler(route: APIRoute) -> Handler | None:
             raise RequestValidationError(errors)
         arguments.update(values)
         if body is not None and model is not None:
-            arguments[body.name] = parsed(model, await json_bytes(request))
+            json_media_type(request)
+            arguments[body.name] = parsed(model, await request.body())
         return await call(**arguments)
 
     return handle
@@ -175,9 +197,8 @@ def parsed(model: type[M], raw: str | bytes, *loc: str) -> M:
         ) from exc
 
 
-async def json_bytes(request: Request) -> bytes:
-    """The body, once its media type says JSON."""
+def json_media_type(request: Request) -> None:
+    """415 unless the body's media type says JSON (none given is taken as JSON)."""
     media_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType("Send the body as application/json")
-    return await request.body()

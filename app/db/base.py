@@ -25,7 +25,8 @@ def utcnow() -> datetime:
 
 
 class UtcDateTime(TypeDecorator[datetime]):
-    """timestamptz on Postgres; on SQLite, which has no time zones, stored as UTC and read back aware."""
+    """timestamptz on Postgres; on SQLite, which has no time zones, stored as UTC and read back
+    aware."""
 
     impl = DateTime(timezone=True)
     cache_ok = True

@@ -46,6 +46,7 @@ class Lineage(BaseModel):
     nodes: list[LineageNode]
     edges: list[LineageEdge]
     cumulative_gain_pp: float | None = Field(
-        description="LineageDirection-aware gain from the root baseline to `version` on the primary "
+        description="LineageDirection-aware gain from the root baseline to `version` on the "
+        "primary "
         "metric: percentage points for proportions, percent of the root's value otherwise"
     )

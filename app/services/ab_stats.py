@@ -1,6 +1,8 @@
 """A/B statistics, from sufficient statistics only (count, sum, sum of
 squares per variant), so reading results costs the same for a thousand events or a million.
-Pure functions, no I/O."""
+Pure functions, no I/O.
+
+Rules: docs/reference/specification.md#ab-tests."""
 
 from __future__ import annotations
 

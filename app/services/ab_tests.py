@@ -1,5 +1,7 @@
-"""A/B tests: lifecycle, sticky assignment without per-unit storage,
-routed predictions, outcomes as sufficient statistics, results, promotion, webhooks."""
+"""A/B tests: lifecycle, outcomes as sufficient statistics, results, promotion, webhooks.
+(Routing units: `app/services/traffic.py`.)
+
+Rules: docs/reference/specification.md#ab-tests."""
 
 from __future__ import annotations
 
@@ -174,9 +176,16 @@ class AbTestService:
             raise InvalidTransition("A stopped test does not change")
         if request.weights is not None:
             if set(request.weights) != {v.name for v in variants}:
-                raise ValidationFailed("weights must name every variant", errors=[
-                    {"loc": ["body", "weights"], "msg": "name every variant once", "type": "value_error"}
-                ])  # fmt: skip
+                raise ValidationFailed(
+                    "weights must name every variant",
+                    errors=[
+                        {
+                            "loc": ["body", "weights"],
+                            "msg": "name every variant once",
+                            "type": "value_error",
+                        }
+                    ],
+                )
             for variant in variants:
                 variant.weight = request.weights[variant.name]
         if "ends_at" in request.model_fields_set:
@@ -224,10 +233,18 @@ class AbTestService:
         await self.tests.save()
         changed(self.session, AB_TEST, str(test.id))
         changed(self.session, AB_TEST, by_model(model.name))
-        self._announce(test, {
-            "type": "ab_test.status_changed", "test_id": str(test.id), "name": test.name,
-            "from": previous, "to": status.value, "reason": reason, "at": now.isoformat(),
-        })  # fmt: skip
+        self._announce(
+            test,
+            {
+                "type": "ab_test.status_changed",
+                "test_id": str(test.id),
+                "name": test.name,
+                "from": previous,
+                "to": status.value,
+                "reason": reason,
+                "at": now.isoformat(),
+            },
+        )
 
     # What routing units needs (`app/services/traffic.py`)
 
@@ -258,9 +275,16 @@ class AbTestService:
         if test.metric_kind == "binary":
             wrong = np.flatnonzero((values != 0) & (values != 1))
             if wrong.size:
-                raise ValidationFailed("binary outcomes are 0 or 1", errors=[
-                    {"loc": ["body", "events", int(wrong[0]), "value"], "msg": "must be 0 or 1", "type": "value_error"}
-                ])  # fmt: skip
+                raise ValidationFailed(
+                    "binary outcomes are 0 or 1",
+                    errors=[
+                        {
+                            "loc": ["body", "events", int(wrong[0]), "value"],
+                            "msg": "must be 0 or 1",
+                            "type": "value_error",
+                        }
+                    ],
+                )
         exposed = await self.tests.exposed(test.id, list({event["unit_id"] for event in events}))
         counted = np.fromiter((event["unit_id"] in exposed for event in events), bool, len(events))
         values = values[counted]
@@ -303,10 +327,17 @@ class AbTestService:
         if result.verdict != previous and await self.tests.move_verdict(
             test, previous, result.verdict
         ):
-            self._announce(test, {
-                "type": "ab_test.verdict_changed", "test_id": str(test.id), "name": test.name,
-                "from": previous, "to": result.verdict, "at": utcnow().isoformat(),
-            })  # fmt: skip
+            self._announce(
+                test,
+                {
+                    "type": "ab_test.verdict_changed",
+                    "test_id": str(test.id),
+                    "name": test.name,
+                    "from": previous,
+                    "to": result.verdict,
+                    "at": utcnow().isoformat(),
+                },
+            )
 
     def _announce(self, test: AbTest, event: dict[str, Any]) -> None:
         """Send `event` to the test's webhook once this request's work is committed."""
@@ -323,17 +354,25 @@ class AbTestService:
             raise InvalidTransition("Only a started test can be promoted")
         chosen = next((v for v in variants if v.name == variant_name), None)
         if chosen is None or chosen.version is None:
-            raise ValidationFailed(f"No variant {variant_name}", errors=[
-                {"loc": ["body", "variant"], "msg": "unknown variant", "type": "value_error"}
-            ])  # fmt: skip
+            raise ValidationFailed(
+                f"No variant {variant_name}",
+                errors=[
+                    {"loc": ["body", "variant"], "msg": "unknown variant", "type": "value_error"}
+                ],
+            )
         result = _results(test, variants)
         favoured = (
-            result.verdict == "control_better" if chosen.position == 0
-            else any(c.variant == chosen.name and c.significant and _better(test, c) for c in result.comparisons)
-        )  # fmt: skip
+            result.verdict == "control_better"
+            if chosen.position == 0
+            else any(
+                c.variant == chosen.name and c.significant and _better(test, c)
+                for c in result.comparisons
+            )
+        )
         if not favoured and not force:
             raise NotSignificant(
-                f"The results ({result.verdict}) do not favour {variant_name}; use force to promote anyway"
+                f"The results ({result.verdict}) do not favour {variant_name}; "
+                "use force to promote anyway"
             )
         await self.ml_models.set_alias(
             model.name,
@@ -357,14 +396,25 @@ class AbTestService:
     @staticmethod
     def _read(test: AbTest, model: str, variants: list[AbVariant]) -> AbTestRead:
         return AbTestRead(
-            id=test.id, name=test.name, model=model,
+            id=test.id,
+            name=test.name,
+            model=model,
             status=AbTestStatus(test.status),
-            variants=[VariantRead(name=v.name, version=v.version, alias=v.alias, weight=v.weight) for v in variants],
-            unit=test.unit, metric=_metric(test), minimum_sample_size=test.minimum_sample_size,
-            confidence_level=test.confidence_level, ends_at=test.ends_at, webhook_url=test.webhook_url,
-            created_at=test.created_at, started_at=test.started_at, stopped_at=test.stopped_at,
+            variants=[
+                VariantRead(name=v.name, version=v.version, alias=v.alias, weight=v.weight)
+                for v in variants
+            ],
+            unit=test.unit,
+            metric=_metric(test),
+            minimum_sample_size=test.minimum_sample_size,
+            confidence_level=test.confidence_level,
+            ends_at=test.ends_at,
+            webhook_url=test.webhook_url,
+            created_at=test.created_at,
+            started_at=test.started_at,
+            stopped_at=test.stopped_at,
             winner=test.winner,
-        )  # fmt: skip
+        )
 
 
 def _metric(test: AbTest) -> MetricSpec:

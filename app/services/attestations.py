@@ -1,6 +1,8 @@
 """Attestations: an in-toto Statement v1 per improved version, identified by
 the SHA-256 of its RFC 8785 JSON, signed in a DSSE envelope with Ed25519, chained per model, and
-for accepted DeltaOnes also signed as EIP-712 typed data."""
+for accepted DeltaOnes also signed as EIP-712 typed data.
+
+Rules: docs/reference/specification.md#attestations."""
 
 from __future__ import annotations
 
@@ -235,9 +237,12 @@ class AttestationService:
             payload = base64.b64decode(envelope.payload, validate=True)
         except (binascii.Error, ValueError):
             return Verification(
-                valid=False, keyid=None, attestation_id=None, matches_record=False,
+                valid=False,
+                keyid=None,
+                attestation_id=None,
+                matches_record=False,
                 reason="payload_not_base64",
-            )  # fmt: skip
+            )
         attestation_id = digest_of(payload)
         record = await self.attestations.get(attestation_id)
         matches = record is not None and record.payload.encode() == payload

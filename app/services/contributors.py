@@ -1,5 +1,7 @@
 """Contributors: Ethereum addresses checked with real EIP-55 (Keccak-256),
-and weights turned into basis points that sum to exactly 10000 by the largest remainder."""
+and weights turned into basis points that sum to exactly 10000 by the largest remainder.
+
+Rules: docs/reference/specification.md#contributors."""
 
 from __future__ import annotations
 

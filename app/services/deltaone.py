@@ -1,6 +1,8 @@
 """The DeltaOne decision: is an improved version's gain on the primary
 metric at least one percentage point, measured well enough to pay contributors for it? The checks
-run in a fixed order and the first that fails is the reason. Pure functions, no I/O."""
+run in a fixed order and the first that fails is the reason. Pure functions, no I/O.
+
+Rules: docs/reference/specification.md#deltaone."""
 
 from __future__ import annotations
 

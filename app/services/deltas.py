@@ -1,5 +1,7 @@
 """Delta rules: direction-aware gain, percentage points for proportions,
-decimal half-even rounding to 6 places. Pure functions, no I/O."""
+decimal half-even rounding to 6 places. Pure functions, no I/O.
+
+Rules: docs/reference/specification.md#deltas."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """Lineage: the graph of versions, parent -> child, with each edge's gain,
-decision, contributors and attestation; as JSON, Mermaid or Graphviz DOT."""
+decision, contributors and attestation; as JSON, Mermaid or Graphviz DOT.
+
+Rules: docs/reference/specification.md#lineage."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Models and versions: registration (MLflow first, then one transaction), reads, aliases with
-their history, rollback and compare."""
+their history, rollback and compare.
+
+Rules: docs/reference/specification.md#registration,
+docs/reference/specification.md#aliases-rollback-and-compare."""
 
 from __future__ import annotations
 
@@ -96,8 +99,8 @@ class MlModelService:
         """`artifact` is an uploaded archive on disk or an MLflow source URI. Everything is
         checked before MLflow is touched; MLflow goes first, then the rows, in the request's one
         transaction. A version already in MLflow (`published`, when importing a registry) is
-        recorded without writing to MLflow. With a `request_key` (from an Idempotency-Key), MLflow objects an earlier
-        attempt left are found by it and reused."""
+        recorded without writing to MLflow. With a `request_key` (from an Idempotency-Key),
+        MLflow objects an earlier attempt left are found by it and reused."""
         model = await self.models.get_by_name(request.name)
         benchmark = self._benchmark(request, model)
         self._check_metrics(request, benchmark)

@@ -4,7 +4,9 @@ misses reach the model, in one call, and the answers go back in order. Redis tro
 
 A process remembers the versions it resolved (`app/adapters/memory.py`) and checks them in the same
 Redis round trip that looks up the rows: a cached prediction touches Postgres only when the
-model's versions or aliases changed."""
+model's versions or aliases changed.
+
+Rules: docs/reference/specification.md#predictions-and-the-cache."""
 
 from __future__ import annotations
 

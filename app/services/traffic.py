@@ -1,7 +1,9 @@
 """Units to variants: sticky assignment without per-unit storage, and predictions routed through
 a model's running test. The hot paths: a test this process remembers (`app/adapters/memory.py`)
 costs one Redis round trip and no database session; exposures go through the group-committing
-log (`app/db/exposure_log.py`)."""
+log (`app/db/exposure_log.py`).
+
+Rules: docs/reference/specification.md#ab-tests."""
 
 from __future__ import annotations
 

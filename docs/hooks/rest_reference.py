@@ -42,13 +42,18 @@ def _operation(method: str, path: str, operation: dict[str, Any]) -> str:
     scopes = ", ".join(
         scope for requirement in operation.get("security", []) for scope in requirement
     )
-    lines += [f"Operation id `{operation['operationId']}`" + (f"; needs a key ({scopes})" if scopes else "; no key"), ""]  # fmt: skip
+    lines += [
+        f"Operation id `{operation['operationId']}`"
+        + (f"; needs a key ({scopes})" if scopes else "; no key"),
+        "",
+    ]
     parameters = operation.get("parameters", [])
     if parameters:
         lines += ["| parameter | in | type | required | description |", "|---|---|---|---|---|"]
         for parameter in parameters:
             lines.append(
-                f"| `{parameter['name']}` | {parameter['in']} | {_type(parameter.get('schema', {}))} "
+                f"| `{parameter['name']}` | {parameter['in']} "
+                f"| {_type(parameter.get('schema', {}))} "
                 f"| {'yes' if parameter.get('required') else 'no'} "
                 f"| {_cell(parameter.get('description', ''))} |"
             )

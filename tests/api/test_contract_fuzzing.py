@@ -48,24 +48,39 @@ def test_schemathesis_finds_no_failure_on_any_operation(live: LiveService, tmp_p
     config.write_text(
         CONFIG.read_text()
         + "".join(
-            f"\n[[operations]]\ninclude-path-regex = '{regex}'\nparameters = {{ {key} = '{value}' }}\n"
+            f"\n[[operations]]\ninclude-path-regex = '{regex}'\n"
+            f"parameters = {{ {key} = '{value}' }}\n"
             for regex, key, value in operations
         )
     )
     command = [
-        str(SCHEMATHESIS), "--no-color", "--config-file", str(config),
-        "run", f"{live.url}/openapi.json",
-        "--checks", "all",
-        "--seed", "20261201",
-        "--max-examples", "25",
+        str(SCHEMATHESIS),
+        "--no-color",
+        "--config-file",
+        str(config),
+        "run",
+        f"{live.url}/openapi.json",
+        "--checks",
+        "all",
+        "--seed",
+        "20261201",
+        "--max-examples",
+        "25",
         # One worker: on CPython 3.11, two threads building strategies at once race in `ast.parse`
         # (hypothesis describes lambdas) and fail with "AST constructor recursion depth mismatch".
-        "--workers", "1",
-        "--request-timeout", "30",
-        "--generation-database", "none",
-        "--header", f"Authorization: Bearer {live.admin_key}",
-        "--report", "junit", "--report-dir", str(tmp_path),
-    ]  # fmt: skip
+        "--workers",
+        "1",
+        "--request-timeout",
+        "30",
+        "--generation-database",
+        "none",
+        "--header",
+        f"Authorization: Bearer {live.admin_key}",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(tmp_path),
+    ]
     run = subprocess.run(command, capture_output=True, text=True, timeout=900)
     summary = run.stdout[run.stdout.find("SUMMARY") :]
     print(summary)  # operations, test cases and failures, in the test's output (-rA or -s)

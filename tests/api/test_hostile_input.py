@@ -208,16 +208,33 @@ async def test_a_source_uri_mlflow_refuses_is_400_not_an_outage(
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
-@pytest.mark.parametrize("path", ["/api/v1/models/m/predict", f"{AB}/assign", f"{AB}/outcomes"])
-async def test_a_body_that_is_not_json_is_415(
-    client: httpx.AsyncClient, admin_key: str, path: str, content_type: str
+@pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
+async def test_a_body_that_is_not_json_is_415_on_every_json_route(
+    client: httpx.AsyncClient, admin_key: str, method: str, path: str, content_type: str
 ) -> None:
-    response = await client.post(
+    response = await client.request(
+        method,
         path,
         content=b'{"inputs": {}, "unit_id": "u", "events": [{"unit_id": "u", "value": 1}]}',
         headers={**auth(admin_key), "Content-Type": content_type},
     )
     assert_problem(response, 415, "unsupported_media_type")
+
+
+def test_the_contract_says_which_routes_answer_415() -> None:
+    answering = {
+        (method.upper(), path)
+        for path, operations in CONTRACT["paths"].items()
+        for method, operation in operations.items()
+        if "415" in operation["responses"]
+    }
+    with_json_bodies = {
+        (method.upper(), path)
+        for path, operations in CONTRACT["paths"].items()
+        for method, operation in operations.items()
+        if "application/json" in operation.get("requestBody", {}).get("content", {})
+    }
+    assert answering == with_json_bodies
 
 
 async def test_database_errors_never_carry_statement_parameters(settings: Settings) -> None:

@@ -136,9 +136,13 @@ async def test_attestation_verifies_with_standard_tools(
     signing_client: httpx.AsyncClient, admin_key: str, archive: bytes
 ) -> None:
     model = await Model.create(signing_client, admin_key, archive)
-    version = await model.improve(0.83, contributors=[
-        {"address": CONTRIBUTOR, "weight": 3}, {"address": OTHER_CONTRIBUTOR, "weight": 1},
-    ])  # fmt: skip
+    version = await model.improve(
+        0.83,
+        contributors=[
+            {"address": CONTRIBUTOR, "weight": 3},
+            {"address": OTHER_CONTRIBUTOR, "weight": 1},
+        ],
+    )
     headers = auth(admin_key)
     attestation = (
         await signing_client.get(
@@ -155,10 +159,12 @@ async def test_attestation_verifies_with_standard_tools(
     statement = attestation["statement"]
     assert statement["_type"] == "https://in-toto.io/Statement/v1"
     assert statement["predicateType"] == "https://hokusai.ai/attestations/model-improvement/v1"
-    assert statement["subject"] == [{
-        "name": f"models/{model.name}/versions/2",
-        "digest": {"sha256": version["artifact"]["digest"].removeprefix("sha256:")},
-    }]  # fmt: skip
+    assert statement["subject"] == [
+        {
+            "name": f"models/{model.name}/versions/2",
+            "digest": {"sha256": version["artifact"]["digest"].removeprefix("sha256:")},
+        }
+    ]
     predicate = statement["predicate"]
     assert predicate["contributors"] == [
         {"address": CONTRIBUTOR, "bps": 7500},
@@ -185,9 +191,11 @@ async def test_attestation_verifies_with_standard_tools(
     assert recovered == keys["eip712_signer"] == eip712["signer"]
     typed = eip712["typed_data"]
     assert typed["domain"] == {
-        "name": "HokusaiDeltaVerifier", "version": "1", "chainId": 8453,
+        "name": "HokusaiDeltaVerifier",
+        "version": "1",
+        "chainId": 8453,
         "verifyingContract": "0x00000000000000000000000000000000000000A1",
-    }  # fmt: skip
+    }
     assert typed["message"]["attestationDigest"] == "0x" + attestation["id"].removeprefix("sha256:")
     assert typed["message"]["gainBps"] == 300
     assert typed["message"]["contributors"] == [
@@ -232,9 +240,12 @@ async def test_verify_endpoint_tells_valid_forged_and_foreign_envelopes_apart(
 
     good = await verify(envelope)
     assert good == {
-        "valid": True, "keyid": envelope["signatures"][0]["keyid"],
-        "attestation_id": version["attestation_id"], "matches_record": True, "reason": None,
-    }  # fmt: skip
+        "valid": True,
+        "keyid": envelope["signatures"][0]["keyid"],
+        "attestation_id": version["attestation_id"],
+        "matches_record": True,
+        "reason": None,
+    }
     statement = json.loads(base64.b64decode(envelope["payload"]))
     statement["predicate"]["contributors"][0]["bps"] = 9999
     forged_payload = rfc8785.dumps(statement)
@@ -274,7 +285,8 @@ async def test_chain_verification_names_a_row_edited_in_postgres(
     tampered = ids[1]
     with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
         connection.execute(
-            "UPDATE attestations SET payload = replace(payload, '\"bps\":10000', '\"bps\":9000') WHERE id = %s",
+            "UPDATE attestations SET payload = "
+            "replace(payload, '\"bps\":10000', '\"bps\":9000') WHERE id = %s",
             (tampered,),
         )
     broken = await model.get("/attestations/verify")
@@ -311,10 +323,14 @@ async def test_lineage_graph_in_three_formats(
     assert whole["cumulative_gain_pp"] is None
     edge = next(e for e in whole["edges"] if e["child"] == 2)
     assert edge == {
-        "parent": 1, "child": 2, "gain_pp": 3.0, "deltaone_accepted": True, "reason": "accepted",
+        "parent": 1,
+        "child": 2,
+        "gain_pp": 3.0,
+        "deltaone_accepted": True,
+        "reason": "accepted",
         "contributors": [{"address": CONTRIBUTOR, "weight_bps": 10000}],
         "attestation_id": v2["attestation_id"],
-    }  # fmt: skip
+    }
 
     path = await model.get("/lineage", version=3, direction="ancestors")
     assert [n["version"] for n in path["nodes"]] == [1, 2, 3]
@@ -427,9 +443,14 @@ async def test_contributor_impact_is_exact_and_case_blind(
         (first.name, 3),
     ]
     assert page["items"][1] == {
-        "model": first.name, "version": 3, "weight_bps": 10000, "gain_pp": 0.5,
-        "deltaone_accepted": False, "attestation_id": b["attestation_id"], "created_at": b["created_at"],
-    }  # fmt: skip
+        "model": first.name,
+        "version": 3,
+        "weight_bps": 10000,
+        "gain_pp": 0.5,
+        "deltaone_accepted": False,
+        "attestation_id": b["attestation_id"],
+        "created_at": b["created_at"],
+    }
 
 
 async def test_unknown_address_has_zero_impact_and_bad_ones_are_422(
@@ -440,10 +461,17 @@ async def test_unknown_address_has_zero_impact_and_bad_ones_are_422(
         await client.get("/api/v1/contributors/0x" + "1" * 40 + "/impact", headers=headers)
     ).json()
     assert nobody == {
-        "address": "0x" + "1" * 40, "contributions": 0, "models_improved": 0, "deltaone_accepted": 0,
-        "weighted_gain_pp": 0.0, "accepted_weighted_gain_pp": 0.0, "first_contribution_at": None,
-        "last_contribution_at": None, "models": [], "attestation_ids": [],
-    }  # fmt: skip
+        "address": "0x" + "1" * 40,
+        "contributions": 0,
+        "models_improved": 0,
+        "deltaone_accepted": 0,
+        "weighted_gain_pp": 0.0,
+        "accepted_weighted_gain_pp": 0.0,
+        "first_contribution_at": None,
+        "last_contribution_at": None,
+        "models": [],
+        "attestation_ids": [],
+    }
     bad_checksum = "0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
     for address in ("0x123", bad_checksum):
         response = await client.get(f"/api/v1/contributors/{address}/impact", headers=headers)

@@ -241,7 +241,8 @@ async def test_nan_and_infinity_are_refused(client: httpx.AsyncClient, admin_key
         raw = (
             '{"name": "x", "kind": "baseline", "model_type": "custom", "source_uri": "runs:/a/m",'
             ' "dataset": {"hash": "sha256:' + "a" * 64 + '", "num_samples": 1},'
-            ' "benchmark": {"metric": "m", "direction": "higher_is_better", "family": "continuous"},'
+            ' "benchmark": {"metric": "m", "direction": "higher_is_better",'
+            ' "family": "continuous"},'
             ' "metrics": {"m": ' + value + "}}"
         )
         response = await client.post(
@@ -471,7 +472,9 @@ async def test_registered_models_load_back_and_predict_like_the_originals(
             loaded = await registry.load_pyfunc(body["artifact"]["source_uri"])
             assert list(loaded.predict(frame)) == pytest.approx(list(estimator.predict(frame)))
             assert [(c.name, c.type) for c in loaded.columns or []] == [
-                ("f0", "double"), ("f1", "double"), ("f2", "double"),
-            ]  # fmt: skip
+                ("f0", "double"),
+                ("f1", "double"),
+                ("f2", "double"),
+            ]
     finally:
         registry.close()

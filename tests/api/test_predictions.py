@@ -367,9 +367,14 @@ async def test_a_move_on_one_replica_counts_on_the_next_call_on_another(
         name = await deploy(one, admin_key, classifier[0], "custom")
         metric = {"metric": "score", "direction": "higher_is_better", "family": "continuous"}
         await register_baseline(
-            one, admin_key, regressor[0], name, model_type=None, metrics={"score": 2.0},
+            one,
+            admin_key,
+            regressor[0],
+            name,
+            model_type=None,
+            metrics={"score": 2.0},
             benchmark=metric,
-        )  # fmt: skip
+        )
         seen = []
         for version in (1, 2, 1, 2):
             await other.put(

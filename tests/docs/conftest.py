@@ -38,17 +38,28 @@ def user_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [wheel] = (work / "dist").glob("hokusai_ml_platform-*.whl")
     frozen = subprocess.run(
         [*UV, "pip", "freeze", "--python", sys.executable],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     pins = [line for line in frozen.splitlines() if "==" in line and "hokusai" not in line]
     (work / "constraints.txt").write_text("\n".join(pins) + "\n")
     venv = work / "venv"
     uv("venv", "--quiet", "--python", sys.executable, str(venv))
     python = venv / "bin" / "python"
     # Compiled as pip does it, so each example does not compile what it imports again.
-    uv("pip", "install", "--quiet", "--compile-bytecode", "--python", str(python),
-       "-c", str(work / "constraints.txt"),
-       f"{wheel}[mlflow]", *EXTRAS)  # fmt: skip
+    uv(
+        "pip",
+        "install",
+        "--quiet",
+        "--compile-bytecode",
+        "--python",
+        str(python),
+        "-c",
+        str(work / "constraints.txt"),
+        f"{wheel}[mlflow]",
+        *EXTRAS,
+    )
     return python
 
 
@@ -68,9 +79,13 @@ class UserService:
             "MLFLOW_TRACKING_URI": "",  # examples never talk to MLflow themselves
         }
         finished = subprocess.run(
-            [str(python), *args], cwd=self.workdir, env=env,
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+            [str(python), *args],
+            cwd=self.workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         output = finished.stdout + finished.stderr
         assert finished.returncode == 0, output[-6000:]
         return finished.stdout
@@ -83,9 +98,13 @@ def user_service(
     workdir = tmp_path_factory.mktemp("user-service")
     admin = generate_key()
     settings = live_settings(
-        database_url, redis_url, mlflow_uri, workdir, admin,
+        database_url,
+        redis_url,
+        mlflow_uri,
+        workdir,
+        admin,
         eip712_signing_key=SecretStr(EIP712_KEY),
-    )  # fmt: skip
+    )
     runs = workdir / "runs"
     runs.mkdir()
     with service_process(settings, workdir) as (url, _):

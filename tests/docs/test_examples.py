@@ -14,8 +14,13 @@ EXAMPLES = ROOT / "examples"
 
 
 def test_every_example_is_tested() -> None:
-    tested = {"basic_usage", "gtm_integration", "ab_testing", "lineage_and_attestations",
-              "migrating_from_the_upstream_sdk"}  # fmt: skip
+    tested = {
+        "basic_usage",
+        "gtm_integration",
+        "ab_testing",
+        "lineage_and_attestations",
+        "migrating_from_the_upstream_sdk",
+    }
     assert {path.stem for path in EXAMPLES.glob("*.py")} == tested
 
 
@@ -55,9 +60,11 @@ def test_lineage_and_attestations(user_python: Path, user_service: UserService) 
 @pytest.mark.filterwarnings("error")
 def test_migrating_from_the_upstream_sdk(user_python: Path, user_service: UserService) -> None:
     printed = user_service.run(
-        user_python, "-W", "always::DeprecationWarning",
+        user_python,
+        "-W",
+        "always::DeprecationWarning",
         str(EXAMPLES / "migrating_from_the_upstream_sdk.py"),
-    )  # fmt: skip
+    )
     assert "upstream way:" in printed
     assert "new way:" in printed
     assert "DeltaOne accepted" in printed

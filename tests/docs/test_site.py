@@ -24,10 +24,19 @@ LOADS = re.compile(
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("site")
     built = subprocess.run(
-        [str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "--site-dir", str(target)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            str(Path(sys.executable).parent / "mkdocs"),
+            "build",
+            "--strict",
+            "--site-dir",
+            str(target),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-    )  # fmt: skip
+    )
     assert built.returncode == 0, built.stdout + built.stderr
     return target
 
@@ -72,8 +81,17 @@ def test_the_client_reference_shows_every_resource_method(site: Path) -> None:
 
     page = (site / "reference" / "sdk" / "index.html").read_text()
     client = HokusaiClient("http://127.0.0.1:9", "hk_" + "x" * 40)
-    for resource in ("models", "versions", "aliases", "lineage", "attestations", "contributors",
-                     "ab_tests", "experiments", "api_keys"):  # fmt: skip
+    for resource in (
+        "models",
+        "versions",
+        "aliases",
+        "lineage",
+        "attestations",
+        "contributors",
+        "ab_tests",
+        "experiments",
+        "api_keys",
+    ):
         for name in dir(type(getattr(client, resource))):
             if not name.startswith("_"):
                 assert f"{type(getattr(client, resource)).__name__}.{name}" in page, (

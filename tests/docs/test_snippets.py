@@ -58,8 +58,15 @@ def blocks(page: Path, text: str | None = None) -> list[Block]:
         index += 1
         before = next((line for line in reversed(lines[:start]) if line.strip()), "")
         reason = NOT_RUN.match(before.strip())
-        found.append(Block(page, start + 1, match.group(1), "\n".join(body) + "\n",
-                           reason.group(1) if reason else None))  # fmt: skip
+        found.append(
+            Block(
+                page,
+                start + 1,
+                match.group(1),
+                "\n".join(body) + "\n",
+                reason.group(1) if reason else None,
+            )
+        )
     return found
 
 
@@ -90,7 +97,8 @@ def test_every_block_runs_or_says_a_checkable_reason() -> None:
             else:
                 assert reason in {
                     "starts the server; the walkthrough test starts it this way",
-                    "needs a Docker engine; CI validates the compose file with docker-compose config",
+                    "needs a Docker engine; "
+                    "CI validates the compose file with docker-compose config",
                 }, f"{where}: {reason}"
 
 
@@ -180,13 +188,20 @@ def test_the_readme_walkthrough_against_make_runs_embedded_defaults(
     url = f"http://127.0.0.1:{port}"
     with running(
         [str(Path(sys.executable).parent / "hokusai-api"), "serve", "--migrate"],
-        server_env, tmp_path / "make-run.log", url, timeout_s=120, what="make run",
+        server_env,
+        tmp_path / "make-run.log",
+        url,
+        timeout_s=120,
+        what="make run",
         cwd=tmp_path,
-    ):  # fmt: skip
+    ):
         printed = run_page(
-            found, user_python, {**clean, "HOME": str(tmp_path)}, tmp_path,
+            found,
+            user_python,
+            {**clean, "HOME": str(tmp_path)},
+            tmp_path,
             {"http://127.0.0.1:8000": url},
-        )  # fmt: skip
+        )
     assert "v1: accuracy 0.6" in printed
     assert "DeltaOne accepted" in printed
     assert '-->|"+' in printed  # the Mermaid lineage

@@ -37,10 +37,25 @@ def test_register_list_predict_lineage_from_the_command_line(
     name = unique("cli")
     model_dir = save_sklearn(tmp_path)[0]
     registered = run(
-        live, tmp_path, "models", "register", name, "--kind", "baseline", "--artifact", str(model_dir),
-        "--model-type", "classification", "--metrics", '{"accuracy": 0.8}',
-        "--dataset", json.dumps(DATASET), "--benchmark", json.dumps(BENCHMARK), "--json",
-    )  # fmt: skip
+        live,
+        tmp_path,
+        "models",
+        "register",
+        name,
+        "--kind",
+        "baseline",
+        "--artifact",
+        str(model_dir),
+        "--model-type",
+        "classification",
+        "--metrics",
+        '{"accuracy": 0.8}',
+        "--dataset",
+        json.dumps(DATASET),
+        "--benchmark",
+        json.dumps(BENCHMARK),
+        "--json",
+    )
     assert registered.returncode == 0, registered.stderr
     assert json.loads(registered.stdout)["version"] == 1
     listed = run(live, tmp_path, "models", "list", "--json")
@@ -74,8 +89,10 @@ def test_login_writes_a_private_config_the_client_then_uses(
     config = tmp_path / "config"
     logged = subprocess.run(
         [HOKUSAI, "login", "--base-url", live.url + "/api/v1", "--api-key", live.admin_key],
-        capture_output=True, text=True, env={**os.environ, "HOKUSAI_CONFIG_FILE": str(config)},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOKUSAI_CONFIG_FILE": str(config)},
+    )
     assert logged.returncode == 0, logged.stderr
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert live.admin_key not in logged.stdout

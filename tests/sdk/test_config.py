@@ -49,7 +49,8 @@ def test_the_config_file_and_its_profiles(
     monkeypatch: pytest.MonkeyPatch, clean_environment: Path
 ) -> None:
     clean_environment.write_text(
-        f"[default]\napi_key = {KEY}\nbase_url = http://default:1\n\n[staging]\napi_key = hk_{'t' * 40}\nbase_url = http://staging:2/api\n"
+        f"[default]\napi_key = {KEY}\nbase_url = http://default:1\n\n"
+        f"[staging]\napi_key = hk_{'t' * 40}\nbase_url = http://staging:2/api\n"
     )
     assert HokusaiClient().base_url == "http://default:1"
     monkeypatch.setenv("HOKUSAI_PROFILE", "staging")
@@ -115,9 +116,13 @@ def test_a_header_the_service_would_not_keep_is_refused_before_sending(
 
     client = HokusaiClient("http://127.0.0.1:9", "hk_" + "x" * 40, max_retries=5)
     call: Call[None] = Call(
-        "POST", "/api/v1/api-keys", lambda r: None, request_id=request_id,
-        idempotency_key=idempotency_key, repeatable=True,
-    )  # fmt: skip
+        "POST",
+        "/api/v1/api-keys",
+        lambda r: None,
+        request_id=request_id,
+        idempotency_key=idempotency_key,
+        repeatable=True,
+    )
     with pytest.raises(ConfigurationError, match="not one the service accepts"):
         client._run(call)
     with pytest.raises(ConfigurationError, match="X-Request-ID"):

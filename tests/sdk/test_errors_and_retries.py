@@ -50,9 +50,25 @@ def test_each_status_is_its_error_class_with_the_problem_fields(
         (PermissionDeniedError, lambda: HokusaiClient(live.url, reader_key).models.update("m")),
         (NotFoundError, lambda: client.models.get(unique())),
         (UnprocessableEntityError, lambda: client.aliases.set("m", "production", 0)),
-        (PayloadTooLargeError, lambda: HokusaiClient(live.url, live.admin_key, max_batch_size=5000).predict("m", [{}] * 1001)),
-        (BadRequestError, lambda: client.models.register(unique(), kind="baseline", artifact=archive, metrics={"a": 1.0}, dataset=DATASET, model_type="custom", benchmark={"metric": "a", "direction": "higher_is_better", "family": "proportion"})),
-    ]  # fmt: skip
+        (
+            PayloadTooLargeError,
+            lambda: HokusaiClient(live.url, live.admin_key, max_batch_size=5000).predict(
+                "m", [{}] * 1001
+            ),
+        ),
+        (
+            BadRequestError,
+            lambda: client.models.register(
+                unique(),
+                kind="baseline",
+                artifact=archive,
+                metrics={"a": 1.0},
+                dataset=DATASET,
+                model_type="custom",
+                benchmark={"metric": "a", "direction": "higher_is_better", "family": "proportion"},
+            ),
+        ),
+    ]
     for kind, call in cases:
         with pytest.raises(kind) as raised:
             call()
@@ -72,9 +88,15 @@ def test_a_taken_token_id_is_a_conflict(client: HokusaiClient, tmp_path: Path) -
     benchmark = {"metric": "a", "direction": "higher_is_better", "family": "proportion"}
     for attempt in range(2):
         call = lambda: client.models.register(  # noqa: E731
-            unique(), kind="baseline", source_uri="runs:/0123456789abcdef0123456789abcdef/model",
-            metrics={"a": 1.0}, dataset=DATASET, model_type="custom", benchmark=benchmark, token_id=token,
-        )  # fmt: skip
+            unique(),
+            kind="baseline",
+            source_uri="runs:/0123456789abcdef0123456789abcdef/model",
+            metrics={"a": 1.0},
+            dataset=DATASET,
+            model_type="custom",
+            benchmark=benchmark,
+            token_id=token,
+        )
         if attempt == 1:
             with pytest.raises((ConflictError, BadRequestError)):
                 call()
@@ -144,7 +166,22 @@ def test_503_is_retried_after_retry_after_with_one_request_id(scripted: str) -> 
 
 
 def test_a_creating_post_is_retried_with_one_idempotency_key(scripted: str) -> None:
-    Scripted.script = [(503, {"Retry-After": "0"}, problem(503, "database_unavailable")), (201, {}, {"id": "k", "name": "n", "scopes": ["read"], "key": "hk_x", "prefix": "p", "created_at": "2026-12-01T00:00:00Z", "revoked_at": None})]  # fmt: skip
+    Scripted.script = [
+        (503, {"Retry-After": "0"}, problem(503, "database_unavailable")),
+        (
+            201,
+            {},
+            {
+                "id": "k",
+                "name": "n",
+                "scopes": ["read"],
+                "key": "hk_x",
+                "prefix": "p",
+                "created_at": "2026-12-01T00:00:00Z",
+                "revoked_at": None,
+            },
+        ),
+    ]
     HokusaiClient(scripted, "hk_" + "k" * 40).api_keys.create("n", ["read"])
     keys = [headers["Idempotency-Key"] for _, _, headers in Scripted.received]
     assert len(keys) == 2

@@ -39,13 +39,23 @@ def test_the_whole_journey_with_the_sync_client(
     name = unique("sdk")
     with client:
         base = client.models.register(
-            name, kind="baseline", model_type="classification", artifact=model_dir,
-            metrics={"accuracy": 0.80}, benchmark=BENCHMARK, dataset=DATASET, tags={"team": "gtm"},
-        )  # fmt: skip
+            name,
+            kind="baseline",
+            model_type="classification",
+            artifact=model_dir,
+            metrics={"accuracy": 0.80},
+            benchmark=BENCHMARK,
+            dataset=DATASET,
+            tags={"team": "gtm"},
+        )
         better = client.models.register(
-            name, kind="improved", artifact=model_dir, metrics={"accuracy": 0.84},
-            dataset=DATASET, contributors=[{"address": CONTRIBUTOR, "weight": 1}],
-        )  # fmt: skip
+            name,
+            kind="improved",
+            artifact=model_dir,
+            metrics={"accuracy": 0.84},
+            dataset=DATASET,
+            contributors=[{"address": CONTRIBUTOR, "weight": 1}],
+        )
         assert (base.version, better.version, better.parent_version) == (1, 2, 1)
         assert better.delta is not None
         assert better.delta["accuracy"].gain_pp == pytest.approx(4.0)
@@ -102,13 +112,23 @@ def test_the_whole_journey_with_the_sync_client(
 def test_attestations_are_listed_and_verified(client: HokusaiClient, model_dir: Path) -> None:
     name = unique("sdk-att")
     client.models.register(
-        name, kind="baseline", model_type="classification", artifact=model_dir,
-        metrics={"accuracy": 0.80}, benchmark=BENCHMARK, dataset=DATASET,
-    )  # fmt: skip
+        name,
+        kind="baseline",
+        model_type="classification",
+        artifact=model_dir,
+        metrics={"accuracy": 0.80},
+        benchmark=BENCHMARK,
+        dataset=DATASET,
+    )
     improved = client.models.register(
-        name, kind="improved", artifact=model_dir, metrics={"accuracy": 0.90}, metric_stds={},
-        dataset={**DATASET, "num_samples": 5000}, contributors=[{"address": CONTRIBUTOR, "weight": 1}],
-    )  # fmt: skip
+        name,
+        kind="improved",
+        artifact=model_dir,
+        metrics={"accuracy": 0.90},
+        metric_stds={},
+        dataset={**DATASET, "num_samples": 5000},
+        contributors=[{"address": CONTRIBUTOR, "weight": 1}],
+    )
     attestations = list(client.attestations.list(name))
     if improved.attestation_id is None:  # not accepted: nothing signed, nothing to list
         assert attestations == []
@@ -136,9 +156,14 @@ async def test_the_async_client_under_gather(live: LiveService, model_dir: Path)
     name = unique("sdk-async")
     async with AsyncHokusaiClient(live.url, live.admin_key, max_batch_size=3) as client:
         await client.models.register(
-            name, kind="baseline", model_type="classification", artifact=model_dir,
-            metrics={"accuracy": 0.80}, benchmark=BENCHMARK, dataset=DATASET,
-        )  # fmt: skip
+            name,
+            kind="baseline",
+            model_type="classification",
+            artifact=model_dir,
+            metrics={"accuracy": 0.80},
+            benchmark=BENCHMARK,
+            dataset=DATASET,
+        )
         inputs = rows(8)
         single, batch, model, versions = await asyncio.gather(
             client.predict(name, inputs[0]),
@@ -160,9 +185,14 @@ def test_a_scikit_learn_object_is_saved_with_mlflow_and_registered(client: Hokus
     estimator = LogisticRegression().fit(frame, labels)
     name = unique("sdk-object")
     version = client.models.register(
-        name, kind="baseline", artifact=estimator, model_type="classification",
-        metrics={"accuracy": 0.8}, dataset=DATASET, benchmark=BENCHMARK,
-    )  # fmt: skip
+        name,
+        kind="baseline",
+        artifact=estimator,
+        model_type="classification",
+        metrics={"accuracy": 0.8},
+        dataset=DATASET,
+        benchmark=BENCHMARK,
+    )
     prediction = client.predict(name, rows(3))
     assert version.version == 1
     assert prediction.predictions == estimator.predict(frame.iloc[:3]).tolist()
@@ -176,11 +206,16 @@ def test_experiments_runs_and_run_comparison(client: HokusaiClient, model_dir: P
     name = unique("sdk-exp")
     runs = [
         client.models.register(
-            name, kind="baseline", artifact=model_dir, model_type="classification",
-            metrics={"accuracy": accuracy}, dataset=DATASET, benchmark=BENCHMARK,
+            name,
+            kind="baseline",
+            artifact=model_dir,
+            model_type="classification",
+            metrics={"accuracy": accuracy},
+            dataset=DATASET,
+            benchmark=BENCHMARK,
         ).artifact.mlflow_run_id
         for accuracy in (0.80, 0.83)
-    ]  # fmt: skip
+    ]
     assert runs[0] is not None
     assert runs[1] is not None
     experiment = next(e for e in client.experiments.list() if e.name == name)

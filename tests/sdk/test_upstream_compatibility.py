@@ -26,12 +26,18 @@ def configured(live: LiveService) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def model_uri(live: LiveService, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """An artifact in MLflow, as upstream scripts had one (`runs:/...` or `mlflow-artifacts:/...`)."""
+    """An artifact in MLflow, as upstream scripts had one (`runs:/...` or
+    `mlflow-artifacts:/...`)."""
     model_dir = save_sklearn(tmp_path_factory.mktemp("upstream"))[0]
     version = HokusaiClient(live.url, live.admin_key).models.register(
-        unique("upstream-src"), kind="baseline", artifact=model_dir, model_type="custom",
-        metrics={"accuracy": 0.8}, dataset=DATASET, benchmark=BENCHMARK,
-    )  # fmt: skip
+        unique("upstream-src"),
+        kind="baseline",
+        artifact=model_dir,
+        model_type="custom",
+        metrics={"accuracy": 0.8},
+        dataset=DATASET,
+        benchmark=BENCHMARK,
+    )
     return f"runs:/{version.artifact.mlflow_run_id}/model"
 
 
@@ -40,9 +46,14 @@ def two_baselines(client: HokusaiClient, name: str, tmp_path: Path) -> str:
     model_dir = save_sklearn(tmp_path)[0]
     for accuracy in (0.80, 0.85):
         client.models.register(
-            name, kind="baseline", artifact=model_dir, model_type="custom",
-            metrics={"accuracy": accuracy}, dataset=DATASET, benchmark=BENCHMARK,
-        )  # fmt: skip
+            name,
+            kind="baseline",
+            artifact=model_dir,
+            model_type="custom",
+            metrics={"accuracy": accuracy},
+            dataset=DATASET,
+            benchmark=BENCHMARK,
+        )
     return name
 
 
@@ -53,9 +64,15 @@ def test_an_upstream_tokenized_model_script_runs_unchanged(model_uri: str) -> No
     name, token = unique("lead-scorer"), unique("lead").upper()
     registry = ModelRegistry()
     result = registry.register_tokenized_model(
-        model_uri, name, token.lower(), "accuracy", 0.81, {"team": "gtm"},
-        dataset=DATASET, benchmark={"direction": "higher_is_better", "family": "proportion"},
-    )  # fmt: skip
+        model_uri,
+        name,
+        token.lower(),
+        "accuracy",
+        0.81,
+        {"team": "gtm"},
+        dataset=DATASET,
+        benchmark={"direction": "higher_is_better", "family": "proportion"},
+    )
     assert result["model_name"] == name
     assert result["version"] == "1"
     assert result["token_id"] == token
@@ -89,12 +106,22 @@ def test_upstream_baseline_improvement_lineage_and_rollback(tmp_path: Path) -> N
             model_name=name, metrics={"accuracy": 0.8}, dataset=DATASET, benchmark=BENCHMARK
         )
     baseline = registry.register_baseline(
-        model_name=name, artifact=model_dir, metrics={"accuracy": 0.8}, dataset=DATASET, benchmark=BENCHMARK
-    )  # fmt: skip
+        model_name=name,
+        artifact=model_dir,
+        metrics={"accuracy": 0.8},
+        dataset=DATASET,
+        benchmark=BENCHMARK,
+    )
     improved = registry.register_improved_model(
-        None, baseline.version, {"accuracy": 0.05}, "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
-        model_name=name, artifact=model_dir, metrics={"accuracy": 0.85}, dataset=DATASET,
-    )  # fmt: skip
+        None,
+        baseline.version,
+        {"accuracy": 0.05},
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        model_name=name,
+        artifact=model_dir,
+        metrics={"accuracy": 0.85},
+        dataset=DATASET,
+    )
     lineage = registry.get_model_lineage(name)
     rolled = registry.rollback_model(name, baseline.model_id)
     assert baseline.is_baseline
@@ -131,9 +158,12 @@ async def test_upstream_version_manager_and_inference_pipeline(tmp_path: Path) -
     row = {"f0": 0.2, "f1": 0.9, "f2": 0.1}
     single = await pipeline.predict(InferenceRequest("r1", name, row))
     batch = await pipeline.batch_predict(
-        [InferenceRequest("a", name, row, model_version="2"), InferenceRequest("b", name, [row, row]),
-         InferenceRequest("c", name, row)]
-    )  # fmt: skip
+        [
+            InferenceRequest("a", name, row, model_version="2"),
+            InferenceRequest("b", name, [row, row]),
+            InferenceRequest("c", name, row),
+        ]
+    )
     await pipeline.close()
     assert single.model_version == "1", "production, after the rollback"
     assert [r.request_id for r in batch] == ["a", "b", "c"]
@@ -189,18 +219,27 @@ def test_upstream_trackers_use_the_services_measurements(tmp_path: Path) -> None
     name, address = unique("upstream-track"), "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"
     registry = ModelRegistry()
     registry.client.models.register(
-        name, kind="baseline", artifact=model_dir, model_type="custom", metrics={"accuracy": 0.80},
-        dataset=DATASET, benchmark=BENCHMARK,
-    )  # fmt: skip
+        name,
+        kind="baseline",
+        artifact=model_dir,
+        model_type="custom",
+        metrics={"accuracy": 0.80},
+        dataset=DATASET,
+        benchmark=BENCHMARK,
+    )
     tracker = PerformanceTracker()
     with pytest.raises(ConfigurationError, match="dataset"):
         tracker.track_improvement(
             {"accuracy": 0.8}, {"accuracy": 0.9}, {"contributor_address": address}
         )
     delta, _ = tracker.track_improvement(
-        {"accuracy": 0.8}, {"accuracy": 0.9}, {"contributor_address": address},
-        model_name=name, artifact=model_dir, dataset=DATASET,
-    )  # fmt: skip
+        {"accuracy": 0.8},
+        {"accuracy": 0.9},
+        {"contributor_address": address},
+        model_name=name,
+        artifact=model_dir,
+        dataset=DATASET,
+    )
     assert delta == {"accuracy": pytest.approx(0.1)}
     impact = tracker.get_contributor_impact(address)
     assert impact["total_models_improved"] >= 1, "upstream always answered zeros"

@@ -46,12 +46,18 @@ def test_the_wheel_alone_in_a_fresh_venv_talks_to_the_service(
     uv("pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), str(wheel))
     run = subprocess.run(
         [str(venv / "bin" / "python"), "-c", SMOKE, live.url, live.admin_key],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("smoke ok")
     installed = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import hokusai; print(hokusai.__file__)"],
-        capture_output=True, text=True, cwd=tmp_path, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    ).stdout
     assert installed.startswith(str(venv)), "the wheel's copy, not the workspace's"

@@ -59,8 +59,10 @@ def test_largest_remainder_with_ties_by_address() -> None:
 
 addresses = st.lists(
     st.text("0123456789abcdef", min_size=40, max_size=40).map(lambda h: "0x" + h),
-    min_size=1, max_size=256, unique=True,
-)  # fmt: skip
+    min_size=1,
+    max_size=256,
+    unique=True,
+)
 weights = st.decimals(
     min_value=Decimal("1e-9"), max_value=Decimal("1e12"), allow_nan=False, places=9
 )

@@ -27,9 +27,15 @@ def judge(
     cooldown: bool = False,
 ) -> Reason:
     return decide(
-        "m", direction, family, parent, candidate,
-        cooldown_active=cooldown, policy=Policy(), now=NOW,
-    ).reason  # fmt: skip
+        "m",
+        direction,
+        family,
+        parent,
+        candidate,
+        cooldown_active=cooldown,
+        policy=Policy(),
+        now=NOW,
+    ).reason
 
 
 CASES = [
@@ -176,9 +182,15 @@ def test_each_reason_in_order(
 
 def test_wald_interval_matches_the_formula() -> None:
     decision = decide(
-        "accuracy", HIGHER, PROPORTION, Side(0.80, 5000, HASH), Side(0.83, 5000, HASH),
-        cooldown_active=False, policy=Policy(), now=NOW,
-    )  # fmt: skip
+        "accuracy",
+        HIGHER,
+        PROPORTION,
+        Side(0.80, 5000, HASH),
+        Side(0.83, 5000, HASH),
+        cooldown_active=False,
+        policy=Policy(),
+        now=NOW,
+    )
     se = math.sqrt(0.8 * 0.2 / 5000 + 0.83 * 0.17 / 5000)
     assert decision.accepted
     assert decision.gain_pp == 3.0
@@ -191,9 +203,15 @@ def test_wald_interval_matches_the_formula() -> None:
 def test_welch_interval_matches_scipy() -> None:
     parent, candidate = Side(10.0, 900, HASH, 2.0), Side(10.4, 1100, HASH, 3.0)
     decision = decide(
-        "revenue", HIGHER, CONTINUOUS, parent, candidate,
-        cooldown_active=False, policy=Policy(), now=NOW,
-    )  # fmt: skip
+        "revenue",
+        HIGHER,
+        CONTINUOUS,
+        parent,
+        candidate,
+        cooldown_active=False,
+        policy=Policy(),
+        now=NOW,
+    )
     v1, v2 = 2.0**2 / 900, 3.0**2 / 1100
     df = (v1 + v2) ** 2 / (v1**2 / 899 + v2**2 / 1099)
     margin = stats.t.ppf(0.975, df) * math.sqrt(v1 + v2)
@@ -250,9 +268,18 @@ def test_delta_rounds_half_even_in_decimal(
 def test_other_metrics_take_their_direction_from_their_name() -> None:
     deltas = compare_metrics(
         {"accuracy": 0.8, "rmse": 3.0, "val_loss": 1.0, "calibration_error": 0.1, "auc": 0.7},
-        {"accuracy": 0.82, "rmse": 2.5, "val_loss": 0.9, "calibration_error": 0.2, "auc": 0.75, "new": 1},
-        "accuracy", HIGHER, PROPORTION,
-    )  # fmt: skip
+        {
+            "accuracy": 0.82,
+            "rmse": 2.5,
+            "val_loss": 0.9,
+            "calibration_error": 0.2,
+            "auc": 0.75,
+            "new": 1,
+        },
+        "accuracy",
+        HIGHER,
+        PROPORTION,
+    )
     assert set(deltas) == {"accuracy", "rmse", "val_loss", "calibration_error", "auc"}
     assert deltas["accuracy"].gain_pp == 2.0
     assert deltas["rmse"].gain == 0.5

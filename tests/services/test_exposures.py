@@ -34,21 +34,49 @@ async def engine(
 async def a_test(engine: AsyncEngine) -> uuid.UUID:
     model, test, now = uuid.uuid4(), uuid.uuid4(), utcnow()
     async with engine.begin() as connection:
-        await connection.execute(MlModel.__table__.insert().values(
-            id=model, name=f"m-{model.hex[:8]}", model_type="custom", tags={},
-            benchmark_metric="score", benchmark_direction="higher_is_better",
-            benchmark_family="continuous", created_at=now, updated_at=now,
-        ))  # fmt: skip
-        await connection.execute(AbTest.__table__.insert().values(
-            id=test, name="t", model_id=model, status="running", unit="user_id",
-            metric_name="converted", metric_kind="binary", metric_direction="higher_is_better",
-            minimum_sample_size=10, confidence_level=0.95, created_at=now, updated_at=now,
-        ))  # fmt: skip
+        await connection.execute(
+            MlModel.__table__.insert().values(
+                id=model,
+                name=f"m-{model.hex[:8]}",
+                model_type="custom",
+                tags={},
+                benchmark_metric="score",
+                benchmark_direction="higher_is_better",
+                benchmark_family="continuous",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await connection.execute(
+            AbTest.__table__.insert().values(
+                id=test,
+                name="t",
+                model_id=model,
+                status="running",
+                unit="user_id",
+                metric_name="converted",
+                metric_kind="binary",
+                metric_direction="higher_is_better",
+                minimum_sample_size=10,
+                confidence_level=0.95,
+                created_at=now,
+                updated_at=now,
+            )
+        )
         for position in (0, 1):
-            await connection.execute(AbVariant.__table__.insert().values(
-                test_id=test, position=position, name=f"v{position}", version=position + 1,
-                weight=0.5, exposures=0, n=0, total=0.0, total_sq=0.0,
-            ))  # fmt: skip
+            await connection.execute(
+                AbVariant.__table__.insert().values(
+                    test_id=test,
+                    position=position,
+                    name=f"v{position}",
+                    version=position + 1,
+                    weight=0.5,
+                    exposures=0,
+                    n=0,
+                    total=0.0,
+                    total_sq=0.0,
+                )
+            )
     return test
 
 

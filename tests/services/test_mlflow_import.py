@@ -29,14 +29,30 @@ def populate_like_upstream(mlflow_uri: str, name: str, model_dir: Path) -> None:
     experiment = client.create_experiment(unique("upstream-exp"))
     client.create_registered_model(name, description=f"Hokusai model type: {name}")
     versions = [
-        {"model_id": "base-1", "is_baseline": "true", "metrics": {"accuracy": 0.80},
-         "hokusai_token_id": "UPLEAD", "benchmark_metric": "accuracy", "benchmark_value": "0.8"},
-        {"model_id": "better-1", "is_baseline": "false", "baseline_id": "base-1",
-         "metrics": {"accuracy": 0.86}, "contributor_address": CONTRIBUTOR,
-         "delta_metrics": {"accuracy": 0.06}},
-        {"model_id": "orphan", "is_baseline": "false", "baseline_id": "nowhere",
-         "metrics": {"accuracy": 0.9}, "contributor_address": CONTRIBUTOR},
-    ]  # fmt: skip
+        {
+            "model_id": "base-1",
+            "is_baseline": "true",
+            "metrics": {"accuracy": 0.80},
+            "hokusai_token_id": "UPLEAD",
+            "benchmark_metric": "accuracy",
+            "benchmark_value": "0.8",
+        },
+        {
+            "model_id": "better-1",
+            "is_baseline": "false",
+            "baseline_id": "base-1",
+            "metrics": {"accuracy": 0.86},
+            "contributor_address": CONTRIBUTOR,
+            "delta_metrics": {"accuracy": 0.06},
+        },
+        {
+            "model_id": "orphan",
+            "is_baseline": "false",
+            "baseline_id": "nowhere",
+            "metrics": {"accuracy": 0.9},
+            "contributor_address": CONTRIBUTOR,
+        },
+    ]
     for tags in versions:
         run = client.create_run(experiment)
         client.log_artifacts(run.info.run_id, str(model_dir), "model")
@@ -51,7 +67,12 @@ def populate_like_upstream(mlflow_uri: str, name: str, model_dir: Path) -> None:
     hollow = client.create_model_version(
         name, f"runs:/{empty.info.run_id}/model", run_id=empty.info.run_id
     )
-    for key, value in {"model_id": "hollow", "is_baseline": "true", "metrics": '{"accuracy": 0.7}', "benchmark_metric": "accuracy"}.items():  # fmt: skip
+    for key, value in {
+        "model_id": "hollow",
+        "is_baseline": "true",
+        "metrics": '{"accuracy": 0.7}',
+        "benchmark_metric": "accuracy",
+    }.items():
         client.set_model_version_tag(name, hollow.version, key, value)
 
 
@@ -68,8 +89,11 @@ async def test_an_upstream_registry_is_imported_once_without_inventing_anything(
 
     planned = await import_registry(settings, [name], DEFAULTS, dry_run=True)
     assert [(o.version, o.action) for o in planned] == [
-        (1, "would import"), (2, "would import"), (3, "skipped"), (4, "would import")
-    ]  # fmt: skip
+        (1, "would import"),
+        (2, "would import"),
+        (3, "skipped"),
+        (4, "would import"),
+    ]
     assert "nowhere" in planned[2].reason
 
     done = await import_registry(settings, [name], DEFAULTS, dry_run=False)
@@ -89,8 +113,9 @@ async def test_an_upstream_registry_is_imported_once_without_inventing_anything(
         ).json()
         model = (await client.get(f"/api/v1/models/{name}", headers=auth(admin_key))).json()
     assert [(v["version"], v["kind"], v["parent_version"]) for v in versions["items"]] == [
-        (2, "improved", 1), (1, "baseline", None)
-    ]  # fmt: skip
+        (2, "improved", 1),
+        (1, "baseline", None),
+    ]
     assert versions["items"][0]["delta"]["accuracy"]["gain_pp"] == pytest.approx(6.0)
     assert model["token_id"] == "UPLEAD"
     after = len(MlflowClient(mlflow_uri, mlflow_uri).search_model_versions(f"name = '{name}'"))

@@ -97,9 +97,7 @@ _transition("resume", "Resume a paused test.")
 _transition("stop", "Stop a running or paused test for good.")
 
 
-@router.post(
-    "/{ab_test_id}/assign", response_model=Assignment, responses=problems(404, 409, 415, 422)
-)
+@router.post("/{ab_test_id}/assign", response_model=Assignment, responses=problems(404, 409, 422))
 async def assign_unit(
     ab_test_id: uuid.UUID, body: AssignRequest, _: PredictorDep, traffic: TrafficDep
 ) -> Response:
@@ -111,7 +109,7 @@ async def assign_unit(
 @router.post(
     "/{ab_test_id}/predict",
     response_model=Prediction,
-    responses=problems(404, 409, 413, 415, 422),
+    responses=problems(404, 409, 413, 422),
 )
 async def predict_through_test(
     ab_test_id: uuid.UUID, body: AbPredictRequest, _: PredictorDep, traffic: TrafficDep
@@ -124,7 +122,7 @@ async def predict_through_test(
 @router.post(
     "/{ab_test_id}/outcomes",
     response_model=OutcomesAccepted,
-    responses=problems(404, 409, 413, 415, 422),
+    responses=problems(404, 409, 413, 422),
 )
 async def record_outcomes(
     ab_test_id: uuid.UUID,

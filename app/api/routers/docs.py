@@ -20,11 +20,20 @@ TITLE = "Hokusai ML Platform API"
 # The pages may load only this service's files: Swagger UI and ReDoc start from an inline
 # script, ReDoc renders in a blob worker, and ReDoc's sidebar names a logo on its maker's CDN,
 # which this policy keeps the browser from fetching.
-POLICY = "; ".join([
-    "default-src 'self'", "script-src 'self' 'unsafe-inline'", "style-src 'self' 'unsafe-inline'",
-    "img-src 'self' data:", "font-src 'self' data:", "worker-src 'self' blob:",
-    "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'none'",
-])  # fmt: skip
+POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self' 'unsafe-inline'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "worker-src 'self' blob:",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+    ]
+)
 
 router = APIRouter(include_in_schema=False, route_class=Route)
 

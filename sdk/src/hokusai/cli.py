@@ -132,11 +132,18 @@ def list_models(args: argparse.Namespace) -> None:
 def register_version(args: argparse.Namespace) -> None:
     with HokusaiClient() as client:
         version = client.models.register(
-            args.name, kind=args.kind, artifact=args.artifact, source_uri=args.source_uri,
-            model_type=args.model_type, token_id=args.token_id, metrics=args.metrics,
-            dataset=args.dataset, benchmark=args.benchmark, contributors=args.contributors,
+            args.name,
+            kind=args.kind,
+            artifact=args.artifact,
+            source_uri=args.source_uri,
+            model_type=args.model_type,
+            token_id=args.token_id,
+            metrics=args.metrics,
+            dataset=args.dataset,
+            benchmark=args.benchmark,
+            contributors=args.contributors,
             idempotency_key=args.idempotency_key,
-        )  # fmt: skip
+        )
     if args.json:
         _print_json(version.model_dump(mode="json"))
         return
@@ -176,7 +183,8 @@ def ab_results(args: argparse.Namespace) -> None:
     print(f"{results.status}, verdict {results.verdict}, SRM flagged: {results.srm.flagged}")
     for variant in results.variants:
         print(
-            f"  {variant.name}\tv{variant.version}\texposures {variant.exposures}\tn {variant.n}\tmean {variant.mean}"
+            f"  {variant.name}\tv{variant.version}\texposures {variant.exposures}"
+            f"\tn {variant.n}\tmean {variant.mean}"
         )
 
 

@@ -28,6 +28,7 @@ def dataset_hash(data: bytes | str | os.PathLike[str] | Any) -> str:
         digest.update(data.to_csv(index=False, lineterminator="\n").encode("utf-8"))
     else:
         raise TypeError(
-            f"dataset_hash takes bytes, a file path or a pandas DataFrame, not {type(data).__name__}"
+            "dataset_hash takes bytes, a file path or a pandas DataFrame, "
+            f"not {type(data).__name__}"
         )
     return f"sha256:{digest.hexdigest()}"

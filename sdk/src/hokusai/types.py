@@ -1,6 +1,7 @@
 """Response models, generated from the service's openapi.json by
 `sdk/scripts/generate_types.py`: do not edit by hand (a test checks they are current).
-Attributes are the API's field names; fields the server adds later are kept, not refused."""
+Attributes are the API's field names; fields the server adds later are kept, not
+refused."""
 
 from __future__ import annotations
 

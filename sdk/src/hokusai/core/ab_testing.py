@@ -102,9 +102,12 @@ class ModelTrafficRouter:
             for m in models
         ]
         test = self.client.ab_tests.create(
-            config.test_id, names.pop(), variants, metric,
+            config.test_id,
+            names.pop(),
+            variants,
+            metric,
             ends_at=config.created_at + timedelta(hours=config.duration_hours),
-        )  # fmt: skip
+        )
         self.client.ab_tests.start(test.id)
         self._tests[config.test_id], self._models[config.test_id] = test.id, models
         return config.test_id
@@ -140,7 +143,8 @@ class ModelTrafficRouter:
         self.client.ab_tests.stop(self._id(test_id))
 
     def update_traffic_split(self, test_id: str, new_split: dict[str, float]) -> None:
-        """New weights: the test is paused, changed and resumed (weights do not move while it runs)."""
+        """New weights: the test is paused, changed and resumed (weights do not move while it
+        runs)."""
         service_id = self._id(test_id)
         weights = {f"v{_model(m)[1]}": w for m, w in new_split.items()}
         self.client.ab_tests.pause(service_id)

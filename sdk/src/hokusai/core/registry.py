@@ -99,14 +99,25 @@ class ModelRegistry:
         if dataset is None or benchmark is None:
             raise _missing(dataset=dataset, benchmark=benchmark)
         version = self.client.models.register(
-            model_name, kind="baseline", source_uri=model_uri, model_type=model_type,
-            token_id=token, metrics={metric_name: float(baseline_value)}, dataset=dataset,
-            benchmark={"metric": metric_name, **benchmark}, tags=additional_tags,
-        )  # fmt: skip
+            model_name,
+            kind="baseline",
+            source_uri=model_uri,
+            model_type=model_type,
+            token_id=token,
+            metrics={metric_name: float(baseline_value)},
+            dataset=dataset,
+            benchmark={"metric": metric_name, **benchmark},
+            tags=additional_tags,
+        )
         proposal = next(
-            (str(v) for k, v in (additional_tags or {}).items() if k in ("proposal_identifier", "proposal_ticker", "canonical_identifier", "ticker") and v),
+            (
+                str(v)
+                for k, v in (additional_tags or {}).items()
+                if k in ("proposal_identifier", "proposal_ticker", "canonical_identifier", "ticker")
+                and v
+            ),
             token,
-        )  # fmt: skip
+        )
         return {
             "model_name": model_name,
             "version": str(version.version),
@@ -195,10 +206,16 @@ class ModelRegistry:
         if artifact is None and source_uri is None:
             raise _missing(artifact=None)
         version = self.client.models.register(
-            name, kind="baseline", artifact=artifact, source_uri=source_uri, metrics=metrics,
-            dataset=dataset, benchmark=benchmark, model_type="custom",
+            name,
+            kind="baseline",
+            artifact=artifact,
+            source_uri=source_uri,
+            metrics=metrics,
+            dataset=dataset,
+            benchmark=benchmark,
+            model_type="custom",
             description=(metadata or {}).get("description"),
-        )  # fmt: skip
+        )
         return _entry(version)
 
     def register_improved_model(
@@ -227,10 +244,15 @@ class ModelRegistry:
         if artifact is None and source_uri is None:
             raise _missing(artifact=None)
         version = self.client.models.register(
-            model_name, kind="improved", artifact=artifact, source_uri=source_uri,
-            metrics=metrics, dataset=dataset, parent_version=int(baseline_id),
+            model_name,
+            kind="improved",
+            artifact=artifact,
+            source_uri=source_uri,
+            metrics=metrics,
+            dataset=dataset,
+            parent_version=int(baseline_id),
             contributors=[{"address": contributor, "weight": 1}],
-        )  # fmt: skip
+        )
         return _entry(version)
 
     def get_model_lineage(self, model_id: str) -> ModelLineage:

@@ -26,10 +26,16 @@ def create(
 ) -> Call[AbTest]:
     """A draft test between versions (or aliases) of one model; the first variant is the control."""
     payload = body(
-        name=name, model=model, variants=variants, metric=metric, unit=unit,
-        minimum_sample_size=minimum_sample_size, confidence_level=confidence_level,
-        ends_at=ends_at.isoformat() if ends_at else None, webhook_url=webhook_url,
-    )  # fmt: skip
+        name=name,
+        model=model,
+        variants=variants,
+        metric=metric,
+        unit=unit,
+        minimum_sample_size=minimum_sample_size,
+        confidence_level=confidence_level,
+        ends_at=ends_at.isoformat() if ends_at else None,
+        webhook_url=webhook_url,
+    )
     return creating("POST", path("ab-tests"), as_model(AbTest), idempotency_key, json=payload)
 
 

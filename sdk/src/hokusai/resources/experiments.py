@@ -32,9 +32,13 @@ def compare(
     """A candidate run against a baseline run, or (`baseline_run_id=None` with `model` and
     `version`) against a registered version."""
     payload = body(
-        candidate_run_id=candidate_run_id, baseline_run_id=baseline_run_id, model=model,
-        version=version, metric=metric, direction=direction,
-    )  # fmt: skip
+        candidate_run_id=candidate_run_id,
+        baseline_run_id=baseline_run_id,
+        model=model,
+        version=version,
+        metric=metric,
+        direction=direction,
+    )
     url = path("experiments", "compare")
     return Call("POST", url, _comparison, json=payload, repeatable=True)
 

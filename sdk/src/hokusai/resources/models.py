@@ -35,18 +35,30 @@ def register(
     `.zip` file, or a scikit-learn model object (saved with MLflow: the `[mlflow]` extra); or
     give `source_uri` for an artifact already in MLflow (`runs:/...`)."""
     metadata = body(
-        name=name, kind=kind, metrics=metrics, dataset=dataset, model_type=model_type,
-        benchmark=benchmark, contributors=contributors, parent_version=parent_version,
-        token_id=token_id, description=description, tags=tags, metric_stds=metric_stds,
-    )  # fmt: skip
+        name=name,
+        kind=kind,
+        metrics=metrics,
+        dataset=dataset,
+        model_type=model_type,
+        benchmark=benchmark,
+        contributors=contributors,
+        parent_version=parent_version,
+        token_id=token_id,
+        description=description,
+        tags=tags,
+        metric_stds=metric_stds,
+    )
     url = path("models", "register")
     if artifact is not None:
         filename, archive = packed(artifact)
         return creating(
-            "POST", url, model(Version), idempotency_key,
+            "POST",
+            url,
+            model(Version),
+            idempotency_key,
             data={"metadata": json.dumps(metadata)},
             files={"artifact": (filename, archive, "application/octet-stream")},
-        )  # fmt: skip
+        )
     return creating(
         "POST", url, model(Version), idempotency_key, json={**metadata, "source_uri": source_uri}
     )

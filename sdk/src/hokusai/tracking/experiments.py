@@ -67,15 +67,19 @@ class ExperimentManager:
         for run in self.client.experiments.runs(experiment.experiment_id):
             baseline = run.params.get("baseline_model_id")
             if baseline_model_id is None or baseline == baseline_model_id:
-                history.append({
-                    "run_id": run.run_id, "baseline_model": baseline,
-                    "improvement": run.metrics.get("accuracy_improvement", 0.0),
-                    "recommendation": run.tags.get("recommendation", "unknown"),
-                    "timestamp": run.start_time,
-                })  # fmt: skip
+                history.append(
+                    {
+                        "run_id": run.run_id,
+                        "baseline_model": baseline,
+                        "improvement": run.metrics.get("accuracy_improvement", 0.0),
+                        "recommendation": run.tags.get("recommendation", "unknown"),
+                        "timestamp": run.start_time,
+                    }
+                )
         return history
 
     def create_improvement_experiment(self, baseline_model_id: str, contributed_data: Any) -> str:
         raise ConfigurationError(
-            "Runs are created by registering: models.register(..., kind='improved', parent_version=...)"
+            "Runs are created by registering: "
+            "models.register(..., kind='improved', parent_version=...)"
         )

@@ -40,15 +40,24 @@ class PerformanceTracker:
             or address is None
             or (artifact or source_uri) is None
         ):
-            needed = {"model_name": model_name, "dataset": dataset, "artifact": artifact or source_uri,
-                      "data_contribution['contributor_address']": address}  # fmt: skip
+            needed = {
+                "model_name": model_name,
+                "dataset": dataset,
+                "artifact": artifact or source_uri,
+                "data_contribution['contributor_address']": address,
+            }
             names = [name for name, value in needed.items() if value is None]
             raise ConfigurationError(f"The service needs {', '.join(names)} for this call")
         version = self.client.models.register(
-            model_name, kind="improved", artifact=artifact, source_uri=source_uri,
-            metrics=improved_metrics, dataset=dataset, parent_version=parent_version,
+            model_name,
+            kind="improved",
+            artifact=artifact,
+            source_uri=source_uri,
+            metrics=improved_metrics,
+            dataset=dataset,
+            parent_version=parent_version,
             contributors=[{"address": address, "weight": 1}],
-        )  # fmt: skip
+        )
         delta = {metric: d.absolute for metric, d in (version.delta or {}).items()}
         attestation = None
         if version.attestation_id is not None:
