@@ -40,11 +40,11 @@ from app.core.config import Settings
 from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.core.metrics import Metrics
 from app.core.security import PrincipalCache, Scope
+from app.core.vocabulary import PRODUCTION
 from app.db.exposure_log import ExposureLog
 from app.db.repositories.ml_models import VersionRepository
 from app.db.session import create_engine, create_sessionmaker
 from app.schemas.common import NO_NUL
-from app.schemas.ml_models import PRODUCTION
 from app.services.api_keys import BOOTSTRAP_KEY_NAME, ApiKeyService
 from app.services.predictions import ModelLoader
 from app.services.signing import Signer

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -25,6 +26,7 @@ from app.core.security import PrincipalCache
 from app.db.exposure_log import ExposureLog
 from app.db.session import committed
 from app.services.ab_tests import AbTestService
+from app.services.aliases import AliasService
 from app.services.api_keys import ApiKeyService
 from app.services.attestations import AttestationService
 from app.services.contributors import ContributorService
@@ -32,6 +34,7 @@ from app.services.experiments import ExperimentService
 from app.services.lineage import LineageService
 from app.services.ml_models import MlModelService
 from app.services.predictions import ModelLoader, PredictionService
+from app.services.registration import RegistrationService
 from app.services.signing import Signer
 from app.services.traffic import Traffic
 
@@ -108,7 +111,10 @@ ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]
 
 
 async def get_ml_model_service(session: SessionDep, resources: ResourcesDep) -> MlModelService:
-    return MlModelService(session, resources.registry, resources.settings, resources.signer)
+    return MlModelService(session, resources.registry)
+
+
+MlModelServiceDep = Annotated[MlModelService, Depends(get_ml_model_service)]
 
 
 async def get_attestation_service(
@@ -118,6 +124,29 @@ async def get_attestation_service(
 
 
 AttestationServiceDep = Annotated[AttestationService, Depends(get_attestation_service)]
+
+
+async def get_registration_service(
+    session: SessionDep,
+    resources: ResourcesDep,
+    attestations: AttestationServiceDep,
+    ml_models: MlModelServiceDep,
+) -> RegistrationService:
+    return RegistrationService(
+        session, resources.registry, resources.settings, attestations, ml_models
+    )
+
+
+RegistrationServiceDep = Annotated[RegistrationService, Depends(get_registration_service)]
+
+
+async def get_alias_service(
+    session: SessionDep, resources: ResourcesDep, ml_models: MlModelServiceDep
+) -> AliasService:
+    return AliasService(session, resources.registry, ml_models)
+
+
+AliasServiceDep = Annotated[AliasService, Depends(get_alias_service)]
 
 
 async def get_prediction_service(resources: ResourcesDep) -> PredictionService:
@@ -137,7 +166,7 @@ PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_servi
 def _ab_test_service(session: AsyncSession, resources: Resources) -> AbTestService:
     return AbTestService(
         session,
-        MlModelService(session, resources.registry, resources.settings, resources.signer),
+        AliasService(session, resources.registry, MlModelService(session, resources.registry)),
         resources.webhooks,
         resources.metrics,
     )
@@ -150,16 +179,20 @@ async def get_ab_test_service(session: SessionDep, resources: ResourcesDep) -> A
 AbTestServiceDep = Annotated[AbTestService, Depends(get_ab_test_service)]
 
 
+@asynccontextmanager
+async def _ab_tests_in_a_transaction(resources: Resources) -> AsyncIterator[AbTestService]:
+    async with transaction(resources) as session:
+        yield _ab_test_service(session, resources)
+
+
 async def get_traffic(resources: ResourcesDep, predictions: PredictionServiceDep) -> Traffic:
     """Holds no session: it opens a transaction of its own only for what the memo lacks."""
-
-    @asynccontextmanager
-    async def ab_tests() -> AsyncIterator[AbTestService]:
-        async with transaction(resources) as session:
-            yield _ab_test_service(session, resources)
-
     return Traffic(
-        resources.memory[AB_TEST], resources.exposures, predictions, resources.metrics, ab_tests
+        resources.memory[AB_TEST],
+        resources.exposures,
+        predictions,
+        resources.metrics,
+        partial(_ab_tests_in_a_transaction, resources),
     )
 
 
@@ -178,9 +211,6 @@ async def get_contributor_service(session: SessionDep) -> ContributorService:
 
 
 ContributorServiceDep = Annotated[ContributorService, Depends(get_contributor_service)]
-
-
-MlModelServiceDep = Annotated[MlModelService, Depends(get_ml_model_service)]
 
 
 async def get_experiment_service(resources: ResourcesDep) -> ExperimentService:

@@ -2,18 +2,19 @@
 own route type, so each operation is declared once, by its signature, and FastAPI documents it from
 there. What changes is the serving of the operations whose parameters are all cheap to supply:
 
-- path parameters (validated by FastAPI's own function, so errors read the same),
+- path parameters (validated by FastAPI's own fields, so errors read the same),
 - at most one JSON body that is a pydantic model (parsed straight from its bytes: pydantic-core
   reads the JSON itself),
 - the `Request`,
 - dependencies that are `async def` functions or async generators (entered on the exit stacks
   FastAPI provides, so a `scope="function"` session still commits before the response is sent),
-  or the security schemes' header readers, each taking only such parameters itself,
+  or the security schemes' header readers, each taking only such parameters itself and header
+  parameters (read by FastAPI's own function),
 
 and whose endpoint builds its own `Response`. Such an operation is served by a short handler
 built once per route from FastAPI's analysis of the signature, instead of FastAPI's general
 dependency solving, which costs more than a cached prediction (see `bench/predict.py`). Anything
-else (query or header parameters, forms, files) is served by FastAPI as usual.
+else (query parameters, forms, files) is served by FastAPI as usual.
 
 `include` places the routers' routes at the app's top level, in order, instead of nesting them
 (FastAPI's nested matching costs tens of microseconds per request)."""
@@ -22,10 +23,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request, Response
+from fastapi._compat import ModelField
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import request_params_to_args
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +36,7 @@ from fastapi.routing import APIRoute, APIRouter
 from fastapi.security.base import SecurityBase
 from fastapi.utils import create_model_field
 from pydantic import BaseModel, ValidationError
+from starlette.routing import request_response
 
 from app.api.errors import problems
 from app.core.errors import UnsupportedMediaType
@@ -46,7 +50,11 @@ class Route(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
         options["generate_unique_id_function"] = _operation_id
+        self.short: Handler | None = None
         super().__init__(path, endpoint, **options)
+        if self.short is not None and not any(step.context for step in _plan(self.dependant)[0]):
+            # Nothing to close after the endpoint: no need for FastAPI's exit stacks either.
+            self.app = request_response(self.short)
         if _json_model(self) is not None and 415 not in self.responses:  # `get_route_handler`
             unsupported = problems(415)[415]
             responses = {**self.responses, 415: unsupported}
@@ -58,9 +66,9 @@ class Route(APIRoute):
             )
 
     def get_route_handler(self) -> Handler:
-        short = _short_handler(self)
-        if short is not None or _json_model(self) is None:
-            return short or super().get_route_handler()
+        self.short = _short_handler(self)
+        if self.short is not None or _json_model(self) is None:
+            return self.short or super().get_route_handler()
         handler = super().get_route_handler()
 
         async def json_only(request: Request) -> Response:
@@ -98,15 +106,23 @@ def _short_handler(route: APIRoute) -> Handler | None:
         or (body is not None and model is None)
     ):
         return None
-    path_params = endpoint.path_params
+    steps, top = _plan(endpoint)
+    path_params = [(field, field.alias, ("path", field.alias)) for field in endpoint.path_params]
+    request_name = endpoint.request_param_name
     call: Callable[..., Awaitable[Response]] = route.endpoint
 
     async def handle(request: Request) -> Response:
-        arguments = await _solve(endpoint, request, {})
-        values, errors = request_params_to_args(path_params, request.path_params)
-        if errors:
-            raise RequestValidationError(errors)
-        arguments.update(values)
+        solved: dict[int, Any] = {}
+        for step in steps:
+            solved[step.index] = await step.solve(request, solved)
+        arguments = {name: solved[index] for name, index in top}
+        if request_name is not None:
+            arguments[request_name] = request
+        for param, alias, loc in path_params:
+            value, errors = param.validate(request.path_params[alias], loc=loc)
+            if errors:
+                raise RequestValidationError(errors)
+            arguments[param.name] = value
         if body is not None and model is not None:
             json_media_type(request)
             arguments[body.name] = parsed(model, await request.body())
@@ -115,31 +131,67 @@ def _short_handler(route: APIRoute) -> Handler | None:
     return handle
 
 
-async def _solve(dependant: Dependant, request: Request, solved: dict[Any, Any]) -> dict[str, Any]:
-    """The arguments of `dependant` that are the request and its dependencies (each solved once
-    per request, as FastAPI caches them)."""
-    arguments: dict[str, Any] = {}
-    if dependant.request_param_name is not None:
-        arguments[dependant.request_param_name] = request
-    for dependency in dependant.dependencies:
-        call = dependency.call
-        assert call is not None
-        assert dependency.name is not None
-        if call not in solved:
-            given = await _solve(dependency, request, solved)
-            if isinstance(call, SecurityBase):  # reads its header from the request
-                solved[call] = await call(request)
-            elif inspect.isasyncgenfunction(call):
-                stack = request.scope[
-                    "fastapi_function_astack"
-                    if dependency.scope == "function"
-                    else "fastapi_inner_astack"
-                ]
-                solved[call] = await stack.enter_async_context(asynccontextmanager(call)(**given))
-            else:
-                solved[call] = await call(**given)
-        arguments[dependency.name] = solved[call]
-    return arguments
+@dataclass
+class _Step:
+    """One dependency, solved once per request after those it takes (`arguments`: parameter
+    name and index of the step that supplies it)."""
+
+    index: int
+    call: Any
+    arguments: list[tuple[str, int]]
+    request_name: str | None
+    security: bool = False
+    context: Callable[..., AbstractAsyncContextManager[Any]] | None = None
+    stack: str = ""
+    headers: list[ModelField] = field(default_factory=list)
+
+    async def solve(self, request: Request, solved: dict[int, Any]) -> Any:
+        if self.security:  # a scheme reading its header from the request
+            return await self.call(request)
+        arguments = {name: solved[index] for name, index in self.arguments}
+        if self.headers:
+            values, errors = request_params_to_args(self.headers, request.headers)
+            if errors:
+                raise RequestValidationError(errors)
+            arguments.update(values)
+        if self.request_name is not None:
+            arguments[self.request_name] = request
+        if self.context is not None:  # an async generator, closed by FastAPI's exit stack
+            stack: AsyncExitStack = request.scope[self.stack]
+            return await stack.enter_async_context(self.context(**arguments))
+        return await self.call(**arguments)
+
+
+def _plan(endpoint: Dependant) -> tuple[list[_Step], list[tuple[str, int]]]:
+    """The endpoint's dependencies in the order they are solved (each once, as FastAPI caches
+    them), and the endpoint's own arguments among them."""
+    steps: list[_Step] = []
+    seen: dict[Any, int] = {}
+
+    def visit(dependant: Dependant) -> list[tuple[str, int]]:
+        arguments = []
+        for dependency in dependant.dependencies:
+            assert dependency.name is not None
+            if dependency.call not in seen:
+                inner = visit(dependency)
+                step = _Step(len(steps), dependency.call, inner, dependency.request_param_name)
+                step.headers = dependency.header_params
+                if isinstance(dependency.call, SecurityBase):
+                    step.security = True
+                elif inspect.isasyncgenfunction(dependency.call):
+                    step.context = asynccontextmanager(dependency.call)
+                    step.stack = (
+                        "fastapi_function_astack"
+                        if dependency.scope == "function"
+                        else "fastapi_inner_astack"
+                    )
+                seen[dependency.call] = step.index
+                steps.append(step)
+            arguments.append((dependency.name, seen[dependency.call]))
+        return arguments
+
+    top = visit(endpoint)
+    return steps, top
 
 
 def _cheap(dependency: Dependant) -> bool:
@@ -150,7 +202,6 @@ def _cheap(dependency: Dependant) -> bool:
         (inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call))
         and not dependency.path_params
         and not dependency.query_params
-        and not dependency.header_params
         and not dependency.cookie_params
         and not dependency.body_params
         and _plain(dependency)

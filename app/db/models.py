@@ -21,7 +21,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.security import KEY_PREFIX
-from app.db.base import Base, CreatedAt, UpdatedAt, UuidPrimaryKey
+from app.core.vocabulary import (
+    AbTestStatus,
+    Family,
+    MetricDirection,
+    ModelType,
+    Reason,
+    VersionKind,
+)
+from app.db.base import Base, CreatedAt, UpdatedAt, UuidPrimaryKey, Word
 
 
 class ApiKey(UuidPrimaryKey, CreatedAt, Base):
@@ -57,13 +65,13 @@ class MlModel(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
     __tablename__ = "ml_models"
 
     name: Mapped[str] = mapped_column(String(128), unique=True)
-    model_type: Mapped[str] = mapped_column(String(32), index=True)
+    model_type: Mapped[ModelType] = mapped_column(Word(ModelType, 32), index=True)
     token_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[dict[str, str]] = mapped_column(JSON)
     benchmark_metric: Mapped[str] = mapped_column(String(250))
-    benchmark_direction: Mapped[str] = mapped_column(String(20))
-    benchmark_family: Mapped[str] = mapped_column(String(20))
+    benchmark_direction: Mapped[MetricDirection] = mapped_column(Word(MetricDirection, 20))
+    benchmark_family: Mapped[Family] = mapped_column(Word(Family, 20))
 
 
 class ModelVersion(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
@@ -77,7 +85,7 @@ class ModelVersion(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
 
     model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ml_models.id", ondelete="CASCADE"))
     version: Mapped[int]
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[VersionKind] = mapped_column(Word(VersionKind, 16))
     description: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[dict[str, str]] = mapped_column(JSON)
     metrics: Mapped[dict[str, float]] = mapped_column(JSON)
@@ -85,8 +93,8 @@ class ModelVersion(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
     dataset_hash: Mapped[str] = mapped_column(String(71))
     dataset_num_samples: Mapped[int]
     benchmark_metric: Mapped[str] = mapped_column(String(250))
-    benchmark_direction: Mapped[str] = mapped_column(String(20))
-    benchmark_family: Mapped[str] = mapped_column(String(20))
+    benchmark_direction: Mapped[MetricDirection] = mapped_column(Word(MetricDirection, 20))
+    benchmark_family: Mapped[Family] = mapped_column(Word(Family, 20))
     primary_metric_value: Mapped[float | None] = mapped_column(Float)
     parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("model_versions.id"), index=True)
     # The baseline at the top of this version's line (itself for a baseline): the cumulative
@@ -99,7 +107,7 @@ class ModelVersion(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
     created_by: Mapped[str] = mapped_column(String(100))
     deltaone: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     deltaone_accepted: Mapped[bool | None]
-    deltaone_reason: Mapped[str | None] = mapped_column(String(40))
+    deltaone_reason: Mapped[Reason | None] = mapped_column(Word(Reason, 40))
     # The decision's gain on the primary metric, exact, for sums over contributions.
     deltaone_gain_pp: Mapped[Decimal | None] = mapped_column(Numeric(24, 6))
     attestation_id: Mapped[str | None] = mapped_column(String(71))
@@ -194,11 +202,11 @@ class AbTest(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
 
     name: Mapped[str] = mapped_column(String(128))
     model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ml_models.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[AbTestStatus] = mapped_column(Word(AbTestStatus, 16))
     unit: Mapped[str] = mapped_column(String(64))
     metric_name: Mapped[str] = mapped_column(String(250))
     metric_kind: Mapped[str] = mapped_column(String(16))
-    metric_direction: Mapped[str] = mapped_column(String(20))
+    metric_direction: Mapped[MetricDirection] = mapped_column(Word(MetricDirection, 20))
     minimum_sample_size: Mapped[int]
     confidence_level: Mapped[float] = mapped_column(Float)
     ends_at: Mapped[datetime | None]

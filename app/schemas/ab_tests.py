@@ -3,7 +3,6 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -17,8 +16,9 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from app.schemas.common import NO_NUL, Page, PositiveInteger, Text, Time, VersionNumber
-from app.schemas.ml_models import CLOSED, AliasName, MetricDirection, MetricName, ModelName, Request
+from app.core.vocabulary import AbTestStatus, MetricDirection
+from app.schemas.common import NO_NUL, Page, PositiveInteger, Schema, Text, Time, VersionNumber
+from app.schemas.ml_models import CLOSED, AliasName, MetricName, ModelName, Request
 
 VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 UnitId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=NO_NUL)]
@@ -34,13 +34,6 @@ def _in_the_future(moment: datetime) -> datetime:
 
 
 EndsAt = Annotated[Time, AfterValidator(_in_the_future)]
-
-
-class AbTestStatus(StrEnum):
-    DRAFT = "draft"
-    RUNNING = "running"
-    PAUSED = "paused"
-    STOPPED = "stopped"
 
 
 class MetricSpec(Request):
@@ -121,7 +114,7 @@ class AbTestUpdate(Request):
         return self
 
 
-class VariantRead(BaseModel):
+class VariantRead(Schema):
     name: str
     version: int | None
     alias: str | None

@@ -5,8 +5,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from app.core.vocabulary import MetricDirection
 from app.schemas.common import Page, VersionNumber
-from app.schemas.ml_models import MetricComparison, MetricDirection, MetricName, ModelName, Request
+from app.schemas.ml_models import MetricComparison, MetricName, ModelName, Request
 
 
 class ExperimentRead(BaseModel):

@@ -5,7 +5,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from app.schemas.ml_models import ContributorRead, VersionKind
+from app.core.vocabulary import VersionKind
+from app.schemas.ml_models import ContributorRead
 
 
 class LineageDirection(StrEnum):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import posixpath
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -18,12 +17,12 @@ from pydantic import (
     model_validator,
 )
 
-from app.schemas.common import ADDRESS, Page, PositiveInteger, Text, VersionNumber
+from app.core.vocabulary import Family, MetricDirection, ModelType, VersionKind
+from app.schemas.common import ADDRESS, Page, PositiveInteger, Schema, Text, VersionNumber
 
 MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 TOKEN_ID = r"^[A-Z0-9](?:[A-Z0-9-]{0,62}[A-Z0-9])?$"  # noqa: S105  # a pattern, not a secret
 ALIAS = r"^[a-z][a-z0-9_-]{0,63}$"
-PRODUCTION = "production"  # the alias predictions use by default, and rollback moves
 DATASET_HASH = r"^sha256:[0-9a-f]{64}$"
 SOURCE_URI = r"^(runs:/|models:/|mlflow-artifacts:/)\S+$"
 MAX_CONTRIBUTORS = 256
@@ -65,33 +64,6 @@ Tags = Annotated[dict[TagKey, TagValue], Field(max_length=100, json_schema_extra
 # Strict: JSON `true` is not a number; NaN and infinity are refused.
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Description = Annotated[Text, StringConstraints(max_length=5000)]
-
-
-class ModelType(StrEnum):
-    CLASSIFICATION = "classification"
-    REGRESSION = "regression"
-    RANKING = "ranking"
-    LEAD_SCORING = "lead_scoring"
-    CUSTOM = "custom"
-
-
-class MetricDirection(StrEnum):
-    """Which way a metric improves (losses and errors: lower)."""
-
-    HIGHER_IS_BETTER = "higher_is_better"
-    LOWER_IS_BETTER = "lower_is_better"
-
-
-class Family(StrEnum):
-    """How gains are counted: percentage points for proportions, percent otherwise."""
-
-    PROPORTION = "proportion"
-    CONTINUOUS = "continuous"
-
-
-class VersionKind(StrEnum):
-    BASELINE = "baseline"
-    IMPROVED = "improved"
 
 
 class Request(BaseModel):
@@ -263,7 +235,7 @@ class AliasRead(BaseModel):
     updated_at: datetime
 
 
-class AliasEventRead(BaseModel):
+class AliasEventRead(Schema):
     alias: str
     from_version: int | None
     to_version: int | None

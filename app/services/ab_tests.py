@@ -24,6 +24,7 @@ from app.core.errors import (
 )
 from app.core.metrics import Metrics
 from app.core.security import Principal
+from app.core.vocabulary import PRODUCTION, AbTestStatus, MetricDirection
 from app.db.base import utcnow
 from app.db.models import AbTest, AbVariant, MlModel
 from app.db.repositories.ab_tests import AbTestRepository
@@ -32,7 +33,6 @@ from app.db.session import after_commit
 from app.schemas.ab_tests import (
     AbTestCreate,
     AbTestRead,
-    AbTestStatus,
     AbTestUpdate,
     ComparisonResult,
     MetricSpec,
@@ -43,9 +43,8 @@ from app.schemas.ab_tests import (
     VariantRead,
     VariantResult,
 )
-from app.schemas.ml_models import PRODUCTION, MetricDirection
 from app.services import ab_stats
-from app.services.ml_models import MlModelService
+from app.services.aliases import AliasService
 from app.services.traffic import LiveTest, LiveVariant, by_model
 
 TRANSITIONS = {
@@ -60,7 +59,7 @@ class AbTestService:
     def __init__(
         self,
         session: AsyncSession,
-        ml_models: MlModelService,
+        aliases: AliasService,
         webhooks: Webhooks,
         metrics: Metrics,
     ) -> None:
@@ -69,7 +68,7 @@ class AbTestService:
         self.models = MlModelRepository(session)
         self.versions = VersionRepository(session)
         self.aliases = AliasRepository(session)
-        self.ml_models = ml_models
+        self.alias_service = aliases
         self.webhooks = webhooks
         self.metrics = metrics
 
@@ -255,7 +254,7 @@ class AbTestService:
             id=test.id,
             name=test.name,
             model=model.name,
-            status=AbTestStatus(test.status),
+            status=test.status,
             ends_at=test.ends_at,
             variants=tuple(LiveVariant(v.position, v.name, v.version, v.weight) for v in variants),
         )
@@ -374,7 +373,7 @@ class AbTestService:
                 f"The results ({result.verdict}) do not favour {variant_name}; "
                 "use force to promote anyway"
             )
-        await self.ml_models.set_alias(
+        await self.alias_service.set_alias(
             model.name,
             PRODUCTION,
             chosen.version,
@@ -399,11 +398,8 @@ class AbTestService:
             id=test.id,
             name=test.name,
             model=model,
-            status=AbTestStatus(test.status),
-            variants=[
-                VariantRead(name=v.name, version=v.version, alias=v.alias, weight=v.weight)
-                for v in variants
-            ],
+            status=test.status,
+            variants=[VariantRead.model_validate(variant) for variant in variants],
             unit=test.unit,
             metric=_metric(test),
             minimum_sample_size=test.minimum_sample_size,
@@ -421,7 +417,7 @@ def _metric(test: AbTest) -> MetricSpec:
     return MetricSpec(
         name=test.metric_name,
         kind=test.metric_kind,
-        direction=MetricDirection(test.metric_direction),
+        direction=test.metric_direction,
     )
 
 
@@ -442,7 +438,7 @@ def _results(test: AbTest, variants: list[AbVariant]) -> Results:
     )
     return Results(
         test_id=test.id,
-        status=AbTestStatus(test.status),
+        status=test.status,
         metric=_metric(test),
         verdict=ab_stats.verdict(samples, comparisons, test.minimum_sample_size),
         srm=Srm(p_value=p_value, flagged=flagged),

@@ -10,23 +10,13 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 
 from scipy import stats
 
-from app.schemas.ml_models import Family, MetricDirection
+from app.core.vocabulary import Family, MetricDirection, Reason
 from app.services.deltas import exact, rounded
 
 Z_95 = 1.96  # the specification's Wald multiplier, exactly
-
-
-class Reason(StrEnum):
-    INSUFFICIENT_SAMPLES = "insufficient_samples"
-    DATASET_HASH_MISMATCH = "dataset_hash_mismatch"
-    COOLDOWN_ACTIVE = "cooldown_active"
-    DELTA_BELOW_THRESHOLD = "delta_below_threshold"
-    NOT_STATISTICALLY_SIGNIFICANT = "not_statistically_significant"
-    ACCEPTED = "accepted"
 
 
 @dataclass(frozen=True)

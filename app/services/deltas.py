@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Literal
 
-from app.schemas.ml_models import Family, MetricComparison, MetricDirection
+from app.core.vocabulary import Family, MetricDirection
+from app.schemas.ml_models import MetricComparison
 
 PLACES = Decimal("0.000001")
 LOWER_IS_BETTER = frozenset({"mse", "rmse", "mae", "log_loss", "loss", "error_rate"})

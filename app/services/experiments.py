@@ -7,8 +7,8 @@ from typing import Any
 
 from app.adapters.registry import Registry
 from app.core.errors import ExperimentNotFound, RegistryRejected, RunNotFound
+from app.core.vocabulary import MetricDirection
 from app.schemas.experiments import ExperimentRead, RunComparison, RunRead
-from app.schemas.ml_models import MetricDirection
 from app.services.deltas import compare_metrics, comparison
 
 

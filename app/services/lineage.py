@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.vocabulary import Family, MetricDirection
 from app.db.models import MlModel, ModelVersion
 from app.db.repositories.lineage import LineageRepository
 from app.db.repositories.ml_models import VersionRepository
 from app.schemas.lineage import Lineage, LineageDirection, LineageEdge
-from app.schemas.ml_models import Family, MetricDirection
 from app.services.attestations import rfc3339
 from app.services.contributors import checksummed
 from app.services.deltas import exact, rounded

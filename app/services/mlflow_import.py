@@ -20,7 +20,9 @@ from app.core.errors import AppError
 from app.core.security import Principal, Scope
 from app.db.repositories.ml_models import MlModelRepository, VersionRepository
 from app.schemas.ml_models import VersionMetadata
+from app.services.attestations import AttestationService
 from app.services.ml_models import MlModelService
+from app.services.registration import RegistrationService
 from app.services.signing import Signer
 
 IMPORTER = Principal(uuid.UUID(int=0), "import-mlflow", frozenset({Scope.ADMIN}))
@@ -87,7 +89,13 @@ class MlflowImport:
                 return outcome("skipped", _first_line(exc))
             if dry_run:
                 return outcome("would import")
-            service = MlModelService(session, self.registry, self.settings, self.signer)
+            service = RegistrationService(
+                session,
+                self.registry,
+                self.settings,
+                AttestationService(session, self.signer),
+                MlModelService(session, self.registry),
+            )
             published = Published(found.version, found.source, found.run_id)
             try:
                 await service.register_version(request, found.source, IMPORTER, None, published)

@@ -39,9 +39,9 @@ from app.core.errors import (
     VersionNotFound,
 )
 from app.core.metrics import Metrics
+from app.core.vocabulary import PRODUCTION
 from app.db.models import MlModel, ModelVersion
 from app.db.repositories.ml_models import resolve_target
-from app.schemas.ml_models import PRODUCTION
 from app.schemas.predictions import CacheCounts, Prediction, PredictRequest
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from app.adapters.memory import Memo
 from app.core.errors import InvalidTransition
 from app.core.metrics import Metrics
+from app.core.vocabulary import AbTestStatus
 from app.db.base import utcnow
 from app.db.exposure_log import ExposureLog
-from app.schemas.ab_tests import AbTestStatus, Assignment
+from app.schemas.ab_tests import Assignment
 from app.schemas.predictions import AbTestAssignment, Prediction, PredictRequest
 from app.services import ab_stats
 from app.services.predictions import PredictionService

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from scipy import stats
 
-from app.schemas.ml_models import Family, MetricDirection
-from app.services.deltaone import Policy, Reason, Side, decide
+from app.core.vocabulary import Family, MetricDirection, Reason
+from app.services.deltaone import Policy, Side, decide
 from app.services.deltas import compare_metrics, metric_delta
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)

@@ -12,12 +12,12 @@ from app.api.errors import AUTHENTICATED, problems
 from app.api.idempotency import IdempotentDep
 from app.api.routers import API_PREFIX, Limit, Offset, prediction_response
 from app.api.routing import Route
+from app.core.vocabulary import AbTestStatus
 from app.schemas.ab_tests import (
     AbPredictRequest,
     AbTestCreate,
     AbTestPage,
     AbTestRead,
-    AbTestStatus,
     AbTestUpdate,
     Assignment,
     AssignRequest,

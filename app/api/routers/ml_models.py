@@ -16,7 +16,7 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
 from app.api.auth import ReaderDep, WriterDep
-from app.api.deps import MlModelServiceDep, SettingsDep
+from app.api.deps import AliasServiceDep, MlModelServiceDep, RegistrationServiceDep, SettingsDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.idempotency import Idempotent, IdempotentDep
 from app.api.routers import API_PREFIX, Limit, Offset
@@ -24,6 +24,7 @@ from app.api.routing import Route, parsed
 from app.core.config import Settings
 from app.core.errors import UnsupportedMediaType, ValidationFailed
 from app.core.security import Principal
+from app.core.vocabulary import ModelType
 from app.schemas.common import DEFAULT_LIMIT, MAX_INTEGER, Time
 from app.schemas.ml_models import (
     ALIAS,
@@ -35,14 +36,13 @@ from app.schemas.ml_models import (
     DescriptionAndTags,
     MlModelRead,
     ModelPage,
-    ModelType,
     Rollback,
     VersionMetadata,
     VersionPage,
     VersionRead,
     VersionRegister,
 )
-from app.services.ml_models import MlModelService
+from app.services.registration import RegistrationService
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/models",
@@ -108,7 +108,7 @@ async def _save_upload(upload: UploadFile, workdir: FilePath) -> tuple[FilePath,
 async def register_version(
     request: Request,
     principal: WriterDep,
-    ml_models: MlModelServiceDep,
+    registration: RegistrationServiceDep,
     idempotent: IdempotentDep,
     settings: SettingsDep,
 ) -> JSONResponse:
@@ -121,19 +121,19 @@ async def register_version(
         return await idempotent(
             principal,
             metadata.model_dump(mode="json"),
-            lambda: ml_models.register_version(
+            lambda: registration.register_version(
                 metadata, metadata.source_uri, principal, idempotent.request_key(principal)
             ),
         )
     if not content_type.startswith("multipart/form-data"):
         raise UnsupportedMediaType("Send application/json or multipart/form-data")
-    return await _register_upload(request, principal, ml_models, idempotent, settings)
+    return await _register_upload(request, principal, registration, idempotent, settings)
 
 
 async def _register_upload(
     request: Request,
     principal: Principal,
-    ml_models: MlModelService,
+    registration: RegistrationService,
     idempotent: Idempotent,
     settings: Settings,
 ) -> JSONResponse:
@@ -157,7 +157,7 @@ async def _register_upload(
         return await idempotent(
             principal,
             {"metadata": metadata.model_dump(mode="json"), "artifact_sha256": archive_sha256},
-            lambda: ml_models.register_version(
+            lambda: registration.register_version(
                 metadata, archive, principal, idempotent.request_key(principal)
             ),
         )
@@ -274,25 +274,25 @@ async def download_artifact(
 
 
 @router.get("/{name}/aliases", response_model=dict[str, int], responses=problems(404, 422))
-async def list_aliases(name: str, _: ReaderDep, ml_models: MlModelServiceDep) -> dict[str, int]:
+async def list_aliases(name: str, _: ReaderDep, aliases: AliasServiceDep) -> dict[str, int]:
     """Where each alias of the model points: `{alias: version}`."""
-    return await ml_models.list_aliases(await ml_models.get_model(name))
+    return await aliases.list_aliases(name)
 
 
 @router.put("/{name}/aliases/{alias}", response_model=AliasRead, responses=problems(404, 422))
 async def set_alias(
-    name: str, alias: AliasPath, body: AliasSet, principal: WriterDep, ml_models: MlModelServiceDep
+    name: str, alias: AliasPath, body: AliasSet, principal: WriterDep, aliases: AliasServiceDep
 ) -> AliasRead:
     """Point an alias at a version (mirrored to MLflow); the move is recorded in its history."""
-    return await ml_models.set_alias(name, alias, body.version, body.reason, principal)
+    return await aliases.set_alias(name, alias, body.version, body.reason, principal)
 
 
 @router.delete("/{name}/aliases/{alias}", status_code=204, responses=problems(404, 422))
 async def delete_alias(
-    name: str, alias: AliasPath, principal: WriterDep, ml_models: MlModelServiceDep
+    name: str, alias: AliasPath, principal: WriterDep, aliases: AliasServiceDep
 ) -> Response:
     """Remove an alias (recorded in its history)."""
-    await ml_models.delete_alias(name, alias, principal)
+    await aliases.delete_alias(name, alias, principal)
     return Response(status_code=204)
 
 
@@ -305,25 +305,24 @@ async def get_alias_history(
     name: str,
     alias: AliasPath,
     _: ReaderDep,
-    ml_models: MlModelServiceDep,
+    aliases: AliasServiceDep,
     at: Annotated[
         Time | None, Query(description="Where the alias pointed at this time (RFC 3339)")
     ] = None,
 ) -> list[AliasEventRead] | AliasAt:
     """Every move of an alias, oldest first; with `?at=`, the version it pointed to then."""
-    model = await ml_models.get_model(name)
     if at is not None:
-        return await ml_models.alias_at(model, alias, at)
-    return await ml_models.alias_history(model, alias)
+        return await aliases.alias_at(name, alias, at)
+    return await aliases.alias_history(name, alias)
 
 
 @router.post("/{name}/rollback", response_model=AliasRead, responses=problems(404, 409, 422))
 async def rollback_production(
-    name: str, body: Rollback, principal: WriterDep, ml_models: MlModelServiceDep
+    name: str, body: Rollback, principal: WriterDep, aliases: AliasServiceDep
 ) -> AliasRead:
     """Move `production` back to its previous version, or to `to_version` if that version held
     production before; 409 `rollback_unavailable` otherwise."""
-    return await ml_models.rollback(name, body.to_version, body.reason, principal)
+    return await aliases.rollback(name, body.to_version, body.reason, principal)
 
 
 @router.get("/{name}/compare", response_model=Comparison, responses=problems(404, 422))

@@ -1,0 +1,53 @@
+"""The domain's words, shared by every layer: schemas, services and the ORM columns all use these,
+so none of them imports another for a word. Rules: docs/reference/specification.md."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+PRODUCTION = "production"  # the alias predictions use by default, and rollback moves
+
+
+class ModelType(StrEnum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+    RANKING = "ranking"
+    LEAD_SCORING = "lead_scoring"
+    CUSTOM = "custom"
+
+
+class VersionKind(StrEnum):
+    BASELINE = "baseline"
+    IMPROVED = "improved"
+
+
+class MetricDirection(StrEnum):
+    """Which way a metric improves (losses and errors: lower)."""
+
+    HIGHER_IS_BETTER = "higher_is_better"
+    LOWER_IS_BETTER = "lower_is_better"
+
+
+class Family(StrEnum):
+    """How gains are counted: percentage points for proportions, percent otherwise."""
+
+    PROPORTION = "proportion"
+    CONTINUOUS = "continuous"
+
+
+class Reason(StrEnum):
+    """Why DeltaOne accepted or refused a version: the first check that failed, or `accepted`."""
+
+    INSUFFICIENT_SAMPLES = "insufficient_samples"
+    DATASET_HASH_MISMATCH = "dataset_hash_mismatch"
+    COOLDOWN_ACTIVE = "cooldown_active"
+    DELTA_BELOW_THRESHOLD = "delta_below_threshold"
+    NOT_STATISTICALLY_SIGNIFICANT = "not_statistically_significant"
+    ACCEPTED = "accepted"
+
+
+class AbTestStatus(StrEnum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"

@@ -1,0 +1,405 @@
+"""Registering a version: everything checked before MLflow is touched; MLflow first, then one
+transaction with the version, its lineage edge, delta, DeltaOne decision and attestation.
+
+Rules: docs/reference/specification.md#registration, docs/reference/specification.md#deltaone."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.adapters.memory import MODEL, changed
+from app.adapters.registry import Publication, Published, Registry
+from app.core.config import Settings
+from app.core.errors import (
+    InvalidAddress,
+    InvalidArtifact,
+    ModelNotFound,
+    ModelTypeMismatch,
+    RegistryRejected,
+    TokenIdTaken,
+    ValidationFailed,
+    VersionNotFound,
+)
+from app.core.security import Principal
+from app.core.vocabulary import PRODUCTION, Family, ModelType, VersionKind
+from app.db.base import utcnow
+from app.db.models import MlModel, ModelVersion, VersionContributor
+from app.db.repositories.ml_models import AliasRepository, MlModelRepository, VersionRepository
+from app.schemas.ml_models import (
+    Benchmark,
+    VersionMetadata,
+    VersionRead,
+)
+from app.services import artifacts
+from app.services.attestations import AttestationService, decision_record
+from app.services.contributors import basis_points, checksummed, normalize_address
+from app.services.deltaone import Policy, Side, decide
+from app.services.deltas import compare_metrics
+from app.services.ml_models import MlModelService, version_read
+
+
+def invalid(loc: Sequence[str | int], message: str) -> ValidationFailed:
+    where = ".".join(str(part) for part in loc)
+    return ValidationFailed(
+        f"Invalid request: {where}: {message}",
+        errors=[{"loc": ["body", *loc], "msg": message, "type": "value_error"}],
+    )
+
+
+class RegistrationService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        registry: Registry,
+        settings: Settings,
+        attestations: AttestationService,
+        ml_models: MlModelService,
+    ) -> None:
+        self.session = session
+        self.models = MlModelRepository(session)
+        self.versions = VersionRepository(session)
+        self.aliases = AliasRepository(session)
+        self.registry = registry
+        self.settings = settings
+        self.attestations = attestations
+        self.ml_models = ml_models
+
+    async def register_version(
+        self,
+        request: VersionMetadata,
+        artifact: Path | str,
+        actor: Principal,
+        request_key: str | None,
+        published: Published | None = None,
+    ) -> VersionRead:
+        """`artifact` is an uploaded archive on disk or an MLflow source URI. Everything is
+        checked before MLflow is touched; MLflow goes first, then the rows, in the request's one
+        transaction. A version already in MLflow (`published`, when importing a registry) is
+        recorded without writing to MLflow. With a `request_key` (from an Idempotency-Key),
+        MLflow objects an earlier attempt left are found by it and reused."""
+        model = await self.models.get_by_name(request.name)
+        benchmark = self._benchmark(request, model)
+        self._check_metrics(request, benchmark)
+        parent = await self._parent(request, model)
+        contributors = self._contributors(request)
+        model_type = self._model_type(request, model)
+        if request.token_id is not None:
+            owner = await self.models.get_by_token_id(request.token_id)
+            if owner is not None and owner.name != request.name:
+                raise TokenIdTaken(f"token_id {request.token_id} belongs to model {owner.name}")
+            if model is not None and model.token_id not in (None, request.token_id):
+                raise invalid(["token_id"], f"the model's token_id is {model.token_id}")
+
+        with tempfile.TemporaryDirectory(prefix="hokusai-artifact-") as workdir:
+            model_dir, run_id = await self._fetch_artifact(artifact, Path(workdir))
+            digest = await asyncio.to_thread(artifacts.digest, model_dir)
+            token_id = request.token_id or (model.token_id if model else None)
+            published = published or await self.registry.publish(
+                Publication(
+                    name=request.name,
+                    request_key=request_key or uuid.uuid4().hex,
+                    retry=request_key is not None,
+                    model_tags=_model_tags(model_type, token_id, benchmark),
+                    version_tags=_version_tags(
+                        request, benchmark, token_id, parent, contributors, digest
+                    ),
+                    metrics=request.metrics,
+                    description=request.description,
+                    model_dir=model_dir if isinstance(artifact, Path) else None,
+                    source_uri=artifact if isinstance(artifact, str) else None,
+                    run_id=run_id,
+                )
+            )
+
+        now = utcnow()
+        if model is None:
+            model = await self.models.add_if_absent(
+                MlModel(
+                    id=uuid.uuid4(),
+                    name=request.name,
+                    model_type=model_type,
+                    token_id=token_id,
+                    description=None,
+                    tags={},
+                    benchmark_metric=benchmark.metric,
+                    benchmark_direction=benchmark.direction,
+                    benchmark_family=benchmark.family,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            if model.model_type != model_type:  # another request created it first, differently
+                raise ModelTypeMismatch(f"model {model.name} is a {model.model_type} model")
+        if request.kind == VersionKind.BASELINE and request.benchmark is not None:
+            model.benchmark_metric = benchmark.metric
+            model.benchmark_direction = benchmark.direction
+            model.benchmark_family = benchmark.family
+        model.updated_at = now
+        if model.token_id != token_id:
+            model.token_id = token_id
+            await self.models.save()  # a token id taken meanwhile is a 409, not a 500
+
+        if request_key is not None:  # a retry may find the rows an earlier attempt wrote
+            existing = await self.versions.get(model.id, published.version)
+            if existing is not None:
+                return await self.ml_models.read_version(model, existing)
+        version_id = uuid.uuid4()
+        version = ModelVersion(
+            id=version_id,
+            model_id=model.id,
+            version=published.version,
+            kind=request.kind,
+            description=request.description,
+            tags=request.tags,
+            metrics=request.metrics,
+            metric_stds=request.metric_stds,
+            dataset_hash=request.dataset.hash,
+            dataset_num_samples=request.dataset.num_samples,
+            benchmark_metric=benchmark.metric,
+            benchmark_direction=benchmark.direction,
+            benchmark_family=benchmark.family,
+            primary_metric_value=request.metrics.get(benchmark.metric),
+            parent_id=parent.id if parent else None,
+            root_id=parent.root_id if parent else version_id,
+            delta=_delta(parent, request.metrics, benchmark) if parent else None,
+            artifact_digest=digest,
+            source_uri=published.source_uri,
+            mlflow_run_id=published.run_id,
+            created_by=actor.name,
+            created_at=now,
+            updated_at=now,
+        )
+        rows = [
+            VersionContributor(
+                version_id=version.id,
+                address=address,
+                weight=weight,
+                weight_bps=bps,
+                model_id=model.id,
+                version=version.version,
+                created_at=now,
+            )
+            for address, weight, bps in contributors
+        ]
+        if parent is not None:
+            # No cycle check: the child is new, so it cannot be an ancestor of its parent.
+            await self.models.lock(model)
+            await self._judge(model, version, parent, rows, benchmark, now)
+        await self.versions.add(version, rows)  # writes the attestation and what points to it
+        changed(self.session, MODEL, model.name)  # "latest" moved
+        return version_read(model, version, rows, parent.version if parent else None, aliases=[])
+
+    async def _judge(
+        self,
+        model: MlModel,
+        version: ModelVersion,
+        parent: ModelVersion,
+        contributors: list[VersionContributor],
+        benchmark: Benchmark,
+        now: datetime,
+    ) -> None:
+        """The DeltaOne decision and the signed attestation of an improved version. Runs under
+        the model's row lock: the cooldown and the attestation chain see one registration at
+        a time."""
+        since = now - timedelta(seconds=self.settings.deltaone_cooldown_s)
+        metric = benchmark.metric
+        decision = decide(
+            metric,
+            benchmark.direction,
+            benchmark.family,
+            Side(
+                parent.metrics[metric],
+                parent.dataset_num_samples,
+                parent.dataset_hash,
+                parent.metric_stds.get(metric),
+            ),
+            Side(
+                version.metrics[metric],
+                version.dataset_num_samples,
+                version.dataset_hash,
+                version.metric_stds.get(metric),
+            ),
+            cooldown_active=await self.versions.accepted_since(
+                model.id, version.dataset_hash, since
+            ),
+            policy=Policy(self.settings.deltaone_threshold_pp, self.settings.deltaone_min_samples),
+            now=now,
+        )
+        version.deltaone = decision_record(decision)
+        version.deltaone_accepted = decision.accepted
+        version.deltaone_reason = decision.reason
+        version.deltaone_gain_pp = (
+            Decimal(repr(decision.gain_pp)) if decision.gain_pp is not None else None
+        )
+        await self.versions.add(version, contributors)  # the attestation refers to the version
+        attestation = await self.attestations.attest(model, version, parent, contributors, decision)
+        version.attestation_id = attestation.id
+        for contributor in contributors:
+            contributor.gain_pp = version.deltaone_gain_pp
+            contributor.deltaone_accepted = decision.accepted
+            contributor.attestation_id = attestation.id
+
+    def _model_type(self, request: VersionMetadata, model: MlModel | None) -> ModelType:
+        if model is None:
+            if request.model_type is None:
+                raise invalid(["model_type"], "required for a new model")
+            return request.model_type
+        if request.model_type is not None and request.model_type != model.model_type:
+            raise ModelTypeMismatch(
+                f"model {model.name} is a {model.model_type} model, not {request.model_type}",
+                errors=[{"loc": ["body", "model_type"], "msg": "differs", "type": "mismatch"}],
+            )
+        return model.model_type
+
+    def _benchmark(self, request: VersionMetadata, model: MlModel | None) -> Benchmark:
+        if model is None and request.kind == VersionKind.IMPROVED:
+            raise ModelNotFound(
+                f"No model named {request.name}; register a baseline first",
+                errors=[{"loc": ["body", "name"], "msg": "unknown model", "type": "not_found"}],
+            )
+        if request.benchmark is not None:
+            return request.benchmark
+        if model is None:
+            raise invalid(["benchmark"], "required for the first baseline of a model")
+        return Benchmark(
+            metric=model.benchmark_metric,
+            direction=model.benchmark_direction,
+            family=model.benchmark_family,
+        )
+
+    def _check_metrics(self, request: VersionMetadata, benchmark: Benchmark) -> None:
+        if benchmark.metric not in request.metrics:
+            raise invalid(["metrics"], f"the benchmark metric {benchmark.metric!r} is missing")
+        if benchmark.family == Family.PROPORTION:
+            value = request.metrics[benchmark.metric]
+            if not 0 <= value <= 1:
+                raise invalid(
+                    ["metrics", benchmark.metric], "a proportion must lie between 0 and 1"
+                )
+        for name in request.metric_stds.keys() - request.metrics.keys():
+            raise invalid(["metric_stds", name], "no metric of that name")
+
+    async def _parent(self, request: VersionMetadata, model: MlModel | None) -> ModelVersion | None:
+        if request.kind == VersionKind.BASELINE or model is None:
+            return None
+        if request.parent_version is not None:
+            parent = await self.versions.get(model.id, request.parent_version)
+            if parent is None:
+                raise VersionNotFound(
+                    f"Model {model.name} has no version {request.parent_version}",
+                    errors=[
+                        {"loc": ["body", "parent_version"], "msg": "unknown", "type": "not_found"}
+                    ],
+                )
+            return parent
+        production = await self.aliases.get(model.id, PRODUCTION)
+        if production is not None:
+            return await self.versions.get_by_id(production.version_id)
+        parent = await self.versions.latest_baseline(model.id)
+        if parent is None:
+            raise VersionNotFound(f"Model {model.name} has no baseline to improve on")
+        return parent
+
+    def _contributors(self, request: VersionMetadata) -> list[tuple[str, float, int]]:
+        if not request.contributors:
+            return []
+        addresses: list[str] = []
+        for index, contributor in enumerate(request.contributors):
+            try:
+                address = normalize_address(contributor.address)
+            except InvalidAddress as exc:  # the same error, now naming the field
+                loc = ["body", "contributors", index, "address"]
+                raise InvalidAddress(
+                    exc.detail, errors=[{"loc": loc, "msg": exc.detail, "type": "invalid_address"}]
+                ) from exc
+            if address in addresses:
+                raise invalid(["contributors", index, "address"], "duplicate address")
+            addresses.append(address)
+        weights = [
+            (a, Decimal(repr(c.weight)))
+            for a, c in zip(addresses, request.contributors, strict=True)
+        ]
+        points = basis_points(weights)
+        return [
+            (address, contributor.weight, points[address])
+            for address, contributor in zip(addresses, request.contributors, strict=True)
+        ]
+
+    async def _fetch_artifact(self, artifact: Path | str, workdir: Path) -> tuple[Path, str | None]:
+        """The model directory (unpacked upload or download of the URI) and the run behind it."""
+        if isinstance(artifact, Path):
+            root = await asyncio.to_thread(
+                artifacts.unpack,
+                artifact,
+                workdir / "model",
+                max_bytes=self.settings.max_unpacked_bytes,
+                max_ratio=self.settings.max_artifact_ratio,
+            )
+            return root, None
+        if ".." in re.split(r"[/\\]", artifact):
+            raise InvalidArtifact(f"source_uri {artifact} climbs out of its location ('..')")
+        try:
+            run_id = await self.registry.run_id_of(artifact)
+            downloaded = await self.registry.download(artifact, workdir / "download")
+        except RegistryRejected as exc:
+            raise InvalidArtifact(f"MLflow refused source_uri {artifact}: {exc.message}") from exc
+        return artifacts.model_root(downloaded), run_id
+
+
+def _delta(parent: ModelVersion, metrics: dict[str, float], benchmark: Benchmark) -> dict[str, Any]:
+    deltas = compare_metrics(
+        parent.metrics, metrics, benchmark.metric, benchmark.direction, benchmark.family
+    )
+    return {
+        name: {key: value for key, value in asdict(d).items() if key != "better"}
+        for name, d in deltas.items()
+    }
+
+
+def _model_tags(
+    model_type: ModelType, token_id: str | None, benchmark: Benchmark
+) -> dict[str, str]:
+    tags = {"model_type": model_type, "benchmark_metric": benchmark.metric}
+    if token_id:
+        tags["hokusai_token_id"] = token_id
+    return tags
+
+
+def _version_tags(
+    request: VersionMetadata,
+    benchmark: Benchmark,
+    token_id: str | None,
+    parent: ModelVersion | None,
+    contributors: list[tuple[str, float, int]],
+    digest: str,
+) -> dict[str, str]:
+    """The service's own tags plus the upstream SDK's names, for MLflow UI users."""
+    tags = {
+        **request.tags,
+        "benchmark_metric": benchmark.metric,
+        "benchmark_value": repr(request.metrics[benchmark.metric]),
+        "is_baseline": str(request.kind == VersionKind.BASELINE).lower(),
+        "hokusai.kind": request.kind.value,
+        "hokusai.dataset_hash": request.dataset.hash,
+        "hokusai.artifact_digest": digest,
+    }
+    if token_id:
+        tags["hokusai_token_id"] = token_id
+    if parent is not None:
+        tags["baseline_id"] = str(parent.version)
+    if contributors:
+        top = max(contributors, key=lambda c: (c[2], c[0]))
+        tags["contributor_address"] = checksummed(top[0])
+        tags["hokusai.contributors"] = str(len(contributors))
+    return tags
