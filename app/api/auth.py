@@ -12,9 +12,11 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.requests import HTTPConnection
 
-from app.api.deps import MetricsDep, Resources, ResourcesDep
+from app.api.deps import Resources, ResourcesDep
 from app.core.config import API_KEY_PATTERN
 from app.core.errors import Forbidden, RateLimited, Unauthenticated
 from app.core.metrics import Metrics
@@ -22,17 +24,29 @@ from app.core.security import Principal, Scope
 from app.db.session import unreachable
 from app.services.api_keys import ApiKeyService
 
-bearer_scheme = HTTPBearer(auto_error=False, description="`Authorization: Bearer hk_...`")
+
+class BearerKey(HTTPBearer):
+    """FastAPI's bearer scheme (the same OpenAPI), answering the token alone: no credentials
+    object to validate on every request."""
+
+    async def __call__(self, request: HTTPConnection) -> str | None:  # type: ignore[override]
+        scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
+        return credentials if scheme.lower() == "bearer" and credentials else None
+
+
+bearer_scheme = BearerKey(
+    auto_error=False, description="`Authorization: Bearer hk_...`", scheme_name="HTTPBearer"
+)
 header_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: hk_...`")
 
 
 async def authenticate(
     request: Request,
     resources: ResourcesDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    bearer: Annotated[str | None, Security(bearer_scheme)],
     header_key: Annotated[str | None, Security(header_scheme)],
 ) -> Principal:
-    secret = bearer.credentials if bearer is not None else header_key
+    secret = bearer if bearer is not None else header_key
     return await principal_of(resources, secret, client_address(request))
 
 
@@ -117,9 +131,9 @@ def _this_minute() -> tuple[str, int]:
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 
-def require(scope: Scope) -> Callable[[Principal, Metrics], Awaitable[Principal]]:
-    async def scoped(principal: PrincipalDep, metrics: MetricsDep) -> Principal:
-        return check_scope(principal, scope, metrics)
+def require(scope: Scope) -> Callable[[Principal, Resources], Awaitable[Principal]]:
+    async def scoped(principal: PrincipalDep, resources: ResourcesDep) -> Principal:
+        return check_scope(principal, scope, resources.metrics)
 
     return scoped
 
