@@ -44,7 +44,7 @@ def changed(session: AsyncSession, kind: str, source: str) -> None:
     session.info.setdefault(_CHANGES, set()).add((kind, source))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Recall(Generic[V]):
     """What `read_through` found: the value, whether it was remembered (True) or loaded (False),
     and the Redis keys asked for alongside with their values."""
