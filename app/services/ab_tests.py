@@ -6,6 +6,7 @@ Rules: docs/reference/specification.md#ab-tests."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -455,16 +456,8 @@ def _results(test: AbTest, variants: list[AbVariant]) -> Results:
             for v, s in zip(variants, samples, strict=True)
         ],
         comparisons=[
-            ComparisonResult(
-                variant=v.name,
-                control=variants[0].name,
-                absolute_lift=c.absolute_lift,
-                relative_lift=c.relative_lift,
-                ci_low=c.ci_low,
-                ci_high=c.ci_high,
-                p_value=c.p_value,
-                chance_to_beat_control=c.chance_to_beat_control,
-                significant=c.significant,
+            ComparisonResult.model_validate(
+                {**asdict(c), "variant": v.name, "control": variants[0].name}
             )
             for v, c in zip(variants[1:], comparisons, strict=True)
         ],
