@@ -82,9 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             signer=Signer.from_settings(settings),
             memory=Memory(cache, settings.resolution_cache_ttl_s),
             exposures=ExposureLog(create_engine(settings, pool_size=1)),
-            loader=ModelLoader(
-                registry, settings.model_cache_size, settings.model_load_timeout_s, metrics
-            ),
+            loader=ModelLoader(registry, settings, metrics),
             webhooks=Webhooks(
                 settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
                 metrics,
@@ -134,8 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app,
         [
             predictions.router,
-            health.router,
             ab_tests.router,
+            health.router,
             api_keys.router,
             ml_models.router,
             lineage.router,

@@ -1,9 +1,10 @@
 """Predictions, side by side on one uvicorn server (one process): the ceiling (`GET /health`, a
 bare endpoint returning a constant), cached and uncached single-row predict under load (wrk), the
 model called in-process (the scikit-learn estimator, and the MLflow pyfunc the service calls), the
-service's own overhead on an uncached row (wrk on one connection, against the pyfunc), and batches
+service's own overhead on an uncached row (wrk on one connection, against the pyfunc), batches
 of 1,000 rows at 0%, 50% and 100% cache hits (client time, and server time from the service's
-own request histogram).
+own request histogram), and uncached single rows side by side: the service with adaptive batching
+on and off, and MLflow's own scoring server (`mlflow models serve`, one worker) on the same model.
 
     scripts/with-services .venv/bin/python bench/predict.py [--duration 10]
 """
@@ -11,12 +12,15 @@ own request histogram).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +34,27 @@ from bench.api_overhead import wrk  # noqa: E402
 from bench.server import service  # noqa: E402
 from tests.factories import FEATURES, save_sklearn, tar_gz  # noqa: E402
 from tests.services_under_test import (  # noqa: E402
+    free_port,
     mlflow_server,
     postgres_server,
     redis_server,
+    running,
     scratch_database,
 )
 
 CACHED_ROW = {"f0": 0.25, "f1": 0.5, "f2": 0.75}
+MLFLOW_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+math.randomseed(os.time() + tonumber(string.sub(string.match(tostring({}), "0x(%x+)"), -6), 16))
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = string.format('{"dataframe_records": [{"f0": %.9f, "f1": %d, "f2": 0.5}]}',
+                             math.random(), counter)
+  return wrk.format(nil, nil, nil, body)
+end
+"""
 UNCACHED_LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -57,6 +75,18 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %s"
 wrk.body = '%s'
 """
+
+
+@contextlib.contextmanager
+def mlflow_scoring_server(model_dir: Path, workdir: Path) -> Iterator[str]:
+    """MLflow's own scoring server for the model directory, in this environment."""
+    port = free_port()
+    command = [str(ROOT / ".venv/bin/mlflow"), "models", "serve", "-m", str(model_dir)]
+    command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+    url = f"http://127.0.0.1:{port}"
+    log = workdir / "scoring-server.log"
+    with running(command, dict(os.environ), log, url, timeout_s=120, what="mlflow models serve"):
+        yield url
 
 
 def row(rng: random.Random) -> dict[str, float]:
@@ -215,6 +245,38 @@ def main() -> None:
                     url, args.duration, args.connections, {}, scripts / "uncached.lua"
                 ),
             }
+        # The same model, uncached rows, with batching off (a second service on the same data),
+        # and in MLflow's own scoring server (one worker, as the service runs one process).
+        with service(
+            workdir,
+            key,
+            database_url=database_url,
+            redis_url=redis_url,
+            mlflow_tracking_uri=mlflow_uri,
+            rate_limit_per_minute="0",
+            prediction_batching="false",
+        ) as unbatched:
+            httpx.post(
+                f"{unbatched}{predict}", json={"inputs": CACHED_ROW}, headers=headers, timeout=120
+            ).raise_for_status()  # loaded
+            off = f"{unbatched}{predict}"
+            uncached = {
+                "service, batching on": (
+                    load["predict, uncached row"],
+                    sequential["predict, uncached row"],
+                ),
+                "service, batching off": (
+                    wrk(off, args.duration, args.connections, {}, scripts / "uncached.lua"),
+                    wrk(off, args.duration, 1, {}, scripts / "uncached.lua"),
+                ),
+            }
+        (scripts / "mlflow.lua").write_text(MLFLOW_LUA)
+        with mlflow_scoring_server(model_dir, Path(workdir)) as scoring:
+            invocations = f"{scoring}/invocations"
+            uncached["mlflow models serve (1 worker)"] = (
+                wrk(invocations, args.duration, args.connections, {}, scripts / "mlflow.lua"),
+                wrk(invocations, args.duration, 1, {}, scripts / "mlflow.lua"),
+            )
 
     ceiling = load["ceiling: GET /health"]["rps"]
     print(
@@ -237,6 +299,24 @@ def main() -> None:
     for label, timings in model_alone.items():
         overhead = uncached - percentiles(timings)[0]
         print(f"service overhead on an uncached row beyond the {label} (p50): {overhead:.2f} ms")
+    print(
+        f"\nuncached single rows, side by side (wrk -c{args.connections}: req/s, p50, p99 ms; "
+        "wrk -c1: p50 ms)"
+    )
+    print(f"{'':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'c1 p50':>9}")
+    for label, (loaded, alone) in uncached.items():
+        print(
+            f"{label:<34}{loaded['rps']:>9.0f}{loaded['p50']:>9.2f}{loaded['p99']:>9.2f}"
+            f"{alone['p50']:>9.2f}"
+        )
+    on, off = uncached["service, batching on"], uncached["service, batching off"]
+    scoring_rps = uncached["mlflow models serve (1 worker)"][0]["rps"]
+    print(f"batching on / MLflow's scoring server: {on[0]['rps'] / scoring_rps:.2f}x (goal 5x)")
+    print(
+        f"batching on / batching off: {on[0]['rps'] / off[0]['rps']:.2f}x (goal 3x); "
+        f"p99 {on[0]['p99']:.1f} vs {off[0]['p99']:.1f} ms; "
+        f"one connection p50 +{on[1]['p50'] - off[1]['p50']:.2f} ms (goal at most +0.3)"
+    )
     print("\nbatches, 20 calls each (client p50 / p99 ms, mean server ms):")
     for label, (timings, server) in batches.items():
         p50, p99 = percentiles(timings)

@@ -89,6 +89,21 @@ class Settings(BaseSettings):
     )
     prediction_batch_limit: int = Field(1000, ge=1, description="Most rows in one predict call")
     model_cache_size: int = Field(8, ge=1, description="Loaded models kept in memory (LRU)")
+    prediction_batching: bool = Field(
+        True,
+        description="Gather the uncached rows of concurrent requests for one model version into "
+        "one model call while the model is busy (an idle model is called at once)",
+    )
+    prediction_batch_max_rows: int = Field(
+        1000, ge=1, description="Most rows in one gathered model call"
+    )
+    prediction_batch_max_wait_ms: float = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="How long a gathered call waits for more rows once the model is free "
+        "(0: not at all; the model's own call time is the window)",
+    )
     model_load_timeout_s: float = Field(
         120.0, gt=0, description="Past it, loading a model is 503 model_unavailable"
     )

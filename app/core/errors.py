@@ -81,6 +81,10 @@ class ValidationFailed(AppError):
     status, code, title = 422, "validation_failed", "Request validation failed"
 
 
+class ModelFailed(AppError):
+    status, code, title = 422, "model_failed", "The model could not predict these rows"
+
+
 class RateLimited(AppError):
     status, code, title = 429, "rate_limited", "Rate limit exceeded"
 

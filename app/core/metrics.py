@@ -88,6 +88,25 @@ class Metrics:
             buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
             registry=self.registry,
         )
+        self.model_calls = Counter(
+            "hokusai_model_calls_total",
+            "Calls of a loaded model, per model: alone, or gathering the rows of several "
+            "concurrent requests (adaptive batching)",
+            ["model", "mode"],
+            registry=self.registry,
+        )
+        self.model_call_rows = Histogram(
+            "hokusai_model_call_rows",
+            "Rows per call of a model (the rows of every request gathered into it)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 5000),
+            registry=self.registry,
+        )
+        self.batch_wait_seconds = Histogram(
+            "hokusai_model_batch_wait_seconds",
+            "How long rows waited for the model to be free before a gathered call",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.batch_rows = Histogram(
             "hokusai_prediction_batch_rows",
             "Rows per predict call",

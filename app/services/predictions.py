@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import rfc8785
@@ -31,6 +32,7 @@ from app.core import heap
 from app.core.config import Settings
 from app.core.errors import (
     BatchTooLarge,
+    ModelFailed,
     ModelNotFound,
     ModelUnavailable,
     RegistryRejected,
@@ -43,6 +45,7 @@ from app.core.vocabulary import PRODUCTION
 from app.db.models import MlModel, ModelVersion
 from app.db.repositories.ml_models import resolve_target
 from app.schemas.predictions import CacheCounts, Prediction, PredictRequest
+from app.services.batching import Batcher
 
 log = logging.getLogger(__name__)
 
@@ -60,24 +63,31 @@ class Target:
     source_uri: str
 
 
+@dataclass(frozen=True)
+class Served:
+    """A loaded version, and its calls (gathered by `app/services/batching.py`)."""
+
+    model: LoadedModel
+    call: Batcher
+
+
 class ModelLoader:
     """Loaded models in a bounded LRU, app-wide. Concurrent first requests for one version share
     one load; a load that fails is forgotten, so the next request tries again."""
 
-    def __init__(
-        self, registry: Registry, capacity: int, timeout_s: float, metrics: Metrics
-    ) -> None:
+    def __init__(self, registry: Registry, settings: Settings, metrics: Metrics) -> None:
         self.registry = registry
-        self.capacity = capacity
-        self.timeout_s = timeout_s
+        self.settings = settings
+        self.capacity = settings.model_cache_size
+        self.timeout_s = settings.model_load_timeout_s
         self.metrics = metrics
         self.retry_after_s = registry.retry_after_s
-        self._models: OrderedDict[tuple[uuid.UUID, int], LoadedModel] = OrderedDict()
-        self._loading: dict[tuple[uuid.UUID, int], asyncio.Task[LoadedModel]] = {}
+        self._models: OrderedDict[tuple[uuid.UUID, int], Served] = OrderedDict()
+        self._loading: dict[tuple[uuid.UUID, int], asyncio.Task[Served]] = {}
         self.warmup: dict[str, Any] = {"status": "idle", "loaded": 0, "failed": 0}
         self.loads = 0
 
-    async def get(self, target: Target) -> LoadedModel:
+    async def get(self, target: Target) -> Served:
         key = (target.model_id, target.version)
         loaded = self._models.get(key)
         if loaded is not None:
@@ -90,7 +100,7 @@ class ModelLoader:
             task.add_done_callback(lambda _: self._loading.pop(key, None))
         return await asyncio.shield(task)
 
-    async def _load(self, key: tuple[uuid.UUID, int], name: str, source_uri: str) -> LoadedModel:
+    async def _load(self, key: tuple[uuid.UUID, int], name: str, source_uri: str) -> Served:
         started = time.perf_counter()
         self.loads += 1
         try:
@@ -107,12 +117,23 @@ class ModelLoader:
         self.metrics.model_load_seconds.labels(name, "loaded").observe(
             time.perf_counter() - started
         )
-        self._models[key] = loaded
+        served = Served(
+            loaded,
+            Batcher(
+                partial(run_model, loaded),
+                model=name,
+                enabled=self.settings.prediction_batching,
+                max_rows=self.settings.prediction_batch_max_rows,
+                max_wait_s=self.settings.prediction_batch_max_wait_ms / 1000,
+                metrics=self.metrics,
+            ),
+        )
+        self._models[key] = served
         while len(self._models) > self.capacity:
             self._models.popitem(last=False)
         self.metrics.loaded_models.set(len(self._models))
         heap.settle()  # the model (and what loading it imported) lives until evicted
-        return loaded
+        return served
 
     async def warm(self, targets: list[tuple[MlModel, ModelVersion]]) -> None:
         """Load the versions behind `production` in the background, at start-up."""
@@ -289,10 +310,10 @@ class PredictionService:
         answers: list[Any] = [value[0] if value is not None else None for value in cached]
         misses = [index for index, value in enumerate(cached) if value is None]
         if misses:
-            loaded = await self.loader.get(target)
+            served = await self.loader.get(target)
             missing_rows = [rows[index] for index in misses]
-            check_rows(missing_rows, loaded.columns)
-            outputs = await asyncio.to_thread(self._run, loaded, missing_rows)
+            check_rows(missing_rows, served.model.columns)
+            outputs = await served.call(missing_rows)
             fresh = {}
             for index, output in zip(misses, outputs, strict=True):
                 answers[index] = output
@@ -332,27 +353,37 @@ class PredictionService:
         except (ValueError, TypeError) as exc:  # NaN, infinity: JSON cannot say them
             raise ValidationFailed(f"inputs are not plain JSON: {exc}") from exc
 
-    @staticmethod
-    def _run(loaded: LoadedModel, rows: list[dict[str, Any]]) -> list[Any]:
-        import numpy as np
-        import pandas as pd
 
-        if loaded.columns is None:
-            return _rows_of(loaded.predict(pd.DataFrame(rows)), len(rows))
-        names = [c.name for c in loaded.columns]
-        if all(c.type in NUMBER_TYPES for c in loaded.columns):
-            # All doubles (the common case): one float array, with plain string column names;
-            # several times faster to build than a frame from dicts. Absent or null is NaN.
-            values = [[row.get(name) for name in names] for row in rows]
-            frame = pd.DataFrame(
-                np.array(values, dtype=np.float64), columns=pd.Index(names, dtype=object)
-            )
-            return _rows_of(loaded.predict(frame), len(rows))
-        # JSON has one number type: 3 for a double column is 3.0, which MLflow will not cast.
-        floats = [c.name for c in loaded.columns if c.type in NUMBER_TYPES]
-        rows = [
-            {**row, **{name: float(row[name]) for name in floats if row.get(name) is not None}}
-            for row in rows
-        ]
-        frame = pd.DataFrame(rows, columns=names)
+def run_model(loaded: LoadedModel, rows: list[dict[str, Any]]) -> list[Any]:
+    """One blocking call of the model: rows in, one JSON value per row out. The model is the
+    uploader's code: whatever it raises is a 422 naming the error, not a 500."""
+    try:
+        return _call_model(loaded, rows)
+    except Exception as exc:
+        message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise ModelFailed(f"{type(exc).__name__}: {message}".rstrip(": ")) from exc
+
+
+def _call_model(loaded: LoadedModel, rows: list[dict[str, Any]]) -> list[Any]:
+    import numpy as np
+    import pandas as pd
+
+    if loaded.columns is None:
+        return _rows_of(loaded.predict(pd.DataFrame(rows)), len(rows))
+    names = [c.name for c in loaded.columns]
+    if all(c.type in NUMBER_TYPES for c in loaded.columns):
+        # All doubles (the common case): one float array, with plain string column names;
+        # several times faster to build than a frame from dicts. Absent or null is NaN.
+        values = [[row.get(name) for name in names] for row in rows]
+        frame = pd.DataFrame(
+            np.array(values, dtype=np.float64), columns=pd.Index(names, dtype=object)
+        )
         return _rows_of(loaded.predict(frame), len(rows))
+    # JSON has one number type: 3 for a double column is 3.0, which MLflow will not cast.
+    floats = [c.name for c in loaded.columns if c.type in NUMBER_TYPES]
+    rows = [
+        {**row, **{name: float(row[name]) for name in floats if row.get(name) is not None}}
+        for row in rows
+    ]
+    frame = pd.DataFrame(rows, columns=names)
+    return _rows_of(loaded.predict(frame), len(rows))

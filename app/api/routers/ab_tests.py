@@ -37,6 +37,54 @@ router = APIRouter(
 )
 
 
+# The hot operations first: routes are matched in order.
+
+
+@router.post("/{ab_test_id}/assign", response_model=Assignment, responses=problems(404, 409, 422))
+async def assign_unit(
+    ab_test_id: uuid.UUID, body: AssignRequest, _: PredictorDep, traffic: TrafficDep
+) -> Response:
+    """The variant of a unit: deterministic and sticky, from a hash of the test and unit ids."""
+    assignment = await traffic.assign(ab_test_id, body.unit_id)
+    return Response(assignment.model_dump_json(), media_type="application/json")
+
+
+@router.post(
+    "/{ab_test_id}/predict",
+    response_model=Prediction,
+    responses=problems(404, 409, 413, 422),
+)
+async def predict_through_test(
+    ab_test_id: uuid.UUID, body: AbPredictRequest, _: PredictorDep, traffic: TrafficDep
+) -> Response:
+    """Predict with the unit's variant; `ab_test` names the test and the variant."""
+    result = await traffic.predict(ab_test_id, body.unit_id, body.inputs)
+    return prediction_response(result, single=isinstance(body.inputs, dict))
+
+
+@router.post(
+    "/{ab_test_id}/outcomes",
+    response_model=OutcomesAccepted,
+    responses=problems(404, 409, 413, 422),
+)
+async def record_outcomes(
+    ab_test_id: uuid.UUID,
+    body: OutcomesRequest,
+    request: Request,
+    principal: PredictorDep,
+    ab_tests: AbTestServiceDep,
+    idempotent: IdempotentDep,
+) -> JSONResponse:
+    """Record 1 to 10,000 outcomes; each unit's variant is recomputed from its id. Send an
+    `Idempotency-Key` to retry a batch safely: a batch is counted once per key."""
+
+    async def record() -> OutcomesAccepted:
+        return await ab_tests.record_outcomes(ab_test_id, body.events)
+
+    # A retry is recognised by its bytes, which is far cheaper than re-encoding 10,000 events.
+    return await idempotent(principal, await request.body(), record, status=200)
+
+
 @router.post("", status_code=201, response_model=AbTestRead, responses=problems(404, 409, 422))
 async def create_ab_test(
     body: AbTestCreate, principal: WriterDep, ab_tests: AbTestServiceDep, idempotent: IdempotentDep
@@ -95,51 +143,6 @@ _transition("start", "Start a draft test: aliases become versions; one running t
 _transition("pause", "Pause a running test.")
 _transition("resume", "Resume a paused test.")
 _transition("stop", "Stop a running or paused test for good.")
-
-
-@router.post("/{ab_test_id}/assign", response_model=Assignment, responses=problems(404, 409, 422))
-async def assign_unit(
-    ab_test_id: uuid.UUID, body: AssignRequest, _: PredictorDep, traffic: TrafficDep
-) -> Response:
-    """The variant of a unit: deterministic and sticky, from a hash of the test and unit ids."""
-    assignment = await traffic.assign(ab_test_id, body.unit_id)
-    return Response(assignment.model_dump_json(), media_type="application/json")
-
-
-@router.post(
-    "/{ab_test_id}/predict",
-    response_model=Prediction,
-    responses=problems(404, 409, 413, 422),
-)
-async def predict_through_test(
-    ab_test_id: uuid.UUID, body: AbPredictRequest, _: PredictorDep, traffic: TrafficDep
-) -> Response:
-    """Predict with the unit's variant; `ab_test` names the test and the variant."""
-    result = await traffic.predict(ab_test_id, body.unit_id, body.inputs)
-    return prediction_response(result, single=isinstance(body.inputs, dict))
-
-
-@router.post(
-    "/{ab_test_id}/outcomes",
-    response_model=OutcomesAccepted,
-    responses=problems(404, 409, 413, 422),
-)
-async def record_outcomes(
-    ab_test_id: uuid.UUID,
-    body: OutcomesRequest,
-    request: Request,
-    principal: PredictorDep,
-    ab_tests: AbTestServiceDep,
-    idempotent: IdempotentDep,
-) -> JSONResponse:
-    """Record 1 to 10,000 outcomes; each unit's variant is recomputed from its id. Send an
-    `Idempotency-Key` to retry a batch safely: a batch is counted once per key."""
-
-    async def record() -> OutcomesAccepted:
-        return await ab_tests.record_outcomes(ab_test_id, body.events)
-
-    # A retry is recognised by its bytes, which is far cheaper than re-encoding 10,000 events.
-    return await idempotent(principal, await request.body(), record, status=200)
 
 
 @router.get("/{ab_test_id}/results", response_model=Results, responses=problems(404, 422))

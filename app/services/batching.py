@@ -1,0 +1,133 @@
+"""Adaptive micro-batching of model calls: a model is cheap per row and expensive per call, so
+the rows of concurrent requests for one loaded version go to the model together.
+
+A call that finds its model idle runs at once, alone: a lone request waits for nothing. Calls
+that arrive while the model is busy queue, and as soon as it is free they run together in one
+call (up to `max_rows` rows; after at most `max_wait_s` more for company, when that is set).
+The window is the model's own call time: it widens under load and closes when the server is idle.
+Each request gets its own rows back, in order. If a gathered call fails, each request's rows run
+again alone, so the request that caused the error is the only one to see it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.core.metrics import Metrics
+
+Rows = list[dict[str, Any]]
+
+
+@dataclass
+class _Waiting:
+    rows: Rows
+    answer: asyncio.Future[list[Any]]
+    since: float = field(default_factory=time.perf_counter)
+
+
+class Batcher:
+    """The calls of one loaded model version. `run` is the blocking model call (rows in, one
+    output per row out); it runs in a worker thread."""
+
+    def __init__(
+        self,
+        run: Callable[[Rows], list[Any]],
+        *,
+        model: str,
+        enabled: bool,
+        max_rows: int,
+        max_wait_s: float,
+        metrics: Metrics,
+    ) -> None:
+        self._run = run
+        self.model = model
+        self.enabled = enabled
+        self.max_rows = max_rows
+        self.max_wait_s = max_wait_s
+        self.metrics = metrics
+        self._queue: deque[_Waiting] = deque()
+        self._busy = False
+        self._gathering: asyncio.Task[None] | None = None
+
+    async def __call__(self, rows: Rows) -> list[Any]:
+        if not self.enabled:
+            return await self._call(rows, requests=1)
+        if not self._busy and not self._queue:
+            self._busy = True
+            try:
+                return await self._call(rows, requests=1)
+            finally:
+                self._busy = False
+                self._next()
+        waiting = _Waiting(rows, asyncio.get_running_loop().create_future())
+        self._queue.append(waiting)
+        self._next()
+        return await waiting.answer
+
+    def _next(self) -> None:
+        """Start the queued calls, together, once the model is free."""
+        if self._busy or not self._queue:
+            return
+        self._busy = True
+        self._gathering = asyncio.create_task(self._gather())
+
+    async def _gather(self) -> None:
+        try:
+            if self.max_wait_s > 0 and self._rows_queued() < self.max_rows:
+                await asyncio.sleep(self.max_wait_s)
+            batch = [self._queue.popleft()]
+            size = len(batch[0].rows)
+            while self._queue and size + len(self._queue[0].rows) <= self.max_rows:
+                size += len(self._queue[0].rows)
+                batch.append(self._queue.popleft())
+            batch = [waiting for waiting in batch if not waiting.answer.done()]  # gone clients
+            now = time.perf_counter()
+            for waiting in batch:
+                self.metrics.batch_wait_seconds.observe(now - waiting.since)
+            if batch:
+                await self._answer(batch)
+        finally:
+            self._busy = False
+            self._next()
+
+    async def _answer(self, batch: list[_Waiting]) -> None:
+        try:
+            outputs = await self._call(
+                [row for waiting in batch for row in waiting.rows], requests=len(batch)
+            )
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0], exc)
+                return
+            for waiting in batch:  # alone, so only the request at fault fails
+                try:
+                    _settle(waiting, await self._call(waiting.rows, requests=1))
+                except Exception as alone:
+                    _settle(waiting, alone)
+            return
+        start = 0
+        for waiting in batch:
+            _settle(waiting, outputs[start : start + len(waiting.rows)])
+            start += len(waiting.rows)
+
+    async def _call(self, rows: Rows, *, requests: int) -> list[Any]:
+        self.metrics.model_call_rows.observe(len(rows))
+        mode = "alone" if requests == 1 else "gathered"
+        self.metrics.child(self.metrics.model_calls, self.model, mode).inc()
+        return await asyncio.to_thread(self._run, rows)
+
+    def _rows_queued(self) -> int:
+        return sum(len(waiting.rows) for waiting in self._queue)
+
+
+def _settle(waiting: _Waiting, outcome: list[Any] | BaseException) -> None:
+    if waiting.answer.done():  # its client went away
+        return
+    if isinstance(outcome, BaseException):
+        waiting.answer.set_exception(outcome)
+    else:
+        waiting.answer.set_result(outcome)
