@@ -85,7 +85,8 @@ def mlflow_scoring_server(model_dir: Path, workdir: Path) -> Iterator[str]:
     command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
     url = f"http://127.0.0.1:{port}"
     log = workdir / "scoring-server.log"
-    with running(command, dict(os.environ), log, url, timeout_s=120, what="mlflow models serve"):
+    env = {**os.environ, "PATH": f"{ROOT / '.venv/bin'}:{os.environ.get('PATH', '')}"}  # uvicorn
+    with running(command, env, log, url, timeout_s=120, what="mlflow models serve"):
         yield url
 
 
