@@ -261,7 +261,7 @@ def main() -> None:
                 f"{unbatched}{predict}", json={"inputs": CACHED_ROW}, headers=headers, timeout=120
             ).raise_for_status()  # loaded
             off = f"{unbatched}{predict}"
-            uncached = {
+            side_by_side = {
                 "service, batching on": (
                     load["predict, uncached row"],
                     sequential["predict, uncached row"],
@@ -274,7 +274,7 @@ def main() -> None:
         (scripts / "mlflow.lua").write_text(MLFLOW_LUA)
         with mlflow_scoring_server(model_dir, Path(workdir)) as scoring:
             invocations = f"{scoring}/invocations"
-            uncached["mlflow models serve (1 worker)"] = (
+            side_by_side["mlflow models serve (1 worker)"] = (
                 wrk(invocations, args.duration, args.connections, {}, scripts / "mlflow.lua"),
                 wrk(invocations, args.duration, 1, {}, scripts / "mlflow.lua"),
             )
@@ -305,13 +305,13 @@ def main() -> None:
         "wrk -c1: p50 ms)"
     )
     print(f"{'':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'c1 p50':>9}")
-    for label, (loaded, alone) in uncached.items():
+    for label, (loaded, alone) in side_by_side.items():
         print(
             f"{label:<34}{loaded['rps']:>9.0f}{loaded['p50']:>9.2f}{loaded['p99']:>9.2f}"
             f"{alone['p50']:>9.2f}"
         )
-    on, off = uncached["service, batching on"], uncached["service, batching off"]
-    scoring_rps = uncached["mlflow models serve (1 worker)"][0]["rps"]
+    on, off = side_by_side["service, batching on"], side_by_side["service, batching off"]
+    scoring_rps = side_by_side["mlflow models serve (1 worker)"][0]["rps"]
     print(f"batching on / MLflow's scoring server: {on[0]['rps'] / scoring_rps:.2f}x (goal 5x)")
     print(
         f"batching on / batching off: {on[0]['rps'] / off[0]['rps']:.2f}x (goal 3x); "
