@@ -60,19 +60,7 @@ class AliasService:
             from_version = (await self.versions.numbers([current.version_id]))[current.version_id]
         await self.registry.set_alias(model.name, alias, number)
         await self.aliases.put(model.id, alias, target.id, now)
-        changed(self.session, MODEL, model.name)
-        await self.aliases.record(
-            AliasEvent(
-                id=uuid.uuid4(),
-                model_id=model.id,
-                alias=alias,
-                from_version=from_version,
-                to_version=number,
-                reason=reason,
-                actor=actor.name,
-                at=now,
-            )
-        )
+        await self._moved(model, alias, from_version, number, reason, actor, now)
         return AliasRead(alias=alias, version=number, updated_at=now)
 
     async def delete_alias(self, name: str, alias: str, actor: Principal) -> None:
@@ -83,19 +71,31 @@ class AliasService:
         numbers = await self.versions.numbers([current.version_id])
         await self.registry.delete_alias(model.name, alias)
         await self.aliases.remove(model.id, alias)
+        await self._moved(model, alias, numbers[current.version_id], None, None, actor, utcnow())
+
+    async def _moved(
+        self,
+        model: MlModel,
+        alias: str,
+        from_version: int | None,
+        to_version: int | None,
+        reason: str | None,
+        actor: Principal,
+        at: datetime,
+    ) -> None:
+        """The move in the alias's history; the model's routing is forgotten once committed."""
         changed(self.session, MODEL, model.name)
-        await self.aliases.record(
-            AliasEvent(
-                id=uuid.uuid4(),
-                model_id=model.id,
-                alias=alias,
-                from_version=numbers[current.version_id],
-                to_version=None,
-                reason=None,
-                actor=actor.name,
-                at=utcnow(),
-            )
+        event = AliasEvent(
+            id=uuid.uuid4(),
+            model_id=model.id,
+            alias=alias,
+            from_version=from_version,
+            to_version=to_version,
+            reason=reason,
+            actor=actor.name,
+            at=at,
         )
+        await self.aliases.record(event)
 
     async def alias_history(self, name: str, alias: str) -> list[AliasEventRead]:
         model = await self.ml_models.get_model(name)
