@@ -6,11 +6,14 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import SecretStr, ValidationError
 
@@ -19,6 +22,9 @@ from app.core.logging import configure_logging
 from app.core.security import Scope, generate_key
 from app.db.session import create_engine, create_sessionmaker
 from app.services.api_keys import ApiKeyService
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 T = TypeVar("T")
 log = logging.getLogger("hokusai")
@@ -62,15 +68,40 @@ def serve(settings: Settings, *, run_migrations: bool) -> None:
             f" http://{settings.host}:{settings.port}/api/v1/api-keys\n",
             flush=True,
         )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=10,
-    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": True,
+        "timeout_graceful_shutdown": 10,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    # Several processes on one port: each builds its app from the environment (migrations ran
+    # once, above), and their metrics go to one folder that /metrics sums.
+    # A PROMETHEUS_MULTIPROC_DIR given (a tmpfs, say) is emptied first: files an earlier run
+    # left would be summed with this one's.
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    metrics_dir = Path(given or tempfile.mkdtemp(prefix="hokusai-metrics-"))
+    for stale in metrics_dir.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    try:
+        uvicorn.run("app.cli:worker_app", factory=True, workers=settings.workers, **options)
+    finally:
+        if not given:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def worker_app() -> FastAPI:
+    """The app of one of several worker processes, from the environment `serve` was given."""
+    from app.main import create_app
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
 
 
 def _dev_key() -> str:

@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `serve` listens on")
     port: int = Field(8000, ge=1, le=65535, description="Port `serve` listens on")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Worker processes `serve` runs on the port; metrics are summed across them, "
+        "migrations run once before they start (needs a Postgres database)",
+    )
 
     database_url: str = Field(
         f"sqlite+aiosqlite:///{DATA_DIR}/hokusai.db",
@@ -219,6 +226,8 @@ class Settings(BaseSettings):
     def _production_needs_servers(self) -> Settings:
         if self.environment == "production" and self.embedded:
             raise ValueError("production needs HOKUSAI_DATABASE_URL set to a Postgres server")
+        if self.workers > 1 and self.embedded:
+            raise ValueError("HOKUSAI_WORKERS above 1 needs HOKUSAI_DATABASE_URL (Postgres)")
         return self
 
     @property

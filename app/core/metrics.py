@@ -1,7 +1,11 @@
-"""Prometheus metrics. Each app owns its registry, so two apps in one process never mix counts."""
+"""Prometheus metrics. Each app owns its registry, so two apps in one process never mix counts.
+With several worker processes (`HOKUSAI_WORKERS`), `serve` sets PROMETHEUS_MULTIPROC_DIR before
+they start: prometheus-client then keeps every value in a file of that folder, and `/metrics`
+answers the sum over all workers, whichever worker serves it."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prometheus_client import (
@@ -12,6 +16,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     generate_latest,
+    multiprocess,
 )
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -21,8 +26,10 @@ class Metrics:
     def __init__(self) -> None:
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry()
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
+        self.shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        if not self.shared:  # per process: meaningless summed over workers
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
         self.requests = Counter(
             "hokusai_http_requests_total",
             "HTTP requests by route template, method and status",
@@ -37,7 +44,10 @@ class Metrics:
             registry=self.registry,
         )
         self.in_flight = Gauge(
-            "hokusai_http_requests_in_flight", "Requests being served", registry=self.registry
+            "hokusai_http_requests_in_flight",
+            "Requests being served",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.dependency_seconds = Histogram(
             "hokusai_dependency_check_duration_seconds",
@@ -126,7 +136,10 @@ class Metrics:
             registry=self.registry,
         )
         self.loaded_models = Gauge(
-            "hokusai_loaded_models", "Model versions held in memory", registry=self.registry
+            "hokusai_loaded_models",
+            "Model versions held in memory (the most any worker holds)",
+            registry=self.registry,
+            multiprocess_mode="livemax",
         )
 
         self.ab_events = Counter(
@@ -143,7 +156,11 @@ class Metrics:
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.shared:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        multiprocess.MultiProcessCollector(every_worker)  # type: ignore[no-untyped-call]
+        return generate_latest(every_worker)
 
     def child(self, metric: Counter | Histogram, *labels: str) -> Any:
         """`metric.labels(*labels)`, remembered: prometheus_client checks the labels on every call,
