@@ -107,7 +107,7 @@ def _short_handler(route: APIRoute) -> Handler | None:
     ):
         return None
     steps, top = _plan(endpoint)
-    path_params = [(field, field.alias, ("path", field.alias)) for field in endpoint.path_params]
+    path_params = [(param, param.alias, ("path", param.alias)) for param in endpoint.path_params]
     request_name = endpoint.request_param_name
     call: Callable[..., Awaitable[Response]] = route.endpoint
 
