@@ -105,11 +105,11 @@ class Settings(BaseSettings):
         1000, ge=1, description="Most rows in one gathered model call"
     )
     prediction_batch_max_wait_ms: float = Field(
-        0,
+        2,
         ge=0,
         le=1000,
         description="How long a gathered call waits for more rows once the model is free "
-        "(0: not at all; the model's own call time is the window)",
+        "(a call on an idle model never waits; 0: the model's own call time is the window)",
     )
     model_load_timeout_s: float = Field(
         120.0, gt=0, description="Past it, loading a model is 503 model_unavailable"

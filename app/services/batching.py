@@ -2,9 +2,10 @@
 the rows of concurrent requests for one loaded version go to the model together.
 
 A call that finds its model idle runs at once, alone: a lone request waits for nothing. Calls
-that arrive while the model is busy queue, and as soon as it is free they run together in one
-call (up to `max_rows` rows; after at most `max_wait_s` more for company, when that is set).
-The window is the model's own call time: it widens under load and closes when the server is idle.
+that arrive while the model is busy queue, and when it is free they run together in one call
+(up to `max_rows` rows, after at most `max_wait_s` more for company: 2 ms by default, time for
+the event loop to read the requests already waiting on their sockets). The window is the model's
+own call time plus that wait: it widens under load and closes when the server is idle.
 Each request gets its own rows back, in order. If a gathered call fails, each request's rows run
 again alone, so the request that caused the error is the only one to see it."""
 
