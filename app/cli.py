@@ -81,18 +81,16 @@ def serve(settings: Settings, *, run_migrations: bool) -> None:
         return
     # Several processes on one port: each builds its app from the environment (migrations ran
     # once, above), and their metrics go to one folder that /metrics sums.
-    # A PROMETHEUS_MULTIPROC_DIR given (a tmpfs, say) is emptied first: files an earlier run
-    # left would be summed with this one's.
-    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    metrics_dir = Path(given or tempfile.mkdtemp(prefix="hokusai-metrics-"))
-    for stale in metrics_dir.glob("*.db"):
-        stale.unlink()
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    # A folder of this run's own (inside PROMETHEUS_MULTIPROC_DIR when given, a tmpfs say):
+    # prometheus-client sums every *.db file of its folder, so no earlier run's values and no
+    # other file may be there; nothing of the given folder is read, changed or removed.
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    metrics_dir = tempfile.mkdtemp(prefix="hokusai-metrics-", dir=given)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         uvicorn.run("app.cli:worker_app", factory=True, workers=settings.workers, **options)
     finally:
-        if not given:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def worker_app() -> FastAPI:

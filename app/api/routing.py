@@ -51,8 +51,9 @@ class Route(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
         options["generate_unique_id_function"] = _operation_id
         self.short: Handler | None = None
+        self.closes = False  # the short handler enters async generators: it needs exit stacks
         super().__init__(path, endpoint, **options)
-        if self.short is not None and not any(step.context for step in _plan(self.dependant)[0]):
+        if self.short is not None and not self.closes:
             # Nothing to close after the endpoint: no need for FastAPI's exit stacks either.
             self.app = request_response(self.short)
         if _json_model(self) is not None and 415 not in self.responses:  # `get_route_handler`
@@ -66,7 +67,7 @@ class Route(APIRoute):
             )
 
     def get_route_handler(self) -> Handler:
-        self.short = _short_handler(self)
+        self.short, self.closes = _short_handler(self)
         if self.short is not None or _json_model(self) is None:
             return self.short or super().get_route_handler()
         handler = super().get_route_handler()
@@ -91,7 +92,9 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def _short_handler(route: APIRoute) -> Handler | None:
+def _short_handler(route: APIRoute) -> tuple[Handler | None, bool]:
+    """The short handler, if the signature allows one, and whether it needs FastAPI's exit stacks
+    (to close async-generator dependencies)."""
     endpoint = route.dependant
     body = endpoint.body_params[0] if endpoint.body_params else None
     model = _json_model(route)
@@ -105,7 +108,7 @@ def _short_handler(route: APIRoute) -> Handler | None:
         or not all(_cheap(dependency) for dependency in endpoint.dependencies)
         or (body is not None and model is None)
     ):
-        return None
+        return None, False
     steps, top = _plan(endpoint)
     path_params = [(param, param.alias, ("path", param.alias)) for param in endpoint.path_params]
     request_name = endpoint.request_param_name
@@ -128,7 +131,7 @@ def _short_handler(route: APIRoute) -> Handler | None:
             arguments[body.name] = parsed(model, await request.body())
         return await call(**arguments)
 
-    return handle
+    return handle, any(step.context for step in steps)
 
 
 @dataclass

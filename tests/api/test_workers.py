@@ -33,12 +33,19 @@ def two_workers(
     workdir = tmp_path_factory.mktemp("workers")
     metrics_dir = workdir / "metrics"
     metrics_dir.mkdir()
+    (metrics_dir / "counter_1.db").write_bytes(b"left by an earlier run")
+    (metrics_dir / "operators-notes.db").write_text("not ours")
     admin = generate_key()
     settings = live_settings(database_url, redis_url, mlflow_uri, workdir, admin, workers=2)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
         with service_process(settings, workdir) as (url, _):
-            yield url, admin, metrics_dir
+            # This run's values live in a folder of their own: the given one is left as it was.
+            [own] = [path for path in metrics_dir.iterdir() if path.is_dir()]
+            yield url, admin, own
+    assert (metrics_dir / "counter_1.db").read_bytes() == b"left by an earlier run"
+    assert (metrics_dir / "operators-notes.db").read_text() == "not ours"
+    assert not own.exists(), "removed when the service stops"
 
 
 def total(url: str, series: str) -> float:
