@@ -26,6 +26,7 @@ from app.api.routers import (
     ab_tests,
     api_keys,
     attestations,
+    console,
     contributors,
     docs,
     experiments,
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             contributors.router,
             experiments.router,
             docs.router,
+            console.router,
         ],
     )
     docs.mount_assets(app.router)

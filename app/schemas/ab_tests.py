@@ -184,6 +184,8 @@ class VariantResult(BaseModel):
     n: int
     mean: float | None
     std: float | None
+    ci_low: float | None = Field(description="The mean's interval at the test's confidence level")
+    ci_high: float | None
 
 
 class ComparisonResult(BaseModel):

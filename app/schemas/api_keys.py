@@ -32,6 +32,16 @@ class ApiKeyRead(Schema):
     revoked_at: datetime | None
 
 
+class CurrentKey(Schema):
+    """The key a request was made with: what a client can do with it, and nothing secret."""
+
+    id: uuid.UUID
+    name: str
+    scopes: list[Scope] = Field(
+        description="Effective scopes: `admin` holds them all, `write` `read`"
+    )
+
+
 class ApiKeyCreated(ApiKeyRead):
     key: str = Field(description="The secret; shown only in this response")
 

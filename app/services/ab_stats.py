@@ -132,6 +132,23 @@ def compare(
     )
 
 
+def interval(sample: Sample, kind: str, confidence: float) -> tuple[float | None, float | None]:
+    """The interval of one variant's mean at the test's confidence level: Wald for a binary
+    metric, Student's t with n - 1 degrees of freedom for a continuous one."""
+    mean = sample.mean
+    if mean is None or sample.n < 2:
+        return None, None
+    if kind == "binary":
+        se = math.sqrt(mean * (1 - mean) / sample.n)
+        critical = stats.norm.ppf((1 + confidence) / 2)
+    else:
+        variance = sample.variance
+        assert variance is not None
+        se = math.sqrt(variance / sample.n)
+        critical = stats.t.ppf((1 + confidence) / 2, sample.n - 1)
+    return mean - float(critical) * se, mean + float(critical) * se
+
+
 def sample_ratio_mismatch(
     exposures: Sequence[int], weights: Sequence[float]
 ) -> tuple[float | None, bool]:

@@ -427,6 +427,21 @@ def _better(test: AbTest, comparison: ComparisonResult) -> bool:
     return lift > 0 if test.metric_direction == MetricDirection.HIGHER_IS_BETTER else lift < 0
 
 
+def _variant_result(test: AbTest, variant: AbVariant, sample: ab_stats.Sample) -> VariantResult:
+    ci_low, ci_high = ab_stats.interval(sample, test.metric_kind, test.confidence_level)
+    return VariantResult(
+        name=variant.name,
+        version=variant.version,
+        weight=variant.weight,
+        exposures=variant.exposures,
+        n=sample.n,
+        mean=sample.mean,
+        std=sample.std,
+        ci_low=ci_low,
+        ci_high=ci_high,
+    )
+
+
 def _results(test: AbTest, variants: list[AbVariant]) -> Results:
     samples = [ab_stats.Sample(v.n, v.total, v.total_sq) for v in variants]
     higher = test.metric_direction == MetricDirection.HIGHER_IS_BETTER
@@ -443,18 +458,7 @@ def _results(test: AbTest, variants: list[AbVariant]) -> Results:
         metric=_metric(test),
         verdict=ab_stats.verdict(samples, comparisons, test.minimum_sample_size),
         srm=Srm(p_value=p_value, flagged=flagged),
-        variants=[
-            VariantResult(
-                name=v.name,
-                version=v.version,
-                weight=v.weight,
-                exposures=v.exposures,
-                n=s.n,
-                mean=s.mean,
-                std=s.std,
-            )
-            for v, s in zip(variants, samples, strict=True)
-        ],
+        variants=[_variant_result(test, v, s) for v, s in zip(variants, samples, strict=True)],
         comparisons=[
             ComparisonResult.model_validate(
                 {**asdict(c), "variant": v.name, "control": variants[0].name}

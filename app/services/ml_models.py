@@ -56,10 +56,16 @@ class MlModelService:
         return (await self._read_models([model]))[0]
 
     async def list_models(
-        self, *, limit: int, offset: int, token_id: str | None, model_type: ModelType | None
+        self,
+        *,
+        limit: int,
+        offset: int,
+        token_id: str | None,
+        model_type: ModelType | None,
+        search: str | None = None,
     ) -> tuple[list[MlModelRead], int]:
         models, total = await self.models.page(
-            limit=limit, offset=offset, token_id=token_id, model_type=model_type
+            limit=limit, offset=offset, token_id=token_id, model_type=model_type, search=search
         )
         return await self._read_models(models), total
 

@@ -5,13 +5,14 @@ import uuid
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from app.api.auth import AdminDep
+from app.api.auth import AdminDep, PrincipalDep
 from app.api.deps import ApiKeyServiceDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.idempotency import IdempotentDep
 from app.api.routers import API_PREFIX, Limit, Offset
 from app.api.routing import Route
-from app.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead
+from app.core.security import Scope
+from app.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead, CurrentKey
 from app.schemas.common import DEFAULT_LIMIT
 
 router = APIRouter(
@@ -52,6 +53,14 @@ async def list_api_keys(
         limit=limit,
         offset=offset,
     )
+
+
+@router.get("/current", response_model=CurrentKey)
+async def get_current_key(principal: PrincipalDep) -> CurrentKey:
+    """The key this request is made with (any key may ask): its name and effective scopes, so a
+    client can tell what it may do before it tries."""
+    scopes = [scope for scope in Scope if scope in principal.scopes]
+    return CurrentKey(id=principal.id, name=principal.name, scopes=scopes)
 
 
 @router.delete("/{api_key_id}", status_code=204, responses=problems(404, 422))

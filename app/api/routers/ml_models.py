@@ -173,10 +173,18 @@ async def list_models(
     offset: Offset = 0,
     token_id: str | None = None,
     model_type: ModelType | None = None,
+    search: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Only models whose name or token id contains this text, in any case",
+        ),
+    ] = None,
 ) -> ModelPage:
-    """List models by name, optionally only those with a token id or of a model type."""
+    """List models by name, optionally only those with a token id, of a model type, or whose
+    name or token id contains `search`."""
     items, total = await ml_models.list_models(
-        limit=limit, offset=offset, token_id=token_id, model_type=model_type
+        limit=limit, offset=offset, token_id=token_id, model_type=model_type, search=search
     )
     return ModelPage(items=items, total=total, limit=limit, offset=offset)
 

@@ -72,9 +72,22 @@ class MlModelRepository:
             raise
 
     async def page(
-        self, *, limit: int, offset: int, token_id: str | None, model_type: str | None
+        self,
+        *,
+        limit: int,
+        offset: int,
+        token_id: str | None,
+        model_type: str | None,
+        search: str | None = None,
     ) -> tuple[Sequence[MlModel], int]:
         query = select(MlModel).order_by(MlModel.name)
+        if search:  # contains, case-insensitive, taken literally (% and _ are not wildcards)
+            query = query.where(
+                or_(
+                    MlModel.name.icontains(search, autoescape=True),
+                    MlModel.token_id.icontains(search, autoescape=True),
+                )
+            )
         if token_id is not None:
             query = query.where(MlModel.token_id == token_id.upper())
         if model_type is not None:

@@ -1,0 +1,76 @@
+// The public /api/v1 API and the key it is called with. The key lives in sessionStorage (this tab,
+// until it closes), goes out only as an Authorization header, never in a URL, and no cookie is
+// ever sent (credentials: "omit"), so there is nothing for another site to ride on.
+
+const BASE = "/api/v1";
+const STORED = "hokusai.console.key";
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super((problem && (problem.detail || problem.title)) || `HTTP ${status}`);
+    this.status = status;
+    this.code = (problem && problem.code) || null;
+    this.problem = problem;
+  }
+}
+
+export const session = {
+  key: sessionStorage.getItem(STORED),
+  name: null,
+  scopes: [],
+  can(scope) {
+    return this.scopes.includes(scope);
+  },
+};
+
+/** Check `key` with the service and keep it for this tab; an ApiError when it is refused. */
+export async function signIn(key) {
+  const current = await call("GET", "/api-keys/current", { key });
+  sessionStorage.setItem(STORED, key);
+  Object.assign(session, { key, name: current.name, scopes: current.scopes });
+  return current;
+}
+
+export function signOut() {
+  sessionStorage.removeItem(STORED);
+  Object.assign(session, { key: null, name: null, scopes: [] });
+}
+
+export function get(path, query) {
+  return call("GET", path, { query });
+}
+
+export function post(path, body) {
+  return call("POST", path, { body });
+}
+
+async function call(method, path, { key = session.key, query, body } = {}) {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(query || {})) {
+    if (value !== null && value !== undefined && value !== "") params.set(name, String(value));
+  }
+  const search = params.toString();
+  const headers = { Accept: "application/json", Authorization: `Bearer ${key}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(BASE + path + (search ? `?${search}` : ""), {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "omit",
+    cache: "no-store",
+  });
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+/** A path under /api/v1 from its segments, each encoded (names may hold any character). */
+export function path(...segments) {
+  return "/" + segments.map((part) => encodeURIComponent(String(part))).join("/");
+}
