@@ -13,124 +13,32 @@ MLflow); their attestation ids are synthetic. Everything read is read through th
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import statistics
 import sys
 import tempfile
 import time
-import uuid
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from sqlalchemy import insert, select, text  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 from app.cli import migrate  # noqa: E402
 from app.core.config import Settings  # noqa: E402
 from app.core.security import generate_key  # noqa: E402
-from app.db.base import utcnow  # noqa: E402
-from app.db.models import MlModel, ModelVersion, VersionContributor  # noqa: E402
+from app.db.models import MlModel, ModelVersion  # noqa: E402
 from app.db.session import create_engine, create_sessionmaker  # noqa: E402
 from bench.api_overhead import server_means  # noqa: E402
 from bench.server import service  # noqa: E402
+from tests.factories import CHAIN_ADDRESS as ADDRESS  # noqa: E402
+from tests.factories import seed_chain  # noqa: E402
 from tests.services_under_test import (  # noqa: E402
     postgres_server,
     redis_server,
     scratch_database,
 )
-
-ADDRESS = "0x" + "ab" * 20
-
-
-async def seed_chain(database_url: str, name: str, length: int) -> None:
-    engine = create_engine(Settings(database_url=database_url, _env_file=None))  # type: ignore[call-arg]
-    now = utcnow()
-    async with create_sessionmaker(engine).begin() as session:
-        model_id = uuid.uuid4()
-        await session.execute(
-            insert(MlModel).values(
-                id=model_id,
-                name=name,
-                model_type="classification",
-                token_id=None,
-                description=None,
-                tags={},
-                benchmark_metric="accuracy",
-                benchmark_direction="higher_is_better",
-                benchmark_family="proportion",
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        versions: list[dict[str, Any]] = []
-        contributors: list[dict[str, Any]] = []
-        parent = None
-        root = uuid.uuid4()
-        for number in range(1, length + 1):
-            version_id = root if number == 1 else uuid.uuid4()
-            improved = parent is not None
-            versions.append(
-                {
-                    "id": version_id,
-                    "model_id": model_id,
-                    "version": number,
-                    "kind": "improved" if improved else "baseline",
-                    "description": None,
-                    "tags": {},
-                    "metrics": {"accuracy": 0.5 + number / (4 * length)},
-                    "metric_stds": {},
-                    "dataset_hash": "sha256:" + "0" * 64,
-                    "dataset_num_samples": 5000,
-                    "benchmark_metric": "accuracy",
-                    "benchmark_direction": "higher_is_better",
-                    "benchmark_family": "proportion",
-                    "primary_metric_value": 0.5 + number / (4 * length),
-                    "parent_id": parent,
-                    "root_id": root,
-                    "delta": None,
-                    "artifact_digest": "sha256:" + "1" * 64,
-                    "source_uri": "runs:/bench/model",
-                    "mlflow_run_id": None,
-                    "created_by": "bench",
-                    "deltaone": {"gain_pp": 0.025, "reason": "delta_below_threshold"}
-                    if improved
-                    else None,
-                    "deltaone_accepted": False if improved else None,
-                    "deltaone_gain_pp": Decimal("0.025") if improved else None,
-                    "attestation_id": "sha256:" + hashlib.sha256(version_id.bytes).hexdigest()
-                    if improved
-                    else None,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-            if improved:
-                contributors.append(
-                    {
-                        "version_id": version_id,
-                        "address": ADDRESS,
-                        "weight": 1.0,
-                        "weight_bps": 10000,
-                        "model_id": model_id,
-                        "version": number,
-                        "created_at": now,
-                        "gain_pp": Decimal("0.025"),
-                        "deltaone_accepted": False,
-                        "attestation_id": versions[-1]["attestation_id"],
-                    }
-                )
-            parent = version_id
-        for start in range(0, len(versions), 2000):
-            await session.execute(insert(ModelVersion), versions[start : start + 2000])
-        for start in range(0, len(contributors), 2000):
-            await session.execute(insert(VersionContributor), contributors[start : start + 2000])
-    async with engine.connect() as connection:  # fresh statistics, as autovacuum would give
-        await connection.execute(text("ANALYZE"))
-    await engine.dispose()
 
 
 async def walk_one_hop_at_a_time(database_url: str, name: str, version: int, depth: int) -> float:

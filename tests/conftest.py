@@ -173,6 +173,20 @@ def live_settings(
 
 
 @pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (tests/browser.py). Module-scoped, so
+    the session's fixtures (which run `asyncio.run`) are set up before Playwright's loop runs."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, FLAGS
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
 def live(
     database_url: str, redis_url: str, mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveService]:

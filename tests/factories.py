@@ -1,17 +1,24 @@
-"""Real MLflow models and registration payloads for the tests."""
+"""Real MLflow models and registration payloads for the tests, and long chains of versions."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
 import uuid
 import zipfile
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import insert, text
 
+from app.core.config import Settings
+from app.db.base import utcnow
+from app.db.models import MlModel, ModelVersion, VersionContributor
+from app.db.session import create_engine, create_sessionmaker
 from tests.conftest import auth
 
 FEATURES = ["f0", "f1", "f2"]
@@ -137,3 +144,95 @@ def ab_test(model: str, **fields: Any) -> dict[str, Any]:
         "metric": {"name": "converted", "kind": "binary"},
         **fields,
     }
+
+
+CHAIN_ADDRESS = "0x" + "ab" * 20
+
+
+async def seed_chain(database_url: str, name: str, length: int) -> None:
+    """A model whose versions form one chain of `length`, written straight to Postgres (registering
+    thousands of real versions would only time MLflow); attestation ids are synthetic."""
+    engine = create_engine(Settings(database_url=database_url, _env_file=None))  # type: ignore[call-arg]
+    now = utcnow()
+    async with create_sessionmaker(engine).begin() as session:
+        model_id = uuid.uuid4()
+        await session.execute(
+            insert(MlModel).values(
+                id=model_id,
+                name=name,
+                model_type="classification",
+                token_id=None,
+                description=None,
+                tags={},
+                benchmark_metric="accuracy",
+                benchmark_direction="higher_is_better",
+                benchmark_family="proportion",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        versions: list[dict[str, Any]] = []
+        contributors: list[dict[str, Any]] = []
+        parent = None
+        root = uuid.uuid4()
+        for number in range(1, length + 1):
+            version_id = root if number == 1 else uuid.uuid4()
+            improved = parent is not None
+            versions.append(
+                {
+                    "id": version_id,
+                    "model_id": model_id,
+                    "version": number,
+                    "kind": "improved" if improved else "baseline",
+                    "description": None,
+                    "tags": {},
+                    "metrics": {"accuracy": 0.5 + number / (4 * length)},
+                    "metric_stds": {},
+                    "dataset_hash": "sha256:" + "0" * 64,
+                    "dataset_num_samples": 5000,
+                    "benchmark_metric": "accuracy",
+                    "benchmark_direction": "higher_is_better",
+                    "benchmark_family": "proportion",
+                    "primary_metric_value": 0.5 + number / (4 * length),
+                    "parent_id": parent,
+                    "root_id": root,
+                    "delta": None,
+                    "artifact_digest": "sha256:" + "1" * 64,
+                    "source_uri": "runs:/bench/model",
+                    "mlflow_run_id": None,
+                    "created_by": "bench",
+                    "deltaone": {"gain_pp": 0.025, "reason": "delta_below_threshold"}
+                    if improved
+                    else None,
+                    "deltaone_accepted": False if improved else None,
+                    "deltaone_gain_pp": Decimal("0.025") if improved else None,
+                    "attestation_id": "sha256:" + hashlib.sha256(version_id.bytes).hexdigest()
+                    if improved
+                    else None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            if improved:
+                contributors.append(
+                    {
+                        "version_id": version_id,
+                        "address": CHAIN_ADDRESS,
+                        "weight": 1.0,
+                        "weight_bps": 10000,
+                        "model_id": model_id,
+                        "version": number,
+                        "created_at": now,
+                        "gain_pp": Decimal("0.025"),
+                        "deltaone_accepted": False,
+                        "attestation_id": versions[-1]["attestation_id"],
+                    }
+                )
+            parent = version_id
+        for start in range(0, len(versions), 2000):
+            await session.execute(insert(ModelVersion), versions[start : start + 2000])
+        for start in range(0, len(contributors), 2000):
+            await session.execute(insert(VersionContributor), contributors[start : start + 2000])
+    async with engine.connect() as connection:  # fresh statistics, as autovacuum would give
+        await connection.execute(text("ANALYZE"))
+    await engine.dispose()

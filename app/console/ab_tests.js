@@ -130,9 +130,16 @@ function actions(test, redraw) {
     el("button", { type: "button", class: name === "stop" ? "danger" : "", "data-action": name, onclick: act(name) }, name),
   );
   let promote = null;
-  if (test.status === "running" || test.status === "stopped") {
+  if (test.status !== "draft") {
     const variant = el("select", { name: "variant" }, test.variants.map((v) => el("option", { value: v.name }, v.name)));
-    promote = el("span", { class: "promote" }, variant, el("button", { type: "button", "data-action": "promote", onclick: act("promote", () => ({ variant: variant.value })) }, "promote to production"));
+    const force = el("input", { type: "checkbox", name: "force" });
+    promote = el(
+      "span",
+      { class: "promote" },
+      variant,
+      el("label", {}, force, " even if the results do not favour it"),
+      el("button", { type: "button", "data-action": "promote", onclick: act("promote", () => ({ variant: variant.value, force: force.checked })) }, "promote to production"),
+    );
   }
   return el("div", { class: "action write", id: "test-actions" }, buttons, promote, status);
 }

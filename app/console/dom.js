@@ -85,7 +85,7 @@ export function percent(value) {
 export function problem(error) {
   if (error instanceof ApiError) {
     const scope = error.status === 403 ? " (the key lacks a scope this page needs)" : "";
-    return el("div", { class: "error", role: "alert" }, el("strong", {}, `${error.status}${scope}`), " ", error.message, error.code ? el("code", {}, error.code) : null);
+    return el("div", { class: "error", role: "alert" }, el("strong", {}, `${error.status}${scope}`), " ", error.message, error.code ? [" ", el("code", {}, error.code)] : null);
   }
   return el("div", { class: "error", role: "alert" }, String(error && error.message ? error.message : error));
 }

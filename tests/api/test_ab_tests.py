@@ -232,6 +232,11 @@ async def test_results_match_scipy_and_promotion_moves_production(
         sum(raw[1]) / len(raw[1]) - sum(raw[0]) / len(raw[0]), abs=1e-6
     )
     assert results["variants"][0]["std"] == pytest.approx(stats.tstd(raw[0]), abs=1e-6)
+    for variant, values in zip(results["variants"], raw.values(), strict=True):
+        expected = stats.t.interval(
+            0.95, len(values) - 1, loc=stats.tmean(values), scale=stats.sem(values)
+        )
+        assert (variant["ci_low"], variant["ci_high"]) == pytest.approx(expected, abs=1e-6)
     assert results["verdict"] == "treatment_better"
     promoted = (await act(client, admin_key, test["id"], "promote", variant="treatment")).json()
     assert promoted["winner"] == "treatment"

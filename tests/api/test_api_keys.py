@@ -170,3 +170,23 @@ async def test_a_key_revoked_by_another_process_is_refused_once_the_cache_ttl_pa
         await asyncio.sleep(wait_s)
         response = await client.get("/api/v1/api-keys", headers=auth(created["key"]))
     assert_problem(response, 401, "unauthenticated")
+
+
+async def test_any_key_reads_its_own_name_and_effective_scopes(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    for scopes, effective in [
+        (["read"], ["read"]),
+        (["predict"], ["predict"]),
+        (["write"], ["read", "write"]),
+        (["admin"], ["read", "predict", "write", "admin"]),
+    ]:
+        created = await create_key(client, admin_key, *scopes, name=f"only-{scopes[0]}")
+        current = await client.get("/api/v1/api-keys/current", headers=auth(created["key"]))
+        assert current.status_code == 200
+        assert current.json() == {
+            "id": created["id"],
+            "name": f"only-{scopes[0]}",
+            "scopes": effective,
+        }
+    assert_problem(await client.get("/api/v1/api-keys/current"), 401, "unauthenticated")

@@ -342,6 +342,23 @@ async def test_reads_list_filter_and_page(
     assert [m["name"] for m in by_token["items"]] == [first]
     by_type = (await client.get("/api/v1/models?model_type=lead_scoring", headers=headers)).json()
     assert [m["name"] for m in by_type["items"]] == [second]
+    # `search`: the name or the token id contains the text, in any case, taken literally.
+    for text, found in [
+        (first[2:].upper(), [first]),
+        ("ads-", [first]),
+        ("-", [first, second]),
+        ("%", []),
+        ("_", []),
+        ("\\", []),
+        ("", [first, second]),
+    ]:
+        searched = await client.get("/api/v1/models", params={"search": text}, headers=headers)
+        assert [m["name"] for m in searched.json()["items"]] == found, text
+    assert_problem(
+        await client.get("/api/v1/models", params={"search": "x" * 201}, headers=headers),
+        422,
+        "validation_failed",
+    )
     versions = (await client.get(f"/api/v1/models/{second}/versions", headers=headers)).json()
     assert [v["version"] for v in versions["items"]] == [2, 1]
     page = (

@@ -150,6 +150,12 @@ def test_api_keys_are_created_listed_past_one_page_and_revoked(client: HokusaiCl
     client.api_keys.revoke(created[0].id)
     reader = HokusaiClient(client.base_url, created[1].key)
     assert isinstance(next(iter(reader.models.list()), None), Model | type(None))
+    assert reader.api_keys.current().model_dump() == {
+        "id": created[1].id,
+        "name": "sdk-1",
+        "scopes": ["read"],
+    }
+    assert client.api_keys.current().scopes == ["read", "predict", "write", "admin"]
 
 
 async def test_the_async_client_under_gather(live: LiveService, model_dir: Path) -> None:
@@ -172,6 +178,8 @@ async def test_the_async_client_under_gather(live: LiveService, model_dir: Path)
             client.versions.get(name, 1),
         )
         names = [m.name async for m in client.models.list()]
+        found = [m.name async for m in client.models.list(search=name.upper()[4:])]
+    assert found == [name]
     assert len(batch.predictions) == 8
     assert batch.predictions[0] == single.predictions[0]
     assert model.latest_version == versions.version == 1

@@ -18,6 +18,7 @@ from app.services.ab_stats import (
     assign_all,
     bucket,
     compare,
+    interval,
     sample_ratio_mismatch,
     verdict,
 )
@@ -102,6 +103,22 @@ def test_continuous_results_match_scipy_welch() -> None:
     assert result.ci_low == pytest.approx(interval.low, abs=1e-6)
     assert result.ci_high == pytest.approx(interval.high, abs=1e-6)
     assert sample_of(control).std == pytest.approx(stats.tstd(control), abs=1e-6)
+
+
+def test_each_variants_interval_matches_scipy() -> None:
+    rng = random.Random(3)
+    values = [rng.gauss(50, 9) for _ in range(300)]
+    low, high = interval(sample_of(values), "continuous", 0.90)
+    expected = stats.t.interval(
+        0.90, len(values) - 1, loc=stats.tmean(values), scale=stats.sem(values)
+    )
+    assert (low, high) == pytest.approx(expected, abs=1e-9)
+    conversions = [1.0] * 45 + [0.0] * 155
+    low, high = interval(sample_of(conversions), "binary", 0.95)
+    expected = stats.norm.interval(0.95, loc=0.225, scale=math.sqrt(0.225 * 0.775 / 200))
+    assert (low, high) == pytest.approx(expected, abs=1e-9)
+    assert interval(Sample(1, 1.0, 1.0), "binary", 0.95) == (None, None)
+    assert interval(Sample(0, 0.0, 0.0), "continuous", 0.95) == (None, None)
 
 
 def test_lower_is_better_flips_the_chance_to_beat_control() -> None:

@@ -164,6 +164,14 @@ class CreatedKey(_Response):
     key: str
 
 
+class CurrentKey(_Response):
+    """The key a request was made with: what a client can do with it, and nothing secret."""
+
+    id: str
+    name: str
+    scopes: list[str]
+
+
 class Dataset(_Response):
     hash: str
     num_samples: int
@@ -378,6 +386,8 @@ class VariantResult(_Response):
     n: int
     mean: float | None
     std: float | None
+    ci_low: float | None
+    ci_high: float | None
 
 
 class Verification(_Response):

@@ -1,4 +1,4 @@
-"""API keys (an admin key's business): create, list, revoke."""
+"""API keys: create, list, revoke (an admin key's business), and the key in use (any key)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from hokusai._base import Call, Page, creating, model, nothing, path, query
 from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
-from hokusai.types import ApiKey, CreatedKey
+from hokusai.types import ApiKey, CreatedKey, CurrentKey
 
 
 def create(
@@ -23,6 +23,11 @@ def list_keys(offset: int) -> Call[Page[ApiKey]]:
     return Call("GET", path("api-keys"), page_of(ApiKey), params=params, repeatable=True)
 
 
+def current() -> Call[CurrentKey]:
+    """The key this client calls with: its name and effective scopes."""
+    return Call("GET", path("api-keys", "current"), model(CurrentKey), repeatable=True)
+
+
 def revoke(api_key_id: str) -> Call[None]:
     """Revoke a key: it gets 401 from now on."""
     return Call("DELETE", path("api-keys", api_key_id), nothing, repeatable=True)
@@ -31,10 +36,12 @@ def revoke(api_key_id: str) -> Call[None]:
 class ApiKeys(SyncResource):
     create = sync(create)
     list = sync_pages(list_keys)
+    current = sync(current)
     revoke = sync(revoke)
 
 
 class AsyncApiKeys(AsyncResource):
     create = aio(create)
     list = aio_pages(list_keys)
+    current = aio(current)
     revoke = aio(revoke)

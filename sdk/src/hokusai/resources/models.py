@@ -65,10 +65,17 @@ def register(
 
 
 def list_models(
-    offset: int, *, token_id: str | None = None, model_type: str | None = None
+    offset: int,
+    *,
+    token_id: str | None = None,
+    model_type: str | None = None,
+    search: str | None = None,
 ) -> Call[Page[Model]]:
-    """Every model, by name, optionally with a token id or of a model type."""
-    params = query(token_id=token_id, model_type=model_type, limit=500, offset=offset)
+    """Every model, by name, optionally with a token id, of a model type, or whose name or token
+    id contains `search` (in any case)."""
+    params = query(
+        token_id=token_id, model_type=model_type, search=search, limit=500, offset=offset
+    )
     return Call("GET", path("models"), page_of(Model), params=params, repeatable=True)
 
 
