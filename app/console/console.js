@@ -133,6 +133,7 @@ async function start() {
   window.addEventListener("hashchange", render);
   await render();
   document.body.dataset.ready = "true"; // the first page is drawn (tests and benches wait for it)
+  performance.mark("console-ready");
 }
 
 start();
