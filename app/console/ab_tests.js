@@ -3,8 +3,7 @@
 // sample-ratio warning, and start/pause/resume/stop/promote for keys with `write`.
 
 import { get, path, post, session } from "./api.js";
-import { el, link, number, percent, problem, route, show, svg, table, when } from "./dom.js";
-import { pager } from "./models.js";
+import { el, link, number, pager, percent, problem, route, show, svg, table, when } from "./dom.js";
 
 const STATUSES = ["draft", "running", "paused", "stopped"];
 const VERDICTS = {

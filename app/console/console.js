@@ -24,7 +24,12 @@ const ROUTES = [
 
 function match(hash) {
   const [pathPart, search = ""] = hash.replace(/^#\/?/, "").split("?", 2);
-  const segments = pathPart ? pathPart.split("/").map(decodeURIComponent) : ["models"];
+  let segments;
+  try {
+    segments = pathPart ? pathPart.split("/").map(decodeURIComponent) : ["models"];
+  } catch {
+    return null; // a malformed %-escape: no page has this address
+  }
   const query = Object.fromEntries(new URLSearchParams(search));
   for (const [pattern, page] of ROUTES) {
     if (pattern.length !== segments.length) continue;
@@ -123,15 +128,23 @@ function signInPage(message) {
 }
 
 async function start() {
+  window.addEventListener("hashchange", render);
+  let trouble = null;
   if (session.key) {
     try {
       await signIn(session.key);
-    } catch {
-      signOut();
+    } catch (error) {
+      // A refused key is forgotten; a service that is down keeps it for the next reload.
+      if (error instanceof ApiError && error.status === 401) signOut();
+      else trouble = `The service could not check the key: ${error.message}. Reload to try again.`;
     }
   }
-  window.addEventListener("hashchange", render);
-  await render();
+  if (trouble) {
+    header();
+    signInPage(trouble);
+  } else {
+    await render();
+  }
   document.body.dataset.ready = "true"; // the first page is drawn (tests and benches wait for it)
   performance.mark("console-ready");
 }

@@ -2,8 +2,7 @@
 // attestation's statement, and its verification by the service (the result shown as given).
 
 import { get, path, post } from "./api.js";
-import { el, link, number, points, problem, route, show, table, when } from "./dom.js";
-import { pager, short } from "./models.js";
+import { el, link, number, pager, points, problem, route, short, show, table, when } from "./dom.js";
 
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 
@@ -112,10 +111,12 @@ export function verifier(id, known) {
           const attestation = known || (await get(path("attestations", id)));
           const verdict = await post("/attestations/verify", { envelope: attestation.envelope });
           const good = verdict.valid && verdict.matches_record;
+          const badge = good ? "signature valid" : verdict.valid ? "valid signature, not a recorded attestation" : "not valid";
           show(
             result,
-            el("span", { class: good ? "badge good" : "badge bad", "data-valid": String(verdict.valid) }, good ? "signature valid" : "not valid"),
-            ` ${verdict.valid ? `signed by key ${verdict.keyid}` : ""}${verdict.matches_record ? ", matches the recorded attestation" : ", does not match a recorded attestation"}`,
+            el("span", { class: good ? "badge good" : "badge bad", "data-valid": String(verdict.valid) }, badge),
+            verdict.valid ? ` signed by key ${verdict.keyid}` : "",
+            good ? ", matches the recorded attestation" : "",
             verdict.reason ? el("span", { class: "muted" }, ` (${verdict.reason})`) : null,
           );
         } catch (error) {

@@ -90,3 +90,15 @@ export function problem(error) {
   return el("div", { class: "error", role: "alert" }, String(error && error.message ? error.message : error));
 }
 
+/** A long id, shortened for a table (the link keeps it whole). */
+export function short(id) {
+  return id.length > 19 ? `${id.slice(0, 19)}…` : id;
+}
+
+/** Links to the previous and next pages of a `{items, total, limit, offset}` page. */
+export function pager(page, to) {
+  const links = [];
+  if (page.offset > 0) links.push(el("a", { href: to(Math.max(0, page.offset - page.limit)) }, "← previous"));
+  if (page.offset + page.items.length < page.total) links.push(el("a", { href: to(page.offset + page.limit) }, "next →"));
+  return links.length ? el("nav", { class: "pager" }, links) : null;
+}

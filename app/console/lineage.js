@@ -2,9 +2,8 @@
 // labelled with the gain, laid out by generation; a click shows the version and its attestation.
 
 import { get, path } from "./api.js";
-import { el, link, number, points, route, show, svg, when } from "./dom.js";
 import { verifier } from "./contributors.js";
-import { short } from "./models.js";
+import { el, link, number, points, route, short, show, svg, when } from "./dom.js";
 
 const WIDTH = 128;
 const HEIGHT = 44;
@@ -80,7 +79,7 @@ function layout(nodes, edges) {
 
 function drawGraph(graph, onSelect) {
   const { place, rows } = layout(graph.nodes, graph.edges);
-  const columns = Math.max(1, ...rows.map((row) => row.length));
+  const columns = rows.reduce((widest, row) => Math.max(widest, row.length), 1);
   const x = (version) => MARGIN + place.get(version).column * COLUMN;
   const y = (version) => MARGIN + place.get(version).row * ROW;
   const edges = graph.edges

@@ -2,7 +2,7 @@
 // aliases and their history, rollback for keys with `write`).
 
 import { get, path, post, session } from "./api.js";
-import { el, link, number, points, problem, route, show, table, when } from "./dom.js";
+import { el, link, number, pager, points, problem, route, short, show, table, when } from "./dom.js";
 
 const PAGE = 50;
 
@@ -175,15 +175,4 @@ function tagChips(tags) {
 function aliasChips(aliases) {
   const entries = Object.entries(aliases || {});
   return entries.map(([alias, version]) => el("span", { class: alias === "production" ? "chip production" : "chip" }, `${alias} → v${version}`));
-}
-
-export function short(id) {
-  return id.length > 19 ? `${id.slice(0, 19)}…` : id;
-}
-
-export function pager(page, to) {
-  const links = [];
-  if (page.offset > 0) links.push(el("a", { href: to(Math.max(0, page.offset - page.limit)) }, "← previous"));
-  if (page.offset + page.items.length < page.total) links.push(el("a", { href: to(page.offset + page.limit) }, "next →"));
-  return links.length ? el("nav", { class: "pager" }, links) : null;
 }

@@ -190,3 +190,12 @@ async def test_any_key_reads_its_own_name_and_effective_scopes(
             "scopes": effective,
         }
     assert_problem(await client.get("/api/v1/api-keys/current"), 401, "unauthenticated")
+    # `current` is no key id: only GET is served there.
+    refused = await client.delete("/api/v1/api-keys/current", headers=auth(admin_key))
+    assert_problem(refused, 405, "method_not_allowed")
+    assert refused.headers["allow"] == "GET"
+    assert_problem(
+        await client.delete("/api/v1/api-keys/not-a-uuid", headers=auth(admin_key)),
+        404,
+        "not_found",
+    )

@@ -104,6 +104,10 @@ def test_signing_in_shows_the_key_and_finds_models_by_name_and_token(
         "rows => rows.map(row => row.dataset.model)"
     ) == [model]
     screenshot(page, "console-models")
+    for nowhere in ("#/nowhere", "#/models/%E0%A4%A", "#/models/a/b/c/d"):
+        page.goto(f"{console.url}/console{nowhere}")
+        page.wait_for_selector("h1:text-is('Not found')")
+    page.goto(f"{console.url}/console#/models?search={model}")
     page.click(f"#models a:text-is('{model}')")
     page.wait_for_selector("#versions")
     assert page.url.endswith(f"#/models/{model}")

@@ -63,7 +63,7 @@ async def get_current_key(principal: PrincipalDep) -> CurrentKey:
     return CurrentKey(id=principal.id, name=principal.name, scopes=scopes)
 
 
-@router.delete("/{api_key_id}", status_code=204, responses=problems(404, 422))
+@router.delete("/{api_key_id:uuid}", status_code=204, responses=problems(404, 422))
 async def revoke_api_key(
     api_key_id: uuid.UUID, _: AdminDep, api_keys: ApiKeyServiceDep
 ) -> Response:
