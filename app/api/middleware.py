@@ -74,7 +74,7 @@ class RequestContext:
         finally:
             self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = getattr(scope.get("route"), "path_format", "unmatched")
             labels = (route, scope["method"], str(status))
             self.metrics.child(self.metrics.requests, *labels).inc()
             self.metrics.child(self.metrics.request_seconds, *labels).observe(elapsed)

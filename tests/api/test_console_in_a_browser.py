@@ -22,7 +22,7 @@ from app.services.ab_stats import assign
 from tests.browser import offline_page, screenshot
 from tests.conftest import auth, live_settings
 from tests.console_data import MARKUP, ConsoleData, seed
-from tests.factories import CONTRIBUTOR, seed_chain, unique
+from tests.factories import CONTRIBUTOR, ab_test, seed_chain, unique
 from tests.services_under_test import service_process
 
 NONE = "\N{EN DASH}"  # what the console shows for a value that does not exist
@@ -43,6 +43,12 @@ class Console:
         )
         assert created.status_code == 201, created.text
         return str(created.json()["key"])
+
+    def chain(self, name: str, length: int) -> None:
+        """A model of `length` versions in one chain, written straight to Postgres from another
+        thread (Playwright's loop runs in this one)."""
+        with ThreadPoolExecutor(1) as writer:
+            writer.submit(asyncio.run, seed_chain(self.database_url, name, length)).result()
 
     def api(self, path: str) -> dict:  # type: ignore[type-arg]
         response = httpx.get(f"{self.url}/api/v1{path}", headers=auth(self.admin_key))
@@ -224,9 +230,7 @@ def test_a_chain_of_a_thousand_versions_draws_every_node(
     browser: Browser, console: Console
 ) -> None:
     name = unique("chain")
-    # Playwright's loop runs in this thread: the chain is written from another.
-    with ThreadPoolExecutor(1) as writer:
-        writer.submit(asyncio.run, seed_chain(console.database_url, name, 1000)).result()
+    console.chain(name, 1000)
     page, refused = signed_in(browser, console, console.key("read"))
     started = time.perf_counter()
     page.goto(f"{console.url}/console#/models/{name}/lineage")
@@ -312,19 +316,17 @@ def test_a_sample_ratio_mismatch_is_flagged_on_the_page(browser: Browser, consol
     are exposed) is shown with the warning. Its model (two versions) is written straight to
     Postgres: a model runs one test at a time, and assignment loads no model."""
     model = unique("skewed")
-    with ThreadPoolExecutor(1) as writer:
-        writer.submit(asyncio.run, seed_chain(console.database_url, model, 2)).result()
+    console.chain(model, 2)
     created = httpx.post(
         f"{console.url}/api/v1/ab-tests",
-        json={
-            "name": "skewed",
-            "model": model,
-            "variants": [
+        json=ab_test(
+            model,
+            name="skewed",
+            variants=[
                 {"name": "control", "version": 1, "weight": 0.9},
                 {"name": "treatment", "version": 2, "weight": 0.1},
             ],
-            "metric": {"name": "converted", "kind": "binary"},
-        },
+        ),
         headers=auth(console.admin_key),
     )
     assert created.status_code == 201, created.text
