@@ -12,7 +12,6 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,14 +22,8 @@ import httpx  # noqa: E402
 
 from app.core.security import generate_key  # noqa: E402
 from bench.api_overhead import server_means, wrk  # noqa: E402
-from bench.server import service  # noqa: E402
+from bench.server import service, stores  # noqa: E402
 from tests.factories import save_sklearn, tar_gz  # noqa: E402
-from tests.services_under_test import (  # noqa: E402
-    mlflow_server,
-    postgres_server,
-    redis_server,
-    scratch_database,
-)
 
 ASSIGN_LUA = """
 wrk.method = "POST"
@@ -122,21 +115,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="ceiling/assignment runs")
     args = parser.parse_args()
     key = generate_key()
-    with (
-        tempfile.TemporaryDirectory() as workdir,
-        postgres_server() as admin_url,
-        scratch_database(admin_url, "hokusai_bench") as database_url,
-        scratch_database(admin_url, "hokusai_bench_mlflow") as mlflow_store,
-        redis_server() as redis_url,
-        mlflow_server(mlflow_store, Path(workdir)) as mlflow_uri,
-    ):
-        model_dir, _ = save_sklearn(Path(workdir))
+    with stores(real_mlflow=True) as run:
+        model_dir, _ = save_sklearn(Path(run.workdir))
         with service(
-            workdir,
+            run.workdir,
             key,
-            database_url=database_url,
-            redis_url=redis_url,
-            mlflow_tracking_uri=mlflow_uri,
+            **run.settings,
             rate_limit_per_minute="0",
         ) as base:
             with httpx.Client(
@@ -183,9 +167,9 @@ def main() -> None:
                     for v in client.get(f"/api/v1/ab-tests/{test['id']}/results").json()["variants"]
                 )
                 means = server_means(client.get("/metrics").text)
-            script = Path(workdir) / "assign.lua"
+            script = Path(run.workdir) / "assign.lua"
             script.write_text(ASSIGN_LUA % key)
-            returning_script = Path(workdir) / "returning.lua"
+            returning_script = Path(run.workdir) / "returning.lua"
             returning_script.write_text(RETURNING_LUA % key)
             wrk(f"{base}/health", 2, args.connections, {})
             # Runs go back to back, several times: this machine's speed drifts between runs, so

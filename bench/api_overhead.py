@@ -14,19 +14,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.core.security import generate_key  # noqa: E402
-from bench.server import service  # noqa: E402
-from tests.services_under_test import (  # noqa: E402
-    postgres_server,
-    redis_server,
-    scratch_database,
-)
+from bench.server import service, stores  # noqa: E402
 
 
 def wrk(
@@ -84,16 +78,11 @@ def main() -> None:
 
     key = generate_key()
     with (
-        postgres_server() as admin_url,
-        scratch_database(admin_url, "hokusai_bench") as database_url,
-        redis_server() as redis_url,
-        tempfile.TemporaryDirectory() as workdir,
+        stores() as run,
         service(
-            workdir,
+            run.workdir,
             key,
-            database_url=database_url,
-            redis_url=redis_url,
-            mlflow_tracking_uri=f"sqlite:///{workdir}/mlflow.db",
+            **run.settings,
             rate_limit_per_minute="1000000000",
         ) as base,
     ):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,14 +26,11 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Browser, sync_playwright  # noqa: E402
 
-from app.cli import migrate  # noqa: E402
-from app.core.config import Settings  # noqa: E402
 from app.core.security import generate_key  # noqa: E402
-from bench.server import service  # noqa: E402
+from bench.server import service, stores  # noqa: E402
 from tests.browser import CHROMIUM, FLAGS  # noqa: E402
 from tests.console_data import seed  # noqa: E402
 from tests.factories import CONTRIBUTOR, seed_chain  # noqa: E402
-from tests.services_under_test import postgres_server, redis_server, scratch_database  # noqa: E402
 
 RUNS = 5
 WEIGHT_BUDGET_KB = 300
@@ -80,21 +76,14 @@ def graph_ms(browser: Browser, url: str, key: str, nodes: int) -> float:
 
 def main() -> None:
     key = generate_key()
-    with (
-        tempfile.TemporaryDirectory() as workdir,
-        postgres_server() as admin_url,
-        scratch_database(admin_url, "hokusai_bench_console") as database_url,
-        redis_server() as redis_url,
-    ):
-        migrate(Settings(database_url=database_url, _env_file=None))  # type: ignore[call-arg]
+    with stores(migrated=True) as run:
+        database_url = run.database_url
         asyncio.run(seed_chain(database_url, "chain-1k", 1000))
         asyncio.run(seed_chain(database_url, "chain-10k", 10_000))
         with service(
-            workdir,
+            run.workdir,
             key,
-            database_url=database_url,
-            redis_url=redis_url,
-            mlflow_tracking_uri=f"sqlite:///{workdir}/mlflow.db",
+            **run.settings,
             deltaone_cooldown_s="0",
         ) as base:
             data = seed(base, key, "lead-scoring")

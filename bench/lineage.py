@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,20 +24,14 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from app.cli import migrate  # noqa: E402
 from app.core.config import Settings  # noqa: E402
 from app.core.security import generate_key  # noqa: E402
 from app.db.models import MlModel, ModelVersion  # noqa: E402
 from app.db.session import create_engine, create_sessionmaker  # noqa: E402
 from bench.api_overhead import server_means  # noqa: E402
-from bench.server import service  # noqa: E402
+from bench.server import service, stores  # noqa: E402
 from tests.factories import CHAIN_ADDRESS as ADDRESS  # noqa: E402
 from tests.factories import seed_chain  # noqa: E402
-from tests.services_under_test import (  # noqa: E402
-    postgres_server,
-    redis_server,
-    scratch_database,
-)
 
 
 async def walk_one_hop_at_a_time(database_url: str, name: str, version: int, depth: int) -> float:
@@ -86,13 +79,8 @@ def latency(client: httpx.Client, path: str, repeat: int) -> tuple[float, float,
 
 def main() -> None:
     key = generate_key()
-    with (
-        tempfile.TemporaryDirectory() as workdir,
-        postgres_server() as admin_url,
-        scratch_database(admin_url, "hokusai_bench") as database_url,
-        redis_server() as redis_url,
-    ):
-        migrate(Settings(database_url=database_url, _env_file=None))  # type: ignore[call-arg]
+    with stores(migrated=True) as run:
+        database_url = run.database_url
         asyncio.run(seed_chain(database_url, "chain-1k", 1000))
         asyncio.run(seed_chain(database_url, "chain-10k", 10_000))
         naive = {
@@ -101,11 +89,9 @@ def main() -> None:
         }
         with (
             service(
-                workdir,
+                run.workdir,
                 key,
-                database_url=database_url,
-                redis_url=redis_url,
-                mlflow_tracking_uri=f"sqlite:///{workdir}/mlflow.db",
+                **run.settings,
             ) as base,
             httpx.Client(
                 base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60

@@ -18,7 +18,6 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,15 +30,11 @@ import httpx  # noqa: E402
 
 from app.core.security import generate_key  # noqa: E402
 from bench.api_overhead import wrk  # noqa: E402
-from bench.server import service  # noqa: E402
+from bench.server import service, stores  # noqa: E402
 from tests.factories import FEATURES, save_sklearn, tar_gz  # noqa: E402
 from tests.services_under_test import (  # noqa: E402
     free_port,
-    mlflow_server,
-    postgres_server,
-    redis_server,
     running,
-    scratch_database,
 )
 
 CACHED_ROW = {"f0": 0.25, "f1": 0.5, "f2": 0.75}
@@ -136,22 +131,13 @@ def main() -> None:
     args = parser.parse_args()
     key = generate_key()
     rng = random.Random(7)
-    with (
-        tempfile.TemporaryDirectory() as workdir,
-        postgres_server() as admin_url,
-        scratch_database(admin_url, "hokusai_bench") as database_url,
-        scratch_database(admin_url, "hokusai_bench_mlflow") as mlflow_store,
-        redis_server() as redis_url,
-        mlflow_server(mlflow_store, Path(workdir)) as mlflow_uri,
-    ):
-        model_dir, estimator = save_sklearn(Path(workdir))
+    with stores(real_mlflow=True) as run:
+        model_dir, estimator = save_sklearn(Path(run.workdir))
         headers = {"Authorization": f"Bearer {key}"}
         with service(
-            workdir,
+            run.workdir,
             key,
-            database_url=database_url,
-            redis_url=redis_url,
-            mlflow_tracking_uri=mlflow_uri,
+            **run.settings,
             rate_limit_per_minute="0",
         ) as base:
             with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
@@ -218,7 +204,7 @@ def main() -> None:
                     20,
                 )
 
-            scripts = Path(workdir)
+            scripts = Path(run.workdir)
             (scripts / "cached.lua").write_text(
                 CACHED_LUA % (key, json.dumps({"inputs": CACHED_ROW}))
             )
@@ -249,11 +235,9 @@ def main() -> None:
         # The same model, uncached rows, with batching off (a second service on the same data),
         # and in MLflow's own scoring server (one worker, as the service runs one process).
         with service(
-            workdir,
+            run.workdir,
             key,
-            database_url=database_url,
-            redis_url=redis_url,
-            mlflow_tracking_uri=mlflow_uri,
+            **run.settings,
             rate_limit_per_minute="0",
             prediction_batching="false",
         ) as unbatched:
@@ -272,7 +256,7 @@ def main() -> None:
                 ),
             }
         (scripts / "mlflow.lua").write_text(MLFLOW_LUA)
-        with mlflow_scoring_server(model_dir, Path(workdir)) as scoring:
+        with mlflow_scoring_server(model_dir, Path(run.workdir)) as scoring:
             invocations = f"{scoring}/invocations"
             side_by_side["mlflow models serve (1 worker)"] = (
                 wrk(invocations, args.duration, args.connections, {}, scripts / "mlflow.lua"),

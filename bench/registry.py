@@ -12,7 +12,6 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -24,14 +23,8 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from app.core.security import generate_key  # noqa: E402
-from bench.server import service  # noqa: E402
+from bench.server import service, stores  # noqa: E402
 from tests.factories import baseline, improved, save_sklearn, tar_gz  # noqa: E402
-from tests.services_under_test import (  # noqa: E402
-    mlflow_server,
-    postgres_server,
-    redis_server,
-    scratch_database,
-)
 
 
 def summary(label: str, seconds: list[float]) -> str:
@@ -157,22 +150,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20)
     args = parser.parse_args()
     key = generate_key()
-    with (
-        tempfile.TemporaryDirectory() as workdir,
-        postgres_server() as admin_url,
-        scratch_database(admin_url, "hokusai_bench") as database_url,
-        scratch_database(admin_url, "hokusai_bench_mlflow") as mlflow_store,
-        redis_server() as redis_url,
-        mlflow_server(mlflow_store, Path(workdir)) as mlflow_uri,
-    ):
-        model_dir, _ = save_sklearn(Path(workdir))
+    with stores(real_mlflow=True) as run:
+        database_url, mlflow_uri = run.database_url, run.mlflow_uri
+        model_dir, _ = save_sklearn(Path(run.workdir))
         archive = tar_gz(model_dir)
         with service(
-            workdir,
+            run.workdir,
             key,
-            database_url=database_url,
-            redis_url=redis_url,
-            mlflow_tracking_uri=mlflow_uri,
+            **run.settings,
         ) as base:
             warm, _ = service_registrations(base, key, archive, 2)  # imports, connections
             written = written_by_service(mlflow_uri, warm)

@@ -1,5 +1,6 @@
-"""The service as the benchmarks run it: a real `hokusai-api serve` (one uvicorn process) on a
-free port, with the given settings, stopped with SIGTERM afterwards."""
+"""What the benchmarks run on: their stores (`stores`: a work folder, a Postgres database and Redis
+of the run's own, and MLflow) and the service itself (`service`: a real `hokusai-api serve`, one
+uvicorn process, on a free port, stopped with SIGTERM afterwards)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,64 @@ import contextlib
 import os
 import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.services_under_test import free_port, wait_until_healthy
+from app.cli import migrate
+from app.core.config import Settings
+from tests.services_under_test import (
+    free_port,
+    mlflow_server,
+    postgres_server,
+    redis_server,
+    scratch_database,
+    wait_until_healthy,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Stores:
+    workdir: str
+    database_url: str
+    redis_url: str
+    mlflow_uri: str
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """The service's settings that name these stores."""
+        return {
+            "database_url": self.database_url,
+            "redis_url": self.redis_url,
+            "mlflow_tracking_uri": self.mlflow_uri,
+        }
+
+
+@contextlib.contextmanager
+def stores(*, real_mlflow: bool = False, migrated: bool = False) -> Iterator[Stores]:
+    """A work folder, a Postgres database and Redis of this run's own, and MLflow: a real server
+    on Postgres when the benchmark measures it (`real_mlflow`), else a SQLite store in the work
+    folder. `migrated`: the schema is built now, for benchmarks that write rows before the
+    service starts (it migrates at start anyway)."""
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        postgres_server() as admin_url,
+        scratch_database(admin_url, "hokusai_bench") as database_url,
+        redis_server() as redis_url,
+    ):
+        if migrated:
+            migrate(Settings(database_url=database_url, _env_file=None))  # type: ignore[call-arg]
+        if not real_mlflow:
+            yield Stores(workdir, database_url, redis_url, f"sqlite:///{workdir}/mlflow.db")
+            return
+        with (
+            scratch_database(admin_url, "hokusai_bench_mlflow") as mlflow_store,
+            mlflow_server(mlflow_store, Path(workdir)) as mlflow_uri,
+        ):
+            yield Stores(workdir, database_url, redis_url, mlflow_uri)
 
 
 @contextlib.contextmanager
