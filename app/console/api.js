@@ -44,15 +44,10 @@ export function post(path, body) {
   return call("POST", path, { body });
 }
 
-async function call(method, path, { key = session.key, query, body } = {}) {
-  const params = new URLSearchParams();
-  for (const [name, value] of Object.entries(query || {})) {
-    if (value !== null && value !== undefined && value !== "") params.set(name, String(value));
-  }
-  const search = params.toString();
+async function call(method, where, { key = session.key, query, body } = {}) {
   const headers = { Accept: "application/json", Authorization: `Bearer ${key}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(BASE + path + (search ? `?${search}` : ""), {
+  const response = await fetch(BASE + where + queryString(query), {
     method,
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -70,7 +65,17 @@ async function call(method, path, { key = session.key, query, body } = {}) {
   return data;
 }
 
-/** A path under /api/v1 from its segments, each encoded (names may hold any character). */
+/** A path from its segments, each encoded (names may hold any character). */
 export function path(...segments) {
   return "/" + segments.map((part) => encodeURIComponent(String(part))).join("/");
+}
+
+/** `?name=value&...` of the parameters that have a value, or "" when none has. */
+export function queryString(params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params || {})) {
+    if (value !== null && value !== undefined && value !== "") search.set(name, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
 }

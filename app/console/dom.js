@@ -2,7 +2,7 @@
 // tags and descriptions are user input. The page's policy also requires Trusted Types, so an
 // assignment to innerHTML anywhere would throw instead of parsing markup.
 
-import { ApiError } from "./api.js";
+import { ApiError, path, queryString } from "./api.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -42,13 +42,7 @@ export function link(text, segments, query, attrs) {
 }
 
 export function route(segments, query) {
-  const path = "#/" + segments.map((part) => encodeURIComponent(String(part))).join("/");
-  const params = new URLSearchParams();
-  for (const [name, value] of Object.entries(query || {})) {
-    if (value !== null && value !== undefined && value !== "") params.set(name, String(value));
-  }
-  const search = params.toString();
-  return search ? `${path}?${search}` : path;
+  return "#" + path(...segments) + queryString(query);
 }
 
 export function table(headings, rows, attrs) {

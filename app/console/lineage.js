@@ -128,10 +128,10 @@ function drawGraph(graph, onSelect) {
   );
 }
 
-async function showVersion(detail, name, graph, number_) {
-  show(detail, el("p", { class: "muted" }, `Loading v${number_}…`));
-  const version = await get(path("models", name, "versions", number_));
-  const edge = graph.edges.find((candidate) => candidate.child === number_);
+async function showVersion(detail, name, graph, chosen) {
+  show(detail, el("p", { class: "muted" }, `Loading v${chosen}…`));
+  const version = await get(path("models", name, "versions", chosen));
+  const edge = graph.edges.find((candidate) => candidate.child === chosen);
   const decision = version.deltaone;
   show(
     detail,

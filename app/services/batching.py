@@ -52,7 +52,7 @@ class Batcher:
         self.metrics = metrics
         self._queue: deque[_Waiting] = deque()
         self._busy = False
-        self._gathering: asyncio.Task[None] | None = None
+        self._gathering: asyncio.Task[None] | None = None  # held: the loop keeps tasks weakly
 
     async def __call__(self, rows: Rows) -> list[Any]:
         if not self.enabled:

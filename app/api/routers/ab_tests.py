@@ -147,8 +147,8 @@ _transition("stop", "Stop a running or paused test for good.")
 
 @router.get("/{ab_test_id}/results", response_model=Results, responses=problems(404, 422))
 async def get_results(ab_test_id: uuid.UUID, _: ReaderDep, ab_tests: AbTestServiceDep) -> Results:
-    """Per variant exposures, n, mean and std; per treatment the lift with its interval, p-value
-    and chance to beat control; the sample-ratio check and the verdict."""
+    """Per variant exposures, n, mean, std and the mean's interval; per treatment the lift with
+    its interval, p-value and chance to beat control; the sample-ratio check and the verdict."""
     return await ab_tests.results(ab_test_id)
 
 
