@@ -17,6 +17,7 @@ from app import __version__
 from app.adapters.cache import Cache
 from app.adapters.memory import Memory
 from app.adapters.registry import Registry
+from app.adapters.runners import Runners
 from app.adapters.webhooks import Webhooks
 from app.api.contract import add_links, declare_no_nul
 from app.api.deps import Resources
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             signer=Signer.from_settings(settings),
             memory=Memory(cache, settings.resolution_cache_ttl_s),
             exposures=ExposureLog(create_engine(settings, pool_size=1)),
-            loader=ModelLoader(registry, settings, metrics),
+            loader=ModelLoader(registry, Runners(settings, metrics), settings, metrics),
             webhooks=Webhooks(
                 settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
                 metrics,
@@ -96,11 +97,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await resources.registry.start()
             await _ensure_bootstrap_key(resources)
             heap.settle()  # what start-up built lives as long as the process
+            refusal = resources.loader.runners.refusal
+            if refusal:
+                log.error("no model will be loaded: %s", refusal)
             warmup = asyncio.create_task(_warm_models(resources))
             yield
         finally:
             if warmup is not None:
                 warmup.cancel()
+            await resources.loader.close()
             await resources.webhooks.close()
             resources.registry.close()
             await resources.cache.close()

@@ -333,24 +333,6 @@ class Registry:
 
         return await self.call(resolve)
 
-    async def load_pyfunc(self, source_uri: str, timeout_s: float | None = None) -> LoadedModel:
-        """Load a registered version as an MLflow pyfunc model, with its input signature."""
-
-        def load(_: MlflowClient) -> LoadedModel:
-            import mlflow.pyfunc
-
-            model = mlflow.pyfunc.load_model(source_uri)
-            schema = model.metadata.get_input_schema()
-            columns = None
-            if schema is not None and not schema.is_tensor_spec() and schema.has_input_names():
-                columns = [
-                    Column(spec.name, spec.type.name, bool(getattr(spec, "required", True)))
-                    for spec in schema.inputs
-                ]
-            return LoadedModel(model.predict, columns)
-
-        return await self.call(load, timeout_s=timeout_s or max(self.timeout_s, 120))
-
     # Experiments and runs.
 
     async def list_experiments(self, limit: int, offset: int) -> tuple[list[Any], int]:
@@ -418,22 +400,6 @@ class Publication:
     model_dir: Path | None = None
     source_uri: str | None = None
     run_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str  # MLflow's DataType name: double, float, long, integer, boolean, string, ...
-    required: bool
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A pyfunc's predict (a blocking call: run it in a thread) and its column signature, or
-    None when the model declares no named columns."""
-
-    predict: Callable[[Any], Any]
-    columns: list[Column] | None
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,38 @@ class Settings(BaseSettings):
     model_load_timeout_s: float = Field(
         120.0, gt=0, description="Past it, loading a model is 503 model_unavailable"
     )
+    model_sandbox: Literal["required", "unconfined"] = Field(
+        "required",
+        description="required: models run only in runners the kernel confines (Landlock and "
+        "seccomp; no network, no files but their own, no secrets), and none is loaded where the "
+        "kernel cannot; unconfined: runners without that confinement, only for a registry whose "
+        "every uploader is trusted (docs/how-to/sandbox.md)",
+    )
+    model_runners: int = Field(
+        1, ge=1, le=64, description="Runner processes per loaded model version (calls in parallel)"
+    )
+    model_runner_memory_mb: int = Field(
+        4096,
+        ge=256,
+        description="Address space of one runner; past it, the call fails and the "
+        "runner is replaced",
+    )
+    model_runner_max_threads: int = Field(
+        512,
+        ge=8,
+        description="Threads and processes of the service's user a runner may start "
+        "(RLIMIT_NPROC; new processes are refused to runners in any case)",
+    )
+    model_call_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Past it, a model call is 504 model_timeout and its runner is replaced",
+    )
+    model_runner_dir: str | None = Field(
+        None,
+        description="Where runners' model files and temporary folders go; default: the "
+        "system's temporary folder",
+    )
     rate_limit_per_minute: int = Field(1200, ge=0, description="Per API key; 0 disables")
 
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest JSON body; past it, 413")

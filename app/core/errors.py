@@ -85,6 +85,10 @@ class ModelFailed(AppError):
     status, code, title = 422, "model_failed", "The model could not predict these rows"
 
 
+class ModelTimeout(AppError):
+    status, code, title = 504, "model_timeout", "The model did not answer in time"
+
+
 class RateLimited(AppError):
     status, code, title = 429, "rate_limited", "Rate limit exceeded"
 

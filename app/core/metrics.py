@@ -142,6 +142,20 @@ class Metrics:
             multiprocess_mode="livemax",
         )
 
+        self.model_runners = Gauge(
+            "hokusai_model_runners",
+            "Model runner processes alive (one or more per loaded version)",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.model_runner_restarts = Counter(
+            "hokusai_model_runner_restarts_total",
+            "Runners stopped and replaced, per model and reason (crashed, timeout, memory, "
+            "failed to load)",
+            ["model", "reason"],
+            registry=self.registry,
+        )
+
         self.ab_events = Counter(
             "hokusai_ab_events_total",
             "A/B test events per test name and variant: exposures, outcomes, predictions",

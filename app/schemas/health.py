@@ -21,7 +21,21 @@ class Warmup(BaseModel):
     failed: int
 
 
+class Sandbox(BaseModel):
+    """How the model runners are confined on this replica (docs/how-to/sandbox.md)."""
+
+    mode: Literal["required", "unconfined"]
+    enforced: bool
+    zygote: str
+    landlock_abi: int
+    seccomp: bool
+    architecture: str
+    missing: list[str]
+    complete: bool
+
+
 class Readiness(BaseModel):
     status: Literal["ready", "degraded", "unavailable"]
     checks: dict[str, DependencyCheck]
     warmup: Warmup | None = None
+    sandbox: Sandbox | None = None

@@ -2,7 +2,8 @@
 the rows of concurrent requests for one loaded version go to the model together.
 
 A call that finds its model idle runs at once, alone: a lone request waits for nothing. Calls
-that arrive while the model is busy queue, and when it is free they run together in one call
+that arrive while the model is busy (all of its `concurrency` runners at work) queue, and when a
+runner is free they run together in one call
 (up to `max_rows` rows, after at most `max_wait_s` more for company: 2 ms by default, time for
 the event loop to read the requests already waiting on their sockets). The window is the model's
 own call time plus that wait: it widens under load and closes when the server is idle.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,17 +32,18 @@ class _Waiting:
 
 
 class Batcher:
-    """The calls of one loaded model version. `run` is the blocking model call (rows in, one
-    output per row out); it runs in a worker thread."""
+    """The calls of one loaded model version. `run` is the model call (rows in, one output per
+    row out), served by `concurrency` runners at once."""
 
     def __init__(
         self,
-        run: Callable[[Rows], list[Any]],
+        run: Callable[[Rows], Awaitable[list[Any]]],
         *,
         model: str,
         enabled: bool,
         max_rows: int,
         max_wait_s: float,
+        concurrency: int,
         metrics: Metrics,
     ) -> None:
         self._run = run
@@ -49,20 +51,21 @@ class Batcher:
         self.enabled = enabled
         self.max_rows = max_rows
         self.max_wait_s = max_wait_s
+        self.concurrency = concurrency
         self.metrics = metrics
         self._queue: deque[_Waiting] = deque()
-        self._busy = False
-        self._gathering: asyncio.Task[None] | None = None  # held: the loop keeps tasks weakly
+        self._running = 0
+        self._gathering: set[asyncio.Task[None]] = set()  # held: the loop keeps tasks weakly
 
     async def __call__(self, rows: Rows) -> list[Any]:
         if not self.enabled:
             return await self._call(rows, requests=1)
-        if not self._busy and not self._queue:
-            self._busy = True
+        if self._running < self.concurrency and not self._queue:
+            self._running += 1
             try:
                 return await self._call(rows, requests=1)
             finally:
-                self._busy = False
+                self._running -= 1
                 self._next()
         waiting = _Waiting(rows, asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
@@ -70,11 +73,13 @@ class Batcher:
         return await waiting.answer
 
     def _next(self) -> None:
-        """Start the queued calls, together, once the model is free."""
-        if self._busy or not self._queue:
+        """Start the queued calls, together, once a runner is free."""
+        if self._running >= self.concurrency or not self._queue:
             return
-        self._busy = True
-        self._gathering = asyncio.create_task(self._gather())
+        self._running += 1
+        task = asyncio.create_task(self._gather())
+        self._gathering.add(task)
+        task.add_done_callback(self._gathering.discard)
 
     async def _gather(self) -> None:
         try:
@@ -92,7 +97,7 @@ class Batcher:
             if batch:
                 await self._answer(batch)
         finally:
-            self._busy = False
+            self._running -= 1
             self._next()
 
     async def _answer(self, batch: list[_Waiting]) -> None:
@@ -119,7 +124,7 @@ class Batcher:
         self.metrics.model_call_rows.observe(len(rows))
         mode = "alone" if requests == 1 else "gathered"
         self.metrics.child(self.metrics.model_calls, self.model, mode).inc()
-        return await asyncio.to_thread(self._run, rows)
+        return await self._run(rows)
 
     def _rows_queued(self) -> int:
         return sum(len(waiting.rows) for waiting in self._queue)

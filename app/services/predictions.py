@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import partial
+from pathlib import Path
 from typing import Any
 
 import rfc8785
@@ -27,12 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.cache import Cache
 from app.adapters.memory import Memo
-from app.adapters.registry import Column, LoadedModel, Registry
-from app.core import heap
+from app.adapters.registry import Registry
+from app.adapters.runners import Column, RunnerGroup, Runners
 from app.core.config import Settings
 from app.core.errors import (
     BatchTooLarge,
-    ModelFailed,
     ModelNotFound,
     ModelUnavailable,
     RegistryRejected,
@@ -45,6 +44,7 @@ from app.core.vocabulary import PRODUCTION
 from app.db.models import MlModel, ModelVersion
 from app.db.repositories.ml_models import resolve_target
 from app.schemas.predictions import CacheCounts, Prediction, PredictRequest
+from app.services import artifacts
 from app.services.batching import Batcher
 
 log = logging.getLogger(__name__)
@@ -61,22 +61,28 @@ class Target:
     model: str
     version: int
     source_uri: str
+    artifact_digest: str
 
 
 @dataclass(frozen=True)
 class Served:
-    """A loaded version, and its calls (gathered by `app/services/batching.py`)."""
+    """A loaded version: its runners, and its calls (gathered by `app/services/batching.py`)."""
 
-    model: LoadedModel
+    model: RunnerGroup
     call: Batcher
 
 
 class ModelLoader:
-    """Loaded models in a bounded LRU, app-wide. Concurrent first requests for one version share
-    one load; a load that fails is forgotten, so the next request tries again."""
+    """Loaded versions in a bounded LRU, app-wide. A version is loaded into runner processes
+    (`app/adapters/runners.py`), never into this one: its files are downloaded from MLflow and
+    checked against the digest recorded at registration first. Concurrent first requests for
+    one version share one load; a load that fails is forgotten, so the next request tries again."""
 
-    def __init__(self, registry: Registry, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, registry: Registry, runners: Runners, settings: Settings, metrics: Metrics
+    ) -> None:
         self.registry = registry
+        self.runners = runners
         self.settings = settings
         self.capacity = settings.model_cache_size
         self.timeout_s = settings.model_load_timeout_s
@@ -95,56 +101,90 @@ class ModelLoader:
             return loaded
         task = self._loading.get(key)
         if task is None:
-            task = asyncio.create_task(self._load(key, target.model, target.source_uri))
+            task = asyncio.create_task(self._load(key, target))
             self._loading[key] = task
             task.add_done_callback(lambda _: self._loading.pop(key, None))
         return await asyncio.shield(task)
 
-    async def _load(self, key: tuple[uuid.UUID, int], name: str, source_uri: str) -> Served:
+    async def _load(self, key: tuple[uuid.UUID, int], target: Target) -> Served:
         started = time.perf_counter()
         self.loads += 1
         try:
-            loaded = await self.registry.load_pyfunc(source_uri, timeout_s=self.timeout_s)
-        except (RegistryUnavailable, RegistryRejected) as exc:
-            self.metrics.model_load_seconds.labels(name, "failed").observe(
+            group = await asyncio.wait_for(self._start(target), self.timeout_s)
+        except (ModelUnavailable, RegistryUnavailable, RegistryRejected, TimeoutError) as exc:
+            self.metrics.model_load_seconds.labels(target.model, "failed").observe(
                 time.perf_counter() - started
             )
-            log.warning("loading %s v%s failed: %s", name, key[1], exc)
+            log.warning("loading %s v%s failed: %s", target.model, target.version, exc)
+            if isinstance(exc, ModelUnavailable):
+                raise
             raise ModelUnavailable(
-                f"Model {name} version {key[1]} could not be loaded; try again",
+                f"Model {target.model} version {target.version} could not be loaded; try again",
                 retry_after=self.retry_after_s,
             ) from exc
-        self.metrics.model_load_seconds.labels(name, "loaded").observe(
+        self.metrics.model_load_seconds.labels(target.model, "loaded").observe(
             time.perf_counter() - started
         )
         served = Served(
-            loaded,
+            group,
             Batcher(
-                partial(run_model, loaded),
-                model=name,
+                group.call,
+                model=target.model,
                 enabled=self.settings.prediction_batching,
                 max_rows=self.settings.prediction_batch_max_rows,
                 max_wait_s=self.settings.prediction_batch_max_wait_ms / 1000,
+                concurrency=group.size,
                 metrics=self.metrics,
             ),
         )
         self._models[key] = served
         while len(self._models) > self.capacity:
-            self._models.popitem(last=False)
+            _, evicted = self._models.popitem(last=False)
+            await evicted.model.close()
         self.metrics.loaded_models.set(len(self._models))
-        heap.settle()  # the model (and what loading it imported) lives until evicted
         return served
+
+    async def _start(self, target: Target) -> RunnerGroup:
+        folder = await self.runners.stage(
+            target.artifact_digest,
+            lambda staging: self._download(target.source_uri, staging),
+            lambda root: asyncio.to_thread(artifacts.digest, root),
+        )
+        group = RunnerGroup(
+            self.runners, folder, target.model, target.version, self.settings.model_runners
+        )
+        await group.start()
+        return group
+
+    async def _download(self, source_uri: str, staging: Path) -> Path:
+        return artifacts.model_root(await self.registry.download(source_uri, staging))
 
     async def warm(self, targets: list[tuple[MlModel, ModelVersion]]) -> None:
         """Load the versions behind `production` in the background, at start-up."""
         self.warmup = {"status": "running", "loaded": 0, "failed": 0}
         for model, version in targets[: self.capacity]:
             try:
-                await self.get(Target(model.id, model.name, version.version, version.source_uri))
+                await self.get(
+                    Target(
+                        model.id,
+                        model.name,
+                        version.version,
+                        version.source_uri,
+                        version.artifact_digest,
+                    )
+                )
                 self.warmup["loaded"] += 1
             except ModelUnavailable:
                 self.warmup["failed"] += 1
         self.warmup["status"] = "done"
+
+    async def close(self) -> None:
+        for task in list(self._loading.values()):
+            task.cancel()
+        while self._models:
+            _, served = self._models.popitem()
+            await served.model.close()
+        await self.runners.close()
 
 
 def row_key(cache: Cache, target: Target, row: dict[str, Any]) -> str:
@@ -243,17 +283,6 @@ def _fits(value: Any, kind: str) -> bool:
     return True
 
 
-def _rows_of(output: Any, count: int) -> list[Any]:
-    """A model's output as one JSON value per input row."""
-    if hasattr(output, "to_dict") and hasattr(output, "columns"):  # a DataFrame
-        records: list[Any] = output.to_dict(orient="records")
-        return records
-    values = output.tolist() if hasattr(output, "tolist") else list(output)
-    if len(values) != count:
-        raise ValueError(f"the model answered {len(values)} rows for {count}")
-    return values
-
-
 class PredictionService:
     """Holds no database connection while a model runs: the version is resolved on a connection
     of its own, in one query."""
@@ -287,7 +316,7 @@ class PredictionService:
             raise VersionNotFound(f"Model {name} has no alias {alias}")
         if row.number is None:
             raise VersionNotFound(f"Model {name} has no version {version or ''}".strip())
-        return Target(row.id, row.name, row.number, row.source_uri)
+        return Target(row.id, row.name, row.number, row.source_uri, row.artifact_digest)
 
     async def predict(self, name: str, request: PredictRequest) -> Prediction:
         started = time.perf_counter()
@@ -352,38 +381,3 @@ class PredictionService:
             return [row_key(self.cache, target, row) for row in rows]
         except (ValueError, TypeError) as exc:  # NaN, infinity: JSON cannot say them
             raise ValidationFailed(f"inputs are not plain JSON: {exc}") from exc
-
-
-def run_model(loaded: LoadedModel, rows: list[dict[str, Any]]) -> list[Any]:
-    """One blocking call of the model: rows in, one JSON value per row out. The model is the
-    uploader's code: whatever it raises is a 422 naming the error, not a 500."""
-    try:
-        return _call_model(loaded, rows)
-    except Exception as exc:
-        message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-        raise ModelFailed(f"{type(exc).__name__}: {message}".rstrip(": ")) from exc
-
-
-def _call_model(loaded: LoadedModel, rows: list[dict[str, Any]]) -> list[Any]:
-    import numpy as np
-    import pandas as pd
-
-    if loaded.columns is None:
-        return _rows_of(loaded.predict(pd.DataFrame(rows)), len(rows))
-    names = [c.name for c in loaded.columns]
-    if all(c.type in NUMBER_TYPES for c in loaded.columns):
-        # All doubles (the common case): one float array, with plain string column names;
-        # several times faster to build than a frame from dicts. Absent or null is NaN.
-        values = [[row.get(name) for name in names] for row in rows]
-        frame = pd.DataFrame(
-            np.array(values, dtype=np.float64), columns=pd.Index(names, dtype=object)
-        )
-        return _rows_of(loaded.predict(frame), len(rows))
-    # JSON has one number type: 3 for a double column is 3.0, which MLflow will not cast.
-    floats = [c.name for c in loaded.columns if c.type in NUMBER_TYPES]
-    rows = [
-        {**row, **{name: float(row[name]) for name in floats if row.get(name) is not None}}
-        for row in rows
-    ]
-    frame = pd.DataFrame(rows, columns=names)
-    return _rows_of(loaded.predict(frame), len(rows))

@@ -10,13 +10,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.cache import Cache
 from app.adapters.registry import Registry
+from app.adapters.runners import Runners
 from app.core.metrics import Metrics
 from app.db.session import ping as ping_database
-from app.schemas.health import DependencyCheck, Readiness
+from app.schemas.health import DependencyCheck, Readiness, Sandbox
 
 
 async def check_readiness(
-    engine: AsyncEngine, registry: Registry, cache: Cache, metrics: Metrics, timeout_s: float
+    engine: AsyncEngine,
+    registry: Registry,
+    cache: Cache,
+    runners: Runners,
+    metrics: Metrics,
+    timeout_s: float,
 ) -> Readiness:
     async def timed(
         name: str, ping: Callable[[], Awaitable[None]] | None
@@ -30,7 +36,11 @@ async def check_readiness(
         except TimeoutError:
             error = f"no answer within {timeout_s:g} s"
         except Exception as exc:
-            error = f"{exc.__class__.__name__}: {_first_line(exc)}"
+            error = (
+                str(exc)
+                if isinstance(exc, RuntimeError)
+                else f"{type(exc).__name__}: {_first_line(exc)}"
+            )
         elapsed = time.perf_counter() - started
         status = "up" if error is None else "down"
         metrics.dependency_seconds.labels(name, status).observe(elapsed)
@@ -38,20 +48,26 @@ async def check_readiness(
             status=status, latency_ms=round(elapsed * 1000, 2), error=error
         )
 
+    async def runners_can_start() -> None:
+        problem = runners.check()
+        if problem:
+            raise RuntimeError(problem)
+
     checks = dict(
         await asyncio.gather(
             timed("database", lambda: ping_database(engine)),
             timed("mlflow", lambda: registry.ping(timeout_s)),
             timed("redis", cache.ping if cache.enabled else None),
+            timed("runners", runners_can_start),
         )
     )
-    if any(checks[name].status == "down" for name in ("database", "mlflow")):
+    if any(checks[name].status == "down" for name in ("database", "mlflow", "runners")):
         status = "unavailable"
     elif checks["redis"].status != "up":
         status = "degraded"
     else:
         status = "ready"
-    return Readiness(status=status, checks=checks)
+    return Readiness(status=status, checks=checks, sandbox=Sandbox(**runners.describe()))
 
 
 async def within(work: Awaitable[None], timeout_s: float) -> None:

@@ -462,36 +462,42 @@ async def test_compare_gives_direction_aware_gains(
 
 
 async def test_registered_models_load_back_and_predict_like_the_originals(
-    client: httpx.AsyncClient, admin_key: str, settings: Settings, tmp_path: Path
+    client: httpx.AsyncClient, admin_key: str, tmp_path: Path
 ) -> None:
-    from app.adapters.registry import Registry
+    """Registered, then loaded by a runner from MLflow's copy, a model answers as the
+    estimator it was saved from, with its signature's columns enforced."""
     from tests.factories import training_data
 
     frame, _, _ = training_data()
-    registry = Registry(settings)
-    await registry.start()
-    try:
-        for kind, model_type, metric in (
-            ("classifier", "classification", "accuracy"),
-            ("regressor", "regression", "rmse"),
-        ):
-            directory, estimator = save_sklearn(tmp_path, kind)
-            family = "proportion" if metric == "accuracy" else "continuous"
-            direction = "higher_is_better" if metric == "accuracy" else "lower_is_better"
-            body = await register_baseline(
-                client,
-                admin_key,
-                tar_gz(directory),
-                model_type=model_type,
-                metrics={metric: 0.5},
-                benchmark={"metric": metric, "direction": direction, "family": family},
-            )
-            loaded = await registry.load_pyfunc(body["artifact"]["source_uri"])
-            assert list(loaded.predict(frame)) == pytest.approx(list(estimator.predict(frame)))
-            assert [(c.name, c.type) for c in loaded.columns or []] == [
-                ("f0", "double"),
-                ("f1", "double"),
-                ("f2", "double"),
-            ]
-    finally:
-        registry.close()
+    rows = frame.head(20).to_dict(orient="records")
+    for kind, model_type, metric in (
+        ("classifier", "classification", "accuracy"),
+        ("regressor", "regression", "rmse"),
+    ):
+        directory, estimator = save_sklearn(tmp_path, kind)
+        family = "proportion" if metric == "accuracy" else "continuous"
+        direction = "higher_is_better" if metric == "accuracy" else "lower_is_better"
+        body = await register_baseline(
+            client,
+            admin_key,
+            tar_gz(directory),
+            model_type=model_type,
+            metrics={metric: 0.5},
+            benchmark={"metric": metric, "direction": direction, "family": family},
+        )
+        predicted = await client.post(
+            f"/api/v1/models/{body['model']}/predict",
+            json={"inputs": rows, "version": body["version"]},
+            headers=auth(admin_key),
+        )
+        assert predicted.status_code == 200, predicted.text
+        want = list(estimator.predict(frame.head(20)))
+        assert predicted.json()["predictions"] == pytest.approx(want)
+        wrong = await client.post(
+            f"/api/v1/models/{body['model']}/predict",
+            json={"inputs": {"f0": 1.0, "f1": 2.0, "extra": 3.0}},
+            headers=auth(admin_key),
+        )
+        assert_problem(wrong, 422, "validation_failed")
+        assert "f2" in wrong.json()["detail"]
+        assert "extra" in wrong.json()["detail"]

@@ -20,15 +20,22 @@ async def get_health() -> Health:
 @router.get(
     "/ready",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "Database or MLflow is down"}},
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "Database or MLflow is down, or no runner can start",
+        }
+    },
 )
 async def get_readiness(resources: ResourcesDep) -> JSONResponse:
-    """Readiness: pings Postgres, MLflow and Redis. 503 when the database or MLflow is down;
-    Redis down or disabled is `degraded` with 200."""
+    """Readiness: pings Postgres, MLflow and Redis, and checks that model runners can start
+    (the sandbox's kernel support; the runners' zygote). 503 when the database or MLflow is down
+    or no runner can start; Redis down or disabled is `degraded` with 200."""
     readiness = await check_readiness(
         resources.engine,
         resources.registry,
         resources.cache,
+        resources.loader.runners,
         resources.metrics,
         resources.settings.ready_timeout_s,
     )

@@ -279,7 +279,7 @@ def _resolve_statements() -> tuple[Any, Any]:
     rebuilt each time (only its parameters change)."""
     m, v, a = MlModel.__table__.c, ModelVersion.__table__.c, ModelAlias.__table__.c
     models, versions = MlModel.__table__, ModelVersion.__table__
-    columns = (m.id, m.name, v.version.label("number"), v.source_uri)
+    columns = (m.id, m.name, v.version.label("number"), v.source_uri, v.artifact_digest)
     by_version = (
         select(*columns, literal(True).label("aliased"))
         .select_from(models)
