@@ -167,8 +167,7 @@ def live_settings(
         bootstrap_api_key=SecretStr(admin_key),
         rate_limit_per_minute=0,
         auth_failures_per_minute=0,
-        log_level="WARNING",
-        **overrides,
+        **{"log_level": "WARNING", **overrides},
     )
 
 

@@ -234,6 +234,8 @@ class Runners:
             "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
             "JOBLIB_MULTIPROCESSING": "0",
+            # Arrow's own allocator reserves 1 GiB up front, which a memory limit would count.
+            "ARROW_DEFAULT_MEMORY_POOL": "system",
         }
         env.update({k: os.environ[k] for k in PASSED_THROUGH if k in os.environ})
         return env

@@ -246,10 +246,11 @@ _SYSCALLS: dict[str, tuple[int, dict[str, int]]] = {
 }
 
 
-def seccomp_filter(*, processes: bool) -> bytes:
+def seccomp_filter(*, zygote: bool) -> bytes:
     """The BPF program: no programs run (execve), no sockets opened (so no network of any kind,
     Unix sockets included), no tracing, mounts, namespaces, keys, BPF or modules; signals only
-    to this process. `processes=False` also refuses new processes (threads are allowed)."""
+    to this process, and no new processes (threads are allowed). The zygote's filter leaves
+    out those two, since it forks the runners, whose own filter then holds for their pid."""
     arch, numbers = _SYSCALLS[platform.machine()]
     pid = os.getpid()
     program: list[tuple[int, int, int, int]] = [
@@ -269,17 +270,19 @@ def seccomp_filter(*, processes: bool) -> bytes:
     for name in _DENIED:
         refuse(name, errno.EPERM)
     refuse("clone3", errno.ENOSYS)  # the C library falls back to clone, checked below
-    if not processes:
-        refuse("fork", errno.EPERM)
-        refuse("vfork", errno.EPERM)
-        if "clone" in numbers:  # a thread shares this process; anything else is a new one
-            program += [
-                (_JEQ, 0, 4, numbers["clone"]),
-                (_LD_W_ABS, 0, 0, _ARG0),
-                (_JSET, 0, 1, _CLONE_THREAD),
-                (_RET, 0, 0, _ALLOW),
-                (_RET, 0, 0, _ERRNO | errno.EPERM),
-            ]
+    if zygote:
+        program.append((_RET, 0, 0, _ALLOW))
+        return _assembled(program)
+    refuse("fork", errno.EPERM)
+    refuse("vfork", errno.EPERM)
+    if "clone" in numbers:  # a thread shares this process; anything else is a new one
+        program += [
+            (_JEQ, 0, 4, numbers["clone"]),
+            (_LD_W_ABS, 0, 0, _ARG0),
+            (_JSET, 0, 1, _CLONE_THREAD),
+            (_RET, 0, 0, _ALLOW),
+            (_RET, 0, 0, _ERRNO | errno.EPERM),
+        ]
     for name in ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"):  # to itself only
         program += [
             (_JEQ, 0, 4, numbers[name]),
@@ -289,11 +292,15 @@ def seccomp_filter(*, processes: bool) -> bytes:
             (_RET, 0, 0, _ALLOW),
         ]
     program.append((_RET, 0, 0, _ALLOW))
+    return _assembled(program)
+
+
+def _assembled(program: list[tuple[int, int, int, int]]) -> bytes:
     return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
 
 
-def restrict_system_calls(*, processes: bool) -> None:
-    program = seccomp_filter(processes=processes)
+def restrict_system_calls(*, zygote: bool = False) -> None:
+    program = seccomp_filter(zygote=zygote)
     count = len(program) // 8
     buffer = ctypes.create_string_buffer(program, len(program))
 
@@ -309,11 +316,11 @@ def restrict_system_calls(*, processes: bool) -> None:
 
 
 def limit_resources(*, memory_bytes: int, max_threads: int, max_file_bytes: int) -> None:
-    """Address space (so a runaway allocation fails), threads and processes of this user (the
-    kernel does not count them for root; seccomp refuses new processes anyway), the largest
-    file it may write, no core dumps."""
+    """Private memory (RLIMIT_DATA: heap and anonymous mappings), so a runaway allocation
+    fails; threads and processes of this user (not counted by the kernel for root; seccomp
+    refuses new processes anyway); the largest file it may write; no core dumps."""
     for limit, value in (
-        (resource.RLIMIT_AS, memory_bytes),
+        (resource.RLIMIT_DATA, memory_bytes),
         (resource.RLIMIT_NPROC, max_threads),
         (resource.RLIMIT_FSIZE, max_file_bytes),
         (resource.RLIMIT_CORE, 0),

@@ -94,7 +94,7 @@ def _zygote(control: socket.socket, config: dict[str, Any]) -> None:
             [config["scratch_dir"], os.devnull],
             sandbox["landlock_abi"],
         )
-        kernel.restrict_system_calls(processes=True)
+        kernel.restrict_system_calls(zygote=True)
     for module in PRELOAD:
         try:
             __import__(module)
@@ -172,7 +172,7 @@ def _runner(
                 [request["tmp_dir"], os.devnull],
                 sandbox["landlock_abi"],
             )
-            kernel.restrict_system_calls(processes=False)
+            kernel.restrict_system_calls()
         os.chdir(request["tmp_dir"])
         for name in ("HOME", "TMPDIR", "TMP", "TEMP"):
             os.environ[name] = request["tmp_dir"]

@@ -22,10 +22,14 @@ async def test_ready_reports_each_dependency_up(client: httpx.AsyncClient) -> No
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ready"
-    assert set(body["checks"]) == {"database", "mlflow", "redis"}
+    assert set(body["checks"]) == {"database", "mlflow", "redis", "runners"}
     for check in body["checks"].values():
         assert check["status"] == "up"
         assert check["latency_ms"] >= 0
+    assert body["sandbox"]["mode"] == "required"
+    assert body["sandbox"]["enforced"] is True, "this machine's kernel confines the runners"
+    assert body["sandbox"]["landlock_abi"] >= 6
+    assert body["sandbox"]["missing"] == []
 
 
 async def test_ready_is_unavailable_when_database_port_is_closed(

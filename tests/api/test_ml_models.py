@@ -8,7 +8,6 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
-from app.core.config import Settings
 from tests.api.test_errors import assert_problem
 from tests.conftest import auth, create_key
 from tests.factories import (

@@ -1,0 +1,308 @@
+"""Uploaded models are code: hostile artifacts, uploaded through the API with a `write` key to a
+service run as users run it (its own process, secrets in its environment, a config file and a
+`.hokusai/` folder beside it), may run, but only in a runner, where they can read no secret,
+reach no store or port, write nowhere but their scratch folder and signal nothing. Each payload
+proves it with its own report, handed back as its prediction. Models that crash, hang or eat
+memory fail alone: the service and its other models keep serving."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from app.core.config import Settings
+from app.core.security import generate_key
+from tests import sandbox_payloads
+from tests.api.test_errors import assert_problem
+from tests.conftest import auth, live_settings
+from tests.factories import baseline, save_sklearn, tar_gz, unique
+from tests.services_under_test import running, settings_env
+
+WEBHOOK_SECRET = "whsec-" + "s3cr3t" * 6
+EIP712_KEY = "0x" + "4c" * 32
+CONFIG_SECRET = "config-file-secret-" + uuid.uuid4().hex
+
+
+@dataclass
+class Hostile:
+    url: str
+    admin_key: str
+    pid: int
+    workdir: Path
+    settings: Settings
+    log: Path
+
+
+def start(database_url: str, redis_url: str, mlflow_uri: str, workdir: Path, admin: str) -> Any:
+    (workdir / ".env").write_text(f"HOKUSAI_WEBHOOK_SECRET={CONFIG_SECRET}\n")
+    (workdir / ".hokusai").mkdir(exist_ok=True)
+    (workdir / ".hokusai" / "dev-api-key").write_text(admin)
+    settings = live_settings(
+        database_url,
+        redis_url,
+        mlflow_uri,
+        workdir,
+        admin,
+        webhook_secret=SecretStr(WEBHOOK_SECRET),
+        eip712_signing_key=SecretStr(EIP712_KEY),
+        model_call_timeout_s=4,
+        model_runner_memory_mb=1536,
+        log_level="INFO",
+    )
+    env = {**os.environ, **settings_env(settings)}
+    log = workdir / f"service-{settings.port}.log"
+    url = f"http://{settings.host}:{settings.port}"
+    command = [sys.executable, "-m", "app.cli", "serve"]
+    return settings, log, url, running(command, env, log, url, 120, "hokusai-api serve", workdir)
+
+
+@pytest.fixture(scope="module")
+def hostile(
+    database_url: str, redis_url: str, mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Hostile]:
+    workdir = tmp_path_factory.mktemp("hostile")
+    admin = generate_key()
+    settings, log, url, process = start(database_url, redis_url, mlflow_uri, workdir, admin)
+    with process as running_process:
+        yield Hostile(url, admin, running_process.pid, workdir, settings, log)
+
+
+def targets(service: Hostile) -> dict[str, Any]:
+    """What a payload goes after: the service's secrets, its stores, its port, its folder."""
+    settings = service.settings
+    database = urlsplit(settings.database_url.replace("+psycopg", ""))
+    redis = urlsplit(settings.redis_url or "")
+    mlflow = urlsplit(settings.mlflow_tracking_uri)
+    socket_path = "/var/run/postgresql/.s.PGSQL.5432"
+    unix = {"postgres socket": socket_path} if Path(socket_path).exists() else {}
+    return {
+        "read": {
+            "the signing key": settings.attestation_key_file,
+            "the config file": str(service.workdir / ".env"),
+            "the .hokusai folder": str(service.workdir / ".hokusai" / "dev-api-key"),
+            "the API process's environment": f"/proc/{service.pid}/environ",
+            "the service's code": str(Path(__file__).resolve().parents[2] / "app" / "main.py"),
+            "/etc/passwd": "/etc/passwd",
+        },
+        "connect": {
+            "postgres": [database.hostname, database.port or 5432],
+            "redis": [redis.hostname, redis.port or 6379],
+            "mlflow": [mlflow.hostname, mlflow.port],
+            "the API port": ["127.0.0.1", settings.port],
+        },
+        "unix": unix,
+        "udp_port": 9,
+        "write": {
+            "the service's folder": str(service.workdir / f"written-{uuid.uuid4().hex}"),
+            "/tmp": f"/tmp/written-by-a-model-{uuid.uuid4().hex}",
+        },
+        "listed": str(service.workdir),
+        "api_pid": service.pid,
+    }
+
+
+async def register(service: Hostile, directory: Path, **fields: Any) -> str:
+    """Uploaded with a `write` key, as a contributor would."""
+    name = unique("hostile")
+    async with httpx.AsyncClient(base_url=service.url, timeout=120) as client:
+        created = await client.post(
+            "/api/v1/api-keys",
+            json={"name": "contributor", "scopes": ["read", "write", "predict"]},
+            headers=auth(service.admin_key),
+        )
+        key = created.json()["key"]
+        response = await client.post(
+            "/api/v1/models/register",
+            data={"metadata": json.dumps(baseline(name, **fields))},
+            files={"artifact": ("model.tar.gz", tar_gz(directory), "application/octet-stream")},
+            headers=auth(key),
+        )
+    assert response.status_code == 201, response.text
+    return name
+
+
+async def predict(service: Hostile, name: str, inputs: Any) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
+        return await client.post(
+            f"/api/v1/models/{name}/predict",
+            json={"inputs": inputs},
+            headers=auth(service.admin_key),
+        )
+
+
+def assert_confined(service: Hostile, report: dict[str, Any], want: dict[str, Any]) -> None:
+    assert report["pid"] != service.pid, "the model ran in the API process"
+    tried = report["tried"]
+    assert set(tried) >= {f"read {name}" for name in want["read"]}
+    allowed = {what: answer for what, answer in tried.items() if not answer.startswith("denied")}
+    assert allowed == {}, f"the sandbox let these through: {allowed}"
+    assert report["scratch"] == "allowed", "the runner's own scratch folder is writable"
+    for name in want["write"].values():
+        assert not Path(name).exists()
+    secrets = (service.admin_key, WEBHOOK_SECRET, EIP712_KEY, CONFIG_SECRET, "postgresql")
+    for key, value in report["env"].items():
+        assert not key.startswith("HOKUSAI_"), key
+        assert not any(secret in value for secret in secrets), key
+
+
+@pytest.mark.parametrize("artifact", ["python_model", "pickle", "cloudpickle", "code_loader"])
+async def test_a_hostile_artifact_runs_only_in_a_runner_that_holds_and_reaches_nothing(
+    hostile: Hostile, tmp_path: Path, artifact: str
+) -> None:
+    want = targets(hostile)
+    if artifact in ("pickle", "cloudpickle"):
+        directory = sandbox_payloads.sklearn_pickle(tmp_path, want, artifact)
+    else:
+        directory = getattr(sandbox_payloads, artifact)(tmp_path, want)
+    name = await register(hostile, directory)
+    response = await predict(hostile, name, [{"x": 1.0}])
+    assert response.status_code == 200, response.text
+    report = json.loads(response.json()["predictions"][0])
+    phases = ["load", "predict", *(["import"] if artifact == "code_loader" else [])]
+    for phase in phases:
+        assert_confined(hostile, report[phase], want)
+    if want["unix"]:
+        assert report["load"]["tried"]["connect postgres socket"].startswith("denied")
+    async with httpx.AsyncClient(base_url=hostile.url) as client:
+        assert (await client.get("/health")).status_code == 200
+
+
+async def test_benign_models_of_each_flavor_answer_as_they_would_in_process(
+    hostile: Hostile, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from tests.factories import training_data
+
+    frame, _, _ = training_data()
+    rows = frame.head(5).to_dict(orient="records")
+    for kind in ("classifier", "regressor"):
+        directory, estimator = save_sklearn(tmp_path, kind)
+        name = await register(hostile, directory)
+        response = await predict(hostile, name, rows)
+        assert response.status_code == 200, response.text
+        want = list(estimator.predict(pd.DataFrame(rows)))
+        assert response.json()["predictions"] == pytest.approx(want)
+
+
+MISBEHAVIOUR = {
+    "segfault": ("ctypes.string_at(0)", 422, "model_failed", "SIGSEGV", "crashed"),
+    "abort": ("os.abort()", 422, "model_failed", "SIGABRT", "crashed"),
+    "endless": ("while True:\n    pass", 504, "model_timeout", "4 s", "timeout"),
+    "hog": (
+        "hoard = []\nwhile True:\n    hoard.append(bytearray(64 << 20))",
+        422,
+        "model_failed",
+        "MiB",
+        "memory",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(MISBEHAVIOUR))
+async def test_a_model_that_crashes_hangs_or_hoards_fails_alone_and_is_replaced(
+    hostile: Hostile, tmp_path: Path, kind: str
+) -> None:
+    body, status, code, says, reason = MISBEHAVIOUR[kind]
+    bad = await register(hostile, sandbox_payloads.misbehaving(tmp_path, f"bad_{kind}", body))
+    directory, _estimator = save_sklearn(tmp_path)
+    good = await register(hostile, directory)
+    assert (await predict(hostile, bad, {"f0": 1.0})).json()["predictions"] == [1.0]
+    assert (await predict(hostile, good, {"f0": 0.5, "f1": 0.5, "f2": 0.5})).status_code == 200
+
+    others = [{"f0": i / 100, "f1": 0.25, "f2": 0.75} for i in range(30)]
+
+    async def meanwhile() -> list[httpx.Response]:
+        answers = []
+        for row in others:
+            answers.append(await predict(hostile, good, row))
+            await asyncio.sleep(0.05)
+        return answers
+
+    fault, answers = await asyncio.gather(predict(hostile, bad, {"f0": 1000.0}), meanwhile())
+    assert_problem(fault, status, code)
+    assert says in fault.json()["detail"]
+    assert [a.status_code for a in answers] == [200] * len(others)
+    # The runner was replaced: the same model answers the next harmless row.
+    again = await predict(hostile, bad, {"f0": 2.0})
+    assert again.status_code == 200, again.text
+    assert again.json()["predictions"] == [2.0]
+    async with httpx.AsyncClient(base_url=hostile.url) as client:
+        metrics = (await client.get("/metrics")).text
+        assert (await client.get("/health")).status_code == 200
+    line = f'hokusai_model_runner_restarts_total{{model="{bad}",reason="{reason}"}} 1.0'
+    assert line in metrics
+
+
+async def test_starting_a_replica_runs_no_model_code_in_the_api_process(
+    hostile: Hostile,
+    database_url: str,
+    redis_url: str,
+    mlflow_uri: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+) -> None:
+    """A production model whose import leaves a marker: a new replica warms it up in a runner,
+    where the marker cannot be written, and its output names the runner's process."""
+    workdir = tmp_path_factory.mktemp("replica")
+    marker = workdir / "marker-"
+    module = tmp_path / "marker_loader.py"
+    module.write_text(
+        "import os, sys\n"
+        f"print('MARKER pid=%d' % os.getpid(), file=sys.stderr)\n"
+        "try:\n"
+        f"    open({str(marker)!r} + str(os.getpid()), 'w').write('loaded here')\n"
+        "except OSError as exc:\n"
+        "    print('MARKER refused:', exc, file=sys.stderr)\n"
+        "class Model:\n"
+        "    def predict(self, rows, *args, **kwargs):\n"
+        "        return [os.getpid()] * len(rows)\n"
+        "def _load_pyfunc(path):\n"
+        "    return Model()\n"
+    )
+    import mlflow.pyfunc
+
+    saved = tmp_path / "marker-model"
+    mlflow.pyfunc.save_model(
+        str(saved), loader_module="marker_loader", code_paths=[str(module)], pip_requirements=[]
+    )
+    name = await register(hostile, saved)
+    async with httpx.AsyncClient(base_url=hostile.url) as client:
+        moved = await client.put(
+            f"/api/v1/models/{name}/aliases/production",
+            json={"version": 1},
+            headers=auth(hostile.admin_key),
+        )
+        assert moved.status_code == 200, moved.text
+    _settings, log, url, process = start(
+        database_url, redis_url, mlflow_uri, workdir, hostile.admin_key
+    )
+    with process as replica:
+        async with httpx.AsyncClient(base_url=url) as client:
+            for _ in range(600):
+                ready = (await client.get("/ready")).json()
+                if ready.get("warmup", {}).get("status") == "done":
+                    break
+                await asyncio.sleep(0.1)
+    assert ready["warmup"]["loaded"] >= 1
+    assert ready["checks"]["runners"]["status"] == "up"
+    assert ready["sandbox"]["enforced"] is True
+    output = log.read_text()
+    pids = {int(pid) for pid in re.findall(r"MARKER pid=(\d+)", output)}
+    assert pids, output[-3000:]
+    assert replica.pid not in pids
+    assert "MARKER refused" in output
+    assert list(workdir.glob("marker-*")) == []
