@@ -5,8 +5,11 @@ service's own overhead on an uncached row (wrk on one connection, against the py
 of 1,000 rows at 0%, 50% and 100% cache hits (client time, and server time from the service's
 own request histogram), and uncached single rows side by side: the service with adaptive batching
 on and off, and MLflow's own scoring server (`mlflow models serve`, one worker) on the same model.
+Last, the model sandbox's cost: the same figures for the service as it was before models moved
+into sandboxed runners (`--reference`, the last commit that loaded models in the API process,
+run from a git worktree on the same stores), beside today's, and each process's memory.
 
-    scripts/with-services .venv/bin/python bench/predict.py [--duration 10]
+    scripts/with-services .venv/bin/python bench/predict.py [--duration 10] [--reference COMMIT]
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import httpx  # noqa: E402
 
 from app.core.security import generate_key  # noqa: E402
 from bench.api_overhead import wrk  # noqa: E402
-from bench.server import service, stores  # noqa: E402
+from bench.server import checkout, service, stores  # noqa: E402
 from tests.factories import FEATURES, save_sklearn, tar_gz  # noqa: E402
 from tests.services_under_test import (  # noqa: E402
     free_port,
@@ -38,6 +41,8 @@ from tests.services_under_test import (  # noqa: E402
 )
 
 CACHED_ROW = {"f0": 0.25, "f1": 0.5, "f2": 0.75}
+# The last commit whose API process loaded models itself, before the sandbox (issue 22).
+IN_PROCESS_COMMIT = "5e0083d"
 MLFLOW_LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -85,6 +90,32 @@ def mlflow_scoring_server(model_dir: Path, workdir: Path) -> Iterator[str]:
         yield url
 
 
+def processes_memory(base: str) -> list[tuple[str, float, float]]:
+    """Resident and proportional memory of the service listening at `base`, of its runners'
+    zygote and of each runner (its children and grandchildren), in MiB."""
+    port = base.rsplit(":", 1)[1]
+    processes = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                status = (entry / "status").read_text()
+                rollup = (entry / "smaps_rollup").read_text()
+                environ = (entry / "environ").read_bytes()
+                parent = int(status.split("PPid:")[1].split()[0])
+                processes[int(entry.name)] = (parent, environ, rollup)
+    api = [pid for pid, (_, env, _) in processes.items() if f"HOKUSAI_PORT={port}".encode() in env]
+    zygotes = [pid for pid, (parent, _, _) in processes.items() if parent in api]
+    runners = [pid for pid, (parent, _, _) in processes.items() if parent in zygotes]
+    found = []
+    for who, pids in (("API process", api), ("runners' zygote", zygotes), ("runner", runners)):
+        for pid in pids:
+            rollup = processes[pid][2]
+            rss = int(rollup.split("\nRss:")[1].split()[0]) / 1024
+            pss = int(rollup.split("\nPss:")[1].split()[0]) / 1024
+            found.append((f"{who} (pid {pid})", rss, pss))
+    return found
+
+
 def row(rng: random.Random) -> dict[str, float]:
     return {name: rng.random() for name in FEATURES}
 
@@ -128,6 +159,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--reference",
+        default=IN_PROCESS_COMMIT,
+        help="the commit to compare the sandbox with (models loaded in the API process)",
+    )
     args = parser.parse_args()
     key = generate_key()
     rng = random.Random(7)
@@ -214,6 +250,7 @@ def main() -> None:
                 CACHED_LUA % (key, json.dumps({"inputs": CACHED_ROW, "unit_id": "lead-42"}))
             )
             url = f"{base}{predict}"
+            memory = {"sandboxed": processes_memory(base)}
             # One connection, a C client: the latency of one call, without a Python client's.
             sequential = {
                 "predict, uncached row": wrk(url, args.duration, 1, {}, scripts / "uncached.lua"),
@@ -253,6 +290,30 @@ def main() -> None:
                 "service, batching off": (
                     wrk(off, args.duration, args.connections, {}, scripts / "uncached.lua"),
                     wrk(off, args.duration, 1, {}, scripts / "uncached.lua"),
+                ),
+            }
+        # The sandbox's cost: the service before it (models in the API process), same stores.
+        with (
+            checkout(args.reference) as source,
+            service(
+                run.workdir, key, source=source, **run.settings, rate_limit_per_minute="0"
+            ) as before,
+        ):
+            httpx.post(
+                f"{before}{predict}", json={"inputs": CACHED_ROW}, headers=headers, timeout=120
+            ).raise_for_status()  # loaded
+            old = f"{before}{predict}"
+            memory["in-process"] = processes_memory(before)
+            sandbox = {
+                "in-process (" + args.reference + ")": (
+                    wrk(old, args.duration, args.connections, {}, scripts / "uncached.lua"),
+                    wrk(old, args.duration, 1, {}, scripts / "uncached.lua"),
+                    wrk(old, args.duration, args.connections, {}, scripts / "cached.lua"),
+                ),
+                "sandboxed (this commit)": (
+                    load["predict, uncached row"],
+                    sequential["predict, uncached row"],
+                    load["predict, cached row"],
                 ),
             }
         (scripts / "mlflow.lua").write_text(MLFLOW_LUA)
@@ -302,6 +363,26 @@ def main() -> None:
         f"p99 {on[0]['p99']:.1f} vs {off[0]['p99']:.1f} ms; "
         f"one connection p50 +{on[1]['p50'] - off[1]['p50']:.2f} ms (goal at most +0.3)"
     )
+    print(
+        f"\nthe model sandbox: uncached rows (wrk -c{args.connections}: req/s, p99; wrk -c1: p50), "
+        f"cached rows (wrk -c{args.connections}: req/s, p99)"
+    )
+    print(f"{'':<28}{'req/s':>9}{'p99 ms':>9}{'c1 p50':>9}{'cached/s':>10}{'p99 ms':>9}")
+    for label, (uncached_load, one, cached_load) in sandbox.items():
+        print(
+            f"{label:<28}{uncached_load['rps']:>9.0f}{uncached_load['p99']:>9.2f}"
+            f"{one['p50']:>9.2f}{cached_load['rps']:>10.0f}{cached_load['p99']:>9.2f}"
+        )
+    (old_u, old_1, old_c), (new_u, new_1, new_c) = sandbox.values()
+    print(
+        f"sandboxed / in-process: uncached {new_u['rps'] / old_u['rps']:.2f}x (goal >= 1), "
+        f"one connection p50 {new_1['p50'] - old_1['p50']:+.2f} ms (goal <= +0.3), "
+        f"cached {new_c['rps'] / old_c['rps']:.2f}x (goal within 5%)"
+    )
+    print("memory (MiB): resident, and proportional (shared pages split among their users)")
+    for mode, found in memory.items():
+        for who, rss, pss in found:
+            print(f"  {mode:<12}{who:<34}{rss:>8.0f}{pss:>8.0f}")
     print("\nbatches, 20 calls each (client p50 / p99 ms, mean server ms):")
     for label, (timings, server) in batches.items():
         p50, p99 = percentiles(timings)

@@ -69,8 +69,30 @@ def stores(*, real_mlflow: bool = False, migrated: bool = False) -> Iterator[Sto
 
 
 @contextlib.contextmanager
-def service(workdir: str, key: str, **settings: str) -> Iterator[str]:
-    """Yields the base URL. `settings` are Settings field names (`database_url=...`)."""
+def checkout(commit: str) -> Iterator[Path]:
+    """The service as it was at `commit`, in a temporary git worktree, for side-by-side runs."""
+    with tempfile.TemporaryDirectory() as parent:
+        folder = Path(parent) / commit
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder), commit],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield folder
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)],
+                check=False,
+                capture_output=True,
+            )
+
+
+@contextlib.contextmanager
+def service(workdir: str, key: str, source: Path | None = None, **settings: str) -> Iterator[str]:
+    """Yields the base URL. `settings` are Settings field names (`database_url=...`). `source`:
+    another checkout of the service to run instead of this one (`checkout`), on the same
+    environment."""
     port = free_port()
     env = {
         **os.environ,
@@ -80,6 +102,7 @@ def service(workdir: str, key: str, **settings: str) -> Iterator[str]:
         "HOKUSAI_REDIS_PREFIX": f"bench-{port}",
         "HOKUSAI_ATTESTATION_KEY_FILE": f"{workdir}/key.pem",
         **{f"HOKUSAI_{name.upper()}": value for name, value in settings.items()},
+        **({"PYTHONPATH": str(source)} if source else {}),
     }
     log_path = Path(workdir) / f"server-{port}.log"
     with log_path.open("wb") as log:

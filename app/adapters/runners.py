@@ -5,7 +5,9 @@ time a model is needed, with an environment built from nothing, and asks it for 
 loaded model version (more with `HOKUSAI_MODEL_RUNNERS`). A runner gets its model as files the
 service downloaded and checked, read-only, and answers calls over a socket. A runner that
 crashes, overruns `HOKUSAI_MODEL_CALL_TIMEOUT_S` or runs out of memory is killed and replaced;
-only the calls it was serving fail. What is isolated, and how: docs/how-to/sandbox.md."""
+only the calls it was serving fail. What is isolated, and how: docs/how-to/sandbox.md.
+
+Rules: docs/reference/specification.md#predictions-and-the-cache."""
 
 from __future__ import annotations
 

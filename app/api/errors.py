@@ -164,6 +164,7 @@ _DESCRIPTIONS = {
     429: "Rate limited (`rate_limited`); see `Retry-After`",
     500: "Internal error",
     503: "A dependency is unavailable; see `Retry-After`",
+    504: "The model did not answer within the call timeout (`model_timeout`)",
 }
 
 AUTHENTICATED = (401, 403, 429)

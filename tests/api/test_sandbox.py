@@ -306,3 +306,84 @@ async def test_starting_a_replica_runs_no_model_code_in_the_api_process(
     assert replica.pid not in pids
     assert "MARKER refused" in output
     assert list(workdir.glob("marker-*")) == []
+
+
+def reporting_model(directory: Path, secret_file: Path) -> Path:
+    """A `code:` model that answers its process id and what it found in `secret_file`."""
+    import mlflow.pyfunc
+
+    module = directory / "reporting_loader.py"
+    module.write_text(
+        "import os\n"
+        "def attempt():\n"
+        "    try:\n"
+        f"        return open({str(secret_file)!r}).read()\n"
+        "    except OSError as exc:\n"
+        "        return 'denied: ' + type(exc).__name__\n"
+        "class Model:\n"
+        "    def predict(self, rows, *args, **kwargs):\n"
+        "        return [[os.getpid(), attempt()]] * len(rows)\n"
+        "def _load_pyfunc(path):\n"
+        "    return Model()\n"
+    )
+    path = directory / "reporting"
+    mlflow.pyfunc.save_model(
+        str(path), loader_module="reporting_loader", code_paths=[str(module)], pip_requirements=[]
+    )
+    return path
+
+
+async def test_unconfined_runners_still_keep_models_out_of_the_api_process_and_say_so(
+    make_settings: Any, admin_key: str, tmp_path: Path
+) -> None:
+    from tests.conftest import serve
+    from tests.factories import upload
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("readable")
+    async with serve(make_settings(model_sandbox="unconfined")) as client:
+        name = unique("unconfined")
+        registered = await upload(
+            client, admin_key, baseline(name), tar_gz(reporting_model(tmp_path, secret))
+        )
+        assert registered.status_code == 201, registered.text
+        response = await client.post(
+            f"/api/v1/models/{name}/predict", json={"inputs": {"x": 1}}, headers=auth(admin_key)
+        )
+        ready = (await client.get("/ready")).json()
+    assert response.status_code == 200, response.text
+    pid, found = response.json()["predictions"][0]
+    assert pid != os.getpid(), "even unconfined, a model runs in a runner, not the API process"
+    assert found == "readable", "unconfined: the kernel's confinement is off, as documented"
+    assert ready["sandbox"]["mode"] == "unconfined"
+    assert ready["sandbox"]["enforced"] is False
+
+
+async def test_model_files_that_differ_from_the_registered_digest_are_not_loaded(
+    make_settings: Any, admin_key: str, tmp_path: Path
+) -> None:
+    """Someone with access to the artifact store swaps a model's file after registration: the
+    service downloads the files, finds another digest, and loads nothing."""
+    from tests.conftest import serve
+    from tests.factories import upload
+
+    store = tmp_path / "store"
+    settings = make_settings(
+        mlflow_tracking_uri=f"sqlite:///{store}/mlflow.db", mlflow_artifact_root=str(store / "art")
+    )
+    directory, _ = save_sklearn(tmp_path)
+    async with serve(settings) as client:
+        name = unique("tampered")
+        registered = await upload(client, admin_key, baseline(name), tar_gz(directory))
+        assert registered.status_code == 201, registered.text
+        stored = [p for p in (store / "art").rglob("*") if p.name.startswith("model.")]
+        assert stored, "the model's file in the artifact store"
+        for path in stored:
+            path.write_bytes(path.read_bytes() + b"tampered")
+        response = await client.post(
+            f"/api/v1/models/{name}/predict",
+            json={"inputs": {"f0": 0.1, "f1": 0.2, "f2": 0.3}},
+            headers=auth(admin_key),
+        )
+    assert_problem(response, 503, "model_unavailable")
+    assert "digest" in response.json()["detail"]

@@ -52,7 +52,7 @@ async def assign_unit(
 @router.post(
     "/{ab_test_id}/predict",
     response_model=Prediction,
-    responses=problems(404, 409, 413, 422),
+    responses=problems(404, 409, 413, 422, 504),
 )
 async def predict_through_test(
     ab_test_id: uuid.UUID, body: AbPredictRequest, _: PredictorDep, traffic: TrafficDep

@@ -22,7 +22,7 @@ router = APIRouter(
     response_model=Prediction,
     responses={
         200: {"headers": {"X-Cache": {"description": "HIT or MISS, for a single row"}}},
-        **problems(404, 413, 422),
+        **problems(404, 413, 422, 504),
     },
 )
 async def predict(
