@@ -140,37 +140,40 @@ def python_model(directory: Path, targets: dict[str, Any]) -> Path:
     return path
 
 
-def code_loader(directory: Path, targets: dict[str, Any]) -> Path:
-    """A `python_function` flavor with a `code:` folder: the loader module probes when it is
-    imported, in `_load_pyfunc` and in `predict`."""
+def code_model(directory: Path, name: str, module: str) -> Path:
+    """A `python_function` model with a `code:` folder: `module` (its source) is the loader,
+    imported by MLflow, whose `_load_pyfunc(path)` returns the model."""
     import mlflow.pyfunc
 
-    module = directory / "hokusai_probe_loader.py"
-    module.write_text(
+    source = directory / f"{name}.py"
+    source.write_text(module)
+    path = directory / name
+    mlflow.pyfunc.save_model(
+        str(path), loader_module=name, code_paths=[str(source)], pip_requirements=[]
+    )
+    return path
+
+
+def code_loader(directory: Path, targets: dict[str, Any]) -> Path:
+    """A `code:` loader that probes when it is imported, in `_load_pyfunc` and in `predict`."""
+    return code_model(
+        directory,
+        "hokusai_probe_loader",
         source(targets)
         + "\nIMPORTED = probe(TARGETS)\n"
         + "def _load_pyfunc(path):\n"
         + "    reporter = make()\n"
         + "    reporter.report['import'] = IMPORTED\n"
-        + "    return reporter\n"
+        + "    return reporter\n",
     )
-    path = directory / "code-loader"
-    mlflow.pyfunc.save_model(
-        str(path),
-        loader_module="hokusai_probe_loader",
-        code_paths=[str(module)],
-        pip_requirements=["mlflow"],
-    )
-    return path
 
 
 def misbehaving(directory: Path, name: str, body: str) -> Path:
     """A `code:` model whose predict runs `body` (with `rows`, a DataFrame, in scope) for rows
     whose f0 is above 100, and answers f0 for the others."""
-    import mlflow.pyfunc
-
-    module = directory / f"{name}.py"
-    module.write_text(
+    return code_model(
+        directory,
+        name,
         "import ctypes, os, time\n"
         "class Model:\n"
         "    def predict(self, rows, *args, **kwargs):\n"
@@ -178,10 +181,5 @@ def misbehaving(directory: Path, name: str, body: str) -> Path:
         + textwrap.indent(textwrap.dedent(body), " " * 12)
         + "\n        return [float(v) for v in rows['f0']]\n"
         "def _load_pyfunc(path):\n"
-        "    return Model()\n"
+        "    return Model()\n",
     )
-    path = directory / name
-    mlflow.pyfunc.save_model(
-        str(path), loader_module=name, code_paths=[str(module)], pip_requirements=["mlflow"]
-    )
-    return path

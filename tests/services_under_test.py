@@ -214,14 +214,19 @@ def settings_env(settings: Any) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def service_process(settings: Any, workdir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def service_process(
+    settings: Any, workdir: Path, *, cwd: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """The service as users run it, `hokusai-api serve`, in a process of its own (a crash there
-    is seen as a crash, not as a failed test), stopped with SIGTERM at the end."""
+    is seen as a crash, not as a failed test), stopped with SIGTERM at the end. Its output goes
+    to `workdir/service-<port>.log`; `cwd`: the folder it runs in (where it finds `.env`)."""
     log_path = workdir / f"service-{settings.port}.log"
     env = {**os.environ, **settings_env(settings)}
     url = f"http://{settings.host}:{settings.port}"
     command = [sys.executable, "-m", "app.cli", "serve"]
-    with running(command, env, log_path, url, timeout_s=120, what="hokusai-api serve") as process:
+    with running(
+        command, env, log_path, url, timeout_s=120, what="hokusai-api serve", cwd=cwd
+    ) as process:
         yield url, process
 
 

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import re
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from tests import sandbox_payloads
 from tests.api.test_errors import assert_problem
 from tests.conftest import auth, live_settings
 from tests.factories import baseline, save_sklearn, tar_gz, unique
-from tests.services_under_test import running, settings_env
+from tests.services_under_test import service_process
 
 WEBHOOK_SECRET = "whsec-" + "s3cr3t" * 6
 EIP712_KEY = "0x" + "4c" * 32
@@ -43,14 +42,17 @@ class Hostile:
     pid: int
     workdir: Path
     settings: Settings
-    log: Path
 
 
-def start(database_url: str, redis_url: str, mlflow_uri: str, workdir: Path, admin: str) -> Any:
+def hostile_settings(
+    database_url: str, redis_url: str, mlflow_uri: str, workdir: Path, admin: str
+) -> Settings:
+    """A service with every secret it can hold, a config file and a `.hokusai/` folder beside
+    it, and short model limits."""
     (workdir / ".env").write_text(f"HOKUSAI_WEBHOOK_SECRET={CONFIG_SECRET}\n")
     (workdir / ".hokusai").mkdir(exist_ok=True)
     (workdir / ".hokusai" / "dev-api-key").write_text(admin)
-    settings = live_settings(
+    return live_settings(
         database_url,
         redis_url,
         mlflow_uri,
@@ -62,11 +64,6 @@ def start(database_url: str, redis_url: str, mlflow_uri: str, workdir: Path, adm
         model_runner_memory_mb=1536,
         log_level="INFO",
     )
-    env = {**os.environ, **settings_env(settings)}
-    log = workdir / f"service-{settings.port}.log"
-    url = f"http://{settings.host}:{settings.port}"
-    command = [sys.executable, "-m", "app.cli", "serve"]
-    return settings, log, url, running(command, env, log, url, 120, "hokusai-api serve", workdir)
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +72,9 @@ def hostile(
 ) -> Iterator[Hostile]:
     workdir = tmp_path_factory.mktemp("hostile")
     admin = generate_key()
-    settings, log, url, process = start(database_url, redis_url, mlflow_uri, workdir, admin)
-    with process as running_process:
-        yield Hostile(url, admin, running_process.pid, workdir, settings, log)
+    settings = hostile_settings(database_url, redis_url, mlflow_uri, workdir, admin)
+    with service_process(settings, workdir, cwd=workdir) as (url, process):
+        yield Hostile(url, admin, process.pid, workdir, settings)
 
 
 def targets(service: Hostile) -> dict[str, Any]:
@@ -203,7 +200,7 @@ MISBEHAVIOUR = {
     "abort": ("os.abort()", 422, "model_failed", "SIGABRT", "crashed"),
     "endless": ("while True:\n    pass", 504, "model_timeout", "4 s", "timeout"),
     "hog": (
-        "hoard = []\nwhile True:\n    hoard.append(bytearray(64 << 20))",
+        "import numpy\nhoard = []\nwhile True:\n    hoard.append(numpy.empty(64 << 20, 'u1'))",
         422,
         "model_failed",
         "MiB",
@@ -259,10 +256,11 @@ async def test_starting_a_replica_runs_no_model_code_in_the_api_process(
     where the marker cannot be written, and its output names the runner's process."""
     workdir = tmp_path_factory.mktemp("replica")
     marker = workdir / "marker-"
-    module = tmp_path / "marker_loader.py"
-    module.write_text(
+    saved = sandbox_payloads.code_model(
+        tmp_path,
+        "marker_loader",
         "import os, sys\n"
-        f"print('MARKER pid=%d' % os.getpid(), file=sys.stderr)\n"
+        "print('MARKER pid=%d' % os.getpid(), file=sys.stderr)\n"
         "try:\n"
         f"    open({str(marker)!r} + str(os.getpid()), 'w').write('loaded here')\n"
         "except OSError as exc:\n"
@@ -271,13 +269,7 @@ async def test_starting_a_replica_runs_no_model_code_in_the_api_process(
         "    def predict(self, rows, *args, **kwargs):\n"
         "        return [os.getpid()] * len(rows)\n"
         "def _load_pyfunc(path):\n"
-        "    return Model()\n"
-    )
-    import mlflow.pyfunc
-
-    saved = tmp_path / "marker-model"
-    mlflow.pyfunc.save_model(
-        str(saved), loader_module="marker_loader", code_paths=[str(module)], pip_requirements=[]
+        "    return Model()\n",
     )
     name = await register(hostile, saved)
     async with httpx.AsyncClient(base_url=hostile.url) as client:
@@ -287,10 +279,8 @@ async def test_starting_a_replica_runs_no_model_code_in_the_api_process(
             headers=auth(hostile.admin_key),
         )
         assert moved.status_code == 200, moved.text
-    _settings, log, url, process = start(
-        database_url, redis_url, mlflow_uri, workdir, hostile.admin_key
-    )
-    with process as replica:
+    settings = hostile_settings(database_url, redis_url, mlflow_uri, workdir, hostile.admin_key)
+    with service_process(settings, workdir, cwd=workdir) as (url, replica):
         async with httpx.AsyncClient(base_url=url) as client:
             for _ in range(600):
                 ready = (await client.get("/ready")).json()
@@ -300,7 +290,7 @@ async def test_starting_a_replica_runs_no_model_code_in_the_api_process(
     assert ready["warmup"]["loaded"] >= 1
     assert ready["checks"]["runners"]["status"] == "up"
     assert ready["sandbox"]["enforced"] is True
-    output = log.read_text()
+    output = (workdir / f"service-{settings.port}.log").read_text()
     pids = {int(pid) for pid in re.findall(r"MARKER pid=(\d+)", output)}
     assert pids, output[-3000:]
     assert replica.pid not in pids
@@ -310,10 +300,9 @@ async def test_starting_a_replica_runs_no_model_code_in_the_api_process(
 
 def reporting_model(directory: Path, secret_file: Path) -> Path:
     """A `code:` model that answers its process id and what it found in `secret_file`."""
-    import mlflow.pyfunc
-
-    module = directory / "reporting_loader.py"
-    module.write_text(
+    return sandbox_payloads.code_model(
+        directory,
+        "reporting_loader",
         "import os\n"
         "def attempt():\n"
         "    try:\n"
@@ -324,13 +313,8 @@ def reporting_model(directory: Path, secret_file: Path) -> Path:
         "    def predict(self, rows, *args, **kwargs):\n"
         "        return [[os.getpid(), attempt()]] * len(rows)\n"
         "def _load_pyfunc(path):\n"
-        "    return Model()\n"
+        "    return Model()\n",
     )
-    path = directory / "reporting"
-    mlflow.pyfunc.save_model(
-        str(path), loader_module="reporting_loader", code_paths=[str(module)], pip_requirements=[]
-    )
-    return path
 
 
 async def test_unconfined_runners_still_keep_models_out_of_the_api_process_and_say_so(
