@@ -340,6 +340,7 @@ class Readiness(_Response):
     status: str
     checks: dict[str, DependencyCheck]
     warmup: Warmup | None = None
+    sandbox: Sandbox | None = None
 
 
 class Run(_Response):
@@ -359,6 +360,19 @@ class RunComparison(_Response):
     candidate: str
     primary_metric: str | None
     metrics: dict[str, MetricComparison]
+
+
+class Sandbox(_Response):
+    """How the model runners are confined on this replica (docs/how-to/sandbox.md)."""
+
+    mode: str
+    enforced: bool
+    zygote: str
+    landlock_abi: int
+    seccomp: bool
+    architecture: str
+    missing: list[str]
+    complete: bool
 
 
 class Signature(_Response):
