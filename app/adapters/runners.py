@@ -90,6 +90,8 @@ class Runners:
         self._exits: dict[int, asyncio.Future[str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._model_users: Counter[Path] = Counter()
+        # The largest message either side accepts: rows in, answers out.
+        self.max_frame_bytes = max(settings.max_body_bytes, 64 << 20)
         self.restarts = 0
 
     @property
@@ -113,12 +115,9 @@ class Runners:
         }
 
     def check(self) -> str | None:
-        """None when runners can start here; else the reason they cannot."""
-        if self.refusal:
-            return self.refusal
-        if self._zygote is not None and not self._zygote_alive():
-            return self.error or "the runners' zygote exited"
-        return self.error if self._zygote is None else None
+        """None when runners can start here; else the reason they cannot (a zygote that exited
+        is started again by the next load: only a failed start counts)."""
+        return self.refusal or self.error
 
     # Model folders: downloaded and checked by the service, read-only to the runners.
 
@@ -298,7 +297,7 @@ class Runners:
             "memory_bytes": memory,
             "max_threads": self.settings.model_runner_max_threads,
             "max_file_bytes": memory,
-            "max_frame_bytes": max(self.settings.max_body_bytes, 64 << 20),
+            "max_frame_bytes": self.max_frame_bytes,
         }
         spawned: asyncio.Future[int] = loop.create_future()
         self._spawning[ident] = spawned
@@ -323,8 +322,11 @@ class Runners:
         self._spawn_task(_forward_output(_pipe_reader(output), f"runner {label} pid {pid}"))
         reader, writer = await asyncio.open_unix_connection(sock=ours, limit=1 << 20)
         made = Runner(self, pid, model, label, reader, writer, self._exits.get(pid), tmp)
-        await made.loaded(self.settings.model_load_timeout_s)
-        self.metrics.model_runners.inc()
+        try:
+            await made.loaded(self.settings.model_load_timeout_s)
+        except asyncio.CancelledError:
+            await made.stop("closed")
+            raise
         log.info(
             "runner for %s started (pid %s, %.2f s)", label, pid, time.perf_counter() - started
         )
@@ -381,6 +383,8 @@ class Runner:
         self.columns: list[Column] | None = None
         self.dead: str | None = None  # why it stopped: crashed, timeout, memory, closed
         self._lock = asyncio.Lock()
+        self.max_frame_bytes = runners.max_frame_bytes
+        runners.metrics.model_runners.inc()
 
     async def loaded(self, timeout_s: float) -> None:
         try:
@@ -398,14 +402,19 @@ class Runner:
                 f"The model's runner stopped while loading it ({how})",
                 retry_after=self.runners.settings.retry_after_s,
             ) from exc
-        info = json.loads(body)
-        if kind != runner.LOADED:
-            await self.stop("failed")
-            raise ModelUnavailable(
-                f"The model could not be loaded: {info.get('type')}: {info.get('message')}",
-                retry_after=self.runners.settings.retry_after_s,
-            )
-        self.columns = [Column(**c) for c in info["columns"]] if info["columns"] else None
+        try:
+            info = json.loads(body)
+            if kind == runner.LOADED:
+                self.columns = _columns(info["columns"])
+                return
+            reason = f"{info.get('type')}: {info.get('message')}"[:400]
+        except (ValueError, RecursionError, TypeError, KeyError, AttributeError):
+            reason = "its runner's answer was not understood"
+        await self.stop("failed")
+        raise ModelUnavailable(
+            f"The model could not be loaded: {reason}",
+            retry_after=self.runners.settings.retry_after_s,
+        )
 
     async def call(self, payload: bytes) -> list[Any]:
         """One call of the model. ModelFailed for the model's own error or a crash,
@@ -429,17 +438,24 @@ class Runner:
                 raise ModelFailed(
                     f"The model's runner stopped while predicting ({how}); it was replaced"
                 ) from exc
-        if kind == runner.ANSWERS:
-            answers: list[Any] = json.loads(body)
-            return answers
-        info = json.loads(body)
-        if info.get("memory"):
-            await self.stop("memory")
-        raise ModelFailed(f"{info.get('type')}: {info.get('message')}".rstrip(": "))
+        try:
+            message = json.loads(body)
+        except (ValueError, RecursionError):
+            message = None
+        if kind == runner.ANSWERS and isinstance(message, list):
+            return message
+        if kind == runner.FAILED and isinstance(message, dict):
+            if message.get("memory"):
+                await self.stop("memory")
+            raise ModelFailed(f"{message.get('type')}: {message.get('message')}"[:400])
+        await self.stop("crashed")  # not what a runner says: whatever runs there is not ours
+        raise ModelFailed("The model's runner answered out of turn; it was replaced")
 
     async def _read(self) -> tuple[bytes, bytes]:
         head = await self.reader.readexactly(HEADER.size)
         length, kind = HEADER.unpack(head)
+        if not 1 <= length <= self.max_frame_bytes + 1:
+            raise ConnectionError(f"a frame of {length} bytes")  # the runner is stopped
         return bytes([kind]), await self.reader.readexactly(length - 1)
 
     async def _how_it_ended(self) -> str:
@@ -513,12 +529,22 @@ class RunnerGroup:
     async def call(self, rows: list[dict[str, Any]]) -> list[Any]:
         payload = runner.encode_rows(rows, self._column_dicts)
         taken = await self._idle.get()
+        # A caller that goes away must not leave an answer unread in the runner's channel (the
+        # next call would read it): the exchange runs to its end in a task of its own.
+        exchange = asyncio.ensure_future(self._exchange(taken, payload, len(rows)))
+        exchange.add_done_callback(_retrieved)
+        return await asyncio.shield(exchange)
+
+    async def _exchange(self, taken: Runner, payload: bytes, rows: int) -> list[Any]:
         try:
             if taken.dead:
                 taken = await self._replaced(taken)
-            return await taken.call(payload)
+            answers = await taken.call(payload)
         finally:
             self._give_back(taken)
+        if len(answers) != rows:
+            raise ModelFailed(f"The model answered {len(answers)} rows for {rows}")
+        return answers
 
     def _give_back(self, taken: Runner) -> None:
         if self._closing:
@@ -565,6 +591,26 @@ def _read_paths() -> list[str]:
     python = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     python.update(p for p in site.getsitepackages() if p.startswith(tuple(python)))
     return sorted({*python, str(RUNNER_SCRIPT.parent), *SYSTEM_READ})
+
+
+def _columns(found: Any) -> list[Column] | None:
+    """The signature a runner reported, checked: it comes from a process that ran the model."""
+    if found is None:
+        return None
+    columns = [Column(c["name"], c["type"], c["required"]) for c in found]
+    for column in columns:
+        if not (
+            isinstance(column.name, str)
+            and isinstance(column.type, str)
+            and isinstance(column.required, bool)
+        ):
+            raise TypeError(column)
+    return columns or None
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # its caller may have gone; the error is no news to anyone else
 
 
 def _kill(pid: int) -> None:

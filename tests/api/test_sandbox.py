@@ -22,13 +22,14 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from app.cli import migrate
 from app.core.config import Settings
 from app.core.security import generate_key
 from tests import sandbox_payloads
 from tests.api.test_errors import assert_problem
 from tests.conftest import auth, live_settings
 from tests.factories import baseline, save_sklearn, tar_gz, unique
-from tests.services_under_test import service_process
+from tests.services_under_test import scratch_database, service_process
 
 WEBHOOK_SECRET = "whsec-" + "s3cr3t" * 6
 EIP712_KEY = "0x" + "4c" * 32
@@ -68,13 +69,19 @@ def hostile_settings(
 
 @pytest.fixture(scope="module")
 def hostile(
-    database_url: str, redis_url: str, mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory
+    postgres_admin_url: str,
+    redis_url: str,
+    mlflow_uri: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Hostile]:
+    """On a database of its own: the other tests empty theirs after each test."""
     workdir = tmp_path_factory.mktemp("hostile")
     admin = generate_key()
-    settings = hostile_settings(database_url, redis_url, mlflow_uri, workdir, admin)
-    with service_process(settings, workdir, cwd=workdir) as (url, process):
-        yield Hostile(url, admin, process.pid, workdir, settings)
+    with scratch_database(postgres_admin_url, "hokusai_hostile") as database_url:
+        migrate(Settings(database_url=database_url, _env_file=None))  # type: ignore[call-arg]
+        settings = hostile_settings(database_url, redis_url, mlflow_uri, workdir, admin)
+        with service_process(settings, workdir, cwd=workdir) as (url, process):
+            yield Hostile(url, admin, process.pid, workdir, settings)
 
 
 def targets(service: Hostile) -> dict[str, Any]:
@@ -120,6 +127,7 @@ async def register(service: Hostile, directory: Path, **fields: Any) -> str:
             json={"name": "contributor", "scopes": ["read", "write", "predict"]},
             headers=auth(service.admin_key),
         )
+        assert created.status_code == 201, created.text
         key = created.json()["key"]
         response = await client.post(
             "/api/v1/models/register",
@@ -246,7 +254,6 @@ async def test_a_model_that_crashes_hangs_or_hoards_fails_alone_and_is_replaced(
 
 async def test_starting_a_replica_runs_no_model_code_in_the_api_process(
     hostile: Hostile,
-    database_url: str,
     redis_url: str,
     mlflow_uri: str,
     tmp_path_factory: pytest.TempPathFactory,
@@ -279,7 +286,9 @@ async def test_starting_a_replica_runs_no_model_code_in_the_api_process(
             headers=auth(hostile.admin_key),
         )
         assert moved.status_code == 200, moved.text
-    settings = hostile_settings(database_url, redis_url, mlflow_uri, workdir, hostile.admin_key)
+    settings = hostile_settings(
+        hostile.settings.database_url, redis_url, mlflow_uri, workdir, hostile.admin_key
+    )
     with service_process(settings, workdir, cwd=workdir) as (url, replica):
         async with httpx.AsyncClient(base_url=url) as client:
             for _ in range(600):
@@ -371,3 +380,120 @@ async def test_model_files_that_differ_from_the_registered_digest_are_not_loaded
         )
     assert_problem(response, 503, "model_unavailable")
     assert "digest" in response.json()["detail"]
+
+
+async def test_a_crash_in_a_gathered_call_fails_only_the_request_at_fault(
+    hostile: Hostile, tmp_path: Path
+) -> None:
+    """Concurrent requests for one model are gathered into one runner call; one row crashes
+    the runner: that request fails, the others are answered again alone by its replacement."""
+    model = sandbox_payloads.code_model(
+        tmp_path,
+        "gathered_crash",
+        "import ctypes, time\n"
+        "class Model:\n"
+        "    def predict(self, rows, *args, **kwargs):\n"
+        "        time.sleep(0.2)  # the other requests queue meanwhile, and are gathered\n"
+        "        if (rows['f0'] > 100).any():\n"
+        "            ctypes.string_at(0)\n"
+        "        return [float(v) for v in rows['f0']]\n"
+        "def _load_pyfunc(path):\n"
+        "    return Model()\n",
+    )
+    name = await register(hostile, model)
+    assert (await predict(hostile, name, {"f0": 1.0})).status_code == 200
+    rows = [{"f0": 1000.0 if i == 5 else float(i) + 0.5} for i in range(12)]
+    first = asyncio.ensure_future(predict(hostile, name, {"f0": 99.0}))  # keeps the runner busy
+    await asyncio.sleep(0.05)
+    answers = await asyncio.gather(*(predict(hostile, name, row) for row in rows))
+    assert (await first).status_code == 200
+    assert [a.status_code for a in answers] == [422 if i == 5 else 200 for i in range(12)]
+    assert "SIGSEGV" in answers[5].json()["detail"]
+    for i, answer in enumerate(answers):
+        if i != 5:
+            assert answer.json()["predictions"] == [float(i) + 0.5]
+    async with httpx.AsyncClient(base_url=hostile.url) as client:
+        metrics = (await client.get("/metrics")).text
+    gathered = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("hokusai_model_calls_total{")
+        and f'model="{name}"' in line
+        and 'mode="gathered"' in line
+    ]
+    assert gathered, "the rows were gathered into one call"
+
+
+async def test_several_runners_serve_one_busy_model_in_parallel(
+    make_settings: Any, admin_key: str, tmp_path: Path
+) -> None:
+    from tests.conftest import serve
+    from tests.factories import upload
+
+    model = sandbox_payloads.code_model(
+        tmp_path,
+        "pid_loader",
+        "import os, time\n"
+        "class Model:\n"
+        "    def predict(self, rows, *args, **kwargs):\n"
+        "        time.sleep(0.05)\n"
+        "        return [os.getpid()] * len(rows)\n"
+        "def _load_pyfunc(path):\n"
+        "    return Model()\n",
+    )
+    async with serve(make_settings(model_runners=2)) as client:
+        name = unique("parallel")
+        registered = await upload(client, admin_key, baseline(name), tar_gz(model))
+        assert registered.status_code == 201, registered.text
+
+        async def call(i: int) -> httpx.Response:
+            return await client.post(
+                f"/api/v1/models/{name}/predict", json={"inputs": {"i": i}}, headers=auth(admin_key)
+            )
+
+        answers = await asyncio.gather(*(call(i) for i in range(16)))
+        metrics = (await client.get("/metrics")).text
+    assert {a.status_code for a in answers} == {200}
+    pids = {a.json()["predictions"][0] for a in answers}
+    assert len(pids) == 2, "both runners of the version answered"
+    assert "hokusai_model_runners 2.0" in metrics
+
+
+async def test_a_model_that_forges_frames_on_its_channel_is_stopped_not_believed(
+    hostile: Hostile, tmp_path: Path
+) -> None:
+    """Model code can find its runner's socket and write to it: a frame claiming 2 GiB, or an
+    answer with the wrong number of rows, stops the runner; the API process allocates nothing."""
+    model = sandbox_payloads.code_model(
+        tmp_path,
+        "forger",
+        "import os, struct, json, time\n"
+        "def sockets():\n"
+        "    for fd in os.listdir('/proc/self/fd'):\n"
+        "        try:\n"
+        "            if os.readlink(f'/proc/self/fd/{fd}').startswith('socket:'):\n"
+        "                yield int(fd)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "class Model:\n"
+        "    def predict(self, rows, *args, **kwargs):\n"
+        "        if rows['f0'][0] > 100:\n"
+        "            for fd in sockets():\n"
+        "                os.write(fd, struct.pack('!IB', 2**31, ord('A')))\n"
+        "            time.sleep(30)\n"
+        "        if rows['f0'][0] > 10:\n"
+        "            return [1.0] * (len(rows) + 3)\n"
+        "        return [float(v) for v in rows['f0']]\n"
+        "def _load_pyfunc(path):\n"
+        "    return Model()\n",
+    )
+    name = await register(hostile, model)
+    assert (await predict(hostile, name, {"f0": 1.0})).json()["predictions"] == [1.0]
+    too_many = await predict(hostile, name, {"f0": 50.0})
+    assert_problem(too_many, 422, "model_failed")
+    assert "answered 4 rows for 1" in too_many.json()["detail"]
+    forged = await predict(hostile, name, {"f0": 500.0})
+    assert_problem(forged, 422, "model_failed")
+    again = await predict(hostile, name, {"f0": 3.0})
+    assert again.status_code == 200, again.text
+    assert again.json()["predictions"] == [3.0]
