@@ -300,6 +300,41 @@ class Registry:
 
         return await self.call(download)
 
+    # Held benchmarks: files under a path of their own in the artifact store, outside any run
+    # or experiment, so nothing that lists MLflow's runs or experiments leads to them.
+
+    def benchmark_uri(self, digest: str) -> str:
+        folder = f"{BENCHMARKS_PATH}/{digest.removeprefix('sha256:')}"
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return f"mlflow-artifacts:/{folder}"
+        return f"{Path(self.artifact_root).resolve().as_uri()}/{folder}"
+
+    async def store_benchmark(self, file: Path, digest: str) -> str:
+        """Store the file under the benchmark's own path; returns where (its folder's URI)."""
+        uri = self.benchmark_uri(digest)
+
+        def store(_: MlflowClient) -> str:
+            from mlflow.store.artifact.artifact_repository_registry import (
+                get_artifact_repository,
+            )
+
+            get_artifact_repository(uri).log_artifact(str(file))  # type: ignore[no-untyped-call]
+            return uri
+
+        return await self.call(store)
+
+    async def fetch_benchmark(self, uri: str, name: str, destination: Path) -> Path:
+        def fetch(_: MlflowClient) -> Path:
+            from mlflow.store.artifact.artifact_repository_registry import (
+                get_artifact_repository,
+            )
+
+            destination.mkdir(parents=True, exist_ok=True)
+            repository = get_artifact_repository(uri)
+            return Path(repository.download_artifacts(name, str(destination)))  # type: ignore[no-untyped-call]
+
+        return await self.call(fetch)
+
     async def registered_versions(self, names: Sequence[str] | None) -> list[RegisteredVersion]:
         """Every version of the named registered models (all of them when None), with its tags,
         by model name and version number."""
@@ -368,6 +403,7 @@ class Registry:
 
 
 REQUEST_KEY_TAG = "hokusai.request_key"
+BENCHMARKS_PATH = "hokusai-benchmarks"
 MODEL_PATH = "model"
 RESERVED_TAG_PREFIXES = ("hokusai.", "mlflow.")
 # Tag names the upstream SDK wrote, kept on MLflow objects so MLflow UI users still see them.

@@ -29,6 +29,7 @@ from app.services.ab_tests import AbTestService
 from app.services.aliases import AliasService
 from app.services.api_keys import ApiKeyService
 from app.services.attestations import AttestationService
+from app.services.benchmarks import BenchmarkService
 from app.services.contributors import ContributorService
 from app.services.experiments import ExperimentService
 from app.services.lineage import LineageService
@@ -108,6 +109,13 @@ async def get_api_key_service(session: SessionDep, resources: ResourcesDep) -> A
 
 
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]
+
+
+async def get_benchmark_service(session: SessionDep, resources: ResourcesDep) -> BenchmarkService:
+    return BenchmarkService(session, resources.registry, resources.settings)
+
+
+BenchmarkServiceDep = Annotated[BenchmarkService, Depends(get_benchmark_service)]
 
 
 async def get_ml_model_service(session: SessionDep, resources: ResourcesDep) -> MlModelService:

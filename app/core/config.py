@@ -171,6 +171,16 @@ class Settings(BaseSettings):
     max_artifact_ratio: int = Field(
         200, ge=2, description="Largest unpacked/packed size ratio (zip bombs); past it, 413"
     )
+    benchmark_max_bytes: int = Field(
+        256 * 1_048_576, ge=1024, description="Largest benchmark file; past it, 413"
+    )
+    benchmark_max_rows: int = Field(
+        1_000_000,
+        ge=10,
+        description="Most rows in a benchmark (a Parquet file's own count is "
+        "checked before it is read); past it, 413",
+    )
+    benchmark_max_columns: int = Field(1000, ge=2, description="Most columns in a benchmark")
     deltaone_threshold_pp: float = Field(
         1.0, gt=0, description="DeltaOne: least gain, in percentage points (percent if continuous)"
     )

@@ -179,6 +179,18 @@ class BatchTooLarge(PayloadTooLarge):
     code, title = "batch_too_large", "Too many rows in one prediction request"
 
 
+class BenchmarkNotFound(NotFound):
+    code, title = "benchmark_not_found", "Benchmark not found"
+
+
+class InvalidBenchmark(ValidationFailed):
+    code, title = "invalid_benchmark", "Invalid benchmark file"
+
+
+class BenchmarkTooLarge(PayloadTooLarge):
+    code, title = "benchmark_too_large", "Benchmark too large"
+
+
 class AbTestNotFound(NotFound):
     code, title = "ab_test_not_found", "A/B test not found"
 

@@ -19,6 +19,7 @@ class Scope(StrEnum):
     READ = "read"
     PREDICT = "predict"
     WRITE = "write"
+    BENCHMARK = "benchmark"  # held benchmarks: upload, retire, read their rows
     ADMIN = "admin"
 
 
@@ -27,6 +28,7 @@ IMPLIED_SCOPES: dict[Scope, frozenset[Scope]] = {
     Scope.READ: frozenset({Scope.READ}),
     Scope.PREDICT: frozenset({Scope.PREDICT}),
     Scope.WRITE: frozenset({Scope.WRITE, Scope.READ}),
+    Scope.BENCHMARK: frozenset({Scope.BENCHMARK, Scope.READ}),
     Scope.ADMIN: frozenset(Scope),
 }
 

@@ -46,6 +46,24 @@ class ApiKey(UuidPrimaryKey, CreatedAt, Base):
         return KEY_PREFIX + self.lookup
 
 
+class Benchmark(CreatedAt, Base):
+    """A held benchmark: a dataset file the service stores, named by the SHA-256 of its bytes.
+    Immutable; only its retirement changes."""
+
+    __tablename__ = "benchmarks"
+
+    hash: Mapped[str] = mapped_column(String(71), primary_key=True)
+    format: Mapped[str] = mapped_column(String(16))
+    rows: Mapped[int]
+    size_bytes: Mapped[int]
+    columns: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    label_column: Mapped[str] = mapped_column(String(250))
+    label_distribution: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    storage_uri: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(100))
+    retired_at: Mapped[datetime | None]
+
+
 class IdempotencyRecord(CreatedAt, Base):
     """The stored response of a creating POST, keyed by the caller's API key and Idempotency-Key."""
 

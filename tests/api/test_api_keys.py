@@ -179,7 +179,8 @@ async def test_any_key_reads_its_own_name_and_effective_scopes(
         (["read"], ["read"]),
         (["predict"], ["predict"]),
         (["write"], ["read", "write"]),
-        (["admin"], ["read", "predict", "write", "admin"]),
+        (["admin"], ["read", "predict", "write", "benchmark", "admin"]),
+        (["benchmark"], ["read", "benchmark"]),
     ]:
         created = await create_key(client, admin_key, *scopes, name=f"only-{scopes[0]}")
         current = await client.get("/api/v1/api-keys/current", headers=auth(created["key"]))

@@ -155,7 +155,7 @@ def test_api_keys_are_created_listed_past_one_page_and_revoked(client: HokusaiCl
         "name": "sdk-1",
         "scopes": ["read"],
     }
-    assert client.api_keys.current().scopes == ["read", "predict", "write", "admin"]
+    assert client.api_keys.current().scopes == ["read", "predict", "write", "benchmark", "admin"]
 
 
 async def test_the_async_client_under_gather(live: LiveService, model_dir: Path) -> None:

@@ -157,7 +157,7 @@ def value(m: Metric, y_true: Any, predictions: Any, weights: Any = None) -> floa
     """The metric of prepared predictions (with rows weighted by `weights`); None where it is
     undefined (AUC with one class present, R² with constant labels)."""
     import numpy as np
-    from sklearn import metrics as sk  # type: ignore[import-untyped]
+    from sklearn import metrics as sk
 
     y = np.asarray(y_true)
     present = weights > 0 if weights is not None else np.ones(len(y), dtype=bool)

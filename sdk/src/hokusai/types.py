@@ -107,6 +107,24 @@ class Benchmark(_Response):
     family: str
 
 
+class BenchmarkColumn(_Response):
+    name: str
+    type: str
+
+
+class BenchmarkRead(_Response):
+    """What any key with `read` sees of a held benchmark: never a row or a label."""
+
+    hash: str
+    format: str
+    rows: int
+    columns: list[BenchmarkColumn]
+    label_column: str
+    label_distribution: list[dict[str, Any]]
+    created_at: datetime
+    retired_at: datetime | None
+
+
 class CacheCounts(_Response):
     hits: int
     misses: int
@@ -317,6 +335,13 @@ class ModelImpact(_Response):
 class OutcomesAccepted(_Response):
     accepted: int
     ignored: int
+
+
+class Page_BenchmarkRead_(_Response):
+    items: list[BenchmarkRead]
+    total: int
+    limit: int
+    offset: int
 
 
 class Prediction(_Response):
