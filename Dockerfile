@@ -11,6 +11,8 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/opt/venv
 WORKDIR /srv
 COPY pyproject.toml uv.lock ./
+# The client package is a workspace member the service imports (hokusai.measure).
+COPY sdk ./sdk
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-project
 COPY README.md alembic.ini ./

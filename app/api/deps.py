@@ -31,6 +31,7 @@ from app.services.api_keys import ApiKeyService
 from app.services.attestations import AttestationService
 from app.services.benchmarks import BenchmarkService
 from app.services.contributors import ContributorService
+from app.services.evaluation import EvaluationService
 from app.services.experiments import ExperimentService
 from app.services.lineage import LineageService
 from app.services.ml_models import MlModelService
@@ -140,8 +141,14 @@ async def get_registration_service(
     attestations: AttestationServiceDep,
     ml_models: MlModelServiceDep,
 ) -> RegistrationService:
+    evaluation = EvaluationService(
+        resources.loader.runners,
+        resources.registry,
+        BenchmarkService(session, resources.registry, resources.settings),
+        resources.settings,
+    )
     return RegistrationService(
-        session, resources.registry, resources.settings, attestations, ml_models
+        session, resources.registry, resources.settings, attestations, ml_models, evaluation
     )
 
 

@@ -180,6 +180,15 @@ class Settings(BaseSettings):
         description="Most rows in a benchmark (a Parquet file's own count is "
         "checked before it is read); past it, 413",
     )
+    evaluation_timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="Longest measurement of a version on a held benchmark (both "
+        "models' predictions and the bootstrap); past it, 422 evaluation_failed",
+    )
+    evaluation_bootstrap_draws: int = Field(
+        2000, ge=1000, le=100_000, description="Resamples of the paired bootstrap (B)"
+    )
     benchmark_max_columns: int = Field(1000, ge=2, description="Most columns in a benchmark")
     deltaone_threshold_pp: float = Field(
         1.0, gt=0, description="DeltaOne: least gain, in percentage points (percent if continuous)"

@@ -179,6 +179,14 @@ class BatchTooLarge(PayloadTooLarge):
     code, title = "batch_too_large", "Too many rows in one prediction request"
 
 
+class EvaluationFailed(ValidationFailed):
+    code, title = "evaluation_failed", "The version could not be measured on the benchmark"
+
+
+class EvaluationUndefined(EvaluationFailed):
+    code, title = "evaluation_undefined", "The metric is undefined on too many resamples"
+
+
 class BenchmarkNotFound(NotFound):
     code, title = "benchmark_not_found", "Benchmark not found"
 

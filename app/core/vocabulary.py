@@ -38,6 +38,8 @@ class Family(StrEnum):
 class Reason(StrEnum):
     """Why DeltaOne accepted or refused a version: the first check that failed, or `accepted`."""
 
+    IDENTICAL_ARTIFACT = "identical_artifact"  # measured: the candidate is its parent's files
+    NO_CHANGE = "no_change"  # measured: the same predictions on every benchmark row
     INSUFFICIENT_SAMPLES = "insufficient_samples"
     DATASET_HASH_MISMATCH = "dataset_hash_mismatch"
     COOLDOWN_ACTIVE = "cooldown_active"

@@ -180,6 +180,17 @@ class DeltaOneRead(BaseModel):
     threshold_pp: float
     min_samples: int
     evaluated_at: datetime
+    basis: Literal["measured", "claimed"] = Field(
+        "claimed",
+        description="measured: the service scored both versions on a held benchmark; claimed: "
+        "the client's numbers",
+    )
+    measurement: dict[str, Any] | None = Field(
+        None,
+        description="On a held benchmark: the dataset, rows, metric function and arguments, both "
+        "values, the gain, its paired-bootstrap interval, B, kept and skipped draws, the seed, "
+        "the predictions' SHA-256 and the library versions",
+    )
 
 
 class VersionRead(BaseModel):

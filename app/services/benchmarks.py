@@ -153,6 +153,17 @@ def summarize(
     )
 
 
+def read_table(path: Path, format: str) -> Any:
+    """A held benchmark's rows (its file was checked when it was uploaded)."""
+    if format == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pandas()
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
 def _read_parquet(path: Path, max_rows: int, max_columns: int, max_unpacked: int) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from scipy import stats
 
@@ -25,6 +26,22 @@ class Side:
     samples: int
     dataset_hash: str
     std: float | None = None
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the service measured on a held benchmark (`hokusai.measure`): the gain and its
+    paired-bootstrap interval in the measure's unit (x100 for proportions; the metric's own for
+    continuous metrics), signed so that positive is better, and whether anything changed."""
+
+    gain: float
+    ci_low: float
+    ci_high: float
+    parent_value: float
+    rows: int
+    no_change: bool
+    identical_artifact: bool
+    record: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,8 @@ class Decision:
     threshold_pp: float
     min_samples: int
     evaluated_at: datetime
+    basis: str = "claimed"  # or "measured", on a held benchmark
+    measurement: dict[str, Any] | None = None
 
 
 def decide(
@@ -61,18 +80,27 @@ def decide(
     cooldown_active: bool,
     policy: Policy,
     now: datetime,
+    measured: Measured | None = None,
 ) -> Decision:
     sign = 1 if direction == MetricDirection.HIGHER_IS_BETTER else -1
     gain = sign * (exact(candidate.value) - exact(parent.value))
-    if family == Family.PROPORTION:
-        gain_pp: Decimal | None = gain * 100
+    samples = (parent.samples, candidate.samples)
+    if measured is not None:
+        gain_pp, interval = _measured(measured, family)
+        samples = (measured.rows, measured.rows)
+    elif family == Family.PROPORTION:
+        gain_pp = gain * 100
         interval = _wald(gain, parent, candidate)
     else:
         scale = abs(exact(parent.value))
         gain_pp = gain / scale * 100 if scale else None
         interval = _welch(gain, parent, candidate, scale)
 
-    if min(parent.samples, candidate.samples) < policy.min_samples:
+    if measured is not None and measured.identical_artifact:
+        reason = Reason.IDENTICAL_ARTIFACT  # the same model, whatever it claims
+    elif measured is not None and measured.no_change:
+        reason = Reason.NO_CHANGE  # the same answer on every row of the benchmark
+    elif min(samples) < policy.min_samples:
         reason = Reason.INSUFFICIENT_SAMPLES
     elif parent.dataset_hash != candidate.dataset_hash:
         reason = Reason.DATASET_HASH_MISMATCH
@@ -91,12 +119,29 @@ def decide(
         gain_pp=rounded(gain_pp) if gain_pp is not None else None,
         ci_low_pp=rounded(interval[0]) if interval else None,
         ci_high_pp=rounded(interval[1]) if interval else None,
-        n_parent=parent.samples,
-        n_candidate=candidate.samples,
+        n_parent=samples[0],
+        n_candidate=samples[1],
         threshold_pp=policy.threshold_pp,
         min_samples=policy.min_samples,
         evaluated_at=now,
+        basis="claimed" if measured is None else "measured",
+        measurement=None if measured is None else measured.record,
     )
+
+
+def _measured(
+    measured: Measured, family: Family
+) -> tuple[Decimal | None, tuple[Decimal, Decimal] | None]:
+    """The measured gain and interval in the decision's unit: percentage points for
+    proportions (as measured), percent of the parent's value for continuous metrics."""
+    if family == Family.PROPORTION:
+        return exact(measured.gain), (exact(measured.ci_low), exact(measured.ci_high))
+    scale = abs(exact(measured.parent_value))
+    if not scale:
+        return None, None
+    percent = Decimal(100) / scale
+    low, high = exact(measured.ci_low) * percent, exact(measured.ci_high) * percent
+    return exact(measured.gain) * percent, (low, high)
 
 
 def _wald(gain: Decimal, parent: Side, candidate: Side) -> tuple[Decimal, Decimal] | None:

@@ -35,6 +35,7 @@ from app.core.security import Principal
 from app.core.vocabulary import PRODUCTION, Family, ModelType, VersionKind
 from app.db.base import utcnow
 from app.db.models import MlModel, ModelVersion, VersionContributor
+from app.db.repositories.benchmarks import BenchmarkRepository
 from app.db.repositories.ml_models import AliasRepository, MlModelRepository, VersionRepository
 from app.schemas.ml_models import (
     Benchmark,
@@ -44,8 +45,9 @@ from app.schemas.ml_models import (
 from app.services import artifacts
 from app.services.attestations import AttestationService, decision_record
 from app.services.contributors import basis_points, checksummed, normalize_address
-from app.services.deltaone import Policy, Side, decide
+from app.services.deltaone import Measured, Policy, Side, decide
 from app.services.deltas import compare_metrics
+from app.services.evaluation import EvaluationService
 from app.services.ml_models import MlModelService, version_read
 
 
@@ -65,8 +67,11 @@ class RegistrationService:
         settings: Settings,
         attestations: AttestationService,
         ml_models: MlModelService,
+        evaluation: EvaluationService | None = None,
     ) -> None:
         self.session = session
+        self.evaluation = evaluation  # measures improvements on held benchmarks
+        self.benchmarks = BenchmarkRepository(session)
         self.models = MlModelRepository(session)
         self.versions = VersionRepository(session)
         self.aliases = AliasRepository(session)
@@ -104,6 +109,9 @@ class RegistrationService:
         with tempfile.TemporaryDirectory(prefix="hokusai-artifact-") as workdir:
             model_dir, run_id = await self._fetch_artifact(artifact, Path(workdir))
             digest = await asyncio.to_thread(artifacts.digest, model_dir)
+            measured = None
+            if parent is not None and published is None:
+                measured = await self._measure(request, benchmark, parent, model_dir, digest)
             token_id = request.token_id or (model.token_id if model else None)
             published = published or await self.registry.publish(
                 Publication(
@@ -195,7 +203,7 @@ class RegistrationService:
         if parent is not None:
             # No cycle check: the child is new, so it cannot be an ancestor of its parent.
             await self.models.lock(model)
-            await self._judge(model, version, parent, rows, benchmark, now)
+            await self._judge(model, version, parent, rows, benchmark, now, measured)
         await self.versions.add(version, rows)  # writes the attestation and what points to it
         changed(self.session, MODEL, model.name)  # "latest" moved
         return version_read(model, version, rows, parent.version if parent else None, aliases=[])
@@ -208,10 +216,11 @@ class RegistrationService:
         contributors: list[VersionContributor],
         benchmark: Benchmark,
         now: datetime,
+        measured: Measured | None,
     ) -> None:
-        """The DeltaOne decision and the signed attestation of an improved version. Runs under
-        the model's row lock: the cooldown and the attestation chain see one registration at
-        a time."""
+        """The DeltaOne decision and the signed attestation of an improved version, on measured
+        values when the model's benchmark is held. Runs under the model's row lock: the
+        cooldown and the attestation chain see one registration at a time."""
         since = now - timedelta(seconds=self.settings.deltaone_cooldown_s)
         metric = benchmark.metric
         decision = decide(
@@ -235,6 +244,7 @@ class RegistrationService:
             ),
             policy=Policy(self.settings.deltaone_threshold_pp, self.settings.deltaone_min_samples),
             now=now,
+            measured=measured,
         )
         version.deltaone = decision_record(decision)
         version.deltaone_accepted = decision.accepted
@@ -249,6 +259,42 @@ class RegistrationService:
             contributor.gain_pp = version.deltaone_gain_pp
             contributor.deltaone_accepted = decision.accepted
             contributor.attestation_id = attestation.id
+
+    async def _measure(
+        self,
+        request: VersionMetadata,
+        benchmark: Benchmark,
+        parent: ModelVersion,
+        model_dir: Path,
+        digest: str,
+    ) -> Measured | None:
+        """The candidate and its parent measured on the model's held benchmark (the dataset its
+        parent was measured on), or None when that dataset is not held here."""
+        held = await self.benchmarks.get(parent.dataset_hash)
+        if held is None or self.evaluation is None:
+            return None
+        if digest == parent.artifact_digest:  # nothing to run: the same files
+            return Measured(0.0, 0.0, 0.0, 0.0, held.rows, True, True, {"basis": "measured"})
+        evaluation = await self.evaluation.evaluate(
+            held,
+            benchmark.metric,
+            benchmark.direction,
+            benchmark.family,
+            parent,
+            model_dir,
+            digest,
+        )
+        result = evaluation.bootstrap
+        return Measured(
+            gain=result.gain,
+            ci_low=result.ci_low,
+            ci_high=result.ci_high,
+            parent_value=result.parent_value,
+            rows=result.rows,
+            no_change=evaluation.identical_predictions,
+            identical_artifact=False,
+            record=evaluation.record(),
+        )
 
     def _model_type(self, request: VersionMetadata, model: MlModel | None) -> ModelType:
         if model is None:

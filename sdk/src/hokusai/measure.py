@@ -246,7 +246,7 @@ class PairedBootstrap:
                 "draws": self.draws,
                 "kept": self.kept,
                 "skipped": self.skipped,
-                "seed": self.seed,
+                "seed": str(self.seed),  # a 64-bit integer: past JSON's safe integers
                 "percentiles": [2.5, 97.5],
             },
         }

@@ -207,6 +207,8 @@ class DeltaOne(_Response):
     threshold_pp: float
     min_samples: int
     evaluated_at: datetime
+    basis: str | None = None
+    measurement: dict[str, Any] | None = None
 
 
 class DependencyCheck(_Response):

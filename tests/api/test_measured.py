@@ -1,0 +1,200 @@
+"""Measured, not claimed: on a held benchmark the service scores the parent and the candidate
+itself, in sandboxed runners, and decides on what it measured. The paired interval and the
+decision equal an independent computation written here (both artifacts loaded with
+mlflow.pyfunc in this process; metric and bootstrap with numpy and scikit-learn, importing
+neither the service nor hokusai.measure)."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.api.test_errors import assert_problem
+from tests.conftest import auth, create_key
+from tests.factories import CONTRIBUTOR, tar_gz, unique, upload
+from tests.sandbox_payloads import code_model
+
+FEATURES = ["f0", "f1", "f2", "f3"]
+DRAWS = 2000
+
+
+def leads(rows: int = 6000) -> pd.DataFrame:
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=rows, n_features=4, n_informative=3, n_redundant=1, random_state=1
+    )
+    return pd.DataFrame(x, columns=FEATURES).assign(label=y)
+
+
+def saved(directory: Path, name: str, train: pd.DataFrame, **params: Any) -> Path:
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(**params).fit(train[FEATURES], train["label"])
+    path = directory / name
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        signature=infer_signature(train[FEATURES], model.predict(train[FEATURES])),
+        pip_requirements=["scikit-learn"],
+    )
+    return path
+
+
+def six(value: float) -> Decimal:
+    return Decimal(repr(float(value))).quantize(Decimal("0.000001"), ROUND_HALF_EVEN)
+
+
+def independent_interval(
+    y: np.ndarray, parent: np.ndarray, candidate: np.ndarray, parent_digest: str, dataset: str
+) -> tuple[float, float, float]:
+    """The specification's paired bootstrap of the accuracy gain, in percentage points."""
+    seed = int.from_bytes(
+        hashlib.sha256(f"{parent_digest}\n{dataset}".encode()).digest()[:8], "big"
+    )
+    rng = np.random.Generator(np.random.PCG64(seed))
+    kept = []
+    for _ in range(DRAWS):
+        idx = rng.integers(0, len(y), size=len(y))
+        kept.append(100 * (np.mean(candidate[idx] == y[idx]) - np.mean(parent[idx] == y[idx])))
+    low, high = np.percentile(kept, [2.5, 97.5], method="linear")
+    gain = 100 * (np.mean(candidate == y) - np.mean(parent == y))
+    return gain, low, high
+
+
+class Held:
+    """A model whose baseline names a held benchmark."""
+
+    def __init__(self, client: httpx.AsyncClient, admin_key: str, tmp_path: Path) -> None:
+        self.client, self.admin_key, self.tmp = client, admin_key, tmp_path
+        data = leads()
+        self.train, self.test = data.iloc[:4000], data.iloc[4000:].reset_index(drop=True)
+        self.name = unique("measured")
+
+    async def start(self) -> None:
+        owner = (await create_key(self.client, self.admin_key, "benchmark"))["key"]
+        held = await self.client.post(
+            "/api/v1/benchmarks",
+            data={"label_column": "label"},
+            files={"file": ("bench.csv", self.test.to_csv(index=False).encode())},
+            headers=auth(owner),
+        )
+        assert held.status_code == 201, held.text
+        self.dataset = {"hash": held.json()["hash"], "num_samples": len(self.test)}
+        self.baseline_dir = saved(self.tmp, "v1", self.train.iloc[:12])
+        body = {
+            "name": self.name,
+            "kind": "baseline",
+            "model_type": "classification",
+            "metrics": {"accuracy": 0.6},
+            "benchmark": {
+                "metric": "accuracy",
+                "direction": "higher_is_better",
+                "family": "proportion",
+            },
+            "dataset": self.dataset,
+        }
+        response = await upload(self.client, self.admin_key, body, tar_gz(self.baseline_dir))
+        assert response.status_code == 201, response.text
+        self.baseline = response.json()
+
+    async def improve(self, directory: Path, claimed: float, parent: int = 1) -> httpx.Response:
+        body = {
+            "name": self.name,
+            "kind": "improved",
+            "parent_version": parent,
+            "metrics": {"accuracy": claimed},
+            "dataset": self.dataset,
+            "contributors": [{"address": CONTRIBUTOR, "weight": 1}],
+        }
+        return await upload(self.client, self.admin_key, body, tar_gz(directory))
+
+
+@pytest.fixture
+async def held(client: httpx.AsyncClient, admin_key: str, tmp_path: Path) -> Held:
+    model = Held(client, admin_key, tmp_path)
+    await model.start()
+    return model
+
+
+async def test_a_better_model_is_accepted_on_what_the_service_measured(held: Held) -> None:
+    import mlflow.pyfunc
+
+    better = saved(held.tmp, "v2", held.train)
+    response = await held.improve(better, claimed=0.7)
+    assert response.status_code == 201, response.text
+    decision = response.json()["deltaone"]
+    assert decision["basis"] == "measured"
+    assert decision["reason"] == "accepted", decision
+    measurement = decision["measurement"]
+    assert measurement["dataset_hash"] == held.dataset["hash"]
+    assert measurement["rows"] == len(held.test)
+    assert measurement["metric"]["function"] == "sklearn.metrics.accuracy_score"
+    assert measurement["bootstrap"]["draws"] == DRAWS
+
+    features, labels = held.test[FEATURES], held.test["label"].to_numpy()
+    parent = np.asarray(mlflow.pyfunc.load_model(str(held.baseline_dir)).predict(features))
+    candidate = np.asarray(mlflow.pyfunc.load_model(str(better)).predict(features))
+    gain, low, high = independent_interval(
+        labels, parent, candidate, held.baseline["artifact"]["digest"], held.dataset["hash"]
+    )
+    assert (six(decision["gain_pp"]), six(decision["ci_low_pp"]), six(decision["ci_high_pp"])) == (
+        six(gain),
+        six(low),
+        six(high),
+    )
+    assert six(measurement["candidate_value"]) == six(np.mean(candidate == labels))
+    assert (decision["n_parent"], decision["n_candidate"]) == (2000, 2000)
+
+
+async def test_an_inflated_claim_is_judged_on_the_measured_value(held: Held) -> None:
+    barely = saved(held.tmp, "v2", held.train.iloc[:12], C=0.9)
+    response = await held.improve(barely, claimed=0.99)
+    assert response.status_code == 201, response.text
+    decision = response.json()["deltaone"]
+    assert decision["basis"] == "measured"
+    assert decision["accepted"] is False
+    assert decision["reason"] in ("no_change", "delta_below_threshold")
+    assert decision["gain_pp"] < 1
+
+
+async def test_the_parents_own_files_are_an_identical_artifact(held: Held) -> None:
+    response = await held.improve(held.baseline_dir, claimed=0.99)
+    assert response.status_code == 201, response.text
+    decision = response.json()["deltaone"]
+    assert (decision["basis"], decision["reason"]) == ("measured", "identical_artifact")
+
+
+async def test_a_model_that_fails_on_the_benchmark_leaks_nothing(held: Held) -> None:
+    hostile = code_model(
+        held.tmp,
+        "peeker",
+        "import os, socket\n"
+        "class Model:\n"
+        "    def predict(self, rows, *args, **kwargs):\n"
+        "        seen = sorted(rows.columns)\n"
+        "        try:\n"
+        "            socket.create_connection(('127.0.0.1', 5432), timeout=1)\n"
+        "            reached = 'network reached'\n"
+        "        except OSError as exc:\n"
+        "            reached = str(exc)\n"
+        "        raise RuntimeError(f'LEAK columns={seen} {reached}')\n"
+        "def _load_pyfunc(path):\n"
+        "    return Model()\n",
+    )
+    response = await held.improve(hostile, claimed=0.99)
+    assert_problem(response, 422, "evaluation_failed")
+    assert "LEAK" not in response.text
+    versions = await held.client.get(
+        f"/api/v1/models/{held.name}/versions", headers=auth(held.admin_key)
+    )
+    assert versions.json()["total"] == 1, "nothing registered"
