@@ -89,7 +89,7 @@ def verify_offline(attestation: Attestation, keys: Keys) -> dict[str, object]:
 
 
 def verify_eip712(attestation: Attestation, keys: Keys) -> None:
-    """Accepted DeltaOnes also carry an EIP-712 signature when the service has an EIP-712 key."""
+    """Measured acceptances also carry an EIP-712 signature when the service has an EIP-712 key."""
     if attestation.eip712 is None:
         print("no EIP-712 signature (the service has no EIP-712 key, or DeltaOne refused)")
         return

@@ -38,7 +38,9 @@ from app.services.signing import PAYLOAD_TYPE, Signer, load_public_pem, verify_d
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 _PUBLISHED: set[str] = set()  # key ids recorded in `signing_keys` by this process
-PREDICATE_TYPE = "https://hokusai.ai/attestations/model-improvement/v1"
+PREDICATE_TYPE = "https://hokusai.ai/attestations/model-improvement/v1"  # claimed numbers
+# Measured on a held benchmark: the decision carries the measurement.
+MEASURED_PREDICATE_TYPE = "https://hokusai.ai/attestations/model-improvement/v2"
 
 
 def canonical(document: Any) -> bytes:
@@ -79,7 +81,9 @@ def statement(
                 "digest": {"sha256": version.artifact_digest.removeprefix("sha256:")},
             }
         ],
-        "predicateType": PREDICATE_TYPE,
+        "predicateType": (
+            MEASURED_PREDICATE_TYPE if decision.basis == "measured" else PREDICATE_TYPE
+        ),
         "predicate": {
             "model": model.name,
             "version": version.version,
@@ -151,13 +155,15 @@ class AttestationService:
         payload = canonical(document)
         attestation_id = digest_of(payload)
         eip712 = None
-        if decision.accepted:
+        if decision.accepted and decision.basis == "measured":  # what a payout contract acts on
             eip712 = self.signer.sign_eip712(
                 {
                     "attestationDigest": bytes.fromhex(attestation_id.removeprefix("sha256:")),
                     "model": model.name,
                     "version": version.version,
                     "gainBps": gain_bps(decision.gain_pp),
+                    "measured": True,
+                    "datasetHash": bytes.fromhex(version.dataset_hash.removeprefix("sha256:")),
                     "contributors": [
                         {"account": checksummed(c.address), "bps": c.weight_bps}
                         for c in sorted(contributors, key=lambda c: c.address)
@@ -166,7 +172,8 @@ class AttestationService:
             )
             if eip712 is not None:
                 message = eip712["typed_data"]["message"]
-                message["attestationDigest"] = "0x" + message["attestationDigest"].hex()
+                for field in ("attestationDigest", "datasetHash"):
+                    message[field] = "0x" + message[field].hex()
         attestation = Attestation(
             id=attestation_id,
             model_id=model.id,

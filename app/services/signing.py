@@ -44,9 +44,14 @@ EIP712_TYPES = {
         {"name": "model", "type": "string"},
         {"name": "version", "type": "uint256"},
         {"name": "gainBps", "type": "int256"},
+        {"name": "measured", "type": "bool"},
+        {"name": "datasetHash", "type": "bytes32"},
         {"name": "contributors", "type": "Contributor[]"},
     ],
 }
+# Domain version 2: only measured acceptances are signed, and the typed data says so and names
+# the benchmark (version 1 signed claimed numbers; a contract can refuse it by its version).
+EIP712_DOMAIN_VERSION = "2"
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -123,7 +128,7 @@ class Signer:
             "primaryType": "DeltaOneAttestation",
             "domain": {
                 "name": EIP712_DOMAIN_NAME,
-                "version": "1",
+                "version": EIP712_DOMAIN_VERSION,
                 "chainId": self.chain_id,
                 "verifyingContract": self.verifying_contract,
             },

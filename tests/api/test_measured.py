@@ -7,6 +7,7 @@ neither the service nor hokusai.measure)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,16 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import SecretStr
 
+from app.core.config import Settings
 from tests.api.test_errors import assert_problem
-from tests.conftest import auth, create_key
+from tests.conftest import auth, create_key, serve
 from tests.factories import CONTRIBUTOR, tar_gz, unique, upload
 from tests.sandbox_payloads import code_model
 
 FEATURES = ["f0", "f1", "f2", "f3"]
+EIP712_KEY = "0x" + "7a" * 32
 DRAWS = 2000
 
 
@@ -198,3 +202,42 @@ async def test_a_model_that_fails_on_the_benchmark_leaks_nothing(held: Held) -> 
         f"/api/v1/models/{held.name}/versions", headers=auth(held.admin_key)
     )
     assert versions.json()["total"] == 1, "nothing registered"
+
+
+async def test_only_a_measured_acceptance_is_signed_for_a_payout_contract(
+    make_settings: Callable[..., Settings], admin_key: str, tmp_path: Path
+) -> None:
+    """EIP-712 domain version 2: the typed data says `measured` and names the benchmark; the
+    published signer is recovered from it."""
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
+    settings = make_settings(
+        eip712_signing_key=SecretStr(EIP712_KEY),
+        eip712_chain_id=8453,
+        eip712_verifying_contract="0x00000000000000000000000000000000000000A1",
+    )
+    async with serve(settings) as client:
+        model = Held(client, admin_key, tmp_path)
+        await model.start()
+        accepted = (await model.improve(saved(tmp_path, "v2", model.train), claimed=0.7)).json()
+        assert accepted["deltaone"]["reason"] == "accepted", accepted["deltaone"]
+        attestation = (
+            await client.get(
+                f"/api/v1/attestations/{accepted['attestation_id']}", headers=auth(admin_key)
+            )
+        ).json()
+        keys = (await client.get("/api/v1/attestations/keys", headers=auth(admin_key))).json()
+    statement = attestation["statement"]
+    assert statement["predicateType"] == "https://hokusai.ai/attestations/model-improvement/v2"
+    assert statement["predicate"]["decision"]["basis"] == "measured"
+    eip712 = attestation["eip712"]
+    typed = eip712["typed_data"]
+    assert typed["domain"]["version"] == "2"
+    assert typed["message"]["measured"] is True
+    assert typed["message"]["datasetHash"] == "0x" + model.dataset["hash"].removeprefix("sha256:")
+    assert typed["message"]["attestationDigest"] == "0x" + attestation["id"].removeprefix("sha256:")
+    recovered = Account.recover_message(
+        encode_typed_data(full_message=typed), signature=eip712["signature"]
+    )
+    assert recovered == keys["eip712_signer"] == Account.from_key(EIP712_KEY).address
