@@ -205,7 +205,8 @@ class Settings(BaseSettings):
         description="Where the Ed25519 key is read, or generated once (with a warning) if absent",
     )
     eip712_signing_key: SecretStr | None = Field(
-        None, description="secp256k1 private key (0x hex); set: measured acceptances get EIP-712 (v2)"
+        None,
+        description="secp256k1 private key (0x hex); set: measured acceptances get EIP-712 (v2)",
     )
     eip712_chain_id: int = Field(1, ge=1, description="EIP-712 domain chainId")
     eip712_verifying_contract: str = Field(
