@@ -38,6 +38,7 @@ class Family(StrEnum):
 class Reason(StrEnum):
     """Why DeltaOne accepted or refused a version: the first check that failed, or `accepted`."""
 
+    MEASUREMENT_REQUIRED = "measurement_required"  # the model's owner requires measured values
     IDENTICAL_ARTIFACT = "identical_artifact"  # measured: the candidate is its parent's files
     NO_CHANGE = "no_change"  # measured: the same predictions on every benchmark row
     INSUFFICIENT_SAMPLES = "insufficient_samples"

@@ -90,6 +90,8 @@ class MlModel(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
     benchmark_metric: Mapped[str] = mapped_column(String(250))
     benchmark_direction: Mapped[MetricDirection] = mapped_column(Word(MetricDirection, 20))
     benchmark_family: Mapped[Family] = mapped_column(Word(Family, 20))
+    # Set with the `benchmark` scope: improvements not measured on a held benchmark are refused.
+    require_measurement: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
 
 
 class ModelVersion(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):

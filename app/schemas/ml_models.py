@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     WithJsonSchema,
     field_validator,
@@ -224,6 +225,10 @@ class MlModelRead(BaseModel):
     benchmark: Benchmark
     latest_version: int | None
     aliases: dict[str, int]
+    require_measurement: bool = Field(
+        description="Improvements not measured on a held benchmark are refused "
+        "(`measurement_required`)"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -233,6 +238,13 @@ class DescriptionAndTags(Request):
 
     description: Description | None = None
     tags: Tags | None = None
+
+
+class ModelUpdate(DescriptionAndTags):
+    """Fields left out are unchanged; `tags` replaces the user tags; `require_measurement` needs
+    the `benchmark` scope."""
+
+    require_measurement: StrictBool | None = None
 
 
 class AliasSet(Request):

@@ -83,6 +83,7 @@ class MlModelService:
                 benchmark=_model_benchmark(model),
                 latest_version=latest.get(model.id),
                 aliases=aliases[model.id],
+                require_measurement=model.require_measurement,
                 created_at=model.created_at,
                 updated_at=model.updated_at,
             )
@@ -126,9 +127,16 @@ class MlModelService:
     # Description and tags (mirrored to MLflow first)
 
     async def update_model(
-        self, model: MlModel, description: str | None, tags: dict[str, str] | None
+        self,
+        model: MlModel,
+        description: str | None,
+        tags: dict[str, str] | None,
+        require_measurement: bool | None = None,
     ) -> MlModelRead:
-        await self.registry.update_model(model.name, description, tags)
+        if description is not None or tags is not None:
+            await self.registry.update_model(model.name, description, tags)
+        if require_measurement is not None:
+            model.require_measurement = require_measurement
         if description is not None:
             model.description = description
         if tags is not None:

@@ -143,6 +143,7 @@ class RegistrationService:
                     benchmark_metric=benchmark.metric,
                     benchmark_direction=benchmark.direction,
                     benchmark_family=benchmark.family,
+                    require_measurement=False,
                     created_at=now,
                     updated_at=now,
                 )
@@ -245,6 +246,7 @@ class RegistrationService:
             policy=Policy(self.settings.deltaone_threshold_pp, self.settings.deltaone_min_samples),
             now=now,
             measured=measured,
+            measurement_required=model.require_measurement,
         )
         version.deltaone = decision_record(decision)
         version.deltaone_accepted = decision.accepted

@@ -241,3 +241,39 @@ async def test_only_a_measured_acceptance_is_signed_for_a_payout_contract(
         encode_typed_data(full_message=typed), signature=eip712["signature"]
     )
     assert recovered == keys["eip712_signer"] == Account.from_key(EIP712_KEY).address
+
+
+async def test_an_owner_can_require_measurement_and_claims_are_then_refused(
+    client: httpx.AsyncClient, admin_key: str, tmp_path: Path
+) -> None:
+    from tests.factories import DATASET, baseline, improved
+
+    name = unique("strict")
+    data = leads(200)
+    directory = saved(tmp_path, "v1", data)
+    base = await upload(
+        client,
+        admin_key,
+        baseline(name, dataset={**DATASET, "num_samples": 5000}),
+        tar_gz(directory),
+    )
+    assert base.status_code == 201, base.text
+    contributor = (await create_key(client, admin_key, "read", "write"))["key"]
+    owner = (await create_key(client, admin_key, "benchmark", "write"))["key"]
+    path = f"/api/v1/models/{name}"
+    refused = await client.patch(
+        path, json={"require_measurement": True}, headers=auth(contributor)
+    )
+    assert_problem(refused, 403, "forbidden")
+    described = await client.patch(path, json={"description": "leads"}, headers=auth(contributor))
+    assert described.status_code == 200
+    assert described.json()["require_measurement"] is False
+    required = await client.patch(path, json={"require_measurement": True}, headers=auth(owner))
+    assert required.status_code == 200, required.text
+    assert required.json()["require_measurement"] is True
+    claim = improved(name, metrics={"accuracy": 0.99}, dataset={**DATASET, "num_samples": 5000})
+    response = await upload(client, admin_key, claim, tar_gz(saved(tmp_path, "v2", data, C=0.5)))
+    assert response.status_code == 201, response.text
+    decision = response.json()["deltaone"]
+    assert (decision["basis"], decision["reason"]) == ("claimed", "measurement_required")
+    assert decision["accepted"] is False

@@ -15,15 +15,21 @@ from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
-from app.api.auth import ReaderDep, WriterDep
-from app.api.deps import AliasServiceDep, MlModelServiceDep, RegistrationServiceDep, SettingsDep
+from app.api.auth import ReaderDep, WriterDep, check_scope
+from app.api.deps import (
+    AliasServiceDep,
+    MlModelServiceDep,
+    RegistrationServiceDep,
+    ResourcesDep,
+    SettingsDep,
+)
 from app.api.errors import AUTHENTICATED, problems
 from app.api.idempotency import Idempotent, IdempotentDep
 from app.api.routers import API_PREFIX, Limit, Offset
 from app.api.routing import Route, parsed
 from app.core.config import Settings
 from app.core.errors import UnsupportedMediaType, ValidationFailed
-from app.core.security import Principal
+from app.core.security import Principal, Scope
 from app.core.vocabulary import ModelType
 from app.schemas.common import DEFAULT_LIMIT, MAX_INTEGER, Time
 from app.schemas.ml_models import (
@@ -36,6 +42,7 @@ from app.schemas.ml_models import (
     DescriptionAndTags,
     MlModelRead,
     ModelPage,
+    ModelUpdate,
     Rollback,
     VersionMetadata,
     VersionPage,
@@ -197,11 +204,20 @@ async def get_model(name: str, _: ReaderDep, ml_models: MlModelServiceDep) -> Ml
 
 @router.patch("/{name}", response_model=MlModelRead, responses=problems(404, 422))
 async def update_model(
-    name: str, body: DescriptionAndTags, _: WriterDep, ml_models: MlModelServiceDep
+    name: str,
+    body: ModelUpdate,
+    principal: WriterDep,
+    ml_models: MlModelServiceDep,
+    resources: ResourcesDep,
 ) -> MlModelRead:
-    """Change a model's description or tags (mirrored to MLflow)."""
+    """Change a model's description or tags (mirrored to MLflow), or (with the `benchmark`
+    scope) whether its improvements must be measured on a held benchmark."""
+    if body.require_measurement is not None:
+        check_scope(principal, Scope.BENCHMARK, resources.metrics)
     model = await ml_models.get_model(name)
-    return await ml_models.update_model(model, body.description, body.tags)
+    return await ml_models.update_model(
+        model, body.description, body.tags, body.require_measurement
+    )
 
 
 @router.get("/{name}/versions", response_model=VersionPage, responses=problems(404, 422))

@@ -1,4 +1,4 @@
-"""held benchmarks
+"""held benchmarks; models that require measurement
 
 Revision ID: 0005
 Revises: 0004
@@ -32,7 +32,14 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("hash", name=op.f("pk_benchmarks")),
     )
+    op.add_column(
+        "ml_models",
+        sa.Column(
+            "require_measurement", sa.Boolean(), server_default=sa.text("false"), nullable=False
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("ml_models", "require_measurement")
     op.drop_table("benchmarks")

@@ -323,6 +323,7 @@ class Model(_Response):
     benchmark: Benchmark
     latest_version: int | None
     aliases: dict[str, int]
+    require_measurement: bool
     created_at: datetime
     updated_at: datetime
 
