@@ -186,6 +186,12 @@ class Settings(BaseSettings):
         description="Longest measurement of a version on a held benchmark (both "
         "models' predictions and the bootstrap); past it, 422 evaluation_failed",
     )
+    measured_submissions_per_day: int = Field(
+        20,
+        ge=1,
+        description="Measured submissions per contributor address, benchmark and day "
+        "(every measured value tells something about the hidden labels); past it, 429",
+    )
     evaluation_bootstrap_draws: int = Field(
         2000, ge=1000, le=100_000, description="Resamples of the paired bootstrap (B)"
     )

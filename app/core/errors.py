@@ -99,6 +99,11 @@ class RateLimited(AppError):
         )
 
 
+class MeasurementQuotaExceeded(AppError):
+    status, code = 429, "measurement_quota_exceeded"
+    title = "Too many measured submissions on this benchmark"
+
+
 class DatabaseUnavailable(Unavailable):
     code, title = "database_unavailable", "Database unavailable"
 

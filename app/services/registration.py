@@ -24,6 +24,7 @@ from app.core.config import Settings
 from app.core.errors import (
     InvalidAddress,
     InvalidArtifact,
+    MeasurementQuotaExceeded,
     ModelNotFound,
     ModelTypeMismatch,
     RegistryRejected,
@@ -275,6 +276,7 @@ class RegistrationService:
         held = await self.benchmarks.get(parent.dataset_hash)
         if held is None or self.evaluation is None:
             return None
+        await self._within_quota(request, held.hash)
         if digest == parent.artifact_digest:  # nothing to run: the same files
             return Measured(0.0, 0.0, 0.0, 0.0, held.rows, True, True, {"basis": "measured"})
         evaluation = await self.evaluation.evaluate(
@@ -297,6 +299,23 @@ class RegistrationService:
             identical_artifact=False,
             record=evaluation.record(),
         )
+
+    async def _within_quota(self, request: VersionMetadata, dataset_hash: str) -> None:
+        """Measured values are a channel to the hidden labels: each contributor address gets
+        `measured_submissions_per_day` of them per benchmark."""
+        addresses = [normalize_address(c.address) for c in request.contributors or []]
+        if not addresses:
+            return
+        since = utcnow() - timedelta(days=1)
+        counts = await self.versions.measured_submissions(addresses, dataset_hash, since)
+        limit = self.settings.measured_submissions_per_day
+        over = sorted(address for address, count in counts.items() if count >= limit)
+        if over:
+            raise MeasurementQuotaExceeded(
+                f"{', '.join(over)} had {limit} measured submissions on this benchmark in the "
+                "last 24 hours",
+                headers={"Retry-After": "3600"},
+            )
 
     def _model_type(self, request: VersionMetadata, model: MlModel | None) -> ModelType:
         if model is None:

@@ -277,3 +277,20 @@ async def test_an_owner_can_require_measurement_and_claims_are_then_refused(
     decision = response.json()["deltaone"]
     assert (decision["basis"], decision["reason"]) == ("claimed", "measurement_required")
     assert decision["accepted"] is False
+
+
+async def test_each_contributor_gets_a_bounded_number_of_measurements_a_day(
+    make_settings: Callable[..., Settings], admin_key: str, tmp_path: Path
+) -> None:
+    """Every measured value says something about the hidden labels: a contributor address gets
+    `measured_submissions_per_day` of them per benchmark."""
+    async with serve(make_settings(measured_submissions_per_day=2)) as client:
+        model = Held(client, admin_key, tmp_path)
+        await model.start()
+        answers = [
+            await model.improve(saved(tmp_path, f"c{i}", model.train.iloc[: 12 + i]), 0.7)
+            for i in range(3)
+        ]
+    assert [a.status_code for a in answers[:2]] == [201, 201]
+    assert_problem(answers[2], 429, "measurement_quota_exceeded")
+    assert answers[2].headers["retry-after"] == "3600"

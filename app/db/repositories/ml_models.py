@@ -144,6 +144,23 @@ class VersionRepository:
         )
         return (await self.session.execute(query)).first() is not None
 
+    async def measured_submissions(
+        self, addresses: list[str], dataset_hash: str, since: datetime
+    ) -> dict[str, int]:
+        """Per contributor address: versions measured on this dataset since `since`."""
+        query = (
+            select(VersionContributor.address, func.count())
+            .join(ModelVersion, ModelVersion.id == VersionContributor.version_id)
+            .where(
+                VersionContributor.address.in_(addresses),
+                VersionContributor.created_at >= since,
+                ModelVersion.dataset_hash == dataset_hash,
+                ModelVersion.deltaone["basis"].as_string() == "measured",
+            )
+            .group_by(VersionContributor.address)
+        )
+        return {address: count for address, count in (await self.session.execute(query)).all()}
+
     async def latest(self, model_id: uuid.UUID) -> ModelVersion | None:
         query = (
             select(ModelVersion)
