@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,6 +70,17 @@ class ChainVerification(BaseModel):
     length: int
     broken_at: str | None = Field(description="The first attestation that fails")
     reason: str | None
+
+
+class AttestationBundle(BaseModel):
+    """A model's whole attestation chain and the keys that signed it: what `hokusai verify`
+    checks offline."""
+
+    format: Literal["hokusai-attestation-bundle/v1"] = "hokusai-attestation-bundle/v1"
+    model: str
+    attestations: list[AttestationRead] = Field(description="Oldest first")
+    keys: list[PublicKey]
+    eip712_signer: str | None
 
 
 class AttestationPage(Page[AttestationRead]):

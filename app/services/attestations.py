@@ -24,6 +24,7 @@ from app.db.base import utcnow
 from app.db.models import Attestation, MlModel, ModelVersion, SigningKey, VersionContributor
 from app.db.repositories.attestations import AttestationRepository
 from app.schemas.attestations import (
+    AttestationBundle,
     AttestationRead,
     ChainVerification,
     Eip712Read,
@@ -39,6 +40,7 @@ from app.services.signing import PAYLOAD_TYPE, Signer, load_public_pem, verify_d
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 _PUBLISHED: set[str] = set()  # key ids recorded in `signing_keys` by this process
 PREDICATE_TYPE = "https://hokusai.ai/attestations/model-improvement/v1"  # claimed numbers
+MAX_BUNDLE = 100_000  # attestations in one export
 # Measured on a held benchmark: the decision carries the measurement.
 MEASURED_PREDICATE_TYPE = "https://hokusai.ai/attestations/model-improvement/v2"
 
@@ -198,6 +200,16 @@ class AttestationService:
     ) -> tuple[list[AttestationRead], int]:
         rows, total = await self.attestations.page_for_model(model.id, limit=limit, offset=offset)
         return await self._read(rows), total
+
+    async def export(self, model: MlModel) -> AttestationBundle:
+        """The model's whole chain, oldest first, with the public keys that signed it."""
+        rows, _ = await self.attestations.page_for_model(model.id, limit=MAX_BUNDLE, offset=0)
+        return AttestationBundle(
+            model=model.name,
+            attestations=await self._read(rows),
+            keys=list((await self._public_keys()).values()),
+            eip712_signer=self.signer.eip712_address,
+        )
 
     async def _read(self, rows: Sequence[Attestation]) -> list[AttestationRead]:
         versions = await self.attestations.versions_of(rows)

@@ -8,6 +8,7 @@ from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX, Limit, Offset
 from app.api.routing import Route
 from app.schemas.attestations import (
+    AttestationBundle,
     AttestationPage,
     AttestationRead,
     ChainVerification,
@@ -66,6 +67,19 @@ async def list_model_attestations(
     model = await ml_models.get_model(name)
     items, total = await attestations.list_for_model(model, limit=limit, offset=offset)
     return AttestationPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/models/{name}/attestations/export",
+    response_model=AttestationBundle,
+    responses=problems(404, 422),
+)
+async def export_model_attestations(
+    name: str, _: ReaderDep, ml_models: MlModelServiceDep, attestations: AttestationServiceDep
+) -> AttestationBundle:
+    """The model's whole attestation chain with the public keys that signed it, for
+    `hokusai verify` to check offline (signatures, ids, links) with nothing else."""
+    return await attestations.export(await ml_models.get_model(name))
 
 
 @router.get(

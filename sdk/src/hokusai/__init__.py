@@ -25,6 +25,7 @@ from hokusai.errors import (
     ServiceUnavailableError,
     UnprocessableEntityError,
 )
+from hokusai.verification import VerifyReport, verify
 
 __all__ = [
     "APIConnectionError",
@@ -44,7 +45,9 @@ __all__ = [
     "RateLimitError",
     "ServiceUnavailableError",
     "UnprocessableEntityError",
+    "VerifyReport",
     "__version__",
     "dataset_hash",
     "setup",
+    "verify",
 ]

@@ -97,7 +97,33 @@ def parser() -> argparse.ArgumentParser:
     results.add_argument("test_id")
     results.add_argument("--json", action="store_true")
     results.set_defaults(run=ab_results)
+
+    check = commands.add_parser(
+        "verify",
+        help="check an exported attestation bundle offline (signatures, ids, links); exit 0 "
+        "only when every check holds",
+    )
+    check.add_argument("bundle", help="the JSON of GET /api/v1/models/{name}/attestations/export")
+    check.add_argument("--keys", help="the service's keys (GET /api/v1/attestations/keys) to trust")
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(run=verify_bundle)
     return root
+
+
+def verify_bundle(args: argparse.Namespace) -> None:
+    from hokusai.verification import verify
+
+    keys = json.loads(Path(args.keys).read_text()) if args.keys else None
+    report = verify(Path(args.bundle), keys=keys)
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        print(f"{report.model}: {report.attestations} attestations, {len(report.checks)} checks")
+        for failure in report.failures:
+            print(f"FAILED {failure.attestation} {failure.check}: {failure.detail}")
+        print("valid" if report.valid else f"INVALID: {len(report.failures)} checks failed")
+    if not report.valid:
+        sys.exit(1)
 
 
 def login(args: argparse.Namespace) -> None:

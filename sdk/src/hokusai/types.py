@@ -101,6 +101,16 @@ class Attestation(_Response):
     created_at: datetime
 
 
+class AttestationBundle(_Response):
+    """A model's whole attestation chain and the keys that signed it: what `hokusai verify`"""
+
+    format: str | None = None
+    model: str
+    attestations: list[Attestation]
+    keys: list[PublicKey]
+    eip712_signer: str | None
+
+
 class Benchmark(_Response):
     metric: str
     direction: str

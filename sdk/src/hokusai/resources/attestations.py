@@ -6,7 +6,7 @@ from typing import Any
 
 from hokusai._base import Call, Page, model, path, query
 from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
-from hokusai.types import Attestation, ChainVerification, Keys, Verification
+from hokusai.types import Attestation, AttestationBundle, ChainVerification, Keys, Verification
 
 
 def get(attestation_id: str) -> Call[Attestation]:
@@ -42,6 +42,17 @@ def verify(envelope: dict[str, Any]) -> Call[Verification]:
     )
 
 
+def export(name: str) -> Call[AttestationBundle]:
+    """A model's whole chain with the keys that signed it, for `hokusai.verify` offline
+    (`bundle.model_dump(mode="json")` is the bundle's JSON)."""
+    return Call(
+        "GET",
+        path("models", name, "attestations", "export"),
+        model(AttestationBundle),
+        repeatable=True,
+    )
+
+
 def verify_chain(name: str) -> Call[ChainVerification]:
     """Check a model's whole chain of attestations."""
     return Call(
@@ -58,6 +69,7 @@ class Attestations(SyncResource):
     keys = sync(keys)
     verify = sync(verify)
     verify_chain = sync(verify_chain)
+    export = sync(export)
 
 
 class AsyncAttestations(AsyncResource):
@@ -66,3 +78,4 @@ class AsyncAttestations(AsyncResource):
     keys = aio(keys)
     verify = aio(verify)
     verify_chain = aio(verify_chain)
+    export = aio(export)
