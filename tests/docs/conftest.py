@@ -1,6 +1,6 @@
-"""What users are shown runs as users run it: the SDK's wheel with its `[mlflow]` extra and the
-examples' libraries, alone in a fresh virtual environment (the workspace's versions, so nothing
-new is resolved), against the service in a process of its own."""
+"""What users are shown runs as users run it: the SDK's wheel with its `[mlflow,verify]` extras
+and the examples' libraries, alone in a fresh virtual environment (the workspace's versions, so
+nothing new is resolved), against the service in a process of its own."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def user_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
         str(python),
         "-c",
         str(work / "constraints.txt"),
-        f"{wheel}[mlflow]",
+        f"{wheel}[mlflow,verify]",
         *EXTRAS,
     )
     return python

@@ -16,6 +16,7 @@ from hokusai.resources.ab_tests import AbTests, AsyncAbTests
 from hokusai.resources.aliases import Aliases, AsyncAliases
 from hokusai.resources.api_keys import ApiKeys, AsyncApiKeys
 from hokusai.resources.attestations import AsyncAttestations, Attestations
+from hokusai.resources.benchmarks import AsyncBenchmarks, Benchmarks
 from hokusai.resources.contributors import AsyncContributors, Contributors
 from hokusai.resources.experiments import AsyncExperiments, Experiments
 from hokusai.resources.lineage import AsyncLineage, Lineage
@@ -101,6 +102,7 @@ class HokusaiClient(BaseClient):
         self.aliases = Aliases(self)
         self.lineage = Lineage(self)
         self.attestations = Attestations(self)
+        self.benchmarks = Benchmarks(self)
         self.contributors = Contributors(self)
         self.ab_tests = AbTests(self)
         self.experiments = Experiments(self)
@@ -184,6 +186,7 @@ class AsyncHokusaiClient(BaseClient):
         self.aliases = AsyncAliases(self)
         self.lineage = AsyncLineage(self)
         self.attestations = AsyncAttestations(self)
+        self.benchmarks = AsyncBenchmarks(self)
         self.contributors = AsyncContributors(self)
         self.ab_tests = AsyncAbTests(self)
         self.experiments = AsyncExperiments(self)
