@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
-from starlette.datastructures import UploadFile
 
+from app.api import uploads
 from app.api.auth import BenchmarkerDep, ReaderDep
 from app.api.deps import BenchmarkServiceDep, SettingsDep
 from app.api.errors import AUTHENTICATED, problems
@@ -70,28 +70,15 @@ async def upload_benchmark(
         async with request.form(
             max_files=1, max_fields=1, max_part_size=settings.max_body_bytes
         ) as form:
-            upload, label_column = form.get("file"), form.get("label_column")
-            if not isinstance(upload, UploadFile) or not isinstance(label_column, str):
-                raise ValidationFailed(
-                    "multipart/form-data needs a `file` and a `label_column`",
-                    errors=[
-                        {"loc": ["body", part], "msg": "Field required", "type": "missing"}
-                        for part, value in (("file", upload), ("label_column", label_column))
-                        if not value
-                    ],
-                )
+            label_column, upload = uploads.parts(
+                form, "label_column", "file", "a `file` and a `label_column`"
+            )
             if not 0 < len(label_column) <= 250 or "\x00" in label_column:
                 raise ValidationFailed("label_column must be 1 to 250 characters, no NUL")
             file = workdir / "upload"
-            size = 0
-            with file.open("wb") as out:
-                while chunk := await upload.read(1 << 20):
-                    size += len(chunk)
-                    if size > settings.benchmark_max_bytes:
-                        raise BenchmarkTooLarge(
-                            f"The file is over {settings.benchmark_max_bytes} bytes"
-                        )
-                    out.write(chunk)
+            limit = settings.benchmark_max_bytes
+            too_large = BenchmarkTooLarge(f"The file is over {limit} bytes")
+            await uploads.saved(upload, file, limit, too_large)
         benchmark, created = await benchmarks.upload(file, label_column, principal)
         body = BenchmarkRead.model_validate(benchmark).model_dump(mode="json")
         return JSONResponse(body, status_code=201 if created else 200)

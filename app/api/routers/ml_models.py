@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from pathlib import Path as FilePath
@@ -13,8 +12,8 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
-from starlette.datastructures import UploadFile
 
+from app.api import uploads
 from app.api.auth import ReaderDep, WriterDep, check_scope
 from app.api.deps import (
     AliasServiceDep,
@@ -28,7 +27,7 @@ from app.api.idempotency import Idempotent, IdempotentDep
 from app.api.routers import API_PREFIX, Limit, Offset
 from app.api.routing import Route, parsed
 from app.core.config import Settings
-from app.core.errors import UnsupportedMediaType, ValidationFailed
+from app.core.errors import UnsupportedMediaType
 from app.core.security import Principal, Scope
 from app.core.vocabulary import ModelType
 from app.schemas.common import DEFAULT_LIMIT, MAX_INTEGER, Time
@@ -94,17 +93,6 @@ REGISTER_BODY: dict[str, Any] = {
 BODY_SCHEMAS: tuple[type[BaseModel], ...] = (VersionRegister, VersionMetadata)
 
 
-async def _save_upload(upload: UploadFile, workdir: FilePath) -> tuple[FilePath, str]:
-    """The uploaded archive on disk, and its sha256 (part of the idempotency fingerprint)."""
-    target = workdir / "upload"
-    digest = hashlib.sha256()
-    with target.open("wb") as out:
-        while chunk := await upload.read(1 << 20):
-            digest.update(chunk)
-            out.write(chunk)
-    return target, digest.hexdigest()
-
-
 @router.post(
     "/register",
     status_code=201,
@@ -149,18 +137,12 @@ async def _register_upload(
         async with request.form(
             max_files=1, max_fields=1, max_part_size=settings.max_body_bytes
         ) as form:
-            metadata_part, upload = form.get("metadata"), form.get("artifact")
-            if not isinstance(metadata_part, str) or not isinstance(upload, UploadFile):
-                raise ValidationFailed(
-                    "multipart/form-data needs a `metadata` part (JSON) and an `artifact` file",
-                    errors=[
-                        {"loc": ["body", part], "msg": "Field required", "type": "missing"}
-                        for part, value in (("metadata", metadata_part), ("artifact", upload))
-                        if value is None
-                    ],
-                )
+            metadata_part, upload = uploads.parts(
+                form, "metadata", "artifact", "a `metadata` part (JSON) and an `artifact` file"
+            )
             metadata = parsed(VersionMetadata, metadata_part, "metadata")
-            archive, archive_sha256 = await _save_upload(upload, workdir)
+            archive = workdir / "upload"
+            archive_sha256 = await uploads.saved(upload, archive)
         return await idempotent(
             principal,
             {"metadata": metadata.model_dump(mode="json"), "artifact_sha256": archive_sha256},

@@ -1,0 +1,44 @@
+"""Multipart uploads (a model's archive, a benchmark's file): the form's parts, checked, and
+an uploaded file written to disk in chunks with its SHA-256 and an optional size limit."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from starlette.datastructures import FormData, UploadFile
+
+from app.core.errors import AppError, ValidationFailed
+
+CHUNK = 1 << 20
+
+
+def parts(form: FormData, text: str, file: str, what: str) -> tuple[str, UploadFile]:
+    """The form's text part and file part; 422 naming the parts that are missing."""
+    value, upload = form.get(text), form.get(file)
+    if not isinstance(value, str) or not isinstance(upload, UploadFile):
+        raise ValidationFailed(
+            f"multipart/form-data needs {what}",
+            errors=[
+                {"loc": ["body", part], "msg": "Field required", "type": "missing"}
+                for part, found in ((text, value), (file, upload))
+                if found is None
+            ],
+        )
+    return value, upload
+
+
+async def saved(
+    upload: UploadFile, target: Path, limit: int | None = None, too_large: AppError | None = None
+) -> str:
+    """Write the upload to `target`; its SHA-256 (hex). Past `limit` bytes, `too_large`."""
+    digest = hashlib.sha256()
+    size = 0
+    with target.open("wb") as out:
+        while chunk := await upload.read(CHUNK):
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise too_large or ValidationFailed(f"The file is over {limit} bytes")
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
