@@ -204,6 +204,10 @@ class BenchmarkTooLarge(PayloadTooLarge):
     code, title = "benchmark_too_large", "Benchmark too large"
 
 
+class BenchmarkRetired(Conflict):
+    code, title = "benchmark_retired", "The benchmark is retired"
+
+
 class AbTestNotFound(NotFound):
     code, title = "ab_test_not_found", "A/B test not found"
 

@@ -22,6 +22,7 @@ from app.adapters.memory import MODEL, changed
 from app.adapters.registry import Publication, Published, Registry
 from app.core.config import Settings
 from app.core.errors import (
+    BenchmarkRetired,
     InvalidAddress,
     InvalidArtifact,
     MeasurementQuotaExceeded,
@@ -97,6 +98,12 @@ class RegistrationService:
         model = await self.models.get_by_name(request.name)
         benchmark = self._benchmark(request, model)
         self._check_metrics(request, benchmark)
+        if request.kind == VersionKind.BASELINE:
+            held = await self.benchmarks.get(request.dataset.hash)
+            if held is not None and held.retired_at is not None:
+                raise BenchmarkRetired(
+                    f"Benchmark {held.hash} was retired; a new baseline names a new benchmark"
+                )
         parent = await self._parent(request, model)
         contributors = self._contributors(request)
         model_type = self._model_type(request, model)

@@ -294,3 +294,25 @@ async def test_each_contributor_gets_a_bounded_number_of_measurements_a_day(
     assert [a.status_code for a in answers[:2]] == [201, 201]
     assert_problem(answers[2], 429, "measurement_quota_exceeded")
     assert answers[2].headers["retry-after"] == "3600"
+
+
+async def test_a_retired_benchmark_names_no_new_baseline(held: Held) -> None:
+    owner = (await create_key(held.client, held.admin_key, "benchmark"))["key"]
+    retired = await held.client.post(
+        f"/api/v1/benchmarks/{held.dataset['hash']}/retire", headers=auth(owner)
+    )
+    assert retired.status_code == 200
+    body = {
+        "name": unique("late"),
+        "kind": "baseline",
+        "model_type": "classification",
+        "metrics": {"accuracy": 0.6},
+        "benchmark": {
+            "metric": "accuracy",
+            "direction": "higher_is_better",
+            "family": "proportion",
+        },
+        "dataset": held.dataset,
+    }
+    response = await upload(held.client, held.admin_key, body, tar_gz(held.baseline_dir))
+    assert_problem(response, 409, "benchmark_retired")
