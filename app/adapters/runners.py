@@ -92,7 +92,6 @@ class Runners:
         self._model_users: Counter[Path] = Counter()
         # The largest message either side accepts: rows in, answers out.
         self.max_frame_bytes = max(settings.max_body_bytes, 64 << 20)
-        self.restarts = 0
 
     @property
     def refusal(self) -> str | None:
@@ -205,10 +204,10 @@ class Runners:
         finally:
             theirs.close()
         assert process.stdout is not None
-        self._spawn_task(_forward_output(process.stdout, "zygote"))
+        self.spawn_task(_forward_output(process.stdout, "zygote"))
         ready = asyncio.get_running_loop().create_future()
         self._control, self._zygote = ours, process
-        self._spawn_task(self._read_control(ours, ready))
+        self.spawn_task(self._read_control(ours, ready))
         try:
             await asyncio.wait_for(ready, self.settings.model_load_timeout_s)
         except BaseException:
@@ -319,7 +318,7 @@ class Runners:
             os.close(output)
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        self._spawn_task(_forward_output(_pipe_reader(output), f"runner {label} pid {pid}"))
+        self.spawn_task(_forward_output(_pipe_reader(output), f"runner {label} pid {pid}"))
         reader, writer = await asyncio.open_unix_connection(sock=ours, limit=1 << 20)
         made = Runner(self, pid, model, label, reader, writer, self._exits.get(pid), tmp)
         try:
@@ -332,7 +331,8 @@ class Runners:
         )
         return made
 
-    def _spawn_task(self, work: Awaitable[Any]) -> None:
+    def spawn_task(self, work: Awaitable[Any]) -> None:
+        """Run `work` in the background, held until it ends (the loop keeps tasks weakly)."""
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -476,7 +476,6 @@ class Runner:
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.runners.metrics.model_runners.dec()
         if reason != "closed":
-            self.runners.restarts += 1
             self.runners.metrics.child(
                 self.runners.metrics.model_runner_restarts, self.model, reason
             ).inc()
@@ -548,9 +547,9 @@ class RunnerGroup:
 
     def _give_back(self, taken: Runner) -> None:
         if self._closing:
-            self.runners._spawn_task(taken.stop("closed"))
+            self.runners.spawn_task(taken.stop("closed"))
         elif taken.dead:
-            self.runners._spawn_task(self._replace_in_background(taken))
+            self.runners.spawn_task(self._replace_in_background(taken))
         else:
             self._idle.put_nowait(taken)
 

@@ -46,11 +46,10 @@ class BenchmarkService:
         self.settings = settings
 
     async def upload(
-        self, file: Path, label_column: str, actor: Principal
+        self, file: Path, digest: str, label_column: str, actor: Principal
     ) -> tuple[Benchmark, bool]:
-        """The benchmark of this file, and whether it is new (the same bytes again answer the
-        benchmark already held)."""
-        digest = await asyncio.to_thread(file_hash, file)
+        """The benchmark of this file (`digest`: `sha256:` of its bytes, taken as it was
+        written), and whether it is new (the same bytes again answer the benchmark held)."""
         existing = await self.benchmarks.get(digest)
         if existing is not None:
             return existing, False

@@ -30,6 +30,7 @@ from app.core.errors import (
 )
 from app.core.vocabulary import Family, MetricDirection
 from app.db.models import Benchmark, ModelVersion
+from app.schemas.ml_models import Benchmark as BenchmarkSpec
 from app.services import artifacts
 from app.services.benchmarks import BenchmarkService, read_table
 
@@ -84,78 +85,43 @@ class EvaluationService:
 
     async def evaluate(
         self,
-        benchmark: Benchmark,
-        metric: str,
-        direction: MetricDirection,
-        family: Family,
+        held: Benchmark,
+        spec: BenchmarkSpec,
         parent: ModelVersion,
         candidate_dir: Path,
         candidate_digest: str,
     ) -> Evaluation:
+        """Both versions on every row of `held`, scored by `spec`'s metric, within
+        `HOKUSAI_EVALUATION_TIMEOUT_S`."""
         timeout_s = self.settings.evaluation_timeout_s
         try:
             async with asyncio.timeout(timeout_s):
-                return await self._evaluate(
-                    benchmark, metric, direction, family, parent, candidate_dir, candidate_digest
+                labels, features = await self._rows(held)
+                m = _metric(spec, labels)
+                parent_dir = await self.runners.stage(
+                    parent.artifact_digest,
+                    lambda staging: self._download(parent.source_uri, staging),
+                    _digest,
+                )
+                candidate = await self.runners.stage(
+                    candidate_digest, lambda staging: _copy(candidate_dir, staging), _digest
+                )
+                before = await self._predict(parent_dir, "parent", features)
+                after = await self._predict(candidate, "candidate", features)
+                bootstrap = await asyncio.to_thread(
+                    _bootstrap, m, spec, labels, before, after, parent, held, self.settings
                 )
         except TimeoutError as exc:
             raise EvaluationFailed(f"The evaluation did not finish within {timeout_s:g} s") from exc
+        first, second = measure.predictions_digest(before), measure.predictions_digest(after)
+        return Evaluation(held, bootstrap, first, second, first == second)
 
-    async def _evaluate(
-        self,
-        benchmark: Benchmark,
-        metric: str,
-        direction: MetricDirection,
-        family: Family,
-        parent: ModelVersion,
-        candidate_dir: Path,
-        candidate_digest: str,
-    ) -> Evaluation:
+    async def _rows(self, held: Benchmark) -> tuple[Any, Any]:
+        """The benchmark's labels and its feature columns (every other column)."""
         with tempfile.TemporaryDirectory(prefix="hokusai-evaluation-") as workdir:
-            file = await self.benchmarks.file(benchmark.hash, Path(workdir))
-            table = await asyncio.to_thread(read_table, file, benchmark.format)
-        labels = table[benchmark.label_column].to_numpy()
-        features = table.drop(columns=[benchmark.label_column])
-        classes = sorted(set(labels.tolist())) if family == Family.PROPORTION else None
-        try:
-            m = measure.metric(metric, classes)
-        except measure.MeasurementError as exc:
-            raise refused(exc) from exc
-        parent_dir = await self.runners.stage(
-            parent.artifact_digest,
-            lambda staging: self._download(parent.source_uri, staging),
-            lambda root: asyncio.to_thread(artifacts.digest, root),
-        )
-
-        async def copy(staging: Path) -> Path:
-            return Path(await asyncio.to_thread(shutil.copytree, candidate_dir, staging))
-
-        candidate_folder = await self.runners.stage(
-            candidate_digest, copy, lambda root: asyncio.to_thread(artifacts.digest, root)
-        )
-        before = await self._predict(parent_dir, "parent", features)
-        after = await self._predict(candidate_folder, "candidate", features)
-        try:
-            parent_predictions = measure.prepared(m, labels, before)
-            candidate_predictions = measure.prepared(m, labels, after)
-            bootstrap = await asyncio.to_thread(
-                measure.paired_bootstrap,
-                m,
-                labels,
-                parent_predictions,
-                candidate_predictions,
-                higher_is_better=direction == MetricDirection.HIGHER_IS_BETTER,
-                proportion=family == Family.PROPORTION,
-                seed=measure.seed(parent.artifact_digest, benchmark.hash),
-                draws=self.settings.evaluation_bootstrap_draws,
-            )
-        except measure.MeasurementError as exc:
-            raise refused(exc) from exc
-        first, second = (
-            measure.predictions_digest(before),
-            measure.predictions_digest(after),
-        )
-        return Evaluation(benchmark, bootstrap, first, second, first == second)
+            file = await self.benchmarks.file(held.hash, Path(workdir))
+            table = await asyncio.to_thread(read_table, file, held.format)
+        return table[held.label_column].to_numpy(), table.drop(columns=[held.label_column])
 
     async def _download(self, source_uri: str, staging: Path) -> Path:
         return artifacts.model_root(await self.registry.download(source_uri, staging))
@@ -184,6 +150,47 @@ class EvaluationService:
             raise EvaluationFailed(f"The {which} could not predict the benchmark's rows") from exc
         finally:
             await group.close()
+
+
+def _metric(spec: BenchmarkSpec, labels: Any) -> measure.Metric:
+    classes = sorted(set(labels.tolist())) if spec.family == Family.PROPORTION else None
+    try:
+        return measure.metric(spec.metric, classes)
+    except measure.MeasurementError as exc:
+        raise refused(exc) from exc
+
+
+def _bootstrap(
+    m: measure.Metric,
+    spec: BenchmarkSpec,
+    labels: Any,
+    before: list[Any],
+    after: list[Any],
+    parent: ModelVersion,
+    held: Benchmark,
+    settings: Settings,
+) -> measure.PairedBootstrap:
+    try:
+        return measure.paired_bootstrap(
+            m,
+            labels,
+            measure.prepared(m, labels, before),
+            measure.prepared(m, labels, after),
+            higher_is_better=spec.direction == MetricDirection.HIGHER_IS_BETTER,
+            proportion=spec.family == Family.PROPORTION,
+            seed=measure.seed(parent.artifact_digest, held.hash),
+            draws=settings.evaluation_bootstrap_draws,
+        )
+    except measure.MeasurementError as exc:
+        raise refused(exc) from exc
+
+
+async def _digest(root: Path) -> str:
+    return await asyncio.to_thread(artifacts.digest, root)
+
+
+async def _copy(source: Path, staging: Path) -> Path:
+    return Path(await asyncio.to_thread(shutil.copytree, source, staging))
 
 
 def refused(exc: measure.MeasurementError) -> EvaluationFailed:

@@ -285,16 +285,17 @@ class RegistrationService:
             return None
         await self._within_quota(request, held.hash)
         if digest == parent.artifact_digest:  # nothing to run: the same files
-            return Measured(0.0, 0.0, 0.0, 0.0, held.rows, True, True, {"basis": "measured"})
-        evaluation = await self.evaluation.evaluate(
-            held,
-            benchmark.metric,
-            benchmark.direction,
-            benchmark.family,
-            parent,
-            model_dir,
-            digest,
-        )
+            return Measured(
+                gain=0.0,
+                ci_low=0.0,
+                ci_high=0.0,
+                parent_value=0.0,
+                rows=held.rows,
+                no_change=True,
+                identical_artifact=True,
+                record={"basis": "measured", "dataset_hash": held.hash},
+            )
+        evaluation = await self.evaluation.evaluate(held, benchmark, parent, model_dir, digest)
         result = evaluation.bootstrap
         return Measured(
             gain=result.gain,

@@ -146,3 +146,14 @@ async def test_only_a_multipart_body_is_a_benchmark(
         "/api/v1/benchmarks", json={"label_column": "label"}, headers=auth(admin_key)
     )
     assert_problem(response, 415, "unsupported_media_type")
+
+
+async def test_a_label_column_name_with_nul_or_past_250_characters_is_refused(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    content = csv_bytes(frame())
+    for label in ("lab\x00el", "x" * 251):
+        response = await upload(client, admin_key, content, label)
+        assert_problem(response, 422, "validation_failed")
+    listed = await client.get("/api/v1/benchmarks", headers=auth(admin_key))
+    assert listed.json()["total"] == 0

@@ -121,3 +121,33 @@ def test_the_command_line_exits_0_only_when_every_check_holds(
     report = json.loads(failed.stdout)
     assert report["valid"] is False
     assert [c["check"] for c in report["checks"] if not c["ok"]] == ["statement"]
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        [],
+        {"attestations": "everything"},
+        {"attestations": [1, None, "x"]},
+        {"attestations": [{"id": "sha256:00", "envelope": ["not", "an", "object"]}]},
+        {
+            "model": "m",
+            "attestations": [
+                {
+                    "id": "sha256:00",
+                    "envelope": {
+                        "payloadType": "application/vnd.in-toto+json",
+                        "payload": base64.b64encode(b"[1, 2, 3]").decode(),
+                        "signatures": ["sig"],
+                    },
+                }
+            ],
+            "keys": [1, {"keyid": "k", "public_key_pem": "not a key"}],
+        },
+        {"attestations": [{"envelope": {"payload": base64.b64encode(b"[" * 100_000).decode()}}]},
+    ],
+)
+def test_a_hostile_bundle_is_reported_invalid_not_a_crash(hostile: Any) -> None:
+    report = hokusai.verify(hostile)
+    assert not report.valid
+    assert report.failures

@@ -78,8 +78,8 @@ async def upload_benchmark(
             file = workdir / "upload"
             limit = settings.benchmark_max_bytes
             too_large = BenchmarkTooLarge(f"The file is over {limit} bytes")
-            await uploads.saved(upload, file, limit, too_large)
-        benchmark, created = await benchmarks.upload(file, label_column, principal)
+            digest = "sha256:" + await uploads.saved(upload, file, limit, too_large)
+        benchmark, created = await benchmarks.upload(file, digest, label_column, principal)
         body = BenchmarkRead.model_validate(benchmark).model_dump(mode="json")
         return JSONResponse(body, status_code=201 if created else 200)
     finally:

@@ -73,14 +73,22 @@ def verify(
     if recompute is not None:
         raise NotImplementedError("recomputing measured values is not offered yet")
     document = _load(bundle)
+    if not isinstance(document, Mapping) or not isinstance(document.get("attestations"), list):
+        report = VerifyReport(model="", attestations=0)
+        report.checks.append(Check("bundle", "bundle", False, "not an attestation bundle"))
+        return report
     trusted = _public_keys((keys or document).get("keys", []))
-    items = list(document.get("attestations", []))
+    items = document["attestations"]
     report = VerifyReport(model=str(document.get("model", "")), attestations=len(items))
     if not items:
         report.checks.append(Check("bundle", "attestations", False, "the bundle has none"))
         return report
     previous: str | None = None
-    for item in items:
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping) or not isinstance(item.get("envelope"), Mapping):
+            report.checks.append(Check(f"#{index}", "attestation", False, "not an attestation"))
+            previous = None
+            continue
         report.checks.extend(_check(item, previous, trusted, report.model))
         previous = item.get("id")
     return report
@@ -92,7 +100,7 @@ def _check(
     import rfc8785
 
     name = str(item.get("id"))
-    envelope = item.get("envelope") or {}
+    envelope = item["envelope"]
     checks = [
         Check(
             name,
@@ -104,8 +112,10 @@ def _check(
     try:
         payload = base64.b64decode(str(envelope.get("payload", "")), validate=True)
         statement = json.loads(payload)
-    except (binascii.Error, ValueError) as exc:
+    except (binascii.Error, ValueError, RecursionError) as exc:
         return [*checks, Check(name, "payload", False, f"the payload is not JSON: {exc}")]
+    if not isinstance(statement, dict) or not isinstance(statement.get("predicate"), dict):
+        return [*checks, Check(name, "payload", False, "the payload is not a statement")]
     digest = "sha256:" + hashlib.sha256(payload).hexdigest()
     checks.append(
         Check(name, "id", digest == name, f"the payload's digest is {digest}: payload changed")
@@ -122,7 +132,7 @@ def _check(
         )
     )
     checks.append(_signature(name, envelope, payload, keys))
-    predicate = statement.get("predicate") or {}
+    predicate = statement["predicate"]
     linked = predicate.get("previous_attestation")
     checks.append(
         Check(
@@ -155,12 +165,15 @@ def _signature(
 ) -> Check:
     from cryptography.exceptions import InvalidSignature
 
-    signatures = envelope.get("signatures") or []
-    if not signatures:
+    signatures = envelope.get("signatures")
+    if not isinstance(signatures, list) or not signatures:
         return Check(name, "signature", False, "unsigned")
     problems = []
     for signature in signatures:
-        key = keys.get(signature.get("keyid"))
+        if not isinstance(signature, Mapping):
+            problems.append("a signature that is not an object")
+            continue
+        key = keys.get(str(signature.get("keyid")))
         if key is None:
             problems.append(f"signed by key {signature.get('keyid')}, which is not trusted")
             continue
@@ -180,7 +193,9 @@ def _public_keys(listed: Any) -> dict[str, Any]:
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
     found = {}
-    for entry in listed or []:
+    for entry in listed if isinstance(listed, list) else []:
+        if not isinstance(entry, Mapping):
+            continue
         try:
             key = load_pem_public_key(str(entry["public_key_pem"]).encode())
         except (KeyError, ValueError, TypeError):
@@ -190,8 +205,8 @@ def _public_keys(listed: Any) -> dict[str, Any]:
     return found
 
 
-def _load(bundle: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
-    if isinstance(bundle, Mapping):
-        return bundle
-    loaded: Mapping[str, Any] = json.loads(Path(bundle).read_text())
-    return loaded
+def _load(bundle: Mapping[str, Any] | str | Path) -> Any:
+    """A path is read as JSON; anything else is the bundle itself (checked by the caller)."""
+    if isinstance(bundle, str | Path):
+        return json.loads(Path(bundle).read_text())
+    return bundle
