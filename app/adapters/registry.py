@@ -97,7 +97,7 @@ class Registry:
             if status is not None:
                 self.breaker.succeeded()  # it answered
                 raise RegistryRejected(status, getattr(exc, "message", str(exc))) from exc
-            if isinstance(exc, OSError):  # the network; not a model that fails to load
+            if _network(exc):  # not a model that fails to load
                 self.breaker.failed()
             raise RegistryUnavailable(
                 f"MLflow call failed: {exc.__class__.__name__}", retry_after=self.retry_after_s
@@ -480,3 +480,16 @@ def _client_error_status(exc: Exception) -> int | None:
     if status is None:
         status = getattr(getattr(exc, "response", None), "status_code", None)
     return status if isinstance(status, int) and status in _CLIENT_ERROR_STATUSES else None
+
+
+def _network(exc: BaseException) -> bool:
+    """Whether the network failed: an OSError (requests' errors are), also when MLflow wraps it
+    (its timeouts and connection errors come back as an MlflowException raised from one)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, OSError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
