@@ -1,4 +1,4 @@
-"""`hokusai-api`: serve, migrate, manage API keys, export the OpenAPI document."""
+"""`hokusai-api`: serve, migrate, manage API keys and signing keys, export the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,6 +26,7 @@ from app.services.api_keys import ApiKeyService
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
 log = logging.getLogger("hokusai")
@@ -113,16 +115,28 @@ def _dev_key() -> str:
     return key
 
 
-def _with_service(settings: Settings, work: Callable[[ApiKeyService], Awaitable[T]]) -> T:
+def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     async def run() -> T:
         engine = create_engine(settings)
         try:
             async with create_sessionmaker(engine).begin() as session:
-                return await work(ApiKeyService(session))
+                return await work(session)
         finally:
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+def _with_service(settings: Settings, work: Callable[[ApiKeyService], Awaitable[T]]) -> T:
+    return _in_transaction(settings, lambda session: work(ApiKeyService(session)))
+
+
+def _with_attestations(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    from app.services.attestations import AttestationService
+    from app.services.signing import Signer
+
+    signer = Signer.from_settings(settings)
+    return _in_transaction(settings, lambda session: work(AttestationService(session, signer)))
 
 
 def _print_json(value: Any) -> None:
@@ -150,6 +164,45 @@ def list_keys(settings: Settings) -> None:
             for k in items
         ]
     )
+
+
+def list_signing_keys(settings: Settings) -> None:
+    keys = _with_attestations(settings, lambda service: service.keys())
+    _print_json([key.model_dump(exclude={"public_key_pem"}) for key in keys.keys])
+
+
+def generate_signing_key(path: Path) -> None:
+    """A new Ed25519 private key (PEM, mode 0600) for HOKUSAI_ATTESTATION_KEY(_FILE)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from app.services.signing import key_id
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    try:
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+            out.write(pem)
+    except FileExistsError:
+        sys.exit(f"{path} exists; not overwritten")
+    print(key_id(key.public_key()))
+
+
+def rotate_signing_key(settings: Settings) -> None:
+    keys = _with_attestations(settings, lambda service: service.rotate())
+    _print_json([key.model_dump(exclude={"public_key_pem"}) for key in keys])
+
+
+def retire_signing_key(settings: Settings, keyid: str, compromised_at: datetime | None) -> None:
+    from app.core.errors import SigningKeyNotFound
+
+    try:
+        key = _with_attestations(settings, lambda service: service.retire(keyid, compromised_at))
+    except SigningKeyNotFound as exc:
+        sys.exit(str(exc))
+    _print_json(key.model_dump(exclude={"public_key_pem"}))
 
 
 def revoke_key(settings: Settings, api_key_id: uuid.UUID) -> None:
@@ -211,6 +264,16 @@ def export_openapi(settings: Settings, output: str | None) -> None:
         sys.stdout.write(document)
 
 
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("an RFC 3339 time, e.g. 2026-12-01T09:30:00Z") from exc
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError("give the time zone, e.g. 2026-12-01T09:30:00Z")
+    return moment.astimezone(UTC)
+
+
 def _scopes(text: str) -> list[Scope]:
     try:
         return [Scope(part.strip()) for part in text.split(",") if part.strip()]
@@ -234,6 +297,25 @@ def parser() -> argparse.ArgumentParser:
     keys.add_parser("list", help="list keys (without secrets)")
     revoke = keys.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("id", type=uuid.UUID)
+    signing = commands.add_parser(
+        "signing-key",
+        help="rotate or retire the attestation signing key (docs/how-to/operate.md)",
+    ).add_subparsers(dest="action", required=True)
+    signing.add_parser("list", help="the published keys and their validity periods")
+    generate = signing.add_parser("generate", help="write a new Ed25519 key (PEM) and print its id")
+    generate.add_argument("path", type=Path)
+    signing.add_parser(
+        "rotate",
+        help="publish the configured key and end every other key's period now "
+        "(run once every replica signs with the new key)",
+    )
+    retire = signing.add_parser("retire", help="end a key's period now, or when it was compromised")
+    retire.add_argument("keyid")
+    retire.add_argument(
+        "--compromised-at",
+        type=_moment,
+        help="when the key was compromised (RFC 3339): what it signed from then on is invalid",
+    )
     importing = commands.add_parser(
         "import-mlflow", help="record an MLflow registry the upstream SDK populated"
     )
@@ -267,6 +349,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             list_keys(settings)
         case "api-key", "revoke":
             revoke_key(settings, args.id)
+        case "signing-key", "list":
+            list_signing_keys(settings)
+        case "signing-key", "generate":
+            generate_signing_key(args.path)
+        case "signing-key", "rotate":
+            rotate_signing_key(settings)
+        case "signing-key", "retire":
+            retire_signing_key(settings, args.keyid, args.compromised_at)
         case "openapi", _:
             export_openapi(settings, args.output)
         case "import-mlflow", _:

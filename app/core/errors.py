@@ -176,6 +176,16 @@ class AttestationNotFound(NotFound):
     code, title = "attestation_not_found", "Attestation not found"
 
 
+class SigningKeyRetired(Unavailable):
+    """The configured attestation key was rotated out or retired: nothing is signed with it."""
+
+    code, title = "signing_key_retired", "The attestation signing key is no longer valid"
+
+
+class SigningKeyNotFound(NotFound):
+    code, title = "signing_key_not_found", "Signing key not found"
+
+
 class ModelUnavailable(Unavailable):
     code, title = "model_unavailable", "The model could not be loaded"
 

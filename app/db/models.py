@@ -197,13 +197,17 @@ class Attestation(CreatedAt, Base):
 
 
 class SigningKey(CreatedAt, Base):
-    """Every public key the service has signed with, so old signatures stay verifiable."""
+    """Every public key the service has signed with, so old signatures stay verifiable. A key is
+    valid from `created_at` (when it was first published) until `valid_until` (rotated, or the
+    moment it was compromised, `compromised_at`); it signs nothing after that."""
 
     __tablename__ = "signing_keys"
 
     keyid: Mapped[str] = mapped_column(String(64), primary_key=True)
     algorithm: Mapped[str] = mapped_column(String(16))
     public_key_pem: Mapped[str] = mapped_column(Text)
+    valid_until: Mapped[datetime | None]
+    compromised_at: Mapped[datetime | None]
 
 
 class AbTest(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):

@@ -41,9 +41,18 @@ class AttestationRead(BaseModel):
 
 
 class PublicKey(BaseModel):
-    keyid: str
+    """A key that signs (or signed) attestations. An attestation is valid only when its
+    `issued_at` lies in the key's validity period: from `valid_from` until `valid_until`
+    (excluded; null while the key signs). A compromised key's period ends when it was
+    compromised, so what it signed before stays valid and anything later is forged."""
+
+    keyid: str = Field(description="SHA-256 of the raw 32-byte Ed25519 public key, in hex")
     algorithm: str
     public_key_pem: str
+    status: Literal["active", "rotated", "compromised"]
+    valid_from: datetime
+    valid_until: datetime | None
+    compromised_at: datetime | None
 
 
 class Keys(BaseModel):

@@ -4,21 +4,21 @@ either format, has the same digest)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import tarfile
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
+
+from hokusai import measure
 
 from app.core.errors import ArtifactTooLarge, InvalidArtifact
 
 CHUNK = 1 << 20
 MLMODEL = "MLmodel"
-# Written by MLflow into a `models:/` download; not part of the model.
-GENERATED = frozenset({"registered_model_meta"})
+# A model folder's digest, shared with `hokusai verify --recompute` (which checks it offline).
+digest = measure.artifact_digest
 
 
 def unpack(archive: Path, destination: Path, *, max_bytes: int, max_ratio: int) -> Path:
@@ -220,38 +220,9 @@ def _unpack_zip(archive: Path, destination: Path, limit: int) -> None:
         raise InvalidArtifact(f"Unreadable zip archive: {exc}") from exc
 
 
-def _files(root: Path) -> Iterator[tuple[str, Path]]:
-    for directory, folders, files in os.walk(root):
-        folders.sort()
-        links = [name for name in folders if (Path(directory) / name).is_symlink()]
-        for name in sorted(files + links):
-            path = Path(directory) / name
-            relative = path.relative_to(root).as_posix()
-            if relative not in GENERATED:
-                yield relative, path
-
-
-def digest(root: Path) -> str:
-    """`sha256:` over the sorted (relative path, content sha256) pairs of the model directory;
-    a link counts as its target path. Independent of archive format, order and timestamps."""
-    total = hashlib.sha256()
-    for relative, path in sorted(_files(root)):
-        if path.is_symlink():
-            content = ("link:" + os.readlink(path)).encode()
-            file_digest = hashlib.sha256(content).hexdigest()
-        else:
-            file_hash = hashlib.sha256()
-            with path.open("rb") as handle:
-                while chunk := handle.read(CHUNK):
-                    file_hash.update(chunk)
-            file_digest = file_hash.hexdigest()
-        total.update(f"{relative}\0{file_digest}\n".encode())
-    return "sha256:" + total.hexdigest()
-
-
 def pack(root: Path, archive: Path) -> Path:
     """A .tar.gz of the model directory, for downloads."""
     with tarfile.open(archive, "w:gz") as tar:
-        for relative, path in sorted(_files(root)):
+        for relative, path in sorted(measure.artifact_files(root)):
             tar.add(path, arcname=relative, recursive=False)
     return archive

@@ -19,7 +19,7 @@ from typing import Any
 import rfc8785
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import AttestationNotFound
+from app.core.errors import AttestationNotFound, SigningKeyNotFound, SigningKeyRetired
 from app.db.base import utcnow
 from app.db.models import Attestation, MlModel, ModelVersion, SigningKey, VersionContributor
 from app.db.repositories.attestations import AttestationRepository
@@ -38,7 +38,6 @@ from app.services.deltaone import Decision
 from app.services.signing import PAYLOAD_TYPE, Signer, load_public_pem, verify_dsse
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-_PUBLISHED: set[str] = set()  # key ids recorded in `signing_keys` by this process
 PREDICATE_TYPE = "https://hokusai.ai/attestations/model-improvement/v1"  # claimed numbers
 MAX_BUNDLE = 100_000  # attestations in one export
 # Measured on a held benchmark: the decision carries the measurement.
@@ -122,20 +121,54 @@ class AttestationService:
         self.attestations = AttestationRepository(session)
         self.signer = signer
 
-    async def publish_key(self) -> None:
-        """Record the signing key's public half, so signatures stay verifiable after rotation.
-        Once per process: the current key is published by the API whether recorded or not."""
-        if self.signer.keyid in _PUBLISHED:
-            return
-        await self.attestations.add_key(
-            SigningKey(
-                keyid=self.signer.keyid,
-                algorithm="ed25519",
-                public_key_pem=self.signer.public_key_pem,
-                created_at=utcnow(),
+    async def signing_key(self, now: datetime) -> SigningKey:
+        """The configured key's record, published (valid from now) the first time it signs, so
+        its signatures stay verifiable after rotation. Its row is share-locked until the caller
+        commits: a rotation or retirement waits for what is being signed. A key whose period
+        has ended signs nothing (`signing_key_retired`)."""
+        key = await self.attestations.key(self.signer.keyid, lock="share")
+        if key is None:
+            await self.attestations.add_key(
+                SigningKey(
+                    keyid=self.signer.keyid,
+                    algorithm="ed25519",
+                    public_key_pem=self.signer.public_key_pem,
+                    created_at=now,
+                )
             )
-        )
-        _PUBLISHED.add(self.signer.keyid)
+            key = await self.attestations.key(self.signer.keyid, lock="share")
+            assert key is not None
+        if key.valid_until is not None and now >= key.valid_until:
+            raise SigningKeyRetired(
+                f"The configured attestation key {key.keyid} is "
+                f"{'compromised' if key.compromised_at else 'rotated out'} since "
+                f"{rfc3339(key.valid_until)}; configure its successor (docs/how-to/operate.md)",
+                retry_after=60,
+            )
+        return key
+
+    async def rotate(self) -> list[PublicKey]:
+        """Publish the configured key, valid from now, and end every other key's period now:
+        run once every replica signs with the new key."""
+        now = utcnow()
+        await self.signing_key(now)
+        for key in await self.attestations.keys(lock=True):
+            if key.keyid != self.signer.keyid and key.valid_until is None:
+                key.valid_until = now
+        return list((await self._public_keys()).values())
+
+    async def retire(self, keyid: str, compromised_at: datetime | None) -> PublicKey:
+        """End a key's period now or, after a compromise, at the moment it was compromised:
+        what it signed before stays valid, anything from then on fails verification."""
+        key = await self.attestations.key(keyid, lock="update")
+        if key is None:
+            raise SigningKeyNotFound(f"No signing key {keyid}")
+        end = compromised_at or utcnow()
+        if key.valid_until is None or end < key.valid_until:
+            key.valid_until = end
+        if compromised_at is not None:
+            key.compromised_at = min(compromised_at, key.compromised_at or compromised_at)
+        return _public_key(key)
 
     async def attest(
         self,
@@ -148,9 +181,9 @@ class AttestationService:
         """Sign the version's statement, chained to the model's latest attestation, and add it
         to the session (written with the version, in the caller's flush). The caller holds the
         model's row lock, so the chain cannot fork."""
-        await self.publish_key()
-        head = await self.attestations.latest_for_model(model.id)
         now = utcnow()
+        await self.signing_key(now)
+        head = await self.attestations.latest_for_model(model.id)
         document = statement(
             model, version, parent, contributors, decision, head.id if head else None, now
         )
@@ -227,21 +260,19 @@ class AttestationService:
         ]
 
     async def _public_keys(self) -> dict[str, PublicKey]:
-        """Every key that signed something here, and the current one."""
-        keys = {
-            k.keyid: PublicKey(
-                keyid=k.keyid, algorithm=k.algorithm, public_key_pem=k.public_key_pem
-            )
-            for k in await self.attestations.keys()
-        }
-        keys.setdefault(
-            self.signer.keyid,
-            PublicKey(
+        """Every key that signed something here, and the current one (valid from now, if it
+        has signed nothing yet)."""
+        keys = {k.keyid: _public_key(k) for k in await self.attestations.keys()}
+        if self.signer.keyid not in keys:
+            keys[self.signer.keyid] = PublicKey(
                 keyid=self.signer.keyid,
                 algorithm="ed25519",
                 public_key_pem=self.signer.public_key_pem,
-            ),
-        )
+                status="active",
+                valid_from=utcnow(),
+                valid_until=None,
+                compromised_at=None,
+            )
         return keys
 
     async def keys(self) -> Keys:
@@ -278,6 +309,8 @@ class AttestationService:
                 key = load_public_pem(keys[keyid].public_key_pem)
                 signed = verify_dsse(key, PAYLOAD_TYPE, payload, ours.sig)
                 reason = "bad_signature" if not signed else None if matches else "not_in_record"
+                if signed and (outside := _outside_period(keys[keyid], payload)) is not None:
+                    signed, reason = False, outside
         return Verification(
             valid=signed,
             keyid=keyid,
@@ -290,9 +323,7 @@ class AttestationService:
         """Walk the model's chain from its first attestation: each must be canonical JSON whose
         digest is its id, signed by a published key, and name the one before it."""
         rows = list(await self.attestations.for_model(model.id))
-        keys = {
-            k: load_public_pem(v.public_key_pem) for k, v in (await self._public_keys()).items()
-        }
+        keys = await self._public_keys()
         by_previous = {row.previous_id: row for row in rows}
         seen: set[str] = set()
         previous: str | None = None
@@ -313,7 +344,38 @@ class AttestationService:
         return ChainVerification(valid=True, length=len(rows), broken_at=None, reason=None)
 
 
-def _check(row: Attestation, previous: str | None, keys: dict[str, Any]) -> str | None:
+def _public_key(key: SigningKey) -> PublicKey:
+    return PublicKey(
+        keyid=key.keyid,
+        algorithm=key.algorithm,
+        public_key_pem=key.public_key_pem,
+        status=(
+            "compromised"
+            if key.compromised_at is not None
+            else "rotated"
+            if key.valid_until is not None and key.valid_until <= utcnow()
+            else "active"
+        ),
+        valid_from=key.created_at,
+        valid_until=key.valid_until,
+        compromised_at=key.compromised_at,
+    )
+
+
+def _outside_period(key: PublicKey, payload: bytes) -> str | None:
+    """Why the statement's issue time lies outside the key's validity period, if it does."""
+    try:
+        issued = datetime.fromisoformat(json.loads(payload)["predicate"]["issued_at"])
+    except (ValueError, KeyError, TypeError):
+        return "issue_time_missing"
+    if key.compromised_at is not None and issued >= key.compromised_at:
+        return "key_compromised"
+    if issued < key.valid_from or (key.valid_until is not None and issued >= key.valid_until):
+        return "key_not_valid_at_issue"
+    return None
+
+
+def _check(row: Attestation, previous: str | None, keys: dict[str, PublicKey]) -> str | None:
     payload = row.payload.encode()
     if digest_of(payload) != row.id:
         return "digest_mismatch"
@@ -335,6 +397,8 @@ def _check(row: Attestation, previous: str | None, keys: dict[str, Any]) -> str 
     key = keys.get(signature.get("keyid"))
     if key is None:
         return "unknown_key"
-    if not verify_dsse(key, PAYLOAD_TYPE, payload, signature.get("sig", "")):
+    if not verify_dsse(
+        load_public_pem(key.public_key_pem), PAYLOAD_TYPE, payload, signature.get("sig", "")
+    ):
         return "bad_signature"
-    return None
+    return _outside_period(key, payload)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hokusai import measure
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.adapters.registry import Registry
@@ -153,14 +154,9 @@ def summarize(
 
 
 def read_table(path: Path, format: str) -> Any:
-    """A held benchmark's rows (its file was checked when it was uploaded)."""
-    if format == "parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pandas()
-    import pandas as pd
-
-    return pd.read_csv(path)
+    """A held benchmark's rows (its file was checked when it was uploaded), read as
+    `hokusai verify --recompute` reads it."""
+    return measure.read_benchmark(path, format)
 
 
 def _read_parquet(path: Path, max_rows: int, max_columns: int, max_unpacked: int) -> Any:

@@ -36,8 +36,6 @@ from app.services.benchmarks import BenchmarkService, read_table
 
 log = logging.getLogger(__name__)
 
-CHUNK_ROWS = 5000
-
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -57,6 +55,7 @@ class Evaluation:
         return {
             "basis": "measured",
             "dataset_hash": self.benchmark.hash,
+            "label_column": self.benchmark.label_column,
             **self.bootstrap.describe(),
             "predictions_sha256": {
                 "parent": self.parent_predictions,
@@ -141,8 +140,8 @@ class EvaluationService:
                 )
             rows = features[wanted]
             answers: list[Any] = []
-            for start in range(0, len(rows), CHUNK_ROWS):
-                chunk = rows.iloc[start : start + CHUNK_ROWS].to_dict(orient="records")
+            for start in range(0, len(rows), measure.CHUNK_ROWS):
+                chunk = rows.iloc[start : start + measure.CHUNK_ROWS].to_dict(orient="records")
                 answers.extend(await group.call(chunk))
             return answers
         except (ModelFailed, ModelTimeout, ModelUnavailable) as exc:

@@ -51,7 +51,7 @@ def test_an_exported_chain_verifies_offline(bundle: dict[str, Any]) -> None:
     report = hokusai.verify(bundle)
     assert report.valid, report.failures
     assert report.attestations == 3
-    assert len(report.checks) == 3 * 8
+    assert len(report.checks) == 3 * 9
     assert hokusai.verify(bundle, keys=bundle["trusted_keys"]).valid
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,6 +77,18 @@ class AttestationRepository:
         )
         await self.session.execute(statement.on_conflict_do_nothing(index_elements=["keyid"]))
 
-    async def keys(self) -> Sequence[SigningKey]:
+    async def key(
+        self, keyid: str, *, lock: Literal["share", "update"] | None = None
+    ) -> SigningKey | None:
+        """A key by id; `lock`: share-locked (to sign) or locked to change, until the
+        transaction ends."""
+        query = select(SigningKey).where(SigningKey.keyid == keyid)
+        if lock is not None:
+            query = query.with_for_update(read=lock == "share")
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def keys(self, *, lock: bool = False) -> Sequence[SigningKey]:
         query = select(SigningKey).order_by(SigningKey.created_at)
+        if lock:
+            query = query.with_for_update()
         return (await self.session.execute(query)).scalars().all()

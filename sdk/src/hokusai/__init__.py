@@ -25,7 +25,7 @@ from hokusai.errors import (
     ServiceUnavailableError,
     UnprocessableEntityError,
 )
-from hokusai.verification import VerifyReport, verify
+from hokusai.verification import Recompute, VerifyReport, verify
 
 __all__ = [
     "APIConnectionError",
@@ -43,6 +43,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "RateLimitError",
+    "Recompute",
     "ServiceUnavailableError",
     "UnprocessableEntityError",
     "VerifyReport",

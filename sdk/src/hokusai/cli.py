@@ -100,21 +100,50 @@ def parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "verify",
-        help="check an exported attestation bundle offline (signatures, ids, links); exit 0 "
-        "only when every check holds",
+        help="check an exported attestation bundle offline (signatures, key validity, ids, "
+        "links; with --recompute, the measurement); exit 0 only when every check holds",
     )
-    check.add_argument("bundle", help="the JSON of GET /api/v1/models/{name}/attestations/export")
+    check.add_argument(
+        "bundle",
+        help="the JSON of GET /api/v1/models/{name}/attestations/export (with --fetch: the name)",
+    )
     check.add_argument("--keys", help="the service's keys (GET /api/v1/attestations/keys) to trust")
+    check.add_argument(
+        "--fetch",
+        action="store_true",
+        help="download the model's bundle and the published keys from the configured service "
+        "(the only network use)",
+    )
+    check.add_argument(
+        "--recompute",
+        action="store_true",
+        help="re-run the measurement signed for --candidate (runs both models here)",
+    )
+    check.add_argument("--benchmark", help="the benchmark file (Parquet or CSV)")
+    check.add_argument("--parent", help="the parent version's MLflow model folder")
+    check.add_argument("--candidate", help="the candidate version's MLflow model folder")
+    check.add_argument("--label-column", help="when the attestation does not name it")
     check.add_argument("--json", action="store_true")
     check.set_defaults(run=verify_bundle)
     return root
 
 
 def verify_bundle(args: argparse.Namespace) -> None:
-    from hokusai.verification import verify
+    from hokusai.verification import Recompute, verify
 
     keys = json.loads(Path(args.keys).read_text()) if args.keys else None
-    report = verify(Path(args.bundle), keys=keys)
+    bundle: Any = Path(args.bundle)
+    if args.fetch:
+        with HokusaiClient() as client:
+            bundle = client.attestations.export(args.bundle).model_dump(mode="json")
+            keys = keys or client.attestations.keys().model_dump(mode="json")
+    recompute = None
+    if args.recompute:
+        missing = [f"--{n}" for n in ("benchmark", "parent", "candidate") if not getattr(args, n)]
+        if missing:
+            sys.exit(f"error: --recompute needs {', '.join(missing)}")
+        recompute = Recompute(args.benchmark, args.parent, args.candidate, args.label_column)
+    report = verify(bundle, keys=keys, recompute=recompute)
     if args.json:
         _print_json(report.as_dict())
     else:

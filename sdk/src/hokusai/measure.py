@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 FUNCTIONS = {
@@ -48,6 +50,8 @@ DEFAULT_DRAWS = 2000
 MIN_DRAWS = 1000
 MAX_SKIPPED = 0.05
 PLACES = 6
+CHUNK_ROWS = 5000  # rows per model call when a benchmark is predicted
+GENERATED = frozenset({"registered_model_meta"})  # written into a model folder by the registry
 
 
 class MeasurementError(ValueError):
@@ -305,6 +309,53 @@ def paired_bootstrap(
         skipped=skipped,
         seed=seed,
     )
+
+
+def read_benchmark(path: Path | str, format: str | None = None) -> Any:
+    """A benchmark file's rows as a pandas DataFrame: Parquet (told, or found by its `PAR1`
+    magic) through pyarrow, anything else as CSV through pandas."""
+    path = Path(path)
+    if format is None:
+        with path.open("rb") as handle:
+            format = "parquet" if handle.read(4) == b"PAR1" else "csv"
+    if format == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pandas()
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def artifact_digest(root: Path) -> str:
+    """An MLflow model folder's digest, which names a version, derives the bootstrap's seed and
+    tells an identical artifact: `sha256:` over the sorted (relative path, content sha256) pairs
+    of its files; a link counts as its target path; `registered_model_meta` (written by the
+    registry) is left out. Independent of archive format, order and timestamps."""
+    total = hashlib.sha256()
+    for relative, path in sorted(artifact_files(root)):
+        if path.is_symlink():
+            file_digest = hashlib.sha256(("link:" + os.readlink(path)).encode()).hexdigest()
+        else:
+            file_hash = hashlib.sha256()
+            with path.open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    file_hash.update(chunk)
+            file_digest = file_hash.hexdigest()
+        total.update(f"{relative}\0{file_digest}\n".encode())
+    return "sha256:" + total.hexdigest()
+
+
+def artifact_files(root: Path) -> Iterator[tuple[str, Path]]:
+    """The files (and links) of a model folder that make up its digest, by relative path."""
+    for directory, folders, files in os.walk(root):
+        folders.sort()
+        links = [name for name in folders if (Path(directory) / name).is_symlink()]
+        for name in sorted(files + links):
+            path = Path(directory) / name
+            relative = path.relative_to(root).as_posix()
+            if relative not in GENERATED:
+                yield relative, path
 
 
 def predictions_digest(predictions: Any) -> str:

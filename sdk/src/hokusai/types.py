@@ -369,9 +369,15 @@ class Prediction(_Response):
 
 
 class PublicKey(_Response):
+    """A key that signs (or signed) attestations. An attestation is valid only when its"""
+
     keyid: str
     algorithm: str
     public_key_pem: str
+    status: str
+    valid_from: datetime
+    valid_until: datetime | None
+    compromised_at: datetime | None
 
 
 class Readiness(_Response):
