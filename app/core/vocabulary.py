@@ -35,6 +35,13 @@ class Family(StrEnum):
     CONTINUOUS = "continuous"
 
 
+class Basis(StrEnum):
+    """How an improvement's numbers were obtained."""
+
+    MEASURED = "measured"  # the service scored both versions on a held benchmark
+    CLAIMED = "claimed"  # the client's numbers
+
+
 class Reason(StrEnum):
     """Why DeltaOne accepted or refused a version: the first check that failed, or `accepted`."""
 

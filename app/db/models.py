@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.core.security import KEY_PREFIX
 from app.core.vocabulary import (
     AbTestStatus,
+    Basis,
     Family,
     MetricDirection,
     ModelType,
@@ -128,6 +129,7 @@ class ModelVersion(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
     deltaone: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     deltaone_accepted: Mapped[bool | None]
     deltaone_reason: Mapped[Reason | None] = mapped_column(Word(Reason, 40))
+    deltaone_basis: Mapped[Basis | None] = mapped_column(Word(Basis, 16))
     # The decision's gain on the primary metric, exact, for sums over contributions.
     deltaone_gain_pp: Mapped[Decimal | None] = mapped_column(Numeric(24, 6))
     attestation_id: Mapped[str | None] = mapped_column(String(71))
@@ -152,6 +154,7 @@ class VersionContributor(Base):
     created_at: Mapped[datetime]
     gain_pp: Mapped[Decimal | None] = mapped_column(Numeric(24, 6))
     deltaone_accepted: Mapped[bool | None]
+    basis: Mapped[Basis | None] = mapped_column(Word(Basis, 16))
     attestation_id: Mapped[str | None] = mapped_column(String(71))
 
 

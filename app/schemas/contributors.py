@@ -4,7 +4,18 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from app.core.vocabulary import Basis
 from app.schemas.common import Page
+
+
+class Gains(BaseModel):
+    """Contributions whose gains were obtained one way: measured by the service on a held
+    benchmark, or claimed by the client. Only measured gains carry an EIP-712 signature."""
+
+    contributions: int
+    deltaone_accepted: int
+    weighted_gain_pp: float = Field(description="Sum of gain_pp x bps / 10000")
+    accepted_weighted_gain_pp: float = Field(description="The same, over accepted DeltaOnes only")
 
 
 class ModelImpact(BaseModel):
@@ -12,6 +23,8 @@ class ModelImpact(BaseModel):
     versions: int
     weighted_gain_pp: float
     deltaone_accepted: int
+    measured: Gains
+    claimed: Gains
 
 
 class Impact(BaseModel):
@@ -23,6 +36,8 @@ class Impact(BaseModel):
     accepted_weighted_gain_pp: float = Field(description="The same, over accepted DeltaOnes only")
     first_contribution_at: datetime | None
     last_contribution_at: datetime | None
+    measured: Gains = Field(description="What the service measured: what a payout counts")
+    claimed: Gains = Field(description="What clients claimed, never measured")
     models: list[ModelImpact]
     attestation_ids: list[str]
 
@@ -33,6 +48,7 @@ class Contribution(BaseModel):
     weight_bps: int
     gain_pp: float | None
     deltaone_accepted: bool | None
+    basis: Basis | None = Field(description="How the gain was obtained; null until judged")
     attestation_id: str | None
     created_at: datetime
 

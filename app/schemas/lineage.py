@@ -5,7 +5,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from app.core.vocabulary import VersionKind
+from app.core.vocabulary import Basis, VersionKind
 from app.schemas.ml_models import ContributorRead
 
 
@@ -36,6 +36,7 @@ class LineageEdge(BaseModel):
     gain_pp: float | None
     deltaone_accepted: bool | None
     reason: str | None
+    basis: Basis | None = Field(description="How the gain was obtained: measured or claimed")
     contributors: list[ContributorRead]
     attestation_id: str | None
 

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.core.vocabulary import Family, MetricDirection, ModelType, VersionKind
+from app.core.vocabulary import Basis, Family, MetricDirection, ModelType, VersionKind
 from app.schemas.common import ADDRESS, Page, PositiveInteger, Schema, Text, VersionNumber
 
 MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,127}$"
@@ -181,8 +181,8 @@ class DeltaOneRead(BaseModel):
     threshold_pp: float
     min_samples: int
     evaluated_at: datetime
-    basis: Literal["measured", "claimed"] = Field(
-        "claimed",
+    basis: Basis = Field(
+        Basis.CLAIMED,
         description="measured: the service scored both versions on a held benchmark; claimed: "
         "the client's numbers",
     )

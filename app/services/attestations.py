@@ -20,6 +20,7 @@ import rfc8785
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import AttestationNotFound, SigningKeyNotFound, SigningKeyRetired
+from app.core.vocabulary import Basis
 from app.db.base import utcnow
 from app.db.models import Attestation, MlModel, ModelVersion, SigningKey, VersionContributor
 from app.db.repositories.attestations import AttestationRepository
@@ -60,6 +61,7 @@ def rfc3339(moment: datetime) -> str:
 def decision_record(decision: Decision) -> dict[str, Any]:
     record = asdict(decision)
     record["reason"] = decision.reason.value
+    record["basis"] = decision.basis.value
     record["evaluated_at"] = rfc3339(decision.evaluated_at)
     return record
 
@@ -83,7 +85,7 @@ def statement(
             }
         ],
         "predicateType": (
-            MEASURED_PREDICATE_TYPE if decision.basis == "measured" else PREDICATE_TYPE
+            MEASURED_PREDICATE_TYPE if decision.basis == Basis.MEASURED else PREDICATE_TYPE
         ),
         "predicate": {
             "model": model.name,
@@ -190,7 +192,7 @@ class AttestationService:
         payload = canonical(document)
         attestation_id = digest_of(payload)
         eip712 = None
-        if decision.accepted and decision.basis == "measured":  # what a payout contract acts on
+        if decision.accepted and decision.basis == Basis.MEASURED:  # what a payout contract acts on
             eip712 = self.signer.sign_eip712(
                 {
                     "attestationDigest": bytes.fromhex(attestation_id.removeprefix("sha256:")),

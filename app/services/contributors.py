@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
+from typing import Any
 
 from eth_utils.address import is_checksum_address, to_checksum_address
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import InvalidAddress
+from app.core.vocabulary import Basis
 from app.db.repositories.contributors import ContributionRepository
 from app.schemas.common import ADDRESS as ADDRESS_PATTERN
-from app.schemas.contributors import Contribution, Impact, ModelImpact
+from app.schemas.contributors import Contribution, Gains, Impact, ModelImpact
 from app.services.deltas import PLACES
 
 TOTAL_BPS = 10_000
@@ -54,6 +56,19 @@ def basis_points(weights: Sequence[tuple[str, Decimal]]) -> dict[str, int]:
     return points
 
 
+def _totals(groups: Iterable[Any]) -> Gains:
+    """The sums over some (model, basis) groups of an address's contributions, exactly."""
+    parts = list(groups)
+    return Gains(
+        contributions=sum(g.versions for g in parts),
+        deltaone_accepted=sum(g.accepted for g in parts),
+        weighted_gain_pp=_pp(sum((Decimal(str(g.weighted)) for g in parts), Decimal(0))),
+        accepted_weighted_gain_pp=_pp(
+            sum((Decimal(str(g.accepted_weighted)) for g in parts), Decimal(0))
+        ),
+    )
+
+
 def _pp(weighted: Decimal | float | int) -> float:
     """Σ gain_pp x bps, divided by 10000 and rounded half-even to 6 places, exactly."""
     return float((Decimal(str(weighted)) / TOTAL_BPS).quantize(PLACES, rounding=ROUND_HALF_EVEN))
@@ -64,28 +79,35 @@ class ContributorService:
         self.contributions = ContributionRepository(session)
 
     async def impact(self, address: str) -> Impact:
-        """What an address's contributions achieved; an address never seen has zero impact."""
+        """What an address's contributions achieved, measured and claimed apart; an address
+        never seen has zero impact."""
         stored = normalize_address(address)
-        per_model = await self.contributions.impact_by_model(stored)
+        groups = await self.contributions.impact_by_model(stored)
+        by_model: dict[str, list[Any]] = {}
+        for group in groups:
+            by_model.setdefault(group.model, []).append(group)
+        total = _totals(groups)
         return Impact(
             address=checksummed(stored),
-            contributions=sum(m.versions for m in per_model),
-            models_improved=len(per_model),
-            deltaone_accepted=sum(m.accepted for m in per_model),
-            weighted_gain_pp=_pp(sum((Decimal(str(m.weighted)) for m in per_model), Decimal(0))),
-            accepted_weighted_gain_pp=_pp(
-                sum((Decimal(str(m.accepted_weighted)) for m in per_model), Decimal(0))
-            ),
-            first_contribution_at=min((m.first for m in per_model), default=None),
-            last_contribution_at=max((m.last for m in per_model), default=None),
+            contributions=total.contributions,
+            models_improved=len(by_model),
+            deltaone_accepted=total.deltaone_accepted,
+            weighted_gain_pp=total.weighted_gain_pp,
+            accepted_weighted_gain_pp=total.accepted_weighted_gain_pp,
+            measured=_totals(g for g in groups if g.basis == Basis.MEASURED),
+            claimed=_totals(g for g in groups if g.basis != Basis.MEASURED),
+            first_contribution_at=min((g.first for g in groups), default=None),
+            last_contribution_at=max((g.last for g in groups), default=None),
             models=[
                 ModelImpact(
-                    model=m.model,
-                    versions=m.versions,
-                    weighted_gain_pp=_pp(m.weighted),
-                    deltaone_accepted=m.accepted,
+                    model=model,
+                    versions=sum(g.versions for g in parts),
+                    weighted_gain_pp=_totals(parts).weighted_gain_pp,
+                    deltaone_accepted=sum(g.accepted for g in parts),
+                    measured=_totals(g for g in parts if g.basis == Basis.MEASURED),
+                    claimed=_totals(g for g in parts if g.basis != Basis.MEASURED),
                 )
-                for m in per_model
+                for model, parts in by_model.items()
             ],
             attestation_ids=await self.contributions.attestation_ids(stored),
         )
@@ -103,6 +125,7 @@ class ContributorService:
                 weight_bps=row.weight_bps,
                 gain_pp=float(row.gain_pp) if row.gain_pp is not None else None,
                 deltaone_accepted=row.deltaone_accepted,
+                basis=row.basis,
                 attestation_id=row.attestation_id,
                 created_at=row.created_at,
             )

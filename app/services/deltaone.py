@@ -14,7 +14,7 @@ from typing import Any
 
 from scipy import stats
 
-from app.core.vocabulary import Family, MetricDirection, Reason
+from app.core.vocabulary import Basis, Family, MetricDirection, Reason
 from app.services.deltas import exact, rounded
 
 Z_95 = 1.96  # the specification's Wald multiplier, exactly
@@ -66,7 +66,7 @@ class Decision:
     threshold_pp: float
     min_samples: int
     evaluated_at: datetime
-    basis: str = "claimed"  # or "measured", on a held benchmark
+    basis: Basis = Basis.CLAIMED  # measured, on a held benchmark
     measurement: dict[str, Any] | None = None
 
 
@@ -127,7 +127,7 @@ def decide(
         threshold_pp=policy.threshold_pp,
         min_samples=policy.min_samples,
         evaluated_at=now,
-        basis="claimed" if measured is None else "measured",
+        basis=Basis.CLAIMED if measured is None else Basis.MEASURED,
         measurement=None if measured is None else measured.record,
     )
 

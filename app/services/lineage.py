@@ -76,6 +76,7 @@ class LineageService:
                     else None,
                     "deltaone_accepted": row.deltaone_accepted,
                     "reason": row.deltaone_reason,
+                    "basis": row.deltaone_basis,
                     "contributors": [
                         {"address": checksummed(c.address), "weight_bps": c.weight_bps}
                         for c in contributors[row.id]
@@ -138,7 +139,8 @@ def dot(lineage: Lineage) -> str:
 def _edge_label(edge: LineageEdge) -> str:
     gain = f"{edge.gain_pp:+g} pp" if edge.gain_pp is not None else "n/a"
     verdict = "accepted" if edge.deltaone_accepted else (edge.reason or "")
-    return f"{gain} {verdict}".strip()
+    basis = f"({edge.basis})" if edge.basis else ""
+    return " ".join(part for part in (gain, verdict, basis) if part)
 
 
 def _escape(text: str) -> str:

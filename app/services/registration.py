@@ -259,6 +259,7 @@ class RegistrationService:
         version.deltaone = decision_record(decision)
         version.deltaone_accepted = decision.accepted
         version.deltaone_reason = decision.reason
+        version.deltaone_basis = decision.basis
         version.deltaone_gain_pp = (
             Decimal(repr(decision.gain_pp)) if decision.gain_pp is not None else None
         )
@@ -268,6 +269,7 @@ class RegistrationService:
         for contributor in contributors:
             contributor.gain_pp = version.deltaone_gain_pp
             contributor.deltaone_accepted = decision.accepted
+            contributor.basis = decision.basis
             contributor.attestation_id = attestation.id
 
     async def _measure(

@@ -310,6 +310,7 @@ async def test_lineage_graph_in_three_formats(
         "gain_pp": 3.0,
         "deltaone_accepted": True,
         "reason": "accepted",
+        "basis": "claimed",
         "contributors": [{"address": CONTRIBUTOR, "weight_bps": 10000}],
         "attestation_id": v2["attestation_id"],
     }
@@ -327,10 +328,10 @@ async def test_lineage_graph_in_three_formats(
 
     mermaid = await model.get("/lineage", format="mermaid")
     assert mermaid.startswith("graph TD\n")
-    assert 'v1 -->|"+3 pp accepted"| v2' in mermaid
+    assert 'v1 -->|"+3 pp accepted (claimed)"| v2' in mermaid
     dot = await model.get("/lineage", format="dot", version=3)
     assert dot.startswith(f'digraph "{model.name}" {{')
-    assert 'v2 -> v3 [label="+1.5 pp cooldown_active"];' in dot
+    assert 'v2 -> v3 [label="+1.5 pp cooldown_active (claimed)"];' in dot
     assert "v1 -> v4" not in dot, "v4 is not on v3's line"
     missing = await client.get(
         f"/api/v1/models/{model.name}/lineage?version=99", headers=auth(admin_key)
@@ -396,11 +397,28 @@ async def test_contributor_impact_is_exact_and_case_blind(
         c["attestation_id"],
     ]
     by_model = {m["model"]: m for m in impact["models"]}
+    claimed = {
+        "contributions": 2,
+        "deltaone_accepted": 1,
+        "weighted_gain_pp": 1.4999,
+        "accepted_weighted_gain_pp": 0.9999,
+    }
+    nothing = dict.fromkeys(claimed, 0)
     assert by_model[first.name] == {
         "model": first.name,
         "versions": 2,
         "weighted_gain_pp": 1.4999,
         "deltaone_accepted": 1,
+        "measured": nothing,
+        "claimed": claimed,
+    }
+    # No held benchmark here: every gain is claimed, none measured.
+    assert impact["measured"] == nothing
+    assert impact["claimed"] == {
+        "contributions": 3,
+        "deltaone_accepted": 2,
+        "weighted_gain_pp": 5.4999,
+        "accepted_weighted_gain_pp": 4.9999,
     }
     assert by_model[second.name]["weighted_gain_pp"] == 4.0
     upper = (
@@ -430,6 +448,7 @@ async def test_contributor_impact_is_exact_and_case_blind(
         "weight_bps": 10000,
         "gain_pp": 0.5,
         "deltaone_accepted": False,
+        "basis": "claimed",
         "attestation_id": b["attestation_id"],
         "created_at": b["created_at"],
     }
@@ -449,6 +468,18 @@ async def test_unknown_address_has_zero_impact_and_bad_ones_are_422(
         "deltaone_accepted": 0,
         "weighted_gain_pp": 0.0,
         "accepted_weighted_gain_pp": 0.0,
+        "measured": {
+            "contributions": 0,
+            "deltaone_accepted": 0,
+            "weighted_gain_pp": 0.0,
+            "accepted_weighted_gain_pp": 0.0,
+        },
+        "claimed": {
+            "contributions": 0,
+            "deltaone_accepted": 0,
+            "weighted_gain_pp": 0.0,
+            "accepted_weighted_gain_pp": 0.0,
+        },
         "first_contribution_at": None,
         "last_contribution_at": None,
         "models": [],

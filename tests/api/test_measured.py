@@ -123,6 +123,13 @@ class Held:
         return await upload(self.client, self.admin_key, body, tar_gz(directory))
 
 
+@pytest.fixture(scope="module")
+def archive_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    from tests.factories import save_sklearn
+
+    return tar_gz(save_sklearn(tmp_path_factory.mktemp("claimed-models"))[0])
+
+
 @pytest.fixture
 async def held(client: httpx.AsyncClient, admin_key: str, tmp_path: Path) -> Held:
     model = Held(client, admin_key, tmp_path)
@@ -158,6 +165,51 @@ async def test_a_better_model_is_accepted_on_what_the_service_measured(held: Hel
     )
     assert six(measurement["candidate_value"]) == six(np.mean(candidate == labels))
     assert (decision["n_parent"], decision["n_candidate"]) == (2000, 2000)
+
+
+async def test_impact_and_lineage_tell_measured_gains_from_claimed_ones(
+    held: Held, archive_bytes: bytes
+) -> None:
+    from tests.api.test_improvements import Model
+
+    better = saved(held.tmp, "v2", held.train)
+    measured = await held.improve(better, claimed=0.7)
+    assert measured.json()["deltaone"]["reason"] == "accepted"
+    claimed_model = await Model.create(held.client, held.admin_key, archive_bytes)
+    claimed = await claimed_model.improve(
+        0.84, contributors=[{"address": CONTRIBUTOR, "weight": 1}]
+    )
+    assert claimed["deltaone"]["reason"] == "accepted"
+
+    headers = auth(held.admin_key)
+    impact = (
+        await held.client.get(f"/api/v1/contributors/{CONTRIBUTOR}/impact", headers=headers)
+    ).json()
+    gain = measured.json()["deltaone"]["gain_pp"]
+    assert impact["measured"] == {
+        "contributions": 1,
+        "deltaone_accepted": 1,
+        "weighted_gain_pp": gain,
+        "accepted_weighted_gain_pp": gain,
+    }
+    assert impact["claimed"]["contributions"] == 1
+    assert impact["claimed"]["accepted_weighted_gain_pp"] == 4.0
+    by_model = {m["model"]: m for m in impact["models"]}
+    assert by_model[held.name]["measured"]["contributions"] == 1
+    assert by_model[held.name]["claimed"]["contributions"] == 0
+    contributions = (
+        await held.client.get(f"/api/v1/contributors/{CONTRIBUTOR}/contributions", headers=headers)
+    ).json()["items"]
+    assert {(c["model"], c["basis"]) for c in contributions} == {
+        (held.name, "measured"),
+        (claimed_model.name, "claimed"),
+    }
+    lineage = (await held.client.get(f"/api/v1/models/{held.name}/lineage", headers=headers)).json()
+    assert [e["basis"] for e in lineage["edges"]] == ["measured"]
+    mermaid = (
+        await held.client.get(f"/api/v1/models/{held.name}/lineage?format=mermaid", headers=headers)
+    ).text
+    assert "accepted (measured)" in mermaid
 
 
 async def test_an_inflated_claim_is_judged_on_the_measured_value(held: Held) -> None:

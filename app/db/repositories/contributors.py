@@ -16,14 +16,16 @@ class ContributionRepository:
         self.session = session
 
     async def impact_by_model(self, address: str) -> list[Any]:
-        """Per model: contributions, accepted count, exact weighted gains, first and last.
-        One index range of `version_contributors`; only model names are joined."""
+        """Per model and basis (measured, claimed): contributions, accepted count, exact
+        weighted gains, first and last. One index range of `version_contributors`; only model
+        names are joined."""
         c = VersionContributor.__table__.c
         gain = func.coalesce(c.gain_pp, 0) * c.weight_bps
         accepted = c.deltaone_accepted.is_(True)
         per_model = (
             select(
                 c.model_id,
+                c.basis,
                 func.count().label("versions"),
                 func.count().filter(accepted).label("accepted"),
                 func.coalesce(func.sum(gain), 0).label("weighted"),
@@ -34,13 +36,13 @@ class ContributionRepository:
                 func.max(c.created_at).label("last"),
             )
             .where(c.address == address)
-            .group_by(c.model_id)
+            .group_by(c.model_id, c.basis)
             .subquery()
         )
         query = (
             select(MlModel.__table__.c.name.label("model"), per_model)
             .join(per_model, per_model.c.model_id == MlModel.__table__.c.id)
-            .order_by(MlModel.__table__.c.name)
+            .order_by(MlModel.__table__.c.name, per_model.c.basis)
         )
         connection = await self.session.connection()
         return list(await connection.execute(query))
@@ -70,6 +72,7 @@ class ContributionRepository:
                 c.weight_bps,
                 c.gain_pp,
                 c.deltaone_accepted,
+                c.basis,
                 c.attestation_id,
                 c.created_at,
             )

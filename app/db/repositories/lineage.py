@@ -27,6 +27,7 @@ class LineageRepository:
         ModelVersion.benchmark_family,
         ModelVersion.deltaone_accepted,
         ModelVersion.deltaone_reason,
+        ModelVersion.deltaone_basis,
         ModelVersion.deltaone_gain_pp,
         ModelVersion.attestation_id,
         ModelVersion.created_at,

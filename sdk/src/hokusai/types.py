@@ -173,6 +173,7 @@ class Contribution(_Response):
     weight_bps: int
     gain_pp: float | None
     deltaone_accepted: bool | None
+    basis: str | None
     attestation_id: str | None
     created_at: datetime
 
@@ -250,6 +251,15 @@ class Experiment(_Response):
     created_at: datetime | None
 
 
+class Gains(_Response):
+    """Contributions whose gains were obtained one way: measured by the service on a held"""
+
+    contributions: int
+    deltaone_accepted: int
+    weighted_gain_pp: float
+    accepted_weighted_gain_pp: float
+
+
 class Health(_Response):
     status: str | None = None
 
@@ -263,6 +273,8 @@ class Impact(_Response):
     accepted_weighted_gain_pp: float
     first_contribution_at: datetime | None
     last_contribution_at: datetime | None
+    measured: Gains
+    claimed: Gains
     models: list[ModelImpact]
     attestation_ids: list[str]
 
@@ -287,6 +299,7 @@ class LineageEdge(_Response):
     gain_pp: float | None
     deltaone_accepted: bool | None
     reason: str | None
+    basis: str | None
     contributors: list[Contributor]
     attestation_id: str | None
 
@@ -343,6 +356,8 @@ class ModelImpact(_Response):
     versions: int
     weighted_gain_pp: float
     deltaone_accepted: int
+    measured: Gains
+    claimed: Gains
 
 
 class OutcomesAccepted(_Response):
