@@ -50,6 +50,8 @@ export async function contributorPage(view, { address }, query) {
       tile("DeltaOnes accepted", number(impact.deltaone_accepted)),
       tile("Weighted gain", points(impact.weighted_gain_pp)),
       tile("Accepted weighted gain", points(impact.accepted_weighted_gain_pp)),
+      tile("Measured, accepted", points(impact.measured.accepted_weighted_gain_pp)),
+      tile("Claimed, accepted", points(impact.claimed.accepted_weighted_gain_pp)),
     ),
     el("p", { class: "muted" }, impact.first_contribution_at ? `From ${when(impact.first_contribution_at)} to ${when(impact.last_contribution_at)}` : "No contribution yet."),
     el("h2", {}, "By model"),
@@ -62,7 +64,7 @@ export async function contributorPage(view, { address }, query) {
     ),
     el("h2", {}, "Contributions"),
     table(
-      ["Model", "Version", "Share", "Gain", "DeltaOne", "Attestation", "When"],
+      ["Model", "Version", "Share", "Gain", "Basis", "DeltaOne", "Attestation", "When"],
       contributions.items.map((item) =>
         el(
           "tr",
@@ -71,6 +73,7 @@ export async function contributorPage(view, { address }, query) {
           el("td", {}, link(`v${item.version}`, ["models", item.model, "lineage"], { version: item.version })),
           el("td", { class: "num" }, `${item.weight_bps / 100}%`),
           el("td", { class: "num" }, points(item.gain_pp)),
+          el("td", {}, item.basis ?? "–"),
           el("td", {}, item.deltaone_accepted === null ? "–" : el("span", { class: item.deltaone_accepted ? "badge good" : "badge bad" }, item.deltaone_accepted ? "accepted" : "rejected")),
           el("td", {}, item.attestation_id ? link(short(item.attestation_id), ["attestations", item.attestation_id]) : "–"),
           el("td", {}, when(item.created_at)),
