@@ -141,7 +141,8 @@ def main() -> None:
         chain = client.attestations.verify_chain(name)
         print(f"the model's chain of {chain.length} attestations is valid: {chain.valid}")
         report = hokusai.verify(
-            client.attestations.export(name).model_dump(mode="json"), keys=keys.model_dump()
+            client.attestations.export(name).model_dump(mode="json"),
+            keys=keys.model_dump(mode="json"),
         )
         print(f"offline, hokusai.verify: {len(report.checks)} checks, valid: {report.valid}")
 

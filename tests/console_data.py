@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from tests.factories import CONTRIBUTOR, OTHER_CONTRIBUTOR, save_sklearn, tar_gz
+from tests.factories import variant as another_artifact
 
 MARKUP = "<img src=x onerror=alert(1)>"
 DATASET = {"hash": "sha256:" + "cd" * 32, "num_samples": 50_000}
@@ -68,7 +69,13 @@ def seed(url: str, key: str, model: str, *, units: int = 600) -> ConsoleData:
             registered = client.post(
                 "/api/v1/models/register",
                 data={"metadata": json.dumps(metadata)},
-                files={"artifact": ("model.tar.gz", archive, "application/octet-stream")},
+                files={
+                    "artifact": (
+                        "model.tar.gz",
+                        archive if parent is None else another_artifact(archive),
+                        "application/octet-stream",
+                    )
+                },
             )
             assert registered.status_code == 201, registered.text
             assert registered.json()["version"] == version

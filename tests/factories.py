@@ -68,6 +68,23 @@ def tar_gz(directory: Path, *, top: str | None = None) -> bytes:
     return buffer.getvalue()
 
 
+def variant(archive: bytes) -> bytes:
+    """The same model with one more file, so a different artifact (an improvement must not be
+    its parent's files)."""
+    buffer = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as source,
+        tarfile.open(fileobj=buffer, mode="w:gz") as tar,
+    ):
+        for member in source.getmembers():
+            tar.addfile(member, source.extractfile(member) if member.isfile() else None)
+        note = f"variant {uuid.uuid4()}\n".encode()
+        info = tarfile.TarInfo("variant.txt")
+        info.size = len(note)
+        tar.addfile(info, io.BytesIO(note))
+    return buffer.getvalue()
+
+
 def zipped(directory: Path) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -46,7 +46,7 @@ class Reason(StrEnum):
     """Why DeltaOne accepted or refused a version: the first check that failed, or `accepted`."""
 
     MEASUREMENT_REQUIRED = "measurement_required"  # the model's owner requires measured values
-    IDENTICAL_ARTIFACT = "identical_artifact"  # measured: the candidate is its parent's files
+    IDENTICAL_ARTIFACT = "identical_artifact"  # the candidate is its parent's files
     NO_CHANGE = "no_change"  # measured: the same predictions on every benchmark row
     INSUFFICIENT_SAMPLES = "insufficient_samples"
     DATASET_HASH_MISMATCH = "dataset_hash_mismatch"

@@ -40,7 +40,6 @@ class Measured:
     parent_value: float
     rows: int
     no_change: bool
-    identical_artifact: bool
     record: dict[str, Any]
 
 
@@ -82,6 +81,7 @@ def decide(
     now: datetime,
     measured: Measured | None = None,
     measurement_required: bool = False,
+    identical_artifact: bool = False,
 ) -> Decision:
     sign = 1 if direction == MetricDirection.HIGHER_IS_BETTER else -1
     gain = sign * (exact(candidate.value) - exact(parent.value))
@@ -97,10 +97,10 @@ def decide(
         gain_pp = gain / scale * 100 if scale else None
         interval = _welch(gain, parent, candidate, scale)
 
-    if measured is None and measurement_required:
+    if identical_artifact:
+        reason = Reason.IDENTICAL_ARTIFACT  # the parent's own files, whatever is claimed
+    elif measured is None and measurement_required:
         reason = Reason.MEASUREMENT_REQUIRED  # claimed numbers, where only measured ones count
-    elif measured is not None and measured.identical_artifact:
-        reason = Reason.IDENTICAL_ARTIFACT  # the same model, whatever it claims
     elif measured is not None and measured.no_change:
         reason = Reason.NO_CHANGE  # the same answer on every row of the benchmark
     elif min(samples) < policy.min_samples:

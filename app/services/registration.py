@@ -255,6 +255,7 @@ class RegistrationService:
             now=now,
             measured=measured,
             measurement_required=model.require_measurement,
+            identical_artifact=version.artifact_digest == parent.artifact_digest,
         )
         version.deltaone = decision_record(decision)
         version.deltaone_accepted = decision.accepted
@@ -294,7 +295,6 @@ class RegistrationService:
                 parent_value=0.0,
                 rows=held.rows,
                 no_change=True,
-                identical_artifact=True,
                 record={"basis": "measured", "dataset_hash": held.hash},
             )
         evaluation = await self.evaluation.evaluate(held, benchmark, parent, model_dir, digest)
@@ -306,7 +306,6 @@ class RegistrationService:
             parent_value=result.parent_value,
             rows=result.rows,
             no_change=evaluation.identical_predictions,
-            identical_artifact=False,
             record=evaluation.record(),
         )
 

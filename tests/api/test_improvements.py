@@ -30,6 +30,8 @@ from tests.factories import (
     save_sklearn,
     tar_gz,
     unique,
+    upload,
+    variant,
 )
 from tests.services_under_test import sync_url
 
@@ -57,31 +59,34 @@ async def signing_client(
 
 
 class Model:
-    """A model with a baseline, improved by JSON registrations that reuse its artifact."""
+    """A model with a baseline, improved by registrations of variants of its artifact (the same
+    model with one more file: never its parent's files)."""
 
-    def __init__(self, client: httpx.AsyncClient, key: str, name: str, source: str) -> None:
-        self.client, self.key, self.name, self.source = client, key, name, source
+    def __init__(self, client: httpx.AsyncClient, key: str, name: str, archive: bytes) -> None:
+        self.client, self.key, self.name, self.archive = client, key, name, archive
 
     @classmethod
     async def create(
         cls, client: httpx.AsyncClient, key: str, archive: bytes, **fields: Any
     ) -> Model:
         name = unique()
-        body = await register_baseline(
+        await register_baseline(
             client, key, archive, name, dataset={**DATASET, "num_samples": 5000}, **fields
         )
-        return cls(client, key, name, f"runs:/{body['artifact']['mlflow_run_id']}/model")
+        return cls(client, key, name, archive)
 
-    async def improve(self, accuracy: float, **fields: Any) -> dict[str, Any]:
-        body = {
+    def improvement(self, accuracy: float, **fields: Any) -> dict[str, Any]:
+        """The metadata of an improved version claiming `accuracy`."""
+        return {
             **improved(self.name),
-            "source_uri": self.source,
             "metrics": {"accuracy": accuracy},
             "dataset": {**DATASET, "num_samples": 5000},
             **fields,
         }
-        response = await self.client.post(
-            "/api/v1/models/register", json=body, headers=auth(self.key)
+
+    async def improve(self, accuracy: float, **fields: Any) -> dict[str, Any]:
+        response = await upload(
+            self.client, self.key, self.improvement(accuracy, **fields), variant(self.archive)
         )
         assert response.status_code == 201, response.text
         result: dict[str, Any] = response.json()

@@ -19,9 +19,9 @@ import pytest
 
 from app.cli import main
 from app.core.config import Settings
-from tests.api.test_improvements import DATASET, Model
+from tests.api.test_improvements import Model
 from tests.conftest import auth, serve
-from tests.factories import improved, save_sklearn, tar_gz
+from tests.factories import save_sklearn, tar_gz, upload, variant
 from tests.services_under_test import settings_env
 
 
@@ -106,26 +106,13 @@ async def test_a_rotated_key_signs_nothing_more_and_what_it_signed_stays_valid(
 
     async with serve(old) as client:  # a replica left on the rotated key
         model.client = client
-        refused = await client.post(
-            "/api/v1/models/register",
-            json=improvement(model, 0.95),
-            headers=auth(admin_key),
-        )
+        refused = await upload(client, admin_key, model.improvement(0.95), variant(model.archive))
         assert refused.status_code == 503, refused.text
         assert refused.json()["code"] == "signing_key_retired"
         assert old_id in refused.json()["detail"]
         assert int(refused.headers["retry-after"]) >= 1
         versions = await model.get("/versions")
     assert [v["version"] for v in versions["items"]] == [3, 2, 1], "nothing half-written"
-
-
-def improvement(model: Model, accuracy: float) -> dict[str, Any]:
-    return {
-        **improved(model.name),
-        "source_uri": model.source,
-        "metrics": {"accuracy": accuracy},
-        "dataset": {**DATASET, "num_samples": 5000},
-    }
 
 
 async def test_a_compromised_key_invalidates_what_it_signed_from_then_on_only(
@@ -190,9 +177,7 @@ async def test_a_compromised_key_invalidates_what_it_signed_from_then_on_only(
     }
 
     # And nothing more is signed with it.
-    refused = await client.post(
-        "/api/v1/models/register", json=improvement(model, 0.95), headers=auth(admin_key)
-    )
+    refused = await upload(client, admin_key, model.improvement(0.95), variant(model.archive))
     assert refused.status_code == 503
     assert refused.json()["code"] == "signing_key_retired"
 

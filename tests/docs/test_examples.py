@@ -56,7 +56,7 @@ def test_lineage_and_attestations(user_python: Path, user_service: UserService) 
     assert "the service agrees: valid=True, matches its record=True" in printed
     assert "chain of 2 attestations is valid: True" in printed
     assert "(accepted, measured)" in printed
-    assert "offline, hokusai.verify: 16 checks, valid: True" in printed
+    assert "offline, hokusai.verify: 18 checks, valid: True" in printed
 
 
 @pytest.mark.filterwarnings("error")

@@ -444,7 +444,9 @@ def _key_validity(name: str, key: _Key, issued_at: Any) -> Check:
 
 
 def _moment(value: Any) -> datetime | None:
-    """An RFC 3339 time with its zone, or None."""
+    """An RFC 3339 time with its zone (or a zoned datetime), or None."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else None
     if not isinstance(value, str):
         return None
     try:
