@@ -203,6 +203,7 @@ def test_the_readme_walkthrough_against_make_runs_embedded_defaults(
             {"http://127.0.0.1:8000": url},
         )
     assert "v1: accuracy 0.6" in printed
-    assert "DeltaOne accepted" in printed
+    assert "pp measured, DeltaOne accepted" in printed  # on the held benchmark, in the sandbox
     assert '-->|"+' in printed  # the Mermaid lineage
+    assert "accepted (measured)" in printed
     assert '"version":2,"predictions":[' in printed

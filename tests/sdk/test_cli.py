@@ -107,3 +107,38 @@ def test_login_writes_a_private_config_the_client_then_uses(
     client = HokusaiClient()
     assert client.base_url == live.url
     assert client.health().status == "ok"
+
+
+def test_benchmarks_from_the_command_line(live: LiveService, tmp_path: Path) -> None:
+    """Upload, list, show, download (the `benchmark` scope) and retire a held benchmark; a
+    `write` key sees the summary and is refused the file."""
+    import pandas as pd
+    from hokusai import dataset_hash
+
+    frame = pd.DataFrame(
+        {"f0": [0.1 * i for i in range(40)], "converted": [i % 2 for i in range(40)]}
+    )
+    csv = tmp_path / "leads.csv"
+    frame.to_csv(csv, index=False)
+    held = run(live, tmp_path, "benchmarks", "upload", str(csv), "--label-column", "converted")
+    assert held.returncode == 0, held.stderr
+    digest = dataset_hash(csv)
+    assert held.stdout.split("\t")[:2] == [digest, "40 rows"]
+    listed = run(live, tmp_path, "benchmarks", "list")
+    assert listed.stdout.splitlines()[0] == "HASH\tROWS\tLABEL\tRETIRED"
+    assert f"{digest}\t40\tconverted\tno" in listed.stdout
+    with HokusaiClient(base_url=live.url, api_key=live.admin_key) as client:
+        writer = client.api_keys.create("cli-contributor", ["write"]).key
+    shown = run(live, tmp_path, "benchmarks", "show", digest, key=writer)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["label_column"] == "converted"
+    refused = run(live, tmp_path, "benchmarks", "download", digest, "-o", "x.csv", key=writer)
+    assert refused.returncode == 1
+    assert "forbidden" in refused.stderr or "403" in refused.stderr
+    copy = tmp_path / "copy.csv"
+    fetched = run(live, tmp_path, "benchmarks", "download", digest, "-o", str(copy))
+    assert fetched.returncode == 0, fetched.stderr
+    assert copy.read_bytes() == csv.read_bytes()
+    retired = run(live, tmp_path, "benchmarks", "retire", digest)
+    assert retired.returncode == 0, retired.stderr
+    assert f"{digest}\t40\tconverted\tyes" in run(live, tmp_path, "benchmarks", "list").stdout

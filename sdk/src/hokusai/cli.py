@@ -90,6 +90,34 @@ def parser() -> argparse.ArgumentParser:
     lineage.add_argument("--depth", type=int)
     lineage.set_defaults(run=show_lineage)
 
+    benchmarks = commands.add_parser(
+        "benchmarks", help="held benchmarks: the datasets improvements are measured on"
+    ).add_subparsers(dest="action", required=True)
+    held = benchmarks.add_parser(
+        "upload", help="hold a Parquet or CSV file (the `benchmark` scope); prints its hash"
+    )
+    held.add_argument("file")
+    held.add_argument("--label-column", required=True)
+    held.add_argument("--json", action="store_true")
+    held.set_defaults(run=upload_benchmark)
+    listed = benchmarks.add_parser("list", help="held benchmarks, newest first")
+    listed.add_argument("--json", action="store_true")
+    listed.set_defaults(run=list_benchmarks)
+    shown = benchmarks.add_parser("show", help="one benchmark's summary (never a row)")
+    shown.add_argument("hash")
+    shown.set_defaults(run=show_benchmark)
+    fetched = benchmarks.add_parser(
+        "download", help="the benchmark's file (the `benchmark` scope), to recompute with"
+    )
+    fetched.add_argument("hash")
+    fetched.add_argument("--output", "-o", required=True)
+    fetched.set_defaults(run=download_benchmark)
+    retired = benchmarks.add_parser(
+        "retire", help="name it in no new baseline (the `benchmark` scope)"
+    )
+    retired.add_argument("hash")
+    retired.set_defaults(run=retire_benchmark)
+
     ab_tests = commands.add_parser("ab-tests", help="A/B tests").add_subparsers(
         dest="action", required=True
     )
@@ -227,6 +255,45 @@ def show_lineage(args: argparse.Namespace) -> None:
             print(client.lineage.dot(args.name, **options))
         else:
             _print_json(client.lineage.get(args.name, **options).model_dump(mode="json"))
+
+
+def upload_benchmark(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        held = client.benchmarks.upload(args.file, args.label_column)
+    if args.json:
+        _print_json(held)
+        return
+    print(f"{held.hash}\t{held.rows} rows\t{len(held.columns)} columns\tlabel {held.label_column}")
+
+
+def list_benchmarks(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        found = list(client.benchmarks.list())
+    if args.json:
+        _print_json([b.model_dump(mode="json") for b in found])
+        return
+    print("HASH\tROWS\tLABEL\tRETIRED")
+    for held in found:
+        retired = "yes" if held.retired_at else "no"
+        print(f"{held.hash}\t{held.rows}\t{held.label_column}\t{retired}")
+
+
+def show_benchmark(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        _print_json(client.benchmarks.get(args.hash))
+
+
+def download_benchmark(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        content = client.benchmarks.file(args.hash)
+    Path(args.output).write_bytes(content)
+    print(f"{args.output}: {len(content)} bytes")
+
+
+def retire_benchmark(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        held = client.benchmarks.retire(args.hash)
+    print(f"{held.hash} retired at {held.retired_at}")
 
 
 def ab_results(args: argparse.Namespace) -> None:
