@@ -1,9 +1,9 @@
-"""The whole life of a model: train a baseline, register it, register an improved version that
-contributors' data made better, put it in production, predict, read the lineage, compare the two
-versions, and roll back.
+"""The whole life of a model: hold its benchmark, train a baseline, register it, register an
+improved version that contributors' data made better (the service measures it on the benchmark),
+put it in production, predict, read the lineage, compare the two versions, and roll back.
 
     pip install 'hokusai-ml-platform[mlflow]' scikit-learn pandas
-    export HOKUSAI_BASE_URL=http://127.0.0.1:8000 HOKUSAI_API_KEY=hk_...   # a `write` key
+    export HOKUSAI_BASE_URL=http://127.0.0.1:8000 HOKUSAI_API_KEY=hk_...   # `write` and `benchmark`
     python examples/basic_usage.py
 """
 
@@ -15,10 +15,11 @@ from pathlib import Path
 
 import mlflow.sklearn
 import pandas as pd
-from hokusai import HokusaiClient, dataset_hash
+from hokusai import HokusaiClient
 from sklearn.datasets import make_classification
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 FEATURES = [
@@ -68,32 +69,40 @@ def saved(model: object, example: pd.DataFrame, folder: Path) -> Path:
     return folder
 
 
+def auc(model: object, x: pd.DataFrame, y: pd.Series) -> float:
+    return float(roc_auc_score(y, model.predict_proba(x)[:, 1]))  # type: ignore[attr-defined]
+
+
 def main() -> None:
     run = uuid.uuid4().hex[:6]  # each run its own model, so the example can be run again
     name, token_id = f"lead-scorer-{run}", f"LEAD-{run.upper()}"
     x_train, x_bench, y_train, y_bench = leads()
-    # The benchmark dataset is named by its hash: DeltaOne only compares versions measured on it.
-    dataset = {"hash": dataset_hash(x_bench.assign(label=y_bench)), "num_samples": len(x_bench)}
     work = Path(tempfile.mkdtemp(prefix="hokusai-example-"))
 
     with HokusaiClient() as client:  # HOKUSAI_BASE_URL and HOKUSAI_API_KEY
-        # 1. A baseline: a simple model trained on the first 500 leads.
+        # 0. The benchmark, held by the service (labels included; contributors never see a row):
+        # every improvement is measured on it. Its hash names it.
+        held = client.benchmarks.upload(x_bench.assign(converted=y_bench.to_numpy()), "converted")
+        dataset = {"hash": held.hash, "num_samples": held.rows}
+
+        # 1. A baseline: a simple model trained on the first 500 leads, scored by ROC AUC (the
+        # models answer probabilities).
         baseline = LogisticRegression().fit(x_train[:500], y_train[:500])
         v1 = client.models.register(
             name,
             kind="baseline",
             model_type="lead_scoring",
             token_id=token_id,
-            metrics={"accuracy": baseline.score(x_bench, y_bench)},
+            metrics={"roc_auc": auc(baseline, x_bench, y_bench)},
             dataset=dataset,
             benchmark={
-                "metric": "accuracy",
+                "metric": "roc_auc",
                 "direction": "higher_is_better",
                 "family": "proportion",
             },
             artifact=saved(baseline, x_bench, work / "v1"),
         )
-        print(f"registered {name} v{v1.version} (baseline), accuracy {v1.metrics['accuracy']:.3f}")
+        print(f"registered {name} v{v1.version} (baseline), ROC AUC {v1.metrics['roc_auc']:.3f}")
         client.aliases.set(name, "production", v1.version, reason="first version")
 
         # 2. An improved version, trained with the contributors' 5,500 extra leads.
@@ -102,16 +111,18 @@ def main() -> None:
         v2 = client.models.register(
             name,
             kind="improved",
-            metrics={"accuracy": improved.score(x_bench, y_bench)},
+            metrics={"roc_auc": auc(improved, x_bench, y_bench)},  # what we claim; not used
             dataset=dataset,
             contributors=CONTRIBUTORS,
             artifact=saved(improved, x_bench, work / "v2"),
         )
         decision = v2.deltaone
         assert decision is not None
+        measured = decision.measurement or {}
         print(
-            f"registered v{v2.version}: {decision.gain_pp:+.2f} pp, DeltaOne "
-            f"{decision.reason}, "
+            f"registered v{v2.version}: {decision.gain_pp:+.2f} pp {decision.basis} "
+            f"(ROC AUC {measured.get('parent_value')} -> {measured.get('candidate_value')} on "
+            f"{measured.get('rows')} rows), DeltaOne {decision.reason}, "
             f"attestation {v2.attestation_id}"
         )
 
@@ -135,8 +146,8 @@ def main() -> None:
         )
         print(client.lineage.mermaid(name, direction="both"))
         comparison = client.models.compare(name, base=v1.version, candidate=v2.version)
-        accuracy = comparison.metrics["accuracy"]
-        print(f"compare v1 -> v2: accuracy {accuracy.base:.3f} -> {accuracy.candidate:.3f}")
+        auc_delta = comparison.metrics["roc_auc"]
+        print(f"compare v1 -> v2: ROC AUC {auc_delta.base:.3f} -> {auc_delta.candidate:.3f}")
 
         # 5. Roll back: production returns to where it was before its last move (v1).
         moved = client.models.rollback(name, reason="example: back to the baseline")

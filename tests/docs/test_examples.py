@@ -26,7 +26,8 @@ def test_every_example_is_tested() -> None:
 
 def test_basic_usage(user_python: Path, user_service: UserService) -> None:
     printed = user_service.run(user_python, str(EXAMPLES / "basic_usage.py"))
-    assert "DeltaOne accepted" in printed
+    assert "pp measured (ROC AUC 0." in printed
+    assert "on 2000 rows), DeltaOne accepted" in printed
     assert "(cache MISS, then HIT)" in printed
     assert "rollback: production -> v1" in printed
     assert '-->|"+' in printed  # the Mermaid lineage
