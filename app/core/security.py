@@ -120,6 +120,11 @@ class PrincipalCache:
             return None
         return entry[1]
 
+    def can_serve(self) -> bool:
+        """Whether some key would be served without the database (stale-if-error)."""
+        oldest = time.monotonic() - (self.ttl_s + self.stale_s)
+        return any(checked >= oldest for checked, _ in reversed(self._entries.values()))
+
     def put(self, key: str, principal: Principal) -> None:
         if self.ttl_s <= 0 and self.stale_s <= 0:
             return
