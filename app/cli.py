@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import SecretStr, ValidationError
 
+from app.api.server import GuardedHttpToolsProtocol, Limits
 from app.core.config import DATA_DIR, Settings
 from app.core.logging import configure_logging
 from app.core.security import Scope, generate_key
@@ -75,9 +76,14 @@ def serve(settings: Settings, *, run_migrations: bool) -> None:
         "port": settings.port,
         "log_config": None,
         "access_log": False,
-        "proxy_headers": True,
+        # Forwarding headers only from the proxies named (none by default): X-Forwarded-For
+        # from anyone else would let a client pick the address its failures are counted on.
+        "proxy_headers": bool(settings.forwarded_allow_ips),
+        "forwarded_allow_ips": settings.forwarded_allow_ips or "",
+        "http": "app.api.server:GuardedHttpToolsProtocol",
         "timeout_graceful_shutdown": 10,
     }
+    GuardedHttpToolsProtocol.limits = Limits.from_settings(settings)
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **options)
         return
@@ -101,6 +107,7 @@ def worker_app() -> FastAPI:
 
     settings = Settings()
     configure_logging(settings.log_level)
+    GuardedHttpToolsProtocol.limits = Limits.from_settings(settings)
     return create_app(settings)
 
 

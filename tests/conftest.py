@@ -165,9 +165,12 @@ def live_settings(
         mlflow_tracking_uri=mlflow_uri,
         attestation_key_file=str(workdir / "attestation.pem"),
         bootstrap_api_key=SecretStr(admin_key),
-        rate_limit_per_minute=0,
-        auth_failures_per_minute=0,
-        **{"log_level": "WARNING", **overrides},
+        **{
+            "log_level": "WARNING",
+            "rate_limit_per_minute": 0,
+            "auth_failures_per_minute": 0,
+            **overrides,
+        },
     )
 
 

@@ -20,7 +20,7 @@ from app.api.deps import Resources, ResourcesDep
 from app.core.config import API_KEY_PATTERN
 from app.core.errors import Forbidden, RateLimited, Unauthenticated
 from app.core.metrics import Metrics
-from app.core.security import Principal, Scope
+from app.core.security import Principal, Scope, key_lookup
 from app.db.session import unreachable
 from app.services.api_keys import ApiKeyService
 
@@ -68,18 +68,23 @@ async def principal_of(resources: Resources, secret: str | None, address: str) -
 async def _look_up(resources: Resources, secret: str, address: str) -> Principal:
     """A key this process does not trust yet, checked in the database. Failures are counted per
     client address: past the limit the address gets 429 without a lookup, so a flood of bad keys
-    costs the database nothing. While the database cannot be reached, a key checked recently is
-    served as it was (stale-if-error); any answer from the database ends that at once."""
+    costs the database at most one small query a second (`_exists`), except for a key that
+    exists, which is still looked up and let through: a valid key is never locked out by
+    others' failures from its address (a shared NAT, say). While the
+    database cannot be reached, a key checked recently is served as it was (stale-if-error); any
+    answer from the database ends that at once."""
     minute, left_s = _this_minute()
     failures = resources.cache.key("authfail", address, minute)
     limit = resources.settings.auth_failures_per_minute
+    throttled = False
     if limit and resources.cache.enabled:
         [so_far] = await resources.cache.get_many([failures])
-        if isinstance(so_far, int) and so_far >= limit:
+        throttled = isinstance(so_far, int) and so_far >= limit
+        if throttled and not await _exists(resources, secret):
             resources.metrics.auth_failures.labels("throttled").inc()
             raise RateLimited(retry_after=left_s)
     principal = None
-    if API_KEY_PATTERN.match(secret):  # a malformed key is refused without a lookup
+    if _well_formed(secret):  # a malformed key is refused without a lookup
         try:
             # A session of its own: the request's transaction (if it has one) starts later, and
             # a request that needs none (a prediction) holds no connection while it works.
@@ -95,8 +100,34 @@ async def _look_up(resources: Resources, secret: str, address: str) -> Principal
         resources.metrics.auth_failures.labels("invalid").inc()
         if limit and resources.cache.enabled:
             await resources.cache.hit_window(failures, 60)
+        if throttled:
+            raise RateLimited(retry_after=left_s)
         raise Unauthenticated("The API key is unknown or revoked")
     return principal
+
+
+def _well_formed(secret: str) -> bool:
+    return API_KEY_PATTERN.match(secret) is not None
+
+
+async def _exists(resources: Resources, secret: str) -> bool:
+    """Whether a key with this one's lookup prefix exists and is not revoked, from this process's
+    list of them, read again at most once a second when a prefix is not in it."""
+    if not _well_formed(secret):
+        return False
+    known = resources.principals.lookups
+    if known.has(key_lookup(secret)):
+        return True
+    if not known.due():
+        return False
+    try:
+        async with resources.sessionmaker() as session:
+            known.replace(await ApiKeyService(session, resources.principals).active_lookups())
+    except Exception as exc:
+        if unreachable(exc):
+            return False
+        raise
+    return known.has(key_lookup(secret))
 
 
 def check_scope(principal: Principal, scope: Scope, metrics: Metrics) -> Principal:

@@ -38,6 +38,32 @@ class Settings(BaseSettings):
         description="Worker processes `serve` runs on the port; metrics are summed across them, "
         "migrations run once before they start (needs a Postgres database)",
     )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (comma-"
+        "separated addresses or networks, `*` for any); empty: none, the peer is the client",
+    )
+    http_max_header_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request head (request line and headers); past it, 431 and the "
+        "connection is closed",
+    )
+    http_max_headers: int = Field(
+        100, ge=10, le=10_000, description="Most header fields in a request; past it, 431"
+    )
+    http_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Time a client has to send a request's whole head; past it, 408 and closed",
+    )
+    http_body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest pause in a request body while the service waits for it; past it, "
+        "408 and closed",
+    )
 
     database_url: str = Field(
         f"sqlite+aiosqlite:///{DATA_DIR}/hokusai.db",

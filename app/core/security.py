@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -64,6 +66,33 @@ class Principal:
     scopes: frozenset[Scope]
 
 
+class KnownLookups:
+    """The lookup prefixes of the keys that exist (not revoked), as last read: who a throttled
+    address may still be. Read again at most every `every_s` seconds when asked about a prefix
+    it lacks (the caller reads; `due` reserves the turn, so concurrent callers read once)."""
+
+    def __init__(self, every_s: float = 1.0) -> None:
+        self.every_s = every_s
+        self._lookups: frozenset[str] = frozenset()
+        self._read_at = -math.inf
+
+    def has(self, lookup: str) -> bool:
+        return lookup in self._lookups
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self._read_at < self.every_s:
+            return False
+        self._read_at = now
+        return True
+
+    def replace(self, lookups: Iterable[str]) -> None:
+        self._lookups = frozenset(lookups)
+
+    def add(self, lookup: str) -> None:
+        self._lookups = self._lookups | {lookup}
+
+
 class PrincipalCache:
     """Recently authenticated keys, in this process, for `ttl_s` seconds, so most requests skip
     the database. Keyed by the key's hash, never the secret. A revocation evicts at once here;
@@ -75,6 +104,7 @@ class PrincipalCache:
         self.stale_s = stale_s
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()  # checked at
+        self.lookups = KnownLookups()
 
     def get(self, key: str) -> Principal | None:
         return self._within(key, self.ttl_s)
@@ -89,6 +119,11 @@ class PrincipalCache:
         if entry is None or entry[0] + age_s < time.monotonic():
             return None
         return entry[1]
+
+    def can_serve(self) -> bool:
+        """Whether some key would be served without the database (stale-if-error)."""
+        oldest = time.monotonic() - (self.ttl_s + self.stale_s)
+        return any(checked >= oldest for checked, _ in reversed(self._entries.values()))
 
     def put(self, key: str, principal: Principal) -> None:
         if self.ttl_s <= 0 and self.stale_s <= 0:

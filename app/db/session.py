@@ -38,6 +38,9 @@ def create_engine(settings: Settings, pool_size: int | None = None) -> AsyncEngi
         "max_overflow": size,
         "pool_timeout": settings.database_timeout_s,
         "pool_recycle": 1800,
+        # A pooled connection a firewall or proxy dropped in silence is found out and replaced
+        # at checkout (one round trip), not handed to a request that then fails with 503.
+        "pool_pre_ping": True,
         "connect_args": {"connect_timeout": max(1, round(settings.database_timeout_s))},
         # Parameters (key hashes and prefixes among them) stay out of error messages and logs.
         "hide_parameters": True,

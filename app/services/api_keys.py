@@ -34,6 +34,7 @@ class ApiKeyService:
         """A new key and its secret; the secret is never stored, only its hash."""
         secret = generate_key()
         api_key = await self.keys.add(_new_key(name, scopes, secret))
+        self.principals.lookups.add(key_lookup(secret))  # known here at once, throttled or not
         return api_key, secret
 
     async def ensure_key(self, name: str, scopes: Sequence[Scope], secret: str) -> bool:
@@ -68,6 +69,10 @@ class ApiKeyService:
         principal = Principal(api_key.id, api_key.name, effective_scopes(api_key.scopes))
         self.principals.put(secret, principal)
         return principal
+
+    async def active_lookups(self) -> list[str]:
+        """The lookup prefixes of every key not revoked."""
+        return await self.keys.active_lookups()
 
 
 def _new_key(name: str, scopes: Sequence[Scope], secret: str) -> ApiKey:

@@ -1,4 +1,9 @@
-"""Readiness: ping each dependency concurrently, each within its own short budget."""
+"""Readiness: can this replica do its main job, serving predictions? Each dependency is pinged
+concurrently, each within its own short budget. `unavailable` (503) only when it cannot: no
+model runner can start, or neither the database nor the keys it recently checked can
+authenticate a caller. A dependency down while predictions still work (MLflow, Redis, the
+database while recent keys are still served) is `degraded` (200): a balancer gating on readiness
+must not drop a whole fleet for what predictions do not need."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from app.adapters.cache import Cache
 from app.adapters.registry import Registry
 from app.adapters.runners import Runners
 from app.core.metrics import Metrics
+from app.core.security import PrincipalCache
 from app.db.session import ping as ping_database
 from app.schemas.health import DependencyCheck, Readiness, Sandbox
 
@@ -21,6 +27,7 @@ async def check_readiness(
     registry: Registry,
     cache: Cache,
     runners: Runners,
+    principals: PrincipalCache,
     metrics: Metrics,
     timeout_s: float,
 ) -> Readiness:
@@ -61,9 +68,10 @@ async def check_readiness(
             timed("runners", runners_can_start),
         )
     )
-    if any(checks[name].status == "down" for name in ("database", "mlflow", "runners")):
+    database_down = checks["database"].status == "down"
+    if checks["runners"].status == "down" or (database_down and not principals.can_serve()):
         status = "unavailable"
-    elif checks["redis"].status != "up":
+    elif any(check.status != "up" for check in checks.values()):
         status = "degraded"
     else:
         status = "ready"

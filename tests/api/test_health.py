@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
 from app.core.config import Settings
+from tests.api.test_ml_models import register_baseline
 from tests.conftest import auth, serve
-from tests.proxy import database_behind_proxy
+from tests.factories import save_sklearn, tar_gz, unique
+from tests.proxy import Proxy, database_behind_proxy
 from tests.services_under_test import free_port
 
 
@@ -73,17 +77,64 @@ async def test_ready_keeps_its_budget_when_the_database_hangs(
     assert max(timings) < 1 + 0.75, timings  # the budget, and a little for the other checks
 
 
-async def test_ready_is_unavailable_when_mlflow_port_is_closed(
+async def test_ready_is_degraded_when_mlflow_port_is_closed(
     make_settings: Callable[..., Settings],
 ) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     async with serve(make_settings(mlflow_tracking_uri=closed)) as client:
         response = await client.get("/ready")
     body = response.json()
-    assert response.status_code == 503
-    assert body["status"] == "unavailable"
+    assert response.status_code == 200, "predictions of loaded models need no MLflow"
+    assert body["status"] == "degraded"
     assert body["checks"]["mlflow"]["status"] == "down"
     assert body["checks"]["database"]["status"] == "up"
+
+
+async def test_ready_stays_200_while_predictions_work_without_mlflow_and_postgres(
+    make_settings: Callable[..., Settings],
+    clean_database: str,
+    mlflow_uri: str,
+    admin_key: str,
+    tmp_path: Path,
+) -> None:
+    """A replica whose MLflow and then Postgres go away keeps serving the models it loaded to
+    the keys it checked recently: readiness says `degraded` (200), never `unavailable`, so a
+    balancer does not take the fleet out; predictions succeed all along."""
+    target = urlsplit(mlflow_uri)
+    mlflow = Proxy(target.hostname or "127.0.0.1", target.port or 80)
+    database, through = database_behind_proxy(clean_database)
+    settings = make_settings(
+        database_url=through, mlflow_tracking_uri=mlflow.url, ready_timeout_s=1
+    )
+    archive = tar_gz(save_sklearn(tmp_path)[0])
+    try:
+        async with serve(settings) as client:
+            name = unique()
+            await register_baseline(client, admin_key, archive, name)
+            rows = [{"f0": 0.1 * i, "f1": 0.2, "f2": 0.3} for i in range(3)]
+            url = f"/api/v1/models/{name}/predict"
+            first = await client.post(url, json={"inputs": rows[0]}, headers=auth(admin_key))
+            assert first.status_code == 200, first.text
+            ready = (await client.get("/ready")).json()
+            assert ready["status"] == "ready", ready
+
+            mlflow.cut()
+            without_mlflow = await client.get("/ready")
+            second = await client.post(url, json={"inputs": rows[1]}, headers=auth(admin_key))
+
+            database.cut()
+            without_both = await client.get("/ready")
+            third = await client.post(url, json={"inputs": rows[2]}, headers=auth(admin_key))
+    finally:
+        mlflow.cut()
+        database.cut()
+    for ready, down in ((without_mlflow, {"mlflow"}), (without_both, {"mlflow", "database"})):
+        body = ready.json()
+        assert ready.status_code == 200, body
+        assert body["status"] == "degraded"
+        assert {n for n, check in body["checks"].items() if check["status"] == "down"} == down
+    assert second.status_code == 200, second.text
+    assert third.status_code == 200, third.text
 
 
 async def test_ready_is_degraded_when_redis_port_is_closed(

@@ -23,19 +23,23 @@ async def get_health() -> Health:
     responses={
         503: {
             "model": Readiness,
-            "description": "Database or MLflow is down, or no runner can start",
+            "description": "This replica cannot serve predictions: no model runner can start, "
+            "or neither the database nor its recently checked keys can authenticate",
         }
     },
 )
 async def get_readiness(resources: ResourcesDep) -> JSONResponse:
-    """Readiness: pings Postgres, MLflow and Redis, and checks that model runners can start
-    (the sandbox's kernel support; the runners' zygote). 503 when the database or MLflow is down
-    or no runner can start; Redis down or disabled is `degraded` with 200."""
+    """Readiness of this replica to serve predictions, its main job: pings Postgres, MLflow and
+    Redis, and checks that model runners can start (the sandbox's kernel support; the runners'
+    zygote). 503 `unavailable` only when no runner can start, or the database is down and no
+    recently checked key can be served; any other dependency down (MLflow, Redis, or the
+    database while recent keys are served) is `degraded` with 200."""
     readiness = await check_readiness(
         resources.engine,
         resources.registry,
         resources.cache,
         resources.loader.runners,
+        resources.principals,
         resources.metrics,
         resources.settings.ready_timeout_s,
     )

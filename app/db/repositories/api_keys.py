@@ -47,6 +47,10 @@ class ApiKeyRepository:
         result = await self.session.execute(select(ApiKey).where(ApiKey.lookup == lookup))
         return result.scalar_one_or_none()
 
+    async def active_lookups(self) -> list[str]:
+        query = select(ApiKey.lookup).where(ApiKey.revoked_at.is_(None))
+        return list((await self.session.execute(query)).scalars())
+
     async def page(self, *, limit: int, offset: int) -> tuple[Sequence[ApiKey], int]:
         return await page(
             self.session, select(ApiKey).order_by(ApiKey.created_at, ApiKey.id), limit, offset

@@ -1,0 +1,205 @@
+"""The HTTP/1.1 connection: uvicorn's httptools protocol with the limits it lacks. A request's
+head (request line and headers) is bounded in bytes and in header count (431), must arrive whole
+within a time limit (408), and a body that stops arriving is cut off (408); so one client cannot
+hold memory, the event loop or a connection slot by sending slowly or endlessly.
+
+Everything else (parsing, keep-alive, pipelining, flow control, the ASGI cycle) is uvicorn's.
+`serve` installs it as `http="app.api.server:GuardedHttpToolsProtocol"` and sets `limits`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Limits:
+        return cls(
+            max_header_bytes=settings.http_max_header_bytes,
+            max_headers=settings.http_max_headers,
+            header_timeout_s=settings.http_header_timeout_s,
+            body_timeout_s=settings.http_body_timeout_s,
+        )
+
+
+class _Refused(Exception):
+    """Raised from a parser callback: the request is refused with this status."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+_TITLES = {408: "Request Timeout", 431: "Request Header Fields Too Large"}
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    limits: ClassVar[Limits] = Limits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True  # between the first byte of a request and its last header
+        self._head_bytes = 0
+        self._header_count = 0
+        self._deadline: asyncio.TimerHandle | None = None
+
+    # The head: bytes, count, time.
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.limits.header_timeout_s, "head")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        if self._in_head:
+            if self._deadline is None:  # the first byte of a pipelined or keep-alive request
+                self._arm(self.limits.header_timeout_s, "head")
+            self._head_bytes += len(data)
+        elif self._deadline is not None:  # the body moves: its clock starts again
+            self._arm(self.limits.body_timeout_s, "body")
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as error:
+            if isinstance(error.__context__, _Refused):
+                self._refuse(error.__context__)
+                return
+            self._invalid()
+            return
+        except httptools.HttpParserError:
+            self._invalid()
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        if self._in_head and self._head_bytes > self.limits.max_header_bytes:
+            self._refuse(_too_large(self.limits.max_header_bytes))
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_count = 0
+
+    def on_url(self, url: bytes) -> None:
+        if len(self.url) + len(url) > self.limits.max_header_bytes:
+            raise _too_large(self.limits.max_header_bytes)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.limits.max_headers:
+            raise _Refused(
+                431,
+                "too_many_headers",
+                f"More than {self.limits.max_headers} header fields",
+            )
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        self._disarm()
+        super().on_headers_complete()
+        self._arm(self.limits.body_timeout_s, "body")  # until the message is complete
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        self._in_head = True  # what comes next is the next request's head
+        super().on_message_complete()
+
+    # Timers.
+
+    def _arm(self, seconds: float, phase: str) -> None:
+        self._disarm()
+        if seconds > 0:
+            self._deadline = self.loop.call_later(seconds, self._expired, phase)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self, phase: str) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if phase == "body" and self.flow.read_paused:  # the app is behind, not the client
+            self._arm(self.limits.body_timeout_s, "body")
+            return
+        if phase == "head" and not self._in_head:
+            return
+        started = self.cycle is not None and self.cycle.response_started
+        if phase == "body" and started:
+            self.transport.close()  # too late for a status: just end it
+            return
+        seconds = self.limits.header_timeout_s if phase == "head" else self.limits.body_timeout_s
+        what = "headers" if phase == "head" else "body"
+        self._refuse(
+            _Refused(
+                408,
+                f"{what}_timeout" if phase == "body" else "header_timeout",
+                f"The request's {what} did not arrive within {seconds:g} s",
+            )
+        )
+
+    # Answers.
+
+    def _refuse(self, refused: _Refused) -> None:
+        """A problem+json answer, then the connection is closed (its stream is not trusted)."""
+        log.info("refused a request from %s: %s", _peer(self.client), refused.detail)
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True  # the app, if it runs, sees the client gone
+            self.cycle.message_event.set()
+        body = json.dumps(
+            {
+                "type": f"https://hokusai.ai/problems/{refused.code}",
+                "title": _TITLES[refused.status],
+                "status": refused.status,
+                "code": refused.code,
+                "detail": refused.detail,
+            }
+        ).encode()
+        head = [
+            f"HTTP/1.1 {refused.status} {_TITLES[refused.status]}\r\n".encode(),
+            *(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers),
+            b"content-type: application/problem+json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+        ]
+        self._disarm()
+        if self.cycle is None or not self.cycle.response_started:
+            self.transport.write(b"".join(head) + body)
+        self.transport.close()
+
+    def _invalid(self) -> None:
+        message = "Invalid HTTP request received."
+        self.logger.warning(message)
+        self.send_400_response(message)
+
+
+def _too_large(limit: int) -> _Refused:
+    return _Refused(431, "header_too_large", f"The request's head is larger than {limit} bytes")
+
+
+def _peer(client: Any) -> str:
+    return f"{client[0]}:{client[1]}" if client else "unknown"
