@@ -131,7 +131,7 @@ class ModelVersion(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
     deltaone_reason: Mapped[Reason | None] = mapped_column(Word(Reason, 40))
     deltaone_basis: Mapped[Basis | None] = mapped_column(Word(Basis, 16))
     # The decision's gain on the primary metric, exact, for sums over contributions.
-    deltaone_gain_pp: Mapped[Decimal | None] = mapped_column(Numeric(24, 6))
+    deltaone_gain_pp: Mapped[Decimal | None] = mapped_column(Numeric())  # any size: 1e302 % too
     attestation_id: Mapped[str | None] = mapped_column(String(71))
 
 
@@ -152,7 +152,7 @@ class VersionContributor(Base):
     model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ml_models.id", ondelete="CASCADE"))
     version: Mapped[int]
     created_at: Mapped[datetime]
-    gain_pp: Mapped[Decimal | None] = mapped_column(Numeric(24, 6))
+    gain_pp: Mapped[Decimal | None] = mapped_column(Numeric())
     deltaone_accepted: Mapped[bool | None]
     basis: Mapped[Basis | None] = mapped_column(Word(Basis, 16))
     attestation_id: Mapped[str | None] = mapped_column(String(71))

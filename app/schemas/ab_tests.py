@@ -17,7 +17,15 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from app.core.vocabulary import AbTestStatus, MetricDirection
-from app.schemas.common import NO_NUL, Page, PositiveInteger, Schema, Text, Time, VersionNumber
+from app.schemas.common import (
+    NO_NUL,
+    Name,
+    Page,
+    PositiveInteger,
+    Schema,
+    Time,
+    VersionNumber,
+)
 from app.schemas.ml_models import CLOSED, AliasName, MetricName, ModelName, Request
 
 VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -77,12 +85,12 @@ def _weights_sum_to_one(weights: list[float]) -> None:
 
 
 class AbTestCreate(Request):
-    name: Annotated[Text, StringConstraints(min_length=1, max_length=128)]
+    name: Annotated[Name, StringConstraints(min_length=1, max_length=128)]
     model: ModelName
     variants: list[VariantIn] = Field(
         min_length=2, max_length=20, description="First is the control"
     )
-    unit: Annotated[Text, StringConstraints(min_length=1, max_length=64)] = "user_id"
+    unit: Annotated[Name, StringConstraints(min_length=1, max_length=64)] = "user_id"
     metric: MetricSpec
     minimum_sample_size: PositiveInteger = 100
     confidence_level: float = Field(0.95, gt=0.5, lt=1)

@@ -8,11 +8,19 @@ from pydantic import ConfigDict, Field, field_validator
 from app.core.security import Scope
 from app.schemas.common import Page, Schema
 
+_HIDDEN = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_CHAR, _SPACED = rf"[^\s{_HIDDEN}]", rf"[^{_HIDDEN}]"
+
 
 class ApiKeyCreate(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\s\x00]([^\x00\n]*[^\s\x00])?$")
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        # One line, no space at either end, no control character or bidirectional override.
+        pattern=rf"^{_CHAR}(?:{_SPACED}*{_CHAR})?$",
+    )
     scopes: list[Scope] = Field(min_length=1, json_schema_extra={"uniqueItems": True})
 
     @field_validator("scopes")

@@ -19,7 +19,14 @@ MAX_BIGINT = 2**63 - 1  # Postgres `bigint`: offsets
 # Every text that can reach Postgres: its text fields cannot hold NUL. A pattern, not a Python
 # validator, so it is checked in pydantic-core (10,000 outcome events a batch) and documented.
 NO_NUL = r"^[^\x00]*$"
-Text = Annotated[str, StringConstraints(pattern=NO_NUL)]
+# What people read (descriptions, tag values, reasons, names): no control characters but tab and
+# line breaks, no C1 controls, no bidirectional overrides or isolates (which make `ops\u202eyek`
+# display as something else) and no ANSI escapes (ESC is a control character).
+NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$"
+# The same on one line: names.
+ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$"
+Text = Annotated[str, StringConstraints(pattern=NO_CONTROL)]
+Name = Annotated[str, StringConstraints(pattern=ONE_LINE)]
 
 
 def _whole(value: Any) -> Any:

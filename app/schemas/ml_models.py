@@ -64,6 +64,9 @@ CLOSED: dict[str, Any] = {"additionalProperties": False}
 Tags = Annotated[dict[TagKey, TagValue], Field(max_length=100, json_schema_extra=CLOSED)]
 # Strict: JSON `true` is not a number; NaN and infinity are refused.
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+# A metric's value: finite and at most 1e300 in size, so that differences, ratios and percentage
+# points of any two stay finite.
+MetricValue = Annotated[Finite, Field(ge=-1e300, le=1e300)]
 Description = Annotated[Text, StringConstraints(max_length=5000)]
 
 
@@ -88,7 +91,11 @@ class ContributorWeight(Request):
         # Checked by the service: 422 `invalid_address` (EIP-55 on mixed case), naming the field.
         json_schema_extra={"pattern": ADDRESS},
     )
-    weight: Finite = Field(gt=0)
+    weight: Finite = Field(
+        ge=1e-6,
+        le=1e6,
+        description="Relative share; every contributor named must get at least 1 basis point",
+    )
 
 
 class VersionMetadata(Request):
@@ -104,10 +111,10 @@ class VersionMetadata(Request):
     )
     description: Description | None = None
     tags: Tags = Field(default_factory=dict)
-    metrics: dict[MetricName, Finite] = Field(
+    metrics: dict[MetricName, MetricValue] = Field(
         min_length=1, max_length=1000, json_schema_extra=CLOSED
     )
-    metric_stds: dict[MetricName, Annotated[Finite, Field(ge=0)]] = Field(
+    metric_stds: dict[MetricName, Annotated[MetricValue, Field(ge=0)]] = Field(
         default_factory=dict, json_schema_extra=CLOSED
     )
     benchmark: Benchmark | None = Field(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Sequence
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -20,7 +20,7 @@ from app.core.vocabulary import Basis
 from app.db.repositories.contributors import ContributionRepository
 from app.schemas.common import ADDRESS as ADDRESS_PATTERN
 from app.schemas.contributors import Contribution, Gains, Impact, ModelImpact
-from app.services.deltas import PLACES
+from app.services.deltas import rounded
 
 TOTAL_BPS = 10_000
 ADDRESS = re.compile(ADDRESS_PATTERN)
@@ -71,7 +71,7 @@ def _totals(groups: Iterable[Any]) -> Gains:
 
 def _pp(weighted: Decimal | float | int) -> float:
     """Σ gain_pp x bps, divided by 10000 and rounded half-even to 6 places, exactly."""
-    return float((Decimal(str(weighted)) / TOTAL_BPS).quantize(PLACES, rounding=ROUND_HALF_EVEN))
+    return rounded(Decimal(str(weighted)) / TOTAL_BPS)
 
 
 class ContributorService:

@@ -29,7 +29,11 @@ def exact(value: float) -> Decimal:
 
 
 def rounded(value: Decimal) -> float:
-    return float(value.quantize(PLACES, rounding=ROUND_HALF_EVEN))
+    """Half-even to 6 places, with as many digits as the value needs (a metric of 1e21 has
+    more than the default context's 28)."""
+    with localcontext() as context:
+        context.prec = max(28, value.adjusted() + 8)
+        return float(value.quantize(PLACES, rounding=ROUND_HALF_EVEN))
 
 
 @dataclass(frozen=True)

@@ -407,6 +407,13 @@ class RegistrationService:
             for a, c in zip(addresses, request.contributors, strict=True)
         ]
         points = basis_points(weights)
+        for index, address in enumerate(addresses):
+            if points[address] == 0:
+                raise invalid(
+                    ["contributors", index, "weight"],
+                    "this weight gives the contributor 0 of 10000 basis points; every "
+                    "contributor named must get at least 1",
+                )
         return [
             (address, contributor.weight, points[address])
             for address, contributor in zip(addresses, request.contributors, strict=True)

@@ -16,7 +16,17 @@ import pytest
 from app.core.config import Settings
 from tests.api.test_errors import assert_problem
 from tests.conftest import LiveService, auth
-from tests.factories import baseline, unique
+from tests.factories import (
+    CONTRIBUTOR,
+    OTHER_CONTRIBUTOR,
+    baseline,
+    improved,
+    save_sklearn,
+    tar_gz,
+    unique,
+    upload,
+    variant,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = json.loads((ROOT / "openapi.json").read_text())
@@ -153,6 +163,36 @@ REFUSED = [
     ),
     ("POST", "/api/v1/ab-tests", {**AB_TEST, "ends_at": 1e12}, ["body", "ends_at"]),
     ("PATCH", AB, {"ends_at": "2020-01-01T00:00:00Z"}, ["body", "ends_at"]),
+    # What people read must show what it says: no bidirectional override, ANSI escape or other
+    # control character.
+    ("POST", "/api/v1/ab-tests", {**AB_TEST, "name": "ops\u202eyek-nimda"}, ["body", "name"]),
+    ("POST", "/api/v1/ab-tests", {**AB_TEST, "name": "a\nb"}, ["body", "name"]),
+    ("POST", "/api/v1/api-keys", {"name": "\x1b[31mroot", "scopes": ["read"]}, ["body", "name"]),
+    ("POST", "/api/v1/api-keys", {"name": "admin\u2066x", "scopes": ["read"]}, ["body", "name"]),
+    ("PATCH", "/api/v1/models/m", {"tags": {"k": "ops\u202eyek"}}, ["body", "tags", "k"]),
+    ("PATCH", "/api/v1/models/m", {"description": "\x1b[2J"}, ["body", "description"]),
+    ("PATCH", "/api/v1/models/m", {"description": "a\x85b"}, ["body", "description"]),
+    ("POST", "/api/v1/models/m/rollback", {"reason": "\u202e"}, ["body", "reason"]),
+    # Numbers at their limits.
+    (
+        "POST",
+        "/api/v1/models/register",
+        {**baseline("m"), "source_uri": "runs:/abc/model", "metrics": {"accuracy": 1e301}},
+        ["body", "metrics", "accuracy"],
+    ),
+    (
+        "POST",
+        "/api/v1/models/register",
+        {
+            **improved("m"),
+            "source_uri": "runs:/abc/model",
+            "contributors": [
+                {"address": CONTRIBUTOR, "weight": 1e30},
+                {"address": OTHER_CONTRIBUTOR, "weight": 1e-300},
+            ],
+        },
+        ["body", "contributors", 0, "weight"],
+    ),
 ]
 
 
@@ -255,3 +295,59 @@ async def test_database_errors_never_carry_statement_parameters(settings: Settin
         await engine.dispose()
     assert "hk_x" not in str(raised.value)
     assert "parameters hidden" in str(raised.value)
+
+
+async def test_metrics_far_from_one_are_judged_not_500(
+    client: httpx.AsyncClient, admin_key: str, tmp_path: Path
+) -> None:
+    """Continuous metrics of 1e21 and more, and a parent of 1e-300 (a gain of 1e302 percent):
+    registered, judged, compared and listed, never a 500."""
+    archive = tar_gz(save_sklearn(tmp_path)[0])
+    continuous = {"metric": "revenue", "direction": "higher_is_better", "family": "continuous"}
+    for parent, candidate in ((1e21, 1.5e22), (1e-300, 1.0), (-1e300, 1e300)):
+        name = unique()
+        first = await upload(
+            client,
+            admin_key,
+            baseline(name, metrics={"revenue": parent}, benchmark=continuous),
+            archive,
+        )
+        assert first.status_code == 201, first.text
+        second = await upload(
+            client,
+            admin_key,
+            improved(name, metrics={"revenue": candidate}, metric_stds={}),
+            variant(archive),
+        )
+        assert second.status_code == 201, second.text
+        compared = await client.get(
+            f"/api/v1/models/{name}/compare?base=1&candidate=2", headers=auth(admin_key)
+        )
+        assert compared.status_code == 200, compared.text
+        assert compared.json()["metrics"]["revenue"]["candidate"] == candidate
+        for path in (
+            f"/api/v1/models/{name}/lineage",
+            f"/api/v1/contributors/{CONTRIBUTOR}/impact",
+        ):
+            answered = await client.get(path, headers=auth(admin_key))
+            assert answered.status_code == 200, answered.text
+
+
+async def test_a_split_that_leaves_a_contributor_nothing_is_refused(
+    client: httpx.AsyncClient, admin_key: str, tmp_path: Path
+) -> None:
+    name = unique()
+    archive = tar_gz(save_sklearn(tmp_path)[0])
+    assert (await upload(client, admin_key, baseline(name), archive)).status_code == 201
+    body = {
+        **improved(name),
+        "source_uri": "runs:/abc/model",
+        "contributors": [
+            {"address": CONTRIBUTOR, "weight": 1e6},
+            {"address": OTHER_CONTRIBUTOR, "weight": 1e-6},
+        ],
+    }
+    response = await client.post("/api/v1/models/register", json=body, headers=auth(admin_key))
+    problem = assert_problem(response, 422, "validation_failed")
+    assert ["body", "contributors", 1, "weight"] in [e["loc"] for e in problem["errors"]]
+    assert "0 of 10000 basis points" in problem["detail"]
