@@ -33,8 +33,39 @@ class Refused(Exception):
     """The webhook's host is not a public address."""
 
 
+# IPv6 prefixes that carry an IPv4 address a router or the kernel may deliver to: NAT64
+# (RFC 6052, well-known and local-use) and SIIT/IPv4-translated (RFC 2765). `is_global` calls
+# some of them public whatever IPv4 address they hold.
+_EMBEDDING = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),
+)
+
+
 def public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return address.is_global and not address.is_multicast
+    """A global unicast address; an IPv6 one that embeds an IPv4 address (IPv4-mapped,
+    IPv4-compatible, NAT64, SIIT, 6to4) only if the IPv4 address it holds is public too."""
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded(address)
+        if embedded is not None:
+            return public(embedded)
+    return True
+
+
+def _embedded(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    packed = address.packed
+    if packed[:12] == bytes(12):  # IPv4-compatible ::a.b.c.d (deprecated, still routed by some)
+        return ipaddress.IPv4Address(packed[12:])
+    if any(address in network for network in _EMBEDDING):
+        return ipaddress.IPv4Address(packed[12:])
+    return None
 
 
 class Webhooks:

@@ -380,6 +380,12 @@ async def test_webhooks_are_signed_and_report_status_and_verdict_changes(
         "http://[::1]:8000/",
         "http://10.0.0.7/hook",
         "http://localhost:6379/",
+        # IPv6 forms that hold a private IPv4 address: IPv4-compatible, SIIT, NAT64, 6to4.
+        "http://[::127.0.0.1]:8000/",
+        "http://[::ffff:0:127.0.0.1]:8000/",
+        "http://[64:ff9b::7f00:1]:8000/",
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+        "http://[2002:7f00:1::1]:8000/",
     ],
 )
 async def test_a_webhook_aimed_at_a_private_address_is_refused_at_creation(
