@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from app.api.contract import documented_path
 from app.core.errors import (
@@ -135,6 +136,15 @@ async def handle_database(request: Request, error: Exception) -> JSONResponse:
     return await handle_unexpected(request, error)
 
 
+async def handle_disconnect(request: Request, error: Exception) -> JSONResponse:
+    """The client went away before its body arrived: one line, not a traceback (nobody reads
+    the answer)."""
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return problem_response(
+        400, "client_disconnected", "Client disconnected", "The body ended early"
+    )
+
+
 async def handle_unexpected(request: Request, error: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
     return problem_response(500, "internal_error", "Internal error", "An unexpected error occurred")
@@ -149,6 +159,7 @@ def add_exception_handlers(app: FastAPI) -> None:
     # (app/db/repositories/ab_tests.py, expose_on_postgres).
     app.add_exception_handler(psycopg.OperationalError, handle_database)
     app.add_exception_handler(PoolTimeout, handle_database)
+    app.add_exception_handler(ClientDisconnect, handle_disconnect)
     app.add_exception_handler(Exception, handle_unexpected)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -112,6 +113,9 @@ class RegistryUnavailable(Unavailable):
     code, title = "registry_unavailable", "Model registry (MLflow) unavailable"
 
 
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
+
+
 class RegistryRejected(BadRequest):
     """MLflow refused the request itself (not found, bad parameter, conflict): the caller's
     error, never an outage to retry."""
@@ -119,7 +123,9 @@ class RegistryRejected(BadRequest):
     code, title = "registry_rejected", "MLflow refused the request"
 
     def __init__(self, mlflow_status: int, message: str) -> None:
-        super().__init__(f"MLflow refused the request ({mlflow_status}): {message}"[:2000])
+        # MLflow's messages can name its internal address: that stays in the log.
+        shown = _URL.sub("<mlflow>", message)
+        super().__init__(f"MLflow refused the request ({mlflow_status}): {shown}"[:2000])
         self.mlflow_status = mlflow_status
         self.message = message
 

@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,7 +23,7 @@ from tests.services_under_test import service_process
 @pytest.fixture(scope="module")
 def service(
     database_url: str, redis_url: str, mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str]]:
+) -> Iterator[tuple[str, str, Path]]:
     workdir = tmp_path_factory.mktemp("hostile-clients")
     admin = generate_key()
     settings = live_settings(
@@ -36,7 +37,7 @@ def service(
         auth_failures_per_minute=20,
     )
     with service_process(settings, workdir) as (url, _):
-        yield url, admin
+        yield url, admin, workdir / f"service-{settings.port}.log"
 
 
 class Neighbour:
@@ -87,8 +88,8 @@ def answer(sock: socket.socket) -> bytes:
     return received
 
 
-def test_an_endless_header_is_cut_off_and_nobody_else_waits(service: tuple[str, str]) -> None:
-    url, _ = service
+def test_an_endless_header_is_cut_off_and_nobody_else_waits(service: tuple[str, str, Path]) -> None:
+    url, *_ = service
     sent = 0
     with Neighbour(url) as neighbour, connect(url) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Huge: ")
@@ -106,8 +107,8 @@ def test_an_endless_header_is_cut_off_and_nobody_else_waits(service: tuple[str, 
     assert neighbour.failures == []
 
 
-def test_a_hundred_thousand_headers_are_refused(service: tuple[str, str]) -> None:
-    url, _ = service
+def test_a_hundred_thousand_headers_are_refused(service: tuple[str, str, Path]) -> None:
+    url, *_ = service
     head = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(
         b"X-%d: v\r\n" % i for i in range(100_000)
     )
@@ -120,8 +121,10 @@ def test_a_hundred_thousand_headers_are_refused(service: tuple[str, str]) -> Non
     assert neighbour.failures == []
 
 
-def test_a_trickled_head_is_dropped_after_the_header_timeout(service: tuple[str, str]) -> None:
-    url, _ = service
+def test_a_trickled_head_is_dropped_after_the_header_timeout(
+    service: tuple[str, str, Path],
+) -> None:
+    url, *_ = service
     request = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
     sockets = [connect(url) for _ in range(50)]  # a small slowloris
     try:
@@ -147,8 +150,8 @@ def test_a_trickled_head_is_dropped_after_the_header_timeout(service: tuple[str,
     assert neighbour.failures == []
 
 
-def test_a_body_that_stops_arriving_is_dropped(service: tuple[str, str]) -> None:
-    url, _ = service
+def test_a_body_that_stops_arriving_is_dropped(service: tuple[str, str, Path]) -> None:
+    url, *_ = service
     with connect(url) as sock:
         sock.sendall(
             b"POST /api/v1/models/register HTTP/1.1\r\nHost: x\r\n"
@@ -162,10 +165,10 @@ def test_a_body_that_stops_arriving_is_dropped(service: tuple[str, str]) -> None
     assert reply.startswith((b"HTTP/1.1 408 ", b"HTTP/1.1 401 ")), reply[:200]
 
 
-def test_a_well_behaved_client_keeps_its_connection(service: tuple[str, str]) -> None:
+def test_a_well_behaved_client_keeps_its_connection(service: tuple[str, str, Path]) -> None:
     """Keep-alive requests, each sent in several pieces, a pause between them shorter than the
     limits: all answered on one connection."""
-    url, _ = service
+    url, *_ = service
     with connect(url) as sock:
         for _ in range(3):
             for piece in (b"GET /health HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
@@ -176,10 +179,10 @@ def test_a_well_behaved_client_keeps_its_connection(service: tuple[str, str]) ->
             time.sleep(1)
 
 
-def test_x_forwarded_for_from_a_client_is_not_believed(service: tuple[str, str]) -> None:
+def test_x_forwarded_for_from_a_client_is_not_believed(service: tuple[str, str, Path]) -> None:
     """Rotating X-Forwarded-For does not escape the failure throttle: the peer's address is
     the client's."""
-    url, _ = service
+    url, *_ = service
     statuses = []
     early_in_a_minute()
     with httpx.Client(timeout=10) as client:
@@ -197,9 +200,9 @@ def test_x_forwarded_for_from_a_client_is_not_believed(service: tuple[str, str])
 
 
 def test_a_valid_key_gets_through_an_address_others_have_failed_from(
-    service: tuple[str, str],
+    service: tuple[str, str, Path],
 ) -> None:
-    url, admin = service
+    url, admin, _ = service
     key = create_key_sync(url, admin, "read")
     early_in_a_minute()
     with httpx.Client(timeout=10) as client:
@@ -227,3 +230,26 @@ def early_in_a_minute() -> None:
     """Failures are counted per minute: start where the next 2 s stay in one."""
     while time.time() % 60 > 50:
         time.sleep(1)
+
+
+def test_a_client_that_leaves_mid_upload_is_one_line_in_the_log(
+    service: tuple[str, str, Path],
+) -> None:
+    url, admin, log = service
+    before = log.read_text()
+    boundary = "hokusaiboundary"
+    head = (
+        f"POST /api/v1/models/register HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {10 * 1024 * 1024}\r\n\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="artifact"; '
+        'filename="model.tar.gz"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    ).encode()
+    with connect(url) as sock:
+        sock.sendall(head + b"x" * 200_000)
+        time.sleep(0.5)
+    time.sleep(1)
+    written = log.read_text()[len(before) :]
+    assert "Traceback" not in written, written
+    assert "unhandled error" not in written, written
+    assert httpx.get(f"{url}/health", timeout=5).status_code == 200

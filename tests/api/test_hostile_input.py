@@ -9,6 +9,7 @@ import sys
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -236,7 +237,7 @@ async def test_a_token_id_is_ascii_before_it_is_upper_cased(
     ],
 )
 async def test_a_source_uri_mlflow_refuses_is_400_not_an_outage(
-    client: httpx.AsyncClient, admin_key: str, source_uri: str
+    client: httpx.AsyncClient, admin_key: str, source_uri: str, mlflow_uri: str
 ) -> None:
     response = await client.post(
         "/api/v1/models/register",
@@ -245,6 +246,8 @@ async def test_a_source_uri_mlflow_refuses_is_400_not_an_outage(
     )
     assert_problem(response, 400, "invalid_artifact")
     assert "retry-after" not in response.headers
+    internal = urlsplit(mlflow_uri)
+    assert f"{internal.hostname}:{internal.port}" not in response.text, "MLflow's address"
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
