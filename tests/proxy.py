@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 
 
 class Proxy:
@@ -17,6 +18,7 @@ class Proxy:
         self.lock = threading.Lock()
         self.open = True
         self.frozen = threading.Event()
+        self.rate: float | None = None  # bytes per second each way, when throttled
         threading.Thread(target=self._accept, daemon=True).start()
 
     def restore(self) -> None:
@@ -51,9 +53,11 @@ class Proxy:
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         with contextlib.suppress(OSError):
-            while data := source.recv(65536):
+            while data := source.recv(16384):
                 if not self.frozen.is_set():  # frozen: what is sent is swallowed
                     sink.sendall(data)
+                    if self.rate:  # a slow link: each chunk takes its time
+                        time.sleep(len(data) / self.rate)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
 
@@ -61,6 +65,11 @@ class Proxy:
         """From now on nothing is forwarded either way, and new connections are accepted but
         never answered: a server that hangs, not one that is gone."""
         self.frozen.set()
+
+    def throttle(self, bytes_per_s: float | None) -> None:
+        """Forward at most this many bytes a second on each connection (None: as fast as it
+        can): a slow link, not a hung server."""
+        self.rate = bytes_per_s
 
     def thaw(self) -> None:
         """Forward again (what was swallowed while frozen stays lost)."""

@@ -1,6 +1,9 @@
 """MLflow, the only module that imports mlflow. The sync client runs in worker threads with a
-timeout; an unreachable or failing server becomes `RegistryUnavailable` (503 + Retry-After), and
-after repeated timeouts a breaker answers that at once, until a call gets through again."""
+timeout; an unreachable or failing server becomes `RegistryUnavailable` (503 + Retry-After).
+A call that times out is followed by a short probe of MLflow's /health: no answer opens the
+breaker at once (every caller then gets 503 without waiting, until the cooldown ends and a call
+gets through), an answer means the slow call was its own (one client's large artifact) and
+nobody else is refused for it. Repeated network errors open it too."""
 
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ class Registry:
         self._side = ThreadPoolExecutor(settings.mlflow_workers, thread_name_prefix="mlflow-side")
         self._client: MlflowClient | None = None
         self.breaker = Breaker(settings.mlflow_breaker_failures, settings.mlflow_breaker_cooldown_s)
+        self.probe_timeout_s = settings.mlflow_probe_timeout_s
         # What this process already made sure of in MLflow, to skip asking again. Entries can only
         # be stale if someone deletes them in MLflow by hand; a restart forgets them.
         self._experiments: dict[str, str] = {}
@@ -87,10 +91,15 @@ class Registry:
                 loop.run_in_executor(self._executor, fn, client), timeout_s or self.timeout_s
             )
         except TimeoutError as exc:
-            self.breaker.failed()
+            seconds = timeout_s or self.timeout_s
+            if await self.answers():
+                raise RegistryUnavailable(
+                    f"MLflow did not finish this call within {seconds:g} s (it answers others)",
+                    retry_after=self.retry_after_s,
+                ) from exc
+            self.breaker.trip()
             raise RegistryUnavailable(
-                f"MLflow did not answer within {timeout_s or self.timeout_s:g} s",
-                retry_after=self.retry_after_s,
+                f"MLflow did not answer within {seconds:g} s", retry_after=self.retry_after_s
             ) from exc
         except Exception as exc:
             status = _client_error_status(exc)
@@ -104,6 +113,21 @@ class Registry:
             ) from exc
         self.breaker.succeeded()
         return result
+
+    async def answers(self) -> bool:
+        """Whether MLflow's server answers its /health within the probe timeout: a plain HTTP
+        call on the event loop, so threads stuck on a hung server do not stop it. A local store
+        (no server) always answers."""
+        if not self.tracking_uri.startswith(("http://", "https://")):
+            return True
+        import httpx
+
+        try:
+            async with httpx.AsyncClient(timeout=self.probe_timeout_s) as client:
+                response = await client.get(self.tracking_uri.rstrip("/") + "/health")
+        except httpx.HTTPError:
+            return False
+        return response.status_code < 500
 
     async def ping(self, timeout_s: float) -> None:
         await self.call(

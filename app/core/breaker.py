@@ -31,4 +31,9 @@ class Breaker:
     def failed(self) -> None:
         self._errors += 1
         if self._errors >= self.failures:
-            self._open_until = time.monotonic() + self.cooldown_s
+            self.trip()
+
+    def trip(self) -> None:
+        """Open now: the dependency was seen down (a probe got no answer)."""
+        self._errors = max(self._errors, self.failures)
+        self._open_until = time.monotonic() + self.cooldown_s

@@ -98,7 +98,14 @@ class Settings(BaseSettings):
     )
     mlflow_workers: int = Field(8, ge=1, description="Worker threads for the MLflow client")
     mlflow_breaker_failures: int = Field(
-        3, ge=1, description="MLflow timeouts in a row that open the circuit (instant 503s)"
+        3, ge=1, description="MLflow network errors in a row that open the circuit (instant 503s)"
+    )
+    mlflow_probe_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="After a call times out, how long MLflow's /health has to answer: if it does "
+        "not, the circuit opens at once; if it does, the slow call was its own (a large "
+        "artifact), not an outage",
     )
     mlflow_breaker_cooldown_s: float = Field(
         10.0, gt=0, description="How long an open circuit answers 503 before MLflow is tried again"
@@ -190,6 +197,11 @@ class Settings(BaseSettings):
     )
     auth_failures_per_minute: int = Field(
         30, ge=0, description="Failed authentications per client address before 429; 0 disables"
+    )
+    max_artifact_entries: int = Field(
+        10_000,
+        ge=10,
+        description="Most files, folders and links in an uploaded archive; past it, 413",
     )
     max_unpacked_bytes: int = Field(
         2 * 1024**3, ge=1024, description="Largest unpacked artifact; past it, 413"

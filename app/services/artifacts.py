@@ -21,19 +21,22 @@ MLMODEL = "MLmodel"
 digest = measure.artifact_digest
 
 
-def unpack(archive: Path, destination: Path, *, max_bytes: int, max_ratio: int) -> Path:
+def unpack(
+    archive: Path, destination: Path, *, max_bytes: int, max_ratio: int, max_entries: int = 10_000
+) -> Path:
     """Unpack a `.tar.gz`, `.tgz`, `.tar` or `.zip` MLflow model into `destination` and return the
     model directory (the root, or its single top-level folder). Refuses absolute paths, `..`,
     links that leave the tree, special files, more than `max_bytes` unpacked or a compression
-    ratio above `max_ratio` (a zip bomb), and a tree without an MLmodel file."""
+    ratio above `max_ratio` (a zip bomb), more than `max_entries` entries (20,000 empty files
+    cost MLflow minutes to store), and a tree without an MLmodel file."""
     packed = max(archive.stat().st_size, 1)
     limit = min(max_bytes, packed * max_ratio)
     with archive.open("rb") as head:
         magic = head.read(4)
     if magic.startswith(b"PK"):
-        _unpack_zip(archive, destination, limit)
+        _unpack_zip(archive, _Tree(destination, limit, max_entries))
     elif magic.startswith(b"\x1f\x8b") or _is_tar(archive):
-        _unpack_tar(archive, destination, limit)
+        _unpack_tar(archive, _Tree(destination, limit, max_entries))
     else:
         raise InvalidArtifact("The artifact must be a .tar.gz or .zip archive of an MLflow model")
     return model_root(destination)
@@ -87,12 +90,20 @@ class _Tree:
     link leads to). Link text alone proves nothing: a link inside the tree can make a later
     link's `..` climb out of it."""
 
-    def __init__(self, root: Path, limit: int) -> None:
+    def __init__(self, root: Path, limit: int, max_entries: int) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve()
         self.left = limit
         self.limit = limit
+        self.entries_left = max_entries
+        self.max_entries = max_entries
         self.files: dict[PurePosixPath, Path] = {}
+
+    def entry(self) -> None:
+        """One more archive entry, of any kind."""
+        self.entries_left -= 1
+        if self.entries_left < 0:
+            raise ArtifactTooLarge(f"The archive holds more than {self.max_entries} entries")
 
     def _parent(self, path: PurePosixPath) -> Path:
         """The real directory `path` goes in, made as needed; never a link or through one."""
@@ -172,11 +183,11 @@ class _Tree:
             )
 
 
-def _unpack_tar(archive: Path, destination: Path, limit: int) -> None:
-    tree = _Tree(destination, limit)
+def _unpack_tar(archive: Path, tree: _Tree) -> None:
     try:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:
+                tree.entry()
                 path = _checked_name(member.name)
                 if member.isdir():
                     tree.directory(path)
@@ -198,11 +209,13 @@ def _unpack_tar(archive: Path, destination: Path, limit: int) -> None:
 MAX_LINK_TEXT = 4096
 
 
-def _unpack_zip(archive: Path, destination: Path, limit: int) -> None:
-    tree = _Tree(destination, limit)
+def _unpack_zip(archive: Path, tree: _Tree) -> None:
     try:
         with zipfile.ZipFile(archive) as zipped:
+            if len(zipped.infolist()) > tree.max_entries:  # the central directory says so
+                raise ArtifactTooLarge(f"The archive holds more than {tree.max_entries} entries")
             for info in zipped.infolist():
+                tree.entry()
                 path = _checked_name(info.filename)
                 if stat.S_ISLNK(info.external_attr >> 16):
                     with zipped.open(info) as source:

@@ -428,6 +428,7 @@ class RegistrationService:
                 workdir / "model",
                 max_bytes=self.settings.max_unpacked_bytes,
                 max_ratio=self.settings.max_artifact_ratio,
+                max_entries=self.settings.max_artifact_entries,
             )
             return root, None
         if ".." in re.split(r"[/\\]", artifact):
