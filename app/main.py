@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.resources = resources
         warmup: asyncio.Task[None] | None = None
+        lag: asyncio.Task[None] | None = None
         try:
             await resources.registry.start()
             await _ensure_bootstrap_key(resources)
@@ -102,10 +103,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if refusal:
                 log.error("no model will be loaded: %s", refusal)
             warmup = asyncio.create_task(_warm_models(resources))
+            lag = asyncio.create_task(_watch_loop(resources.metrics))
             yield
         finally:
             if warmup is not None:
                 warmup.cancel()
+            if lag is not None:
+                lag.cancel()
             await resources.loader.close()
             await resources.webhooks.close()
             resources.registry.close()
@@ -167,6 +171,15 @@ async def _ensure_bootstrap_key(resources: Resources) -> None:
         )
     if created:
         log.info("bootstrap admin API key registered")
+
+
+async def _watch_loop(metrics: Metrics, every_s: float = 0.1) -> None:
+    """The event loop's lag: how much later than asked a timer fires, every `every_s`."""
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        await asyncio.sleep(every_s)
+        metrics.loop_lag_seconds.observe(max(0.0, loop.time() - started - every_s))
 
 
 async def _warm_models(resources: Resources) -> None:

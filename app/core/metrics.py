@@ -49,6 +49,13 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        self.loop_lag_seconds = Histogram(
+            "hokusai_event_loop_lag_seconds",
+            "How late the event loop ran a 100 ms timer: time it spent on something that did "
+            "not yield (every request waits that long)",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
         self.dependency_seconds = Histogram(
             "hokusai_dependency_check_duration_seconds",
             "Readiness check latency per dependency",

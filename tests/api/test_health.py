@@ -183,3 +183,15 @@ async def test_metrics_count_requests_by_route_template(
         'hokusai_dependency_check_duration_seconds_count{dependency="database",status="up"}' in text
     )
     assert "process_resident_memory_bytes" in text
+
+
+async def test_the_event_loops_lag_is_measured(client: httpx.AsyncClient) -> None:
+    """A timer every 100 ms says how late the loop ran it: the metric counts those samples."""
+    import asyncio
+    import re
+
+    await asyncio.sleep(0.35)
+    metrics = (await client.get("/metrics")).text
+    count = re.search(r"^hokusai_event_loop_lag_seconds_count (\S+)$", metrics, re.MULTILINE)
+    assert count is not None
+    assert float(count.group(1)) >= 2
