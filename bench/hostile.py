@@ -1,0 +1,187 @@
+"""What hostile clients and a hung MLflow cost everyone else, this checkout beside a reference
+commit, in one run: another client's `GET /health` latency (sequential calls) unattacked, under
+four sockets sending one endless header, and under a slowloris of 200 sockets trickling their
+heads; and how long into an MLflow hang (a proxy that accepts and never answers) the first fast
+503 comes, with the event loop's worst lag meanwhile.
+
+    scripts/with-services .venv/bin/python bench/hostile.py
+    python bench/hostile.py --reference 1bc450e --seconds 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import socket
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.core.security import generate_key  # noqa: E402
+from bench.server import checkout, service, stores  # noqa: E402
+from tests.proxy import Proxy  # noqa: E402
+
+
+def health_latency(url: str, seconds: float) -> dict[str, float]:
+    """Sequential /health calls for `seconds`: p50, p99, max (ms) and failures."""
+    timings, failures = [], 0
+    deadline = time.monotonic() + seconds
+    with httpx.Client(timeout=30) as client:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            try:
+                ok = client.get(f"{url}/health").status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            timings.append((time.perf_counter() - started) * 1000)
+            failures += not ok
+    timings.sort()
+    return {
+        "p50": statistics.median(timings),
+        "p99": timings[min(len(timings) - 1, int(len(timings) * 0.99))],
+        "max": timings[-1],
+        "failures": failures,
+    }
+
+
+@contextlib.contextmanager
+def attack(
+    url: str, send: Callable[[socket.socket, threading.Event], None], sockets: int
+) -> Iterator[None]:
+    parts = urlsplit(url)
+    stop = threading.Event()
+    threads = []
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+                    send(sock, stop)
+            except OSError:
+                time.sleep(0.05)
+
+    for _ in range(sockets):
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        threads.append(thread)
+    time.sleep(1)  # the attack is under way
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+
+
+def endless_header(sock: socket.socket, stop: threading.Event) -> None:
+    """One header that never ends (at most 64 MiB a connection, so the reference's memory stays
+    within this machine's)."""
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Huge: ")
+    chunk = b"a" * 65536
+    for _ in range(1024):
+        if stop.is_set():
+            return
+        sock.sendall(chunk)
+    stop.wait(30)
+
+
+def slowloris(sock: socket.socket, stop: threading.Event) -> None:
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+    while not stop.is_set():
+        sock.sendall(b"X: y\r\n")
+        stop.wait(1)
+
+
+def first_fast_503(url: str, key: str, proxy: Proxy, limit_s: float = 120) -> float:
+    """Seconds from the freeze to the first registry call answered 503 in under 0.5 s."""
+    proxy.freeze()
+    frozen = time.monotonic()
+    with httpx.Client(timeout=limit_s) as client:
+        while time.monotonic() - frozen < limit_s:
+            started = time.monotonic()
+            response = client.get(
+                f"{url}/api/v1/experiments", headers={"Authorization": f"Bearer {key}"}
+            )
+            if response.status_code == 503 and time.monotonic() - started < 0.5:
+                return time.monotonic() - frozen
+    return float("inf")
+
+
+def loop_lag_max_ms(url: str) -> float | None:
+    """The highest bucket bound of hokusai_event_loop_lag_seconds with an observation."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    buckets = [
+        (float(bound), float(count))
+        for bound, count in re.findall(
+            r'^hokusai_event_loop_lag_seconds_bucket\{le="([^"+]+)"\} (\S+)$', text, re.M
+        )
+    ]
+    if not buckets:
+        return None
+    total = max(count for _, count in buckets)
+    below = [bound for bound, count in buckets if count >= total]
+    return min(below) * 1000 if below else float("inf")
+
+
+def measure(label: str, source: Path | None, seconds: float) -> dict[str, object]:
+    key = generate_key()
+    results: dict[str, object] = {"label": label}
+    with stores(real_mlflow=True) as where:
+        target = urlsplit(where.mlflow_uri)
+        proxy = Proxy(target.hostname or "127.0.0.1", target.port or 80)
+        settings = {
+            **where.settings,
+            "mlflow_tracking_uri": proxy.url,
+            "mlflow_timeout_s": "5",
+            "auth_failures_per_minute": "0",
+            "rate_limit_per_minute": "0",
+        }
+        try:
+            with service(where.workdir, key, source, **settings) as url:
+                results["unattacked"] = health_latency(url, seconds)
+                with attack(url, endless_header, 4):
+                    results["endless header x4"] = health_latency(url, seconds)
+                with attack(url, slowloris, 200):
+                    results["slowloris x200"] = health_latency(url, seconds)
+                results["first fast 503 (s)"] = first_fast_503(url, key, proxy)
+                results["loop lag max (ms)"] = loop_lag_max_ms(url)
+        finally:
+            proxy.cut()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--reference", default="1bc450e", help="the commit to compare with")
+    args = parser.parse_args()
+    runs = [measure("this checkout", ROOT, args.seconds)]
+    with checkout(args.reference) as folder:
+        runs.append(measure(f"reference {args.reference}", folder, args.seconds))
+    print(
+        f"{'another client, GET /health (ms)':40}" + "".join(f"{run['label']:>24}" for run in runs)
+    )
+    for case in ("unattacked", "endless header x4", "slowloris x200"):
+        for stat in ("p50", "p99", "max", "failures"):
+            cells = "".join(f"{run[case][stat]:>24.1f}" for run in runs)  # type: ignore[index]
+            print(f"  {case}, {stat}".ljust(40) + cells)
+    for extra in ("first fast 503 (s)", "loop lag max (ms)"):
+        cells = "".join(
+            f"{run[extra]:>24.1f}" if isinstance(run[extra], float) else f"{'n/a':>24}"
+            for run in runs
+        )
+        print(f"{extra:40}{cells}")
+
+
+if __name__ == "__main__":
+    main()
