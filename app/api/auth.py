@@ -18,11 +18,12 @@ from starlette.requests import HTTPConnection
 
 from app.api.deps import Resources, ResourcesDep
 from app.core.config import API_KEY_PATTERN
-from app.core.errors import Forbidden, RateLimited, Unauthenticated
+from app.core.errors import DatabaseUnavailable, Forbidden, RateLimited, Unauthenticated
 from app.core.metrics import Metrics
 from app.core.security import Principal, Scope, key_lookup
 from app.db.session import unreachable
 from app.services.api_keys import ApiKeyService
+from app.services.readiness import within
 
 
 class BearerKey(HTTPBearer):
@@ -86,14 +87,19 @@ async def _look_up(resources: Resources, secret: str, address: str) -> Principal
     principal = None
     if _well_formed(secret):  # a malformed key is refused without a lookup
         try:
-            # A session of its own: the request's transaction (if it has one) starts later, and
-            # a request that needs none (a prediction) holds no connection while it works.
-            async with resources.sessionmaker() as session:
-                principal = await ApiKeyService(session, resources.principals).authenticate(secret)
+            principal = await _check(resources, secret)
         except Exception as exc:
-            principal = resources.principals.stale(secret) if unreachable(exc) else None
-            if principal is None:
+            hung = isinstance(exc, TimeoutError)
+            if not (hung or unreachable(exc)):
                 raise
+            if hung:  # a refused connection fails fast anyway: only a hang is remembered
+                resources.principals.database_failed(resources.settings.retry_after_s)
+            principal = resources.principals.stale(secret)
+            if principal is None:
+                raise DatabaseUnavailable(
+                    "The database did not answer" if hung else "The database is not reachable",
+                    retry_after=resources.settings.retry_after_s,
+                ) from exc
             resources.metrics.auth_stale.inc()
             return principal
     if principal is None:
@@ -103,6 +109,24 @@ async def _look_up(resources: Resources, secret: str, address: str) -> Principal
         if throttled:
             raise RateLimited(retry_after=left_s)
         raise Unauthenticated("The API key is unknown or revoked")
+    return principal
+
+
+async def _check(resources: Resources, secret: str) -> Principal | None:
+    """The key looked up in the database, within `HOKUSAI_DATABASE_TIMEOUT_S`; while the
+    database was just found down or hung, not at all (TimeoutError at once): a hung database
+    must not hold every request that needs a key for its full timeout, again and again."""
+    if resources.principals.database_down:
+        raise TimeoutError
+
+    async def look_up() -> Principal | None:
+        # A session of its own: the request's transaction (if it has one) starts later, and a
+        # request that needs none (a prediction) holds no connection while it works.
+        async with resources.sessionmaker() as session:
+            return await ApiKeyService(session, resources.principals).authenticate(secret)
+
+    principal = await within(look_up(), resources.settings.database_timeout_s)
+    resources.principals.database_answered()
     return principal
 
 
@@ -118,13 +142,17 @@ async def _exists(resources: Resources, secret: str) -> bool:
     known = resources.principals.lookups
     if known.has(key_lookup(secret)):
         return True
-    if not known.due():
+    if not known.due() or resources.principals.database_down:
         return False
-    try:
+
+    async def read() -> list[str]:
         async with resources.sessionmaker() as session:
-            known.replace(await ApiKeyService(session, resources.principals).active_lookups())
+            return await ApiKeyService(session, resources.principals).active_lookups()
+
+    try:
+        known.replace(await within(read(), resources.settings.database_timeout_s))
     except Exception as exc:
-        if unreachable(exc):
+        if isinstance(exc, TimeoutError) or unreachable(exc):
             return False
         raise
     return known.has(key_lookup(secret))

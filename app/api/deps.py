@@ -21,6 +21,7 @@ from app.adapters.memory import AB_TEST, MODEL, Memory
 from app.adapters.registry import Registry
 from app.adapters.webhooks import Webhooks
 from app.core.config import Settings
+from app.core.errors import DatabaseUnavailable
 from app.core.metrics import Metrics
 from app.core.security import PrincipalCache
 from app.db.exposure_log import ExposureLog
@@ -78,7 +79,12 @@ async def get_metrics(resources: ResourcesDep) -> Metrics:
 @asynccontextmanager
 async def transaction(resources: Resources) -> AsyncIterator[AsyncSession]:
     """A session whose work is committed at the end, or rolled back on any error. Models whose
-    versions or aliases the work changed are announced once it is committed."""
+    versions or aliases the work changed are announced once it is committed. While the database
+    was just found down or hung (by a key lookup), a fast 503 instead of another wait on it."""
+    if resources.principals.database_down:
+        raise DatabaseUnavailable(
+            "The database did not answer just now", retry_after=resources.settings.retry_after_s
+        )
     async with resources.sessionmaker() as session:
         try:
             yield session

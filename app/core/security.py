@@ -105,6 +105,18 @@ class PrincipalCache:
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()  # checked at
         self.lookups = KnownLookups()
+        self._database_down_until = 0.0
+
+    @property
+    def database_down(self) -> bool:
+        """The database was just found unreachable or hung: do not wait on it again yet."""
+        return time.monotonic() < self._database_down_until
+
+    def database_failed(self, for_s: float) -> None:
+        self._database_down_until = time.monotonic() + for_s
+
+    def database_answered(self) -> None:
+        self._database_down_until = 0.0
 
     def get(self, key: str) -> Principal | None:
         return self._within(key, self.ttl_s)

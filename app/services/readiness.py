@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +21,8 @@ from app.core.metrics import Metrics
 from app.core.security import PrincipalCache
 from app.db.session import ping as ping_database
 from app.schemas.health import DependencyCheck, Readiness, Sandbox
+
+T = TypeVar("T")
 
 
 async def check_readiness(
@@ -78,7 +81,7 @@ async def check_readiness(
     return Readiness(status=status, checks=checks, sandbox=Sandbox(**runners.describe()))
 
 
-async def within(work: Awaitable[None], timeout_s: float) -> None:
+async def within(work: Awaitable[T], timeout_s: float) -> T:
     """`work`, or TimeoutError once `timeout_s` has passed. Unlike `asyncio.wait_for`, it does not
     wait for the cancelled work to wind down: cancelling a query to a hung server makes the
     driver open a connection of its own to send the cancel request, which hangs as well."""
@@ -91,7 +94,7 @@ async def within(work: Awaitable[None], timeout_s: float) -> None:
     raise TimeoutError
 
 
-def _forget(task: asyncio.Future[None]) -> None:
+def _forget(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()  # retrieved: a cancelled ping's late error is no news
 

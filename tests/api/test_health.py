@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -195,3 +196,51 @@ async def test_the_event_loops_lag_is_measured(client: httpx.AsyncClient) -> Non
     count = re.search(r"^hokusai_event_loop_lag_seconds_count (\S+)$", metrics, re.MULTILINE)
     assert count is not None
     assert float(count.group(1)) >= 2
+
+
+async def test_a_frozen_postgres_stops_no_prediction_and_other_calls_get_503(
+    make_settings: Callable[..., Settings], clean_database: str, admin_key: str, tmp_path: Path
+) -> None:
+    """Postgres accepts and never answers for 6 s. Keys this replica checked recently keep
+    predicting (their lookups give up within the database timeout, then are not tried again
+    for a while); calls that need the database get 503 with Retry-After; after the thaw,
+    everything works again."""
+    proxy, through = database_behind_proxy(clean_database)
+    settings = make_settings(
+        database_url=through, database_timeout_s=1, auth_cache_ttl_s=0.2, retry_after_s=2
+    )
+    archive = tar_gz(save_sklearn(tmp_path)[0])
+    try:
+        async with serve(settings) as client:
+            name = unique()
+            await register_baseline(client, admin_key, archive, name)
+            url = f"/api/v1/models/{name}/predict"
+            row = {"f0": 0.1, "f1": 0.2, "f2": 0.3}
+            assert (
+                await client.post(url, json={"inputs": row}, headers=auth(admin_key))
+            ).status_code == 200
+            proxy.freeze()
+            predictions, others = [], []
+            frozen = time.monotonic()
+            while time.monotonic() - frozen < 6:
+                answer = await client.post(
+                    url,
+                    json={"inputs": {**row, "f0": time.monotonic() % 1}},
+                    headers=auth(admin_key),
+                )
+                predictions.append(answer.status_code)
+                started = time.monotonic()
+                other = await client.get(f"/api/v1/models/{name}", headers=auth(admin_key))
+                others.append((other.status_code, time.monotonic() - started))
+                await asyncio.sleep(0.2)
+            proxy.thaw()
+            proxy.cut()  # connections stuck on the frozen server give up
+            proxy.restore()
+            await asyncio.sleep(settings.retry_after_s + 0.5)
+            after = await client.get(f"/api/v1/models/{name}", headers=auth(admin_key))
+    finally:
+        proxy.cut()
+    assert set(predictions) == {200}, predictions
+    assert {status for status, _ in others[1:]} == {503}, others
+    assert max(seconds for _, seconds in others[1:]) < 1.5, "503 within the database timeout"
+    assert after.status_code == 200, after.text
