@@ -109,9 +109,12 @@ def first_fast_503(url: str, key: str, proxy: Proxy, limit_s: float = 120) -> fl
     with httpx.Client(timeout=limit_s) as client:
         while time.monotonic() - frozen < limit_s:
             started = time.monotonic()
-            response = client.get(
-                f"{url}/api/v1/experiments", headers={"Authorization": f"Bearer {key}"}
-            )
+            try:
+                response = client.get(
+                    f"{url}/api/v1/experiments", headers={"Authorization": f"Bearer {key}"}
+                )
+            except httpx.HTTPError:  # a connection the attack left behind: try again
+                continue
             if response.status_code == 503 and time.monotonic() - started < 0.5:
                 return time.monotonic() - frozen
     return float("inf")
