@@ -1,8 +1,9 @@
-"""What hostile clients and a hung MLflow cost everyone else, this checkout beside a reference
+"""What hostile clients and hung dependencies cost everyone else, this checkout beside a reference
 commit, in one run: another client's `GET /health` latency (sequential calls) unattacked, under
 four sockets sending one endless header, and under a slowloris of 200 sockets trickling their
-heads; and how long into an MLflow hang (a proxy that accepts and never answers) the first fast
-503 comes, with the event loop's worst lag meanwhile.
+heads; uncached predictions (keys re-checked every second) with Postgres up and with Postgres
+accepting and never answering; how long into an MLflow hang the first fast 503 comes; and the
+event loop's worst lag over the whole run.
 
     scripts/with-services .venv/bin/python bench/hostile.py
     python bench/hostile.py --reference 1bc450e --seconds 8
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.core.security import generate_key  # noqa: E402
 from bench.server import checkout, service, stores  # noqa: E402
-from tests.proxy import Proxy  # noqa: E402
+from tests.proxy import Proxy, database_behind_proxy  # noqa: E402
 
 
 def health_latency(url: str, seconds: float) -> dict[str, float]:
@@ -120,6 +121,60 @@ def first_fast_503(url: str, key: str, proxy: Proxy, limit_s: float = 120) -> fl
     return float("inf")
 
 
+def predictions_with_postgres_frozen(
+    url: str, key: str, database: Proxy, workdir: str, seconds: float
+) -> dict[str, dict[str, float]]:
+    """Distinct rows (no cache) predicted one after another, unattacked and while Postgres
+    accepts and never answers: p50, p99 (ms) and failures of each."""
+    import json
+
+    from tests.factories import baseline, save_sklearn, tar_gz, unique
+
+    headers = {"Authorization": f"Bearer {key}"}
+    name = unique("bench-hostile")
+    with httpx.Client(timeout=60) as client:
+        archive = tar_gz(save_sklearn(Path(workdir) / name)[0])
+        registered = client.post(
+            f"{url}/api/v1/models/register",
+            data={"metadata": json.dumps(baseline(name))},
+            files={"artifact": ("model.tar.gz", archive, "application/octet-stream")},
+            headers=headers,
+        )
+        registered.raise_for_status()
+        counter = iter(range(10**9))
+
+        def run() -> dict[str, float]:
+            timings, failures = [], 0
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                row = {"f0": next(counter) / 1e6, "f1": 0.5, "f2": 0.25}
+                started = time.perf_counter()
+                try:
+                    answer = client.post(
+                        f"{url}/api/v1/models/{name}/predict", json={"inputs": row}, headers=headers
+                    )
+                    failures += answer.status_code != 200
+                except httpx.HTTPError:
+                    failures += 1
+                timings.append((time.perf_counter() - started) * 1000)
+            timings.sort()
+            return {
+                "p50": statistics.median(timings),
+                "p99": timings[min(len(timings) - 1, int(len(timings) * 0.99))],
+                "max": timings[-1],
+                "failures": failures,
+            }
+
+        run()  # the model loaded, the key trusted
+        results = {"predict, Postgres up": run()}
+        database.freeze()
+        try:
+            results["predict, Postgres frozen"] = run()
+        finally:
+            database.thaw()
+    return results
+
+
 def loop_lag_max_ms(url: str) -> float | None:
     """The highest bucket bound of hokusai_event_loop_lag_seconds with an observation."""
     text = httpx.get(f"{url}/metrics", timeout=10).text
@@ -139,18 +194,28 @@ def loop_lag_max_ms(url: str) -> float | None:
 def measure(label: str, source: Path | None, seconds: float) -> dict[str, object]:
     key = generate_key()
     results: dict[str, object] = {"label": label}
-    with stores(real_mlflow=True) as where:
+    with stores(real_mlflow=True, migrated=True) as where:
         target = urlsplit(where.mlflow_uri)
         proxy = Proxy(target.hostname or "127.0.0.1", target.port or 80)
+        database, through = database_behind_proxy(where.database_url)
         settings = {
             **where.settings,
+            "database_url": through,
             "mlflow_tracking_uri": proxy.url,
             "mlflow_timeout_s": "5",
             "auth_failures_per_minute": "0",
             "rate_limit_per_minute": "0",
+            "auth_cache_ttl_s": "1",  # lookups during the freeze, not just cached keys
+            "cache_ttl_s": "1",
         }
         try:
             with service(where.workdir, key, source, **settings) as url:
+                results.update(
+                    predictions_with_postgres_frozen(url, key, database, where.workdir, seconds)
+                )
+                database.cut()
+                database.restore()
+                time.sleep(6)  # past the replica's memory of the hang
                 results["unattacked"] = health_latency(url, seconds)
                 with attack(url, endless_header, 4):
                     results["endless header x4"] = health_latency(url, seconds)
@@ -160,6 +225,7 @@ def measure(label: str, source: Path | None, seconds: float) -> dict[str, object
                 results["loop lag max (ms)"] = loop_lag_max_ms(url)
         finally:
             proxy.cut()
+            database.cut()
     return results
 
 
@@ -174,7 +240,13 @@ def main() -> None:
     print(
         f"{'another client, GET /health (ms)':40}" + "".join(f"{run['label']:>24}" for run in runs)
     )
-    for case in ("unattacked", "endless header x4", "slowloris x200"):
+    for case in (
+        "unattacked",
+        "endless header x4",
+        "slowloris x200",
+        "predict, Postgres up",
+        "predict, Postgres frozen",
+    ):
         for stat in ("p50", "p99", "max", "failures"):
             cells = "".join(f"{run[case][stat]:>24.1f}" for run in runs)  # type: ignore[index]
             print(f"  {case}, {stat}".ljust(40) + cells)
