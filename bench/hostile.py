@@ -46,7 +46,12 @@ def health_latency(url: str, seconds: float) -> dict[str, float]:
                 ok = False
             timings.append((time.perf_counter() - started) * 1000)
             failures += not ok
-    timings.sort()
+    return summary(timings, failures)
+
+
+def summary(timings: list[float], failures: int) -> dict[str, float]:
+    """p50, p99 and max of `timings` (ms), and the failures."""
+    timings = sorted(timings)
     return {
         "p50": statistics.median(timings),
         "p99": timings[min(len(timings) - 1, int(len(timings) * 0.99))],
@@ -157,13 +162,7 @@ def predictions_with_postgres_frozen(
                 except httpx.HTTPError:
                     failures += 1
                 timings.append((time.perf_counter() - started) * 1000)
-            timings.sort()
-            return {
-                "p50": statistics.median(timings),
-                "p99": timings[min(len(timings) - 1, int(len(timings) * 0.99))],
-                "max": timings[-1],
-                "failures": failures,
-            }
+            return summary(timings, failures)
 
         run()  # the model loaded, the key trusted
         results = {"predict, Postgres up": run()}

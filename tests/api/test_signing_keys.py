@@ -190,8 +190,8 @@ async def test_a_forged_envelope_signed_with_the_stolen_key_later_is_refused(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The thief signs a statement of their own, dated after the compromise: refused; dated
-    before it, the hash chain (which the service holds) still names it a stranger."""
+    """The thief signs a statement of their own (an inflated value), dated after the
+    compromise: the service refuses it as signed with a compromised key."""
     from app.services.attestations import canonical
     from app.services.signing import Signer
 
