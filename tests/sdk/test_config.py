@@ -127,3 +127,13 @@ def test_a_header_the_service_would_not_keep_is_refused_before_sending(
         client._run(call)
     with pytest.raises(ConfigurationError, match="X-Request-ID"):
         client.predict("m", {"a": 1}, request_id="two words")
+
+
+def test_an_empty_api_key_is_refused_not_replaced_by_the_saved_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOKUSAI_API_KEY", "hk_" + "s" * 40)
+    for empty in ("", "  "):
+        with pytest.raises(ConfigurationError, match="api_key is empty"):
+            HokusaiClient(api_key=empty)
+    assert HokusaiClient()._api_key == "hk_" + "s" * 40  # left out: the configured one

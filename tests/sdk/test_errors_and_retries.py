@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
 import pytest
 from hokusai import (
     APIConnectionError,
@@ -217,9 +218,14 @@ def test_429_and_5xx_give_up_after_max_retries(scripted: str) -> None:
 
 
 def test_a_closed_port_is_a_connection_error_after_backing_off() -> None:
-    client = HokusaiClient(f"http://127.0.0.1:{free_port()}", "hk_" + "k" * 40, max_retries=2)
+    port = free_port()
+    client = HokusaiClient(f"http://127.0.0.1:{port}", "hk_" + "k" * 40, max_retries=2)
     started = time.monotonic()
     with pytest.raises(APIConnectionError) as raised:
         client.models.get("m")
     assert time.monotonic() - started >= 0.5 * 0.75 + 1.0 * 0.75, "0.5 s then 1 s, with jitter"
     assert raised.value.request_id
+    # It says where it tried, and keeps the transport's own error as its cause.
+    assert f"http://127.0.0.1:{port}/api/v1/models/m could not be reached" in str(raised.value)
+    assert "ConnectError" in str(raised.value)
+    assert isinstance(raised.value.__cause__, httpx.ConnectError)

@@ -4,6 +4,7 @@ retried. The sync and async clients only do the I/O (`_client.py`)."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import uuid
@@ -172,6 +173,8 @@ class BaseClient:
             error = self._transport_error(sent, request_id)
         delay = self._retry_in(call, attempt, error)
         if delay is None:
+            if isinstance(sent, httpx.TransportError):
+                raise error from sent  # the cause stays: which host, which refusal
             raise error
         return Wait(delay)
 
@@ -190,15 +193,19 @@ class BaseClient:
         backoff = min(FIRST_BACKOFF_S * 2.0**attempt, MAX_BACKOFF_S)
         return backoff * (0.75 + random.random() / 4)  # noqa: S311  # jitter, not a secret
 
-    @staticmethod
-    def _transport_error(exc: httpx.TransportError, request_id: str) -> APIConnectionError:
+    def _transport_error(self, exc: httpx.TransportError, request_id: str) -> APIConnectionError:
+        where = self.base_url
+        with contextlib.suppress(RuntimeError):  # an error raised before a request was made
+            where = str(exc.request.url.copy_with(query=None))
+        reason = str(exc).strip() or exc.__class__.__name__
         if isinstance(exc, httpx.TimeoutException):
             return APITimeoutError(
-                f"The service did not answer in time ({exc.__class__.__name__})",
+                f"{where} did not answer in time ({exc.__class__.__name__}: {reason})",
                 request_id=request_id,
             )
         return APIConnectionError(
-            f"The service could not be reached ({exc.__class__.__name__})", request_id=request_id
+            f"{where} could not be reached ({exc.__class__.__name__}: {reason})",
+            request_id=request_id,
         )
 
 

@@ -25,6 +25,12 @@ class Config:
 
 
 def resolve(base_url: str | None, api_key: str | None) -> Config:
+    if api_key is not None and not api_key.strip():
+        # An empty key is a mistake (an unset variable read as ""), not a request for the
+        # saved one: using another key silently would act as someone else.
+        raise ConfigurationError(
+            "api_key is empty; pass a key, or leave it out to use the saved one"
+        )
     profile = _profile()
     key = api_key or os.environ.get("HOKUSAI_API_KEY") or profile.get("api_key")
     if not key:
