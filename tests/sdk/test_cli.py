@@ -142,3 +142,80 @@ def test_benchmarks_from_the_command_line(live: LiveService, tmp_path: Path) -> 
     retired = run(live, tmp_path, "benchmarks", "retire", digest)
     assert retired.returncode == 0, retired.stderr
     assert f"{digest}\t40\tconverted\tyes" in run(live, tmp_path, "benchmarks", "list").stdout
+
+
+def test_version_global_json_inputs_from_files_and_a_closed_pipe(
+    live: LiveService, tmp_path: Path
+) -> None:
+    from hokusai import __version__
+
+    version = run(live, tmp_path, "--version")
+    assert version.stdout.strip() == f"hokusai {__version__}"
+    before = run(live, tmp_path, "--json", "models", "list")
+    after = run(live, tmp_path, "models", "list", "--json")
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout) == json.loads(after.stdout)
+
+    name = unique("cli-inputs")
+    registered = run(
+        live,
+        tmp_path,
+        "models",
+        "register",
+        name,
+        "--kind",
+        "baseline",
+        "--artifact",
+        str(save_sklearn(tmp_path)[0]),
+        "--model-type",
+        "classification",
+        "--metrics",
+        '{"accuracy": 0.8}',
+        "--dataset",
+        json.dumps(DATASET),
+        "--benchmark",
+        json.dumps(BENCHMARK),
+    )
+    assert registered.returncode == 0, registered.stderr
+    rows = [{"f0": i / 1000, "f1": 0.5, "f2": 0.25} for i in range(1000)]
+    batch = tmp_path / "rows.json"
+    batch.write_text(json.dumps(rows))
+    from_file = run(live, tmp_path, "predict", name, "--inputs", f"@{batch}")
+    assert from_file.returncode == 0, from_file.stderr
+    assert len(json.loads(from_file.stdout)["predictions"]) == 1000
+    env = {
+        **os.environ,
+        "HOKUSAI_BASE_URL": live.url,
+        "HOKUSAI_API_KEY": live.admin_key,
+        "HOKUSAI_CONFIG_FILE": str(tmp_path / "config"),
+    }
+    from_stdin = subprocess.run(
+        [HOKUSAI, "predict", name, "--inputs", "-"],
+        input=json.dumps(rows[:3]),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert len(json.loads(from_stdin.stdout)["predictions"]) == 3
+    broken = run(live, tmp_path, "predict", name, "--inputs", "{not json")
+    assert broken.returncode == 2
+    assert "the argument is not JSON: Expecting property name" in broken.stderr
+    assert "Traceback" not in broken.stderr
+    missing = run(live, tmp_path, "predict", name, "--inputs", "@nowhere.json")
+    assert "cannot read nowhere.json" in missing.stderr
+
+    # A reader that leaves before the output is written (`| head`, here `| true`, which reads
+    # nothing): no BrokenPipeError traceback.
+    piped = subprocess.run(
+        f"{HOKUSAI} predict {name} --inputs @{batch} | true",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert "BrokenPipeError" not in piped.stderr
+    assert "Traceback" not in piped.stderr
+    assert "Exception ignored" not in piped.stderr

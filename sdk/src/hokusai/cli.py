@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from hokusai._client import HokusaiClient
 from hokusai._config import CONFIG_FILE, service_root
+from hokusai._version import __version__
 from hokusai.errors import APIStatusError, HokusaiError
 
 
@@ -24,6 +25,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
         args.run(args)
+        sys.stdout.flush()  # here, so a reader that left is seen below, not at exit
+    except BrokenPipeError:
+        # The reader went away (`hokusai models list | head`): stop quietly, as `cat` does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except APIStatusError as error:
         print(
             f"error: {error.code or error.status} ({error.status}): {error.detail}"
@@ -38,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="hokusai", description=__doc__)
+    root.add_argument("--version", action="version", version=f"hokusai {__version__}")
+    root.add_argument("--json", action="store_true", help="machine-readable JSON output")
     commands = root.add_subparsers(dest="command", required=True)
 
     login_cmd = commands.add_parser("login", help=f"save a base URL and key in {CONFIG_FILE}")
@@ -52,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
     listing = models.add_parser("list", help="every model")
     listing.add_argument("--token-id")
     listing.add_argument("--model-type")
-    listing.add_argument("--json", action="store_true")
+    _json_flag(listing)
     listing.set_defaults(run=list_models)
     register = models.add_parser("register", help="register a version")
     register.add_argument("name")
@@ -61,20 +69,25 @@ def parser() -> argparse.ArgumentParser:
     register.add_argument("--source-uri")
     register.add_argument("--model-type")
     register.add_argument("--token-id")
-    register.add_argument("--metrics", type=json.loads, required=True, help="JSON object")
-    register.add_argument("--dataset", type=json.loads, required=True, help="JSON object")
-    register.add_argument("--benchmark", type=json.loads, help="JSON object")
-    register.add_argument("--contributors", type=json.loads, help="JSON array")
+    register.add_argument("--metrics", type=_json_argument, required=True, help="JSON object")
+    register.add_argument("--dataset", type=_json_argument, required=True, help="JSON object")
+    register.add_argument("--benchmark", type=_json_argument, help="JSON object")
+    register.add_argument("--contributors", type=_json_argument, help="JSON array")
     register.add_argument(
         "--idempotency-key",
         help="the same key makes a re-run of this step return the first registration",
     )
-    register.add_argument("--json", action="store_true")
+    _json_flag(register)
     register.set_defaults(run=register_version)
 
     predict = commands.add_parser("predict", help="predict one row or a batch")
     predict.add_argument("name")
-    predict.add_argument("--inputs", type=json.loads, required=True, help="JSON object or array")
+    predict.add_argument(
+        "--inputs",
+        type=_json_argument,
+        required=True,
+        help="JSON object or array; @FILE reads it from a file, - from standard input",
+    )
     predict.add_argument("--version", type=int)
     predict.add_argument("--alias")
     predict.add_argument("--unit-id")
@@ -98,10 +111,10 @@ def parser() -> argparse.ArgumentParser:
     )
     held.add_argument("file")
     held.add_argument("--label-column", required=True)
-    held.add_argument("--json", action="store_true")
+    _json_flag(held)
     held.set_defaults(run=upload_benchmark)
     listed = benchmarks.add_parser("list", help="held benchmarks, newest first")
-    listed.add_argument("--json", action="store_true")
+    _json_flag(listed)
     listed.set_defaults(run=list_benchmarks)
     shown = benchmarks.add_parser("show", help="one benchmark's summary (never a row)")
     shown.add_argument("hash")
@@ -123,7 +136,7 @@ def parser() -> argparse.ArgumentParser:
     )
     results = ab_tests.add_parser("results", help="a test's results")
     results.add_argument("test_id")
-    results.add_argument("--json", action="store_true")
+    _json_flag(results)
     results.set_defaults(run=ab_results)
 
     check = commands.add_parser(
@@ -151,7 +164,7 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--parent", help="the parent version's MLflow model folder")
     check.add_argument("--candidate", help="the candidate version's MLflow model folder")
     check.add_argument("--label-column", help="when the attestation does not name it")
-    check.add_argument("--json", action="store_true")
+    _json_flag(check)
     check.set_defaults(run=verify_bundle)
     return root
 
@@ -199,6 +212,32 @@ def login(args: argparse.Namespace) -> None:
         config.write(handle)
     path.chmod(0o600)
     print(f"saved [{args.profile}] for {base_url} in {path}")
+
+
+def _json_flag(command: argparse.ArgumentParser) -> None:
+    """`--json` after the command too (`hokusai models list --json`); before it, the root's."""
+    command.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON"
+    )
+
+
+def _json_argument(text: str) -> Any:
+    """JSON given inline, from a file (`@rows.json`) or from standard input (`-`)."""
+    where = "the argument"
+    if text == "-":
+        text, where = sys.stdin.read(), "standard input"
+    elif text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text, where = path.read_text(), str(path)
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{where} is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from exc
 
 
 def list_models(args: argparse.Namespace) -> None:
