@@ -291,8 +291,18 @@ def _scopes(text: str) -> list[Scope]:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="hokusai-api", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
-    serve_cmd = commands.add_parser("serve", help="run the API server")
+    serve_cmd = commands.add_parser(
+        "serve",
+        help="run the API server",
+        description="Run the API server. It reads its settings from HOKUSAI_* environment "
+        "variables (and a .env file): HOKUSAI_DATABASE_URL, HOKUSAI_REDIS_URL, "
+        "HOKUSAI_MLFLOW_TRACKING_URI, HOKUSAI_ATTESTATION_KEY, HOKUSAI_WORKERS, ...; with none "
+        "set, embedded SQLite and a local MLflow store under .hokusai/. Every setting: "
+        "docs/reference/configuration.md.",
+    )
     serve_cmd.add_argument("--migrate", action="store_true", help="upgrade the database first")
+    serve_cmd.add_argument("--host", help="address to listen on (HOKUSAI_HOST, 127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, help="port to listen on (HOKUSAI_PORT, 8000)")
     migrate_cmd = commands.add_parser("migrate", help="upgrade the database schema")
     migrate_cmd.add_argument("revision", nargs="?", default="head")
     keys = commands.add_parser("api-key", help="manage API keys").add_subparsers(
@@ -347,6 +357,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(settings.log_level)
     match args.command, getattr(args, "action", None):
         case "serve", _:
+            chosen = {"host": args.host, "port": args.port}
+            try:
+                settings = Settings.model_validate(
+                    {
+                        **settings.model_dump(),
+                        **{k: v for k, v in chosen.items() if v is not None},
+                    }
+                )
+            except ValidationError as exc:
+                sys.exit(f"invalid settings:\n{exc}")
             serve(settings, run_migrations=args.migrate)
         case "migrate", _:
             migrate(settings, args.revision)
