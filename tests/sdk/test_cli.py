@@ -96,6 +96,16 @@ def test_login_writes_a_private_config_the_client_then_uses(
     assert logged.returncode == 0, logged.stderr
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert live.admin_key not in logged.stdout
+    assert f"logged in to {live.url} as key 'bootstrap' (admin" in logged.stdout
+    wrong = subprocess.run(
+        [HOKUSAI, "login", "--base-url", live.url, "--api-key", "hk_" + "w" * 40],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOKUSAI_CONFIG_FILE": str(tmp_path / "other")},
+    )
+    assert wrong.returncode == 1
+    assert "unauthenticated (401)" in wrong.stderr
+    assert not (tmp_path / "other").exists(), "a key that does not work is not saved"
     for variable in (
         "HOKUSAI_API_KEY",
         "HOKUSAI_BASE_URL",

@@ -201,6 +201,9 @@ def login(args: argparse.Namespace) -> None:
         args.base_url or input("Base URL [http://127.0.0.1:8000]: ") or "http://127.0.0.1:8000"
     )
     api_key = args.api_key or getpass.getpass("API key: ")
+    # Checked before it is saved: a wrong URL or key is said now, not at the first real call.
+    with HokusaiClient(base_url, api_key, max_retries=0) as client:
+        key = client.api_keys.current()
     path = Path(os.environ.get("HOKUSAI_CONFIG_FILE", str(CONFIG_FILE))).expanduser()
     config = configparser.ConfigParser()
     if path.is_file():
@@ -211,7 +214,10 @@ def login(args: argparse.Namespace) -> None:
     with os.fdopen(descriptor, "w") as handle:
         config.write(handle)
     path.chmod(0o600)
-    print(f"saved [{args.profile}] for {base_url} in {path}")
+    scopes = ", ".join(sorted(key.scopes))
+    print(
+        f"logged in to {base_url} as key {key.name!r} ({scopes}); saved [{args.profile}] in {path}"
+    )
 
 
 def _json_flag(command: argparse.ArgumentParser) -> None:
