@@ -4,6 +4,7 @@ declarations that put those errors into the OpenAPI document."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -88,11 +89,47 @@ async def handle_app_error(_: Request, error: Exception) -> JSONResponse:
 async def handle_validation(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     errors = [
-        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type"))}
+        {"loc": list(e.get("loc", ())), "msg": _message(e), "type": str(e.get("type"))}
         for e in error.errors()
     ]
-    fields = ", ".join(".".join(str(part) for part in e["loc"]) for e in errors)
-    return error_response(ValidationFailed(f"Invalid request: {fields}", errors=errors))
+    return error_response(invalid(errors))
+
+
+def invalid(errors: list[dict[str, Any]]) -> ValidationFailed:
+    """A 422 whose detail says each field, as the caller wrote it, and what is wrong with it."""
+    reasons = "; ".join(f"{_as_written(e['loc'])}: {e['msg']}" for e in errors[:20])
+    more = f" (and {len(errors) - 20} more)" if len(errors) > 20 else ""
+    return ValidationFailed(f"Invalid request: {reasons}{more}", errors=errors)
+
+
+# Messages that say how to fix the value, by the field's last name and pydantic's error type.
+_HINTS = {
+    ("hash", "string_pattern_mismatch"): "must look like sha256:<64 hex digits>; "
+    "compute it with hokusai.dataset_hash()",
+}
+
+
+def _message(error: Any) -> str:
+    loc = error.get("loc", ())
+    hint = _HINTS.get((str(loc[-1]) if loc else "", str(error.get("type"))))
+    return hint or str(error.get("msg", ""))
+
+
+def _as_written(loc: Sequence[Any]) -> str:
+    """The field as the caller wrote it: without `body`, and without `metadata`, the multipart
+    part that carries the registration's JSON (`body.metadata.dataset.hash` is `dataset.hash`);
+    a query or path parameter keeps its kind (`query.limit`)."""
+    parts = list(loc)
+    if parts[:1] == ["body"]:
+        parts = parts[1:]
+        if parts[:1] == ["metadata"]:
+            parts = parts[1:]
+    if not parts:
+        return "body"
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
 
 
 async def handle_http(request: Request, error: Exception) -> JSONResponse:

@@ -14,8 +14,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.contract import documented_path
-from app.api.errors import CarriedError, error_response
-from app.core.errors import ArtifactTooLarge, PayloadTooLarge, ValidationFailed
+from app.api.errors import CarriedError, error_response, invalid
+from app.core.errors import ArtifactTooLarge, PayloadTooLarge
 from app.core.logging import request_id_var
 from app.core.metrics import Metrics
 
@@ -61,10 +61,7 @@ class RequestContext:
             declared = headers.get("content-length", "")
             nul = _nul_in_url(scope)
             if nul:
-                fields = ", ".join(".".join(map(str, error["loc"])) for error in nul)
-                response = error_response(
-                    ValidationFailed(f"Invalid request: {fields}", errors=nul)
-                )
+                response = error_response(invalid(nul))
                 await response(scope, receive, send_with_id)
             elif declared.isdigit() and int(declared) > limit:
                 response = error_response(too_large(f"The request body exceeds {limit} bytes"))

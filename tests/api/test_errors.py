@@ -166,3 +166,33 @@ async def test_logs_are_json_and_carry_the_request_id(
     assert access
     assert access[0]["route"] == "/health"
     assert access[0]["status"] == 200
+
+
+async def test_a_422_says_each_field_as_written_and_what_is_wrong(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    """The registration's JSON travels in a multipart part named `metadata`: the detail names
+    `dataset.hash`, as the user wrote it, and says how to make a good one."""
+    from tests.factories import baseline, unique, upload
+
+    metadata = baseline(unique(), dataset={"hash": "abc", "num_samples": 10})
+    metadata.pop("model_type")
+    metadata["name"] = "has space"
+    response = await upload(client, admin_key, metadata, b"not read")
+    problem = assert_problem(response, 422, "validation_failed")
+    detail = problem["detail"]
+    assert "dataset.hash: must look like sha256:<64 hex digits>" in detail
+    assert "hokusai.dataset_hash()" in detail
+    assert "name: String should match pattern" in detail
+    assert "metadata" not in detail
+    assert ["body", "metadata", "dataset", "hash"] in [e["loc"] for e in problem["errors"]]
+
+    metrics = await client.post(
+        "/api/v1/models/register",
+        json={**baseline(unique()), "source_uri": "runs:/abc/model", "metrics": {"auc": True}},
+        headers=auth(admin_key),
+    )
+    detail = assert_problem(metrics, 422, "validation_failed")["detail"]
+    assert "metrics.auc: Input should be a valid number" in detail
+    limit = await client.get("/api/v1/models?limit=0", headers=auth(admin_key))
+    assert "query.limit: Input should be greater than or equal to 1" in limit.json()["detail"]
