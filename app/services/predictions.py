@@ -243,6 +243,16 @@ def check_rows(rows: list[Any], columns: list[Column] | None) -> None:
                             "type": "missing",
                         }
                     )
+            elif row[column.name] is None:
+                if column.required:  # sklearn would fail on it (NaN), after the model ran
+                    problems.append(
+                        {
+                            "loc": ["body", "inputs", index, column.name],
+                            "msg": f"column {column.name!r} is null; the model's signature "
+                            "requires a value",
+                            "type": "missing",
+                        }
+                    )
             elif not _fits(row[column.name], column.type):
                 problems.append(
                     {
@@ -260,10 +270,12 @@ def check_rows(rows: list[Any], columns: list[Column] | None) -> None:
                 }
             )
     if problems:
-        columns_named = sorted({str(p["loc"][-1]) for p in problems if len(p["loc"]) > 3})
-        detail = "Inputs do not match the model's signature"
-        if columns_named:
-            detail += ": " + ", ".join(columns_named)
+        # Each kind of problem once (a batch repeats them row after row), with the first row.
+        said: dict[str, int | str] = {}
+        for problem in problems:
+            said.setdefault(str(problem["msg"]), problem["loc"][2])
+        reasons = [f"{msg} (row {row})" if len(rows) > 1 else msg for msg, row in said.items()]
+        detail = "Inputs do not match the model's signature: " + "; ".join(reasons[:10])
         raise ValidationFailed(detail, errors=problems[:100])
 
 

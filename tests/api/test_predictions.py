@@ -171,10 +171,16 @@ async def test_moving_production_takes_effect_on_the_next_call(
 @pytest.mark.parametrize(
     ("inputs", "named"),
     [
-        ({"f0": 0.1, "f1": 0.2}, "f2"),
-        ({"f0": 0.1, "f1": 0.2, "f2": 0.3, "colour": "red"}, "colour"),
-        ({"f0": "high", "f1": 0.2, "f2": 0.3}, "f0"),
-        ({"f0": True, "f1": 0.2, "f2": 0.3}, "f0"),
+        ({"f0": 0.1, "f1": 0.2}, "missing column 'f2'"),
+        ({"f0": 0.1, "f1": 0.2, "f2": 0.3, "colour": "red"}, "unexpected column 'colour'"),
+        ({"f0": "high", "f1": 0.2, "f2": 0.3}, "column 'f0' must be double"),
+        ({"f0": True, "f1": 0.2, "f2": 0.3}, "column 'f0' must be double"),
+        ({"f0": None, "f1": 0.2, "f2": 0.3}, "column 'f0' is null"),
+        (
+            [{"f0": 0.1, "f1": 0.2, "f2": 0.3}, {"f0": 0.1, "f1": None, "f2": 0.3, "x": 1}],
+            "column 'f1' is null; the model's signature requires a value (row 1); "
+            "unexpected column 'x' (row 1)",
+        ),
         ([{"f0": 0.1, "f1": 0.2, "f2": 0.3}, 7], None),
     ],
 )
@@ -191,7 +197,8 @@ async def test_inputs_that_do_not_fit_the_signature_are_422_naming_the_column(
     )
     if named is not None:
         assert named in str(body["detail"])
-        assert any(error["loc"][-1] == named for error in body["errors"])  # type: ignore[attr-defined]
+        column = named.split("'")[1]
+        assert any(error["loc"][-1] == column for error in body["errors"])  # type: ignore[attr-defined]
 
 
 async def test_batches_over_the_limit_are_413(
