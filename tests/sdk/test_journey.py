@@ -82,6 +82,8 @@ def test_the_whole_journey_with_the_sync_client(
         )
         direct = client.predict(name, rows(10), version=1)
         assert batch.predictions == direct.predictions, "split in three calls, joined in order"
+        frame = training_data(10)[0]  # a pandas DataFrame, as MLflow's pyfunc takes it
+        assert client.predict(name, frame, version=1).predictions == direct.predictions
         assert batch.cache.hits + batch.cache.misses == 10
 
         comparison = client.models.compare(name, 1, 2)

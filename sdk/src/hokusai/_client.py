@@ -4,6 +4,7 @@ builder (`_base.py`); only the I/O and the waiting between attempts differ."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from types import TracebackType
@@ -47,6 +48,15 @@ def _predict(
     payload = body(inputs=inputs, version=version, alias=alias, unit_id=unit_id)
     url = path("models", name, "predict")
     return Call("POST", url, parse, json=payload, repeatable=True, request_id=request_id)
+
+
+def _rows(inputs: Any) -> Rows:
+    """A pandas DataFrame as its rows (numpy scalars as JSON numbers, NaN as null); a dict or a
+    list of dicts as it is."""
+    if hasattr(inputs, "to_json") and hasattr(inputs, "columns"):
+        rows: list[dict[str, Any]] = json.loads(inputs.to_json(orient="records"))
+        return rows
+    return inputs  # type: ignore[no-any-return]
 
 
 def _chunks(inputs: Rows, size: int) -> list[Rows]:
@@ -127,19 +137,20 @@ class HokusaiClient(BaseClient):
     def predict(
         self,
         name: str,
-        inputs: Rows,
+        inputs: Rows | Any,
         *,
         version: int | None = None,
         alias: str | None = None,
         unit_id: str | None = None,
         request_id: str | None = None,
     ) -> Prediction:
-        """Predict one row (a dict) or many (a list); a list longer than the batch limit is sent
-        in several calls and the answers joined in order. `request_id` is sent as X-Request-ID
-        (your own trace id; the service logs it and echoes it, also in errors)."""
+        """Predict one row (a dict) or many (a list of dicts, or a pandas DataFrame, one row per
+        row); more rows than the batch limit are sent in several calls and the answers joined in
+        order. `request_id` is sent as X-Request-ID (your own trace id; the service logs it and
+        echoes it, also in errors)."""
         parts = [
             self._run(_predict(name, chunk, version, alias, unit_id, request_id))
-            for chunk in _chunks(inputs, self.max_batch_size)
+            for chunk in _chunks(_rows(inputs), self.max_batch_size)
         ]
         return _joined(parts)
 
@@ -211,15 +222,16 @@ class AsyncHokusaiClient(BaseClient):
     async def predict(
         self,
         name: str,
-        inputs: Rows,
+        inputs: Rows | Any,
         *,
         version: int | None = None,
         alias: str | None = None,
         unit_id: str | None = None,
         request_id: str | None = None,
     ) -> Prediction:
-        """Predict one row or many; chunks of a long list are sent concurrently (at most four at
-        a time) and joined in order. `request_id` is sent as X-Request-ID."""
+        """Predict one row or many (a list of dicts, or a pandas DataFrame); chunks of a long
+        list are sent concurrently (at most four at a time) and joined in order. `request_id` is
+        sent as X-Request-ID."""
         gate = asyncio.Semaphore(CONCURRENT_CHUNKS)
 
         async def one(chunk: Rows) -> Prediction:
@@ -228,7 +240,7 @@ class AsyncHokusaiClient(BaseClient):
                 return await self._run(call)
 
         parts = await asyncio.gather(
-            *(one(chunk) for chunk in _chunks(inputs, self.max_batch_size))
+            *(one(chunk) for chunk in _chunks(_rows(inputs), self.max_batch_size))
         )
         return _joined(list(parts))
 
