@@ -107,7 +107,11 @@ class Registry:
                 self.breaker.succeeded()  # it answered
                 raise RegistryRejected(status, getattr(exc, "message", str(exc))) from exc
             if _network(exc):  # not a model that fails to load
-                self.breaker.failed()
+                # The client's own timeout (MLflow wraps it) races ours: the same probe decides.
+                if not await self.answers():
+                    self.breaker.trip()
+                elif not _chained(exc, _is_timeout):  # slow on its own is not an outage
+                    self.breaker.failed()
             raise RegistryUnavailable(
                 f"MLflow call failed: {exc.__class__.__name__}", retry_after=self.retry_after_s
             ) from exc
@@ -509,11 +513,20 @@ def _client_error_status(exc: Exception) -> int | None:
 def _network(exc: BaseException) -> bool:
     """Whether the network failed: an OSError (requests' errors are), also when MLflow wraps it
     (its timeouts and connection errors come back as an MlflowException raised from one)."""
+    return _chained(exc, lambda seen: isinstance(seen, OSError))
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__  # requests' too
+
+
+def _chained(exc: BaseException, test: Callable[[BaseException], bool]) -> bool:
+    """Whether `exc` or what it was raised from (a few links down) passes `test`."""
     seen: BaseException | None = exc
     for _ in range(8):
         if seen is None:
             return False
-        if isinstance(seen, OSError):
+        if test(seen):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

@@ -348,7 +348,7 @@ async def test_a_hung_mlflow_opens_the_breaker_then_503s_are_instant_until_it_an
         assert_problem(response, 503, "registry_unavailable")
         assert int(response.headers["retry-after"]) >= 1
     (first_s, _), (second_s, second), (third_s, _) = timed
-    assert 1 <= first_s < 1 + 0.5 + 0.5, "one call timeout, one probe timeout"
+    assert 1 <= first_s < 1 + 0.5 + 1.5, "one call timeout, one probe timeout (and slack)"
     assert max(second_s, third_s) < 0.5, f"an open breaker answers at once: {second_s:.2f} s"
     assert "breaker" in second.json()["detail"]
     assert_problem(registration, 503, "registry_unavailable")
