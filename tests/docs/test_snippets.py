@@ -202,6 +202,17 @@ def test_the_readme_walkthrough_against_make_runs_embedded_defaults(
             tmp_path,
             {"http://127.0.0.1:8000": url},
         )
+        before = sorted(path.name for path in tmp_path.iterdir())
+        again = run_page(  # a reader runs it twice: it works, and promotes no rejected version
+            found,
+            user_python,
+            {**clean, "HOME": str(tmp_path)},
+            tmp_path,
+            {"http://127.0.0.1:8000": url},
+        )
+        after = sorted(path.name for path in tmp_path.iterdir())
+    assert "DeltaOne cooldown_active" in again
+    assert before == after, "the walkthrough writes nothing into the folder it runs in"
     assert "v1: accuracy 0.6" in printed
     assert "pp measured, DeltaOne accepted" in printed  # on the held benchmark, in the sandbox
     assert '-->|"+' in printed  # the Mermaid lineage
