@@ -133,6 +133,15 @@ class RegistryRejected(BadRequest):
 class ModelNotFound(NotFound):
     code, title = "model_not_found", "Model not found"
 
+    @classmethod
+    def named(cls, name: str, known: list[str]) -> ModelNotFound:
+        """The error for `name`, suggesting the closest of the `known` names, if one is close."""
+        import difflib
+
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return cls(f"No model named {name!r}{hint}")
+
 
 class VersionNotFound(NotFound):
     code, title = "version_not_found", "Model version not found"

@@ -21,7 +21,12 @@ from app.core.errors import (
 from app.core.vocabulary import ModelType
 from app.db.base import utcnow
 from app.db.models import MlModel, ModelVersion
-from app.db.repositories.ml_models import AliasRepository, MlModelRepository, VersionRepository
+from app.db.repositories.ml_models import (
+    AliasRepository,
+    MlModelRepository,
+    VersionRepository,
+    model_names,
+)
 from app.schemas.ml_models import (
     ArtifactRead,
     Benchmark,
@@ -49,7 +54,7 @@ class MlModelService:
     async def get_model(self, name: str) -> MlModel:
         model = await self.models.get_by_name(name)
         if model is None:
-            raise ModelNotFound(f"No model named {name}")
+            raise ModelNotFound.named(name, await model_names(self.models.session))
         return model
 
     async def read_model(self, model: MlModel) -> MlModelRead:

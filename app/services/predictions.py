@@ -42,7 +42,7 @@ from app.core.errors import (
 from app.core.metrics import Metrics
 from app.core.vocabulary import PRODUCTION
 from app.db.models import MlModel, ModelVersion
-from app.db.repositories.ml_models import resolve_target
+from app.db.repositories.ml_models import model_names, resolve_target
 from app.schemas.predictions import CacheCounts, Prediction, PredictRequest
 from app.services import artifacts
 from app.services.batching import Batcher
@@ -322,10 +322,10 @@ class PredictionService:
         async with self.engine.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
             row = await resolve_target(connection, name, version, alias or PRODUCTION)
-        if row is None:
-            raise ModelNotFound(f"No model named {name}")
+            if row is None:
+                raise ModelNotFound.named(name, await model_names(connection))
         if alias is not None and not row.aliased:
-            raise VersionNotFound(f"Model {name} has no alias {alias}")
+            raise VersionNotFound(f"Model {name} has no alias {alias!r}")
         if row.number is None:
             raise VersionNotFound(f"Model {name} has no version {version or ''}".strip())
         return Target(row.id, row.name, row.number, row.source_uri, row.artifact_digest)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -196,3 +197,28 @@ async def test_a_422_says_each_field_as_written_and_what_is_wrong(
     assert "metrics.auc: Input should be a valid number" in detail
     limit = await client.get("/api/v1/models?limit=0", headers=auth(admin_key))
     assert "query.limit: Input should be greater than or equal to 1" in limit.json()["detail"]
+
+
+async def test_an_unknown_model_suggests_the_nearest_name(
+    client: httpx.AsyncClient, admin_key: str, tmp_path: Path
+) -> None:
+    from tests.factories import baseline, save_sklearn, tar_gz, upload
+
+    archive = tar_gz(save_sklearn(tmp_path)[0])
+    assert (await upload(client, admin_key, baseline("lead-converter"), archive)).status_code == 201
+    for path in ("/api/v1/models/lead-convertor", "/api/v1/models/lead-convertor/versions"):
+        missing = assert_problem(
+            await client.get(path, headers=auth(admin_key)), 404, "model_not_found"
+        )
+        assert "did you mean 'lead-converter'?" in str(missing["detail"])
+    predicted = await client.post(
+        "/api/v1/models/leadconverter/predict",
+        json={"inputs": {"f0": 0.1, "f1": 0.2, "f2": 0.3}},
+        headers=auth(admin_key),
+    )
+    assert (
+        "did you mean 'lead-converter'?"
+        in assert_problem(predicted, 404, "model_not_found")["detail"]
+    )  # type: ignore[operator]
+    far = await client.get("/api/v1/models/zzz", headers=auth(admin_key))
+    assert "did you mean" not in str(assert_problem(far, 404, "model_not_found")["detail"])

@@ -17,6 +17,12 @@ from app.db.models import AliasEvent, MlModel, ModelAlias, ModelVersion, Version
 from app.db.repositories.common import insert, page
 
 
+async def model_names(connection: AsyncConnection | AsyncSession, limit: int = 10_000) -> list[str]:
+    """Model names, for suggesting the one a caller meant (an error path, never a hot one)."""
+    query = select(MlModel.name).order_by(MlModel.name).limit(limit)
+    return list((await connection.execute(query)).scalars())
+
+
 class MlModelRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
