@@ -31,12 +31,11 @@ def run(
     return subprocess.run([HOKUSAI, *args], capture_output=True, text=True, env=env, timeout=180)
 
 
-def test_register_list_predict_lineage_from_the_command_line(
-    live: LiveService, tmp_path: Path
-) -> None:
-    name = unique("cli")
-    model_dir = save_sklearn(tmp_path)[0]
-    registered = run(
+def register_baseline(
+    live: LiveService, tmp_path: Path, name: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`hokusai models register NAME --kind baseline ...` with a saved scikit-learn model."""
+    return run(
         live,
         tmp_path,
         "models",
@@ -45,7 +44,7 @@ def test_register_list_predict_lineage_from_the_command_line(
         "--kind",
         "baseline",
         "--artifact",
-        str(model_dir),
+        str(save_sklearn(tmp_path / name)[0]),
         "--model-type",
         "classification",
         "--metrics",
@@ -54,8 +53,15 @@ def test_register_list_predict_lineage_from_the_command_line(
         json.dumps(DATASET),
         "--benchmark",
         json.dumps(BENCHMARK),
-        "--json",
+        *extra,
     )
+
+
+def test_register_list_predict_lineage_from_the_command_line(
+    live: LiveService, tmp_path: Path
+) -> None:
+    name = unique("cli")
+    registered = register_baseline(live, tmp_path, name, "--json")
     assert registered.returncode == 0, registered.stderr
     assert json.loads(registered.stdout)["version"] == 1
     listed = run(live, tmp_path, "models", "list", "--json")
@@ -167,25 +173,7 @@ def test_version_global_json_inputs_from_files_and_a_closed_pipe(
     assert json.loads(before.stdout) == json.loads(after.stdout)
 
     name = unique("cli-inputs")
-    registered = run(
-        live,
-        tmp_path,
-        "models",
-        "register",
-        name,
-        "--kind",
-        "baseline",
-        "--artifact",
-        str(save_sklearn(tmp_path)[0]),
-        "--model-type",
-        "classification",
-        "--metrics",
-        '{"accuracy": 0.8}',
-        "--dataset",
-        json.dumps(DATASET),
-        "--benchmark",
-        json.dumps(BENCHMARK),
-    )
+    registered = register_baseline(live, tmp_path, name)
     assert registered.returncode == 0, registered.stderr
     rows = [{"f0": i / 1000, "f1": 0.5, "f2": 0.25} for i in range(1000)]
     batch = tmp_path / "rows.json"
