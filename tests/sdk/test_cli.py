@@ -66,11 +66,36 @@ def test_register_list_predict_lineage_from_the_command_line(
     assert json.loads(registered.stdout)["version"] == 1
     listed = run(live, tmp_path, "models", "list", "--json")
     assert name in [m["name"] for m in json.loads(listed.stdout)]
+    table = run(live, tmp_path, "models", "list").stdout.splitlines()
+    assert table[0] == "NAME\tLATEST\tTYPE\tALIASES"
+    assert any(line.startswith(f"{name}\tv1\tclassification") for line in table)
+    improved = run(
+        live,
+        tmp_path,
+        "models",
+        "register",
+        name,
+        "--kind",
+        "improved",
+        "--parent-version",
+        "1",
+        "--artifact",
+        str(save_sklearn(tmp_path / "v2", "classifier")[0]),
+        "--metrics",
+        '{"accuracy": 0.9}',
+        "--dataset",
+        json.dumps(DATASET),
+        "--contributors",
+        '[{"address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "weight": 1}]',
+        "--json",
+    )
+    assert improved.returncode == 0, improved.stderr
+    assert json.loads(improved.stdout)["parent_version"] == 1, improved.stdout[:600]
     predicted = run(
         live, tmp_path, "predict", name, "--inputs", '{"f0": 0.2, "f1": 0.9, "f2": 0.1}'
     )
     assert predicted.returncode == 0, predicted.stderr
-    assert json.loads(predicted.stdout)["version"] == 1
+    assert json.loads(predicted.stdout)["version"] == 2, "no production alias: the latest"
     mermaid = run(live, tmp_path, "lineage", name, "--format", "mermaid")
     assert mermaid.returncode == 0
     assert mermaid.stdout.strip()

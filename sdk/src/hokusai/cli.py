@@ -67,7 +67,12 @@ def parser() -> argparse.ArgumentParser:
     register.add_argument("--kind", required=True, choices=["baseline", "improved"])
     register.add_argument("--artifact", help="MLflow model directory or .tar.gz/.zip")
     register.add_argument("--source-uri")
-    register.add_argument("--model-type")
+    register.add_argument(
+        "--model-type", help="required for a model's first version (classification, ...)"
+    )
+    register.add_argument(
+        "--parent-version", type=int, help="the version an improved one improves on"
+    )
     register.add_argument("--token-id")
     register.add_argument("--metrics", type=_json_argument, required=True, help="JSON object")
     register.add_argument("--dataset", type=_json_argument, required=True, help="JSON object")
@@ -252,6 +257,7 @@ def list_models(args: argparse.Namespace) -> None:
     if args.json:
         _print_json([m.model_dump(mode="json") for m in found])
         return
+    print("NAME\tLATEST\tTYPE\tALIASES")
     for model in found:
         aliases = ", ".join(f"{a}={v}" for a, v in sorted(model.aliases.items()))
         print(f"{model.name}\tv{model.latest_version}\t{model.model_type}\t{aliases}")
@@ -270,6 +276,7 @@ def register_version(args: argparse.Namespace) -> None:
             dataset=args.dataset,
             benchmark=args.benchmark,
             contributors=args.contributors,
+            parent_version=args.parent_version,
             idempotency_key=args.idempotency_key,
         )
     if args.json:
