@@ -106,7 +106,7 @@ async def main() -> None:
             )
             print(
                 f"outcomes {start}..{start + len(events[start : start + 1000]) - 1}: "
-                f"{counted} counted"
+                f"{counted.accepted} counted, {counted.ignored} ignored"
             )
 
         results = client.ab_tests.results(test.id)

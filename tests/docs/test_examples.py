@@ -45,6 +45,7 @@ def test_gtm_integration(user_python: Path, user_service: UserService) -> None:
 
 def test_ab_testing(user_python: Path, user_service: UserService) -> None:
     printed = user_service.run(user_python, str(EXAMPLES / "ab_testing.py"))
+    assert "counted, 0 ignored" in printed  # OutcomesAccepted: accepted and ignored
     assert "verdict: treatment_better" in printed
     assert "sample ratio mismatch: False" in printed
     assert "production is now v2" in printed

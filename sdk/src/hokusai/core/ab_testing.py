@@ -122,7 +122,7 @@ class ModelTrafficRouter:
         """Record a unit's outcome (only exposed units count); how many counted."""
         return self.client.ab_tests.record_outcomes(
             self._id(test_id), [{"unit_id": user_id, "value": value}]
-        )
+        ).accepted
 
     def record_metric(self, test_id: str, model_id: str, metric_name: str, value: float) -> None:
         raise ConfigurationError(

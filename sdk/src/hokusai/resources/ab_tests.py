@@ -102,11 +102,13 @@ def predict(
 
 def record_outcomes(
     test_id: str, events: list[dict[str, Any]], *, idempotency_key: str | None = None
-) -> Call[int]:
-    """Record outcomes (`{unit_id, value}`); only exposed units count. Returns how many counted."""
+) -> Call[OutcomesAccepted]:
+    """Record outcomes (`{unit_id, value}`); only units the test exposed count. Returns how many
+    were `accepted` and how many `ignored` (units never exposed, or already counted)."""
     url = path("ab-tests", test_id, "outcomes")
-    parse = lambda r: OutcomesAccepted.model_validate(r.json()).accepted  # noqa: E731
-    return creating("POST", url, parse, idempotency_key, json={"events": events})
+    return creating(
+        "POST", url, as_model(OutcomesAccepted), idempotency_key, json={"events": events}
+    )
 
 
 def results(test_id: str) -> Call[AbResults]:
