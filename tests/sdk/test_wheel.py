@@ -61,3 +61,18 @@ def test_the_wheel_alone_in_a_fresh_venv_talks_to_the_service(
         check=True,
     ).stdout
     assert installed.startswith(str(venv)), "the wheel's copy, not the workspace's"
+
+
+def test_the_mlflow_extra_pins_the_mlflow_the_service_runs() -> None:
+    """A model saved with the client's MLflow loads in the service's: the same version."""
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    service = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    client = tomllib.loads((root / "sdk" / "pyproject.toml").read_text())["project"]
+    [runs] = [re.split("==", d)[1] for d in service if re.match(r"mlflow(-skinny)?==", d)]
+    [saves] = [
+        re.split("==", d)[1] for d in client["optional-dependencies"]["mlflow"] if "mlflow" in d
+    ]
+    assert saves == runs
