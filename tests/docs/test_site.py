@@ -91,6 +91,7 @@ def test_the_client_reference_shows_every_resource_method(site: Path) -> None:
         "ab_tests",
         "experiments",
         "api_keys",
+        "benchmarks",
     ):
         for name in dir(type(getattr(client, resource))):
             if not name.startswith("_"):
@@ -98,6 +99,15 @@ def test_the_client_reference_shows_every_resource_method(site: Path) -> None:
                     resource,
                     name,
                 )
+
+
+def test_the_client_reference_shows_the_constructor_and_the_response_types(site: Path) -> None:
+    page = (site / "reference" / "sdk" / "index.html").read_text()
+    for parameter in ("base_url", "api_key", "timeout", "max_retries", "max_batch_size"):
+        assert parameter in page, parameter
+    for kind in ("Model", "Version", "DeltaOne", "Prediction", "Attestation", "OutcomesAccepted"):
+        assert f'id="hokusai.types.{kind}"' in page, kind
+    assert "_Response" not in page, "no private base class"
 
 
 def test_the_metrics_page_lists_every_metric_the_service_defines() -> None:

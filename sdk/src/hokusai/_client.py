@@ -92,7 +92,17 @@ def _ready() -> Call[Readiness]:
 
 class HokusaiClient(BaseClient):
     """The synchronous client. Configuration: arguments, else `HOKUSAI_API_KEY` /
-    `HOKUSAI_BASE_URL`, else `~/.hokusai/config`. No network I/O until the first call."""
+    `HOKUSAI_BASE_URL`, else `~/.hokusai/config`. No network I/O until the first call.
+
+    :param base_url: the service's root (`http://127.0.0.1:8000`; a URL ending in `/api` or
+        `/api/v1` is understood)
+    :param api_key: an `hk_...` key; an empty one is refused
+    :param timeout: seconds for each HTTP call
+    :param max_retries: retries of connection errors, 429, 502, 503 and 504 (with backoff,
+        and `Retry-After` when the service says it); creating calls only with an Idempotency-Key
+    :param http_client: an `httpx.Client` of your own (proxies, certificates)
+    :param max_batch_size: rows per prediction call; longer batches are split and joined
+    """
 
     def __init__(
         self,

@@ -39,6 +39,7 @@ def upload(data: Any, label_column: str, *, filename: str | None = None) -> Call
 
 
 def get(benchmark_hash: str) -> Call[BenchmarkRead]:
+    """One benchmark's summary: hash, format, rows, columns, label column and distribution."""
     return Call("GET", path("benchmarks", benchmark_hash), model(BenchmarkRead), repeatable=True)
 
 
@@ -63,6 +64,7 @@ def file(benchmark_hash: str) -> Call[bytes]:
 
 
 def retire(benchmark_hash: str) -> Call[BenchmarkRead]:
+    """Name it in no new baseline (what was measured on it stays); the `benchmark` scope."""
     return Call(
         "POST", path("benchmarks", benchmark_hash, "retire"), model(BenchmarkRead), repeatable=True
     )
