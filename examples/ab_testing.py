@@ -3,7 +3,7 @@ users (each unit always gets the same variant), report conversions, read the res
 promote the winner.
 
     pip install 'hokusai-ml-platform[mlflow]' scikit-learn pandas
-    export HOKUSAI_BASE_URL=http://127.0.0.1:8000 HOKUSAI_API_KEY=hk_...   # a `write` key
+    export HOKUSAI_BASE_URL=http://127.0.0.1:8000 HOKUSAI_API_KEY=hk_...   # `write` and `benchmark`
     python examples/ab_testing.py
 """
 
@@ -14,7 +14,7 @@ import random
 import uuid
 
 import pandas as pd
-from hokusai import AsyncHokusaiClient, HokusaiClient, dataset_hash
+from hokusai import AsyncHokusaiClient, HokusaiClient
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
@@ -24,10 +24,12 @@ CONVERSION = {"control": 0.10, "challenger": 0.16}  # what this simulation's use
 
 
 def two_versions(client: HokusaiClient, name: str) -> tuple[int, int]:
-    """A baseline in production and a challenger, scikit-learn objects saved by the client."""
+    """A baseline in production and a challenger, scikit-learn objects saved by the client, the
+    challenger measured by the service on the benchmark it holds."""
     x, y = make_classification(n_samples=3000, n_features=4, random_state=3)
     frame = pd.DataFrame(x, columns=["f0", "f1", "f2", "f3"])
-    dataset = {"hash": dataset_hash(frame.assign(label=y)), "num_samples": len(frame)}
+    held = client.benchmarks.upload(frame.assign(label=y), label_column="label")
+    dataset = {"hash": held.hash, "num_samples": held.rows}
     small = LogisticRegression(C=0.001).fit(frame[:200], y[:200])
     full = LogisticRegression().fit(frame, y)
     v1 = client.models.register(
