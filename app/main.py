@@ -39,6 +39,7 @@ from app.api.routers import (
 )
 from app.api.routing import include
 from app.core import heap
+from app.core.breaker import Breaker
 from app.core.config import Settings
 from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.core.metrics import Metrics
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cache=cache,
             registry=registry,
             principals=PrincipalCache(settings.auth_cache_ttl_s, settings.auth_stale_if_error_s),
+            database=Breaker(1, settings.retry_after_s),
             signer=Signer.from_settings(settings),
             memory=Memory(cache, settings.resolution_cache_ttl_s),
             exposures=ExposureLog(create_engine(settings, pool_size=1)),

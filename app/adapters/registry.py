@@ -90,30 +90,31 @@ class Registry:
             result = await asyncio.wait_for(
                 loop.run_in_executor(self._executor, fn, client), timeout_s or self.timeout_s
             )
-        except TimeoutError as exc:
-            seconds = timeout_s or self.timeout_s
-            if await self.answers():
-                raise RegistryUnavailable(
-                    f"MLflow did not finish this call within {seconds:g} s (it answers others)",
-                    retry_after=self.retry_after_s,
-                ) from exc
-            self.breaker.trip()
-            raise RegistryUnavailable(
-                f"MLflow did not answer within {seconds:g} s", retry_after=self.retry_after_s
-            ) from exc
         except Exception as exc:
             status = _client_error_status(exc)
             if status is not None:
                 self.breaker.succeeded()  # it answered
                 raise RegistryRejected(status, getattr(exc, "message", str(exc))) from exc
-            if _network(exc):  # not a model that fails to load
-                # The client's own timeout (MLflow wraps it) races ours: the same probe decides.
-                if not await self.answers():
-                    self.breaker.trip()
-                elif not _chained(exc, _is_timeout):  # slow on its own is not an outage
-                    self.breaker.failed()
+            if not _network(exc):  # a model that fails to load, say: no outage
+                raise RegistryUnavailable(
+                    f"MLflow call failed: {exc.__class__.__name__}", retry_after=self.retry_after_s
+                ) from exc
+            # Our timeout (a TimeoutError is an OSError), or the client's own one that MLflow
+            # wraps and that races ours, or a connection error: the probe decides.
+            slow = _chained(exc, _is_timeout)
+            seconds = timeout_s or self.timeout_s
+            if not await self.answers():
+                self.breaker.trip()
+            elif slow:  # slow on its own (one client's large artifact) is not an outage
+                raise RegistryUnavailable(
+                    f"MLflow did not finish this call within {seconds:g} s (it answers others)",
+                    retry_after=self.retry_after_s,
+                ) from exc
+            else:
+                self.breaker.failed()
+            reason = f"did not answer within {seconds:g} s" if slow else "call failed"
             raise RegistryUnavailable(
-                f"MLflow call failed: {exc.__class__.__name__}", retry_after=self.retry_after_s
+                f"MLflow {reason}: {exc.__class__.__name__}", retry_after=self.retry_after_s
             ) from exc
         self.breaker.succeeded()
         return result

@@ -93,7 +93,7 @@ async def _look_up(resources: Resources, secret: str, address: str) -> Principal
             if not (hung or unreachable(exc)):
                 raise
             if hung:  # a refused connection fails fast anyway: only a hang is remembered
-                resources.principals.database_failed(resources.settings.retry_after_s)
+                resources.database.trip()
             principal = resources.principals.stale(secret)
             if principal is None:
                 raise DatabaseUnavailable(
@@ -116,7 +116,7 @@ async def _check(resources: Resources, secret: str) -> Principal | None:
     """The key looked up in the database, within `HOKUSAI_DATABASE_TIMEOUT_S`; while the
     database was just found down or hung, not at all (TimeoutError at once): a hung database
     must not hold every request that needs a key for its full timeout, again and again."""
-    if resources.principals.database_down:
+    if resources.database.open:
         raise TimeoutError
 
     async def look_up() -> Principal | None:
@@ -126,7 +126,7 @@ async def _check(resources: Resources, secret: str) -> Principal | None:
             return await ApiKeyService(session, resources.principals).authenticate(secret)
 
     principal = await within(look_up(), resources.settings.database_timeout_s)
-    resources.principals.database_answered()
+    resources.database.succeeded()
     return principal
 
 
@@ -142,7 +142,7 @@ async def _exists(resources: Resources, secret: str) -> bool:
     known = resources.principals.lookups
     if known.has(key_lookup(secret)):
         return True
-    if not known.due() or resources.principals.database_down:
+    if not known.due() or resources.database.open:
         return False
 
     async def read() -> list[str]:

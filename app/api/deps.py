@@ -20,6 +20,7 @@ from app.adapters.cache import Cache
 from app.adapters.memory import AB_TEST, MODEL, Memory
 from app.adapters.registry import Registry
 from app.adapters.webhooks import Webhooks
+from app.core.breaker import Breaker
 from app.core.config import Settings
 from app.core.errors import DatabaseUnavailable
 from app.core.metrics import Metrics
@@ -53,6 +54,9 @@ class Resources:
     cache: Cache
     registry: Registry
     principals: PrincipalCache
+    # Open after a query got no answer (a hung server): nothing waits on the database again
+    # until its cooldown ends; key lookups serve recent keys, other calls answer 503 at once.
+    database: Breaker
     signer: Signer
     memory: Memory
     exposures: ExposureLog
@@ -81,7 +85,7 @@ async def transaction(resources: Resources) -> AsyncIterator[AsyncSession]:
     """A session whose work is committed at the end, or rolled back on any error. Models whose
     versions or aliases the work changed are announced once it is committed. While the database
     was just found down or hung (by a key lookup), a fast 503 instead of another wait on it."""
-    if resources.principals.database_down:
+    if resources.database.open:
         raise DatabaseUnavailable(
             "The database did not answer just now", retry_after=resources.settings.retry_after_s
         )

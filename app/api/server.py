@@ -54,8 +54,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._in_head = True  # between the first byte of a request and its last header
+        self._in_body = False  # between its last header and the end of its body
         self._head_bytes = 0
         self._header_count = 0
+        self._body_moved_at = 0.0
+        # Armed only while a head or a body is incomplete after the bytes at hand: a request
+        # that arrives whole (the common case) sets no timer at all.
         self._deadline: asyncio.TimerHandle | None = None
 
     # The head: bytes, count, time.
@@ -71,11 +75,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
         if self._in_head:
-            if self._deadline is None:  # the first byte of a pipelined or keep-alive request
-                self._arm(self.limits.header_timeout_s, "head")
             self._head_bytes += len(data)
-        elif self._deadline is not None:  # the body moves: its clock starts again
-            self._arm(self.limits.body_timeout_s, "body")
+        else:
+            self._body_moved_at = self.loop.time()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as error:
@@ -95,6 +97,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._in_head and self._head_bytes > self.limits.max_header_bytes:
             self._refuse(_too_large(self.limits.max_header_bytes))
+        elif self._deadline is None and (self._in_body or (self._in_head and self._head_bytes)):
+            # Incomplete: the rest must come in time (a head from its first byte on).
+            phase = "body" if self._in_body else "head"
+            seconds = self.limits.body_timeout_s if self._in_body else self.limits.header_timeout_s
+            self._body_moved_at = self.loop.time()
+            self._arm(seconds, phase)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -116,15 +124,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self._in_head, self._in_body = False, True
         self._head_bytes = 0
         self._disarm()
         super().on_headers_complete()
-        self._arm(self.limits.body_timeout_s, "body")  # until the message is complete
 
     def on_message_complete(self) -> None:
         self._disarm()
-        self._in_head = True  # what comes next is the next request's head
+        self._in_head, self._in_body = True, False  # next comes the next request's head
         super().on_message_complete()
 
     # Timers.
@@ -143,9 +150,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing():
             return
-        if phase == "body" and self.flow.read_paused:  # the app is behind, not the client
-            self._arm(self.limits.body_timeout_s, "body")
+        if phase == "body" and not self._in_body:
             return
+        if phase == "body":
+            waited = self.loop.time() - self._body_moved_at
+            if self.flow.read_paused or waited < self.limits.body_timeout_s:
+                # The app is behind, not the client, or the body moved meanwhile: from then on.
+                left = self.limits.body_timeout_s - (0 if self.flow.read_paused else waited)
+                self._arm(left, "body")
+                return
         if phase == "head" and not self._in_head:
             return
         started = self.cycle is not None and self.cycle.response_started

@@ -105,18 +105,6 @@ class PrincipalCache:
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()  # checked at
         self.lookups = KnownLookups()
-        self._database_down_until = 0.0
-
-    @property
-    def database_down(self) -> bool:
-        """The database was just found unreachable or hung: do not wait on it again yet."""
-        return time.monotonic() < self._database_down_until
-
-    def database_failed(self, for_s: float) -> None:
-        self._database_down_until = time.monotonic() + for_s
-
-    def database_answered(self) -> None:
-        self._database_down_until = 0.0
 
     def get(self, key: str) -> Principal | None:
         return self._within(key, self.ttl_s)
@@ -133,9 +121,12 @@ class PrincipalCache:
         return entry[1]
 
     def can_serve(self) -> bool:
-        """Whether some key would be served without the database (stale-if-error)."""
-        oldest = time.monotonic() - (self.ttl_s + self.stale_s)
-        return any(checked >= oldest for checked, _ in reversed(self._entries.values()))
+        """Whether some key would be served without the database (stale-if-error): the newest
+        entry is the last one."""
+        if not self._entries:
+            return False
+        checked, _ = next(reversed(self._entries.values()))
+        return checked + self.ttl_s + self.stale_s >= time.monotonic()
 
     def put(self, key: str, principal: Principal) -> None:
         if self.ttl_s <= 0 and self.stale_s <= 0:
