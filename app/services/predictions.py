@@ -280,8 +280,7 @@ def check_rows(rows: list[Any], columns: list[Column] | None) -> None:
 
 
 def _fits(value: Any, kind: str) -> bool:
-    if value is None:
-        return True
+    """Whether a value (never None: nulls are checked before) fits the signature's type."""
     if kind in NUMBER_TYPES:
         return (
             isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -175,3 +175,24 @@ async def test_the_command_line_recomputes_and_exits_0_only_when_it_holds(
     incomplete = subprocess.run(command, capture_output=True, text=True, check=False)
     assert incomplete.returncode != 0
     assert "--recompute needs --benchmark, --parent, --candidate" in incomplete.stderr
+
+
+async def test_a_signed_statement_naming_what_is_not_there_is_a_failed_check(
+    measured: dict[str, Any], settings: Settings
+) -> None:
+    """A label column the benchmark lacks, a metric nobody measures: named failures, never an
+    exception out of verify."""
+    key = load_pem_private_key(Path(settings.attestation_key_file).read_bytes(), password=None)
+    for field, value, check in (
+        ("label_column", "nope", "recompute.label_column"),
+        ("metric", "made_up", "recompute.metric"),
+    ):
+        bundle = copy.deepcopy(measured["bundle"])
+        predicate = bundle["attestations"][0]["statement"]["predicate"]
+        if field == "metric":
+            predicate["benchmark"]["metric"] = value
+        else:
+            predicate["decision"]["measurement"][field] = value
+        signed(bundle, key)
+        report = hokusai.verify(bundle, recompute=measured["recompute"])
+        assert [f.check for f in report.failures] == [check]

@@ -17,8 +17,9 @@ from app.db.models import AliasEvent, MlModel, ModelAlias, ModelVersion, Version
 from app.db.repositories.common import insert, page
 
 
-async def model_names(connection: AsyncConnection | AsyncSession, limit: int = 10_000) -> list[str]:
-    """Model names, for suggesting the one a caller meant (an error path, never a hot one)."""
+async def model_names(connection: AsyncConnection | AsyncSession, limit: int = 1_000) -> list[str]:
+    """Model names, for suggesting the one a caller meant: an error path a caller can repeat at
+    will, so bounded (a query of at most `limit` names, and difflib over them)."""
     query = select(MlModel.name).order_by(MlModel.name).limit(limit)
     return list((await connection.execute(query)).scalars())
 

@@ -177,12 +177,20 @@ def _recomputed(items: list[Any], recompute: Recompute) -> list[Check]:
             Check(name, "recompute.label_column", False, "give the benchmark's label column"),
         ]
     table = measure.read_benchmark(recompute.benchmark)
+    if label not in table.columns:
+        return [
+            *checks,
+            Check(name, "recompute.label_column", False, f"the benchmark has no column {label!r}"),
+        ]
     labels = table[label].to_numpy()
     features = table.drop(columns=[label])
     proportion = benchmark.get("family") == "proportion"
-    m = measure.metric(
-        str(benchmark.get("metric")), sorted(set(labels.tolist())) if proportion else None
-    )
+    try:
+        m = measure.metric(
+            str(benchmark.get("metric")), sorted(set(labels.tolist())) if proportion else None
+        )
+    except measure.MeasurementError as exc:  # a statement naming a metric nobody measures
+        return [*checks, Check(name, "recompute.metric", False, str(exc))]
     before = _answers(parent_dir, features)
     after = _answers(candidate_dir, features)
     try:
