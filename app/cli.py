@@ -239,6 +239,38 @@ async def import_registry(
         await engine.dispose()
 
 
+async def reconcile_registry(settings: Settings, *, dry_run: bool) -> Any:
+    """One pass of the registry reconciler (`app/services/reconciliation.py`)."""
+    from app.adapters.registry import Registry
+    from app.services.reconciliation import Reconciler
+
+    engine = create_engine(settings)
+    registry = Registry(settings)
+    try:
+        await registry.start()
+        reconciler = Reconciler(create_sessionmaker(engine), registry, settings)
+        return await reconciler.run(dry_run=dry_run)
+    finally:
+        registry.close()
+        await engine.dispose()
+
+
+def reconcile(settings: Settings, dry_run: bool) -> None:
+    findings = asyncio.run(reconcile_registry(settings, dry_run=dry_run))
+    verb = "would delete" if dry_run else "deleted"
+    for orphan in findings.orphans:
+        print(f"{orphan.name} v{orphan.version}\t{verb} (no row recorded it)")
+    for orphan in findings.waiting:
+        print(f"{orphan.name} v{orphan.version}\tkept (in its grace period or still running)")
+    for name, alias, version in findings.aliases:
+        target = f"-> v{version}" if version is not None else "removed"
+        print(f"{name} @{alias}\t{'would set' if dry_run else 'set'} {target}")
+    print(
+        f"{len(findings.orphans)} orphan versions {verb}, {len(findings.waiting)} kept, "
+        f"{len(findings.aliases)} aliases {'to set' if dry_run else 'set'}"
+    )
+
+
 def import_mlflow(settings: Settings, args: argparse.Namespace) -> None:
     from app.services.mlflow_import import ImportDefaults
 
@@ -343,6 +375,12 @@ def parser() -> argparse.ArgumentParser:
     importing.add_argument("--family", choices=["proportion", "continuous"])
     importing.add_argument("--model-type", default="custom")
     importing.add_argument("--dry-run", action="store_true", help="report, write nothing")
+    reconciling = commands.add_parser(
+        "reconcile",
+        help="bring MLflow in line with Postgres now: delete versions no row recorded (past "
+        "HOKUSAI_REGISTRY_ORPHAN_GRACE_S), set aliases to Postgres's",
+    )
+    reconciling.add_argument("--dry-run", action="store_true", help="report, change nothing")
     openapi_cmd = commands.add_parser("openapi", help="print the OpenAPI document")
     openapi_cmd.add_argument("--output", "-o")
     return root
@@ -388,6 +426,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             export_openapi(settings, args.output)
         case "import-mlflow", _:
             import_mlflow(settings, args)
+        case "reconcile", _:
+            reconcile(settings, args.dry_run)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ from app.db.session import create_engine, create_sessionmaker
 from app.schemas.common import NO_NUL
 from app.services.api_keys import BOOTSTRAP_KEY_NAME, ApiKeyService
 from app.services.predictions import ModelLoader
+from app.services.reconciliation import Reconciler
 from app.services.signing import Signer
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.resources = resources
         warmup: asyncio.Task[None] | None = None
         lag: asyncio.Task[None] | None = None
+        reconciling: asyncio.Task[None] | None = None
         try:
             await resources.registry.start()
             await _ensure_bootstrap_key(resources)
@@ -106,12 +108,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 log.error("no model will be loaded: %s", refusal)
             warmup = asyncio.create_task(_warm_models(resources))
             lag = asyncio.create_task(_watch_loop(resources.metrics))
+            if settings.registry_reconcile_interval_s > 0:
+                reconciler = Reconciler(sessionmaker, registry, settings, metrics)
+                reconciling = asyncio.create_task(
+                    reconciler.every(settings.registry_reconcile_interval_s)
+                )
             yield
         finally:
-            if warmup is not None:
-                warmup.cancel()
-            if lag is not None:
-                lag.cancel()
+            for task in (warmup, lag, reconciling):
+                if task is not None:
+                    task.cancel()
             await resources.loader.close()
             await resources.webhooks.close()
             resources.registry.close()

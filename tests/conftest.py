@@ -91,6 +91,9 @@ def make_settings(
             "attestation_key_file": str(tmp_path / "attestation-ed25519.pem"),
             "bootstrap_api_key": SecretStr(admin_key),
             "webhook_allow_private_networks": True,  # the tests' receivers listen on loopback
+            # MLflow is shared by the whole run, Postgres cleaned per test: the reconciler runs
+            # only where a test asks for it (tests/api/test_registry_reconciler.py).
+            "registry_reconcile_interval_s": 0,
             **overrides,
         }
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -169,6 +172,7 @@ def live_settings(
             "log_level": "WARNING",
             "rate_limit_per_minute": 0,
             "auth_failures_per_minute": 0,
+            "registry_reconcile_interval_s": 0,
             **overrides,
         },
     )

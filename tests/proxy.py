@@ -46,6 +46,7 @@ class Proxy:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)  # the 5 s bound the connect only: a slow answer is no cut
             with self.lock:
                 self.connections += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):

@@ -8,12 +8,14 @@ nobody else is refused for it. Repeated network errors open it too."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -379,6 +381,59 @@ class Registry:
 
         return await self.call(read)
 
+    async def inventory(self) -> Inventory:
+        """What the reconciler compares with Postgres: the versions this service published
+        (they carry its request-key tag), and every registered model's aliases."""
+
+        def read(client: MlflowClient) -> Inventory:
+            aliases: dict[str, dict[str, int]] = {}
+            published: list[PublishedVersion] = []
+            token = None
+            while True:
+                page = client.search_registered_models(max_results=1000, page_token=token)
+                for model in page:
+                    aliases[model.name] = {a: int(v) for a, v in (model.aliases or {}).items()}
+                token = page.token
+                if not token:
+                    break
+            token = None
+            while True:
+                versions = client.search_model_versions(
+                    f"tags.`{REQUEST_KEY_TAG}` LIKE '%'", max_results=1000, page_token=token
+                )
+                published.extend(
+                    PublishedVersion(
+                        v.name,
+                        int(v.version),
+                        v.tags.get(REQUEST_KEY_TAG, ""),
+                        v.run_id,
+                        datetime.fromtimestamp(v.creation_timestamp / 1000, UTC),
+                    )
+                    for v in versions
+                )
+                token = versions.token
+                if not token:
+                    break
+            return Inventory(published, aliases)
+
+        return await self.call(read)
+
+    async def delete_version(self, version: PublishedVersion) -> None:
+        """Remove a version, and the run logged for it when the run was this request's own."""
+
+        def delete(client: MlflowClient) -> None:
+            from mlflow.exceptions import MlflowException
+
+            with contextlib.suppress(MlflowException):  # gone already (another replica)
+                client.delete_model_version(version.name, str(version.version))
+            if version.run_id:
+                with contextlib.suppress(MlflowException):
+                    run = client.get_run(version.run_id)
+                    if run.data.tags.get(REQUEST_KEY_TAG) == version.request_key:
+                        client.delete_run(version.run_id)
+
+        await self.call(delete)
+
     async def run_id_of(self, source_uri: str) -> str | None:
         """The MLflow run behind a `runs:/` or `models:/` URI, checking that it exists."""
 
@@ -483,6 +538,23 @@ class RegisteredVersion:
     source: str
     run_id: str | None
     tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    """A model version this service published to MLflow, by its request key."""
+
+    name: str
+    version: int
+    request_key: str
+    run_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Inventory:
+    published: list[PublishedVersion]
+    aliases: dict[str, dict[str, int]]  # registered model -> alias -> version
 
 
 def _quoted(name: str) -> str:

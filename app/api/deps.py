@@ -98,8 +98,7 @@ async def transaction(resources: Resources) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await resources.memory.announce(session)
-        for action in committed(session):
-            action()
+        await committed(session)
 
 
 async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:

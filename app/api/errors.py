@@ -29,7 +29,7 @@ from app.core.errors import (
     problem_type,
 )
 from app.core.logging import request_id_var
-from app.db.session import unreachable
+from app.db.session import timed_out, unreachable
 from app.schemas.common import Problem
 
 log = logging.getLogger(__name__)
@@ -164,9 +164,19 @@ async def handle_http(request: Request, error: Exception) -> JSONResponse:
 
 async def handle_database(request: Request, error: Exception) -> JSONResponse:
     """A lost or refused database connection is a 503; any other database error is a bug."""
+    retry_after = request.app.state.resources.settings.retry_after_s
+    if timed_out(error):
+        log.warning(
+            "database statement cancelled: %s", type(getattr(error, "orig", error)).__name__
+        )
+        return error_response(
+            DatabaseUnavailable(
+                "The database did not finish in time (statement or lock timeout)",
+                retry_after=retry_after,
+            )
+        )
     if unreachable(error):
         log.warning("database unavailable: %s", error.__class__.__name__)
-        retry_after = request.app.state.resources.settings.retry_after_s
         return error_response(
             DatabaseUnavailable("The database is not reachable", retry_after=retry_after)
         )
@@ -205,7 +215,7 @@ _DESCRIPTIONS = {
     401: "Missing, unknown or revoked API key (`unauthenticated`)",
     403: "The API key lacks the scope (`forbidden`)",
     404: "Not found",
-    409: "Conflict (for example `idempotency_conflict`)",
+    409: "Conflict (`idempotency_conflict`; `request_in_progress` with `Retry-After`; ...)",
     413: "Request body too large",
     415: "Unsupported media type",
     422: "Validation failed (`validation_failed`, with `errors`)",

@@ -1,19 +1,30 @@
 """A write done once per `Idempotency-Key`: the same key and body replay the stored response,
-another body is 409, concurrent duplicates wait for the first (`IdempotentDep`)."""
+another body is 409, a duplicate of a request still running waits a moment, then gets 409
+`request_in_progress` (`IdempotentDep`; the rules: `app/services/idempotency.py`)."""
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import Resources, ResourcesDep, SessionDep, transaction
 from app.core.security import Principal
-from app.services.idempotency import IdempotencyService, fingerprint
+from app.services.idempotency import (
+    Claim,
+    IdempotencyService,
+    StoredResponse,
+    fingerprint,
+    request_key,
+)
+
+log = logging.getLogger(__name__)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -28,20 +39,28 @@ IdempotencyKey = Annotated[
 
 class Idempotent:
     """Wraps a route whose effect must happen once per key (creating POSTs, outcome batches):
-    `await idempotent(principal, body, create)` where `create` returns a JSON-able body. Without
-    an Idempotency-Key header it just runs `create`."""
+    `await idempotent(principal, body, create)` where `create` returns a JSON-able body and
+    writes through the request's session. Without an Idempotency-Key header it just runs
+    `create`.
 
-    def __init__(self, request: Request, service: IdempotencyService, key: str | None) -> None:
+    With one, the key is claimed and committed in a short transaction of its own before
+    `create` runs; `create`'s effects and the stored response are committed together here; a
+    failure rolls them back and frees the claim, so a retry runs again."""
+
+    def __init__(
+        self, request: Request, resources: Resources, session: AsyncSession, key: str | None
+    ) -> None:
         self.request = request
-        self.service = service
+        self.resources = resources
+        self.session = session
         self.key = key
+        settings = resources.settings
+        self.service = IdempotencyService(settings.idempotency_ttl_s, settings.idempotency_lease_s)
 
     def request_key(self, principal: Principal) -> str | None:
         """A key for effects outside Postgres, the same across retries with the same
         Idempotency-Key; None without one."""
-        if self.key is None:
-            return None
-        return hashlib.sha256(f"{principal.id}:{self.key}".encode()).hexdigest()[:32]
+        return None if self.key is None else request_key(principal.id, self.key)
 
     async def __call__(
         self,
@@ -50,26 +69,43 @@ class Idempotent:
         create: Callable[[], Awaitable[Any]],
         status: int = 201,
     ) -> JSONResponse:
-        async def created() -> tuple[int, Any]:
-            return status, jsonable_encoder(await create())
-
         if self.key is None:
-            _, body = await created()
-            return JSONResponse(body, status_code=status)
-        stored = await self.service.run(
-            principal.id,
-            self.key,
-            fingerprint(self.request.method, self.request.url.path, jsonable_encoder(request_body)),
-            created,
+            return JSONResponse(jsonable_encoder(await create()), status_code=status)
+        signature = fingerprint(
+            self.request.method, self.request.url.path, jsonable_encoder(request_body)
         )
-        headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
-        return JSONResponse(stored.body, status_code=stored.status, headers=headers)
+        async with transaction(self.resources) as claims:
+            claimed = await self.service.claim(claims, principal.id, self.key, signature)
+        if isinstance(claimed, StoredResponse):
+            return JSONResponse(
+                claimed.body, status_code=claimed.status, headers={"Idempotent-Replayed": "true"}
+            )
+        try:
+            body = jsonable_encoder(await create())
+            await self.service.complete(self.session, claimed, status, body)
+            await self.session.commit()
+        except BaseException:
+            await self.session.rollback()
+            await asyncio.shield(self._release(claimed))
+            raise
+        return JSONResponse(body, status_code=status)
+
+    async def _release(self, claim: Claim) -> None:
+        """Best effort: when the database is gone too, the claim's lease ends it."""
+        try:
+            async with transaction(self.resources) as session:
+                await self.service.release(session, claim)
+        except Exception as exc:  # the lease frees it; the request's error stands
+            log.warning(
+                "Idempotency-Key claim not freed (%s); it ends with its lease",
+                type(exc).__name__,
+            )
 
 
 async def get_idempotent(
-    request: Request, session: SessionDep, settings: SettingsDep, key: IdempotencyKey = None
+    request: Request, resources: ResourcesDep, session: SessionDep, key: IdempotencyKey = None
 ) -> Idempotent:
-    return Idempotent(request, IdempotencyService(session, settings.idempotency_ttl_s), key)
+    return Idempotent(request, resources, session, key)
 
 
 IdempotentDep = Annotated[Idempotent, Depends(get_idempotent)]

@@ -75,6 +75,24 @@ class Settings(BaseSettings):
     database_timeout_s: float = Field(
         3.0, gt=0, description="Connect and pool wait timeout; past it, 503"
     )
+    database_statement_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        description="Postgres cancels a statement that runs longer (statement_timeout): 503; 0 "
+        "for none. Migrations run without it",
+    )
+    database_lock_timeout_s: float = Field(
+        5.0,
+        ge=0,
+        description="Postgres gives up waiting on a row or table lock after this (lock_timeout): "
+        "503; 0 for none",
+    )
+    database_idle_in_transaction_timeout_s: float = Field(
+        60.0,
+        ge=0,
+        description="Postgres ends a session left idle inside a transaction this long "
+        "(idle_in_transaction_session_timeout), so a stuck request cannot hold locks; 0 for none",
+    )
 
     redis_url: str | None = Field(
         None, description="redis://, rediss:// or bare host:port; unset: caching off"
@@ -268,6 +286,26 @@ class Settings(BaseSettings):
     )
     idempotency_ttl_s: int = Field(
         86_400, ge=60, description="How long an Idempotency-Key replays its response"
+    )
+    idempotency_lease_s: int = Field(
+        900,
+        ge=10,
+        description="How long a request holds its Idempotency-Key while it runs; a replica that "
+        "died mid-request frees the key after this (duplicates meanwhile: 409 "
+        "request_in_progress)",
+    )
+    registry_reconcile_interval_s: float = Field(
+        300,
+        ge=0,
+        description="How often each replica brings MLflow in line with Postgres (deletes orphan "
+        "versions, repairs aliases); 0 turns it off (after restoring Postgres from a backup, "
+        "say)",
+    )
+    registry_orphan_grace_s: float = Field(
+        3600,
+        ge=0,
+        description="How old a version in MLflow with no Postgres row must be before the "
+        "reconciler deletes it",
     )
     bootstrap_api_key: SecretStr | None = Field(
         None, description="An admin key (hk_ + 32..128 URL-safe chars) registered at start-up"

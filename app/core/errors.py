@@ -74,6 +74,16 @@ class IdempotencyConflict(Conflict):
     code, title = "idempotency_conflict", "Idempotency-Key reused with a different request"
 
 
+class RequestInProgress(Conflict):
+    """The first request with this Idempotency-Key is still running: retry after a while and
+    get its response."""
+
+    code, title = "request_in_progress", "A request with this Idempotency-Key is in progress"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
 class PayloadTooLarge(AppError):
     status, code, title = 413, "payload_too_large", "Request body too large"
 

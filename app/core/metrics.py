@@ -176,6 +176,21 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.registry_repairs = Counter(
+            "hokusai_registry_repairs_total",
+            "What the registry reconciler changed in MLflow: orphan versions deleted "
+            "(orphan_version), aliases set to Postgres's (alias)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.registry_orphans = Gauge(
+            "hokusai_registry_orphan_versions",
+            "MLflow versions this service published with no Postgres row, at the last "
+            "reconciliation (including those still in their grace period)",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+
     def render(self) -> bytes:
         if not self.shared:
             return generate_latest(self.registry)

@@ -46,7 +46,7 @@ def run_sync(connection: Connection) -> None:
 
 
 async def run_online() -> None:
-    engine = create_engine(Settings(database_url=url))
+    engine = create_engine(Settings(database_url=url), migrations=True)
     async with engine.connect() as connection:
         await connection.run_sync(run_sync)
     await engine.dispose()

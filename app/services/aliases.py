@@ -1,12 +1,16 @@
-"""Aliases: moved in MLflow first, then in Postgres with an event per move, so "what was
-production at time T" has an answer; rollback moves `production` back.
+"""Aliases: moved in Postgres (the truth routing reads) with an event per move, so "what was
+production at time T" has an answer; mirrored to MLflow once committed, holding no lock across
+the call (a failed mirror is repaired by the registry reconciler); rollback moves `production`
+back.
 
 Rules: docs/reference/specification.md#aliases-rollback-and-compare."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +18,7 @@ from app.adapters.memory import MODEL, changed
 from app.adapters.registry import Registry
 from app.core.errors import (
     AliasNotFound,
+    AppError,
     ModelNotFound,
     RollbackUnavailable,
 )
@@ -22,12 +27,15 @@ from app.core.vocabulary import PRODUCTION
 from app.db.base import utcnow
 from app.db.models import AliasEvent, MlModel
 from app.db.repositories.ml_models import AliasRepository, MlModelRepository, VersionRepository
+from app.db.session import after_commit, end_reads
 from app.schemas.ml_models import (
     AliasAt,
     AliasEventRead,
     AliasRead,
 )
 from app.services.ml_models import MlModelService
+
+log = logging.getLogger(__name__)
 
 
 class AliasService:
@@ -47,8 +55,9 @@ class AliasService:
     async def set_alias(
         self, name: str, alias: str, number: int, reason: str | None, actor: Principal
     ) -> AliasRead:
-        """Point `alias` at a version: MLflow's alias first, then the row and a history event.
-        The model row is locked, so concurrent moves of one model's aliases line up."""
+        """Point `alias` at a version: the row and a history event, then MLflow's alias once
+        committed. The model row is locked until commit, so concurrent moves of one model's
+        aliases line up."""
         model = await self._locked(name)
         target = await self.ml_models.get_version(model, number)
         current = await self.aliases.get(model.id, alias)
@@ -58,7 +67,6 @@ class AliasService:
         from_version = None
         if current is not None:
             from_version = (await self.versions.numbers([current.version_id]))[current.version_id]
-        await self.registry.set_alias(model.name, alias, number)
         await self.aliases.put(model.id, alias, target.id, now)
         await self._moved(model, alias, from_version, number, reason, actor, now)
         return AliasRead(alias=alias, version=number, updated_at=now)
@@ -69,7 +77,6 @@ class AliasService:
         if current is None:
             raise AliasNotFound(f"Model {name} has no alias {alias}")
         numbers = await self.versions.numbers([current.version_id])
-        await self.registry.delete_alias(model.name, alias)
         await self.aliases.remove(model.id, alias)
         await self._moved(model, alias, numbers[current.version_id], None, None, actor, utcnow())
 
@@ -83,8 +90,10 @@ class AliasService:
         actor: Principal,
         at: datetime,
     ) -> None:
-        """The move in the alias's history; the model's routing is forgotten once committed."""
+        """The move in the alias's history; once committed, the model's routing is forgotten and
+        the alias mirrored to MLflow."""
         changed(self.session, MODEL, model.name)
+        after_commit(self.session, partial(self.mirror, model.id, model.name, alias))
         event = AliasEvent(
             id=uuid.uuid4(),
             model_id=model.id,
@@ -96,6 +105,26 @@ class AliasService:
             at=at,
         )
         await self.aliases.record(event)
+
+    async def mirror(self, model_id: uuid.UUID, name: str, alias: str) -> bool:
+        """MLflow's `alias` set to what Postgres says now (a move committed meanwhile wins), or
+        removed. Best effort: MLflow down or hung leaves it for the reconciler; False then."""
+        current = await self.aliases.current(model_id)
+        await end_reads(self.session)
+        try:
+            if alias in current:
+                await self.registry.set_alias(name, alias, current[alias])
+            else:
+                await self.registry.delete_alias(name, alias)
+        except AppError as exc:
+            log.warning(
+                "alias %s of %s not mirrored to MLflow (%s); the reconciler will",
+                alias,
+                name,
+                exc.code,
+            )
+            return False
+        return True
 
     async def alias_history(self, name: str, alias: str) -> list[AliasEventRead]:
         model = await self.ml_models.get_model(name)

@@ -25,6 +25,7 @@ from app.core.security import Principal
 from app.db.base import utcnow
 from app.db.models import Benchmark
 from app.db.repositories.benchmarks import BenchmarkRepository
+from app.db.session import end_reads
 
 PARQUET_MAGIC = b"PAR1"
 # A Parquet file may unpack to at most this many times the largest file: a Parquet bomb stops here.
@@ -42,6 +43,7 @@ class Summary:
 
 class BenchmarkService:
     def __init__(self, session: AsyncSession, registry: Registry, settings: Settings) -> None:
+        self.session = session
         self.benchmarks = BenchmarkRepository(session)
         self.registry = registry
         self.settings = settings
@@ -54,6 +56,7 @@ class BenchmarkService:
         existing = await self.benchmarks.get(digest)
         if existing is not None:
             return existing, False
+        await end_reads(self.session)  # what follows reads the file and writes to MLflow
         summary = await asyncio.to_thread(
             summarize,
             file,
@@ -94,9 +97,11 @@ class BenchmarkService:
             benchmark.retired_at = utcnow()
         return benchmark
 
-    async def file(self, digest: str, workdir: Path) -> Path:
-        """The benchmark's bytes, downloaded into `workdir` and checked against its hash."""
-        benchmark = await self.get(digest)
+    async def file(self, benchmark: Benchmark, workdir: Path) -> Path:
+        """The benchmark's bytes, downloaded into `workdir` and checked against its hash. Runs
+        outside any transaction (the download may be slow)."""
+        await end_reads(self.session)
+        digest = benchmark.hash
         name = f"benchmark.{benchmark.format}"
         path = await self.registry.fetch_benchmark(benchmark.storage_uri, name, workdir)
         if await asyncio.to_thread(file_hash, path) != digest:

@@ -118,7 +118,7 @@ class EvaluationService:
     async def _rows(self, held: Benchmark) -> tuple[Any, Any]:
         """The benchmark's labels and its feature columns (every other column)."""
         with tempfile.TemporaryDirectory(prefix="hokusai-evaluation-") as workdir:
-            file = await self.benchmarks.file(held.hash, Path(workdir))
+            file = await self.benchmarks.file(held, Path(workdir))
             table = await asyncio.to_thread(read_table, file, held.format)
         return table[held.label_column].to_numpy(), table.drop(columns=[held.label_column])
 

@@ -27,6 +27,7 @@ from app.db.repositories.ml_models import (
     VersionRepository,
     model_names,
 )
+from app.db.session import end_reads
 from app.schemas.ml_models import (
     ArtifactRead,
     Benchmark,
@@ -139,6 +140,7 @@ class MlModelService:
         require_measurement: bool | None = None,
     ) -> MlModelRead:
         if description is not None or tags is not None:
+            await end_reads(self.session)
             await self.registry.update_model(model.name, description, tags)
         if require_measurement is not None:
             model.require_measurement = require_measurement
@@ -157,6 +159,7 @@ class MlModelService:
         description: str | None,
         tags: dict[str, str] | None,
     ) -> VersionRead:
+        await end_reads(self.session)
         await self.registry.update_version(model.name, version.version, description, tags)
         if description is not None:
             version.description = description
@@ -168,6 +171,7 @@ class MlModelService:
 
     async def download_artifact(self, model: MlModel, version: ModelVersion, workdir: Path) -> Path:
         """The version's model directory from MLflow, packed as a .tar.gz in `workdir`."""
+        await end_reads(self.session)
         downloaded = await self.registry.download(version.source_uri, workdir / "download")
         root = artifacts.model_root(downloaded)
         archive = workdir / f"{model.name}-v{version.version}.tar.gz"

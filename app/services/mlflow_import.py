@@ -79,7 +79,7 @@ class MlflowImport:
         def outcome(action: str, reason: str = "") -> Outcome:
             return Outcome(found.name, found.version, action, reason)
 
-        async with self.sessionmaker.begin() as session:
+        async with self.sessionmaker() as session:
             model = await MlModelRepository(session).get_by_name(found.name)
             if model is not None and await VersionRepository(session).get(model.id, found.version):
                 return outcome("already imported")
@@ -102,6 +102,7 @@ class MlflowImport:
             except AppError as exc:
                 await session.rollback()
                 return outcome("skipped", exc.detail)
+            await session.commit()
         return outcome("imported")
 
 

@@ -1,5 +1,7 @@
-"""Registering a version: everything checked before MLflow is touched; MLflow first, then one
-transaction with the version, its lineage edge, delta, DeltaOne decision and attestation.
+"""Registering a version: everything checked before MLflow is touched (reads, then the
+transaction ends); the artifact fetched, measured and published to MLflow holding no transaction;
+then one short transaction with the version, its lineage edge, delta, DeltaOne decision and
+attestation.
 
 Rules: docs/reference/specification.md#registration, docs/reference/specification.md#deltaone."""
 
@@ -36,9 +38,11 @@ from app.core.errors import (
 from app.core.security import Principal
 from app.core.vocabulary import PRODUCTION, Family, ModelType, VersionKind
 from app.db.base import utcnow
+from app.db.models import Benchmark as HeldBenchmark
 from app.db.models import MlModel, ModelVersion, VersionContributor
 from app.db.repositories.benchmarks import BenchmarkRepository
 from app.db.repositories.ml_models import AliasRepository, MlModelRepository, VersionRepository
+from app.db.session import end_reads
 from app.schemas.ml_models import (
     Benchmark,
     VersionMetadata,
@@ -91,18 +95,18 @@ class RegistrationService:
         published: Published | None = None,
     ) -> VersionRead:
         """`artifact` is an uploaded archive on disk or an MLflow source URI. Everything is
-        checked before MLflow is touched; MLflow goes first, then the rows, in the request's one
-        transaction. A version already in MLflow (`published`, when importing a registry) is
-        recorded without writing to MLflow. With a `request_key` (from an Idempotency-Key),
-        MLflow objects an earlier attempt left are found by it and reused."""
+        checked before MLflow is touched; MLflow goes first, holding no transaction, then the
+        rows, in one short transaction. A version already in MLflow (`published`, when
+        importing a registry) is recorded without writing to MLflow. With a `request_key` (from
+        an Idempotency-Key), MLflow objects an earlier attempt left are found by it and reused."""
         model = await self.models.get_by_name(request.name)
         benchmark = self._benchmark(request, model)
         self._check_metrics(request, benchmark)
         if request.kind == VersionKind.BASELINE:
-            held = await self.benchmarks.get(request.dataset.hash)
-            if held is not None and held.retired_at is not None:
+            named = await self.benchmarks.get(request.dataset.hash)
+            if named is not None and named.retired_at is not None:
                 raise BenchmarkRetired(
-                    f"Benchmark {held.hash} was retired; a new baseline names a new benchmark"
+                    f"Benchmark {named.hash} was retired; a new baseline names a new benchmark"
                 )
         parent = await self._parent(request, model)
         contributors = self._contributors(request)
@@ -114,12 +118,19 @@ class RegistrationService:
             if model is not None and model.token_id not in (None, request.token_id):
                 raise invalid(["token_id"], f"the model's token_id is {model.token_id}")
 
+        held = None
+        if parent is not None and published is None:
+            held = await self._held(request, parent)
+        # Fetching, measuring and publishing take seconds to minutes: no transaction is held
+        # across them (a hung MLflow must not leave connections idle in transaction).
+        await end_reads(self.session)
+
         with tempfile.TemporaryDirectory(prefix="hokusai-artifact-") as workdir:
             model_dir, run_id = await self._fetch_artifact(artifact, Path(workdir))
             digest = await asyncio.to_thread(artifacts.digest, model_dir)
             measured = None
-            if parent is not None and published is None:
-                measured = await self._measure(request, benchmark, parent, model_dir, digest)
+            if held is not None and parent is not None:
+                measured = await self._measure(held, benchmark, parent, model_dir, digest)
             token_id = request.token_id or (model.token_id if model else None)
             published = published or await self.registry.publish(
                 Publication(
@@ -139,7 +150,10 @@ class RegistrationService:
             )
 
         now = utcnow()
-        if model is None:
+        if model is not None:
+            # The row as it is now, held until commit: one chain, one cooldown at a time.
+            await self.models.lock(model)
+        else:
             model = await self.models.add_if_absent(
                 MlModel(
                     id=uuid.uuid4(),
@@ -211,7 +225,6 @@ class RegistrationService:
         ]
         if parent is not None:
             # No cycle check: the child is new, so it cannot be an ancestor of its parent.
-            await self.models.lock(model)
             await self._judge(model, version, parent, rows, benchmark, now, measured)
         await self.versions.add(version, rows)  # writes the attestation and what points to it
         changed(self.session, MODEL, model.name)  # "latest" moved
@@ -228,8 +241,9 @@ class RegistrationService:
         measured: Measured | None,
     ) -> None:
         """The DeltaOne decision and the signed attestation of an improved version, on measured
-        values when the model's benchmark is held. Runs under the model's row lock: the
-        cooldown and the attestation chain see one registration at a time."""
+        values when the model's benchmark is held. Runs under the model's row lock (a new
+        model's row is this transaction's own until commit): the cooldown and the attestation
+        chain see one registration at a time."""
         since = now - timedelta(seconds=self.settings.deltaone_cooldown_s)
         metric = benchmark.metric
         decision = decide(
@@ -273,20 +287,26 @@ class RegistrationService:
             contributor.basis = decision.basis
             contributor.attestation_id = attestation.id
 
+    async def _held(self, request: VersionMetadata, parent: ModelVersion) -> HeldBenchmark | None:
+        """The held benchmark the candidate will be measured on (the dataset its parent was
+        measured on), within the contributors' quota; None when that dataset is not held here."""
+        held = await self.benchmarks.get(parent.dataset_hash)
+        if held is None or self.evaluation is None:
+            return None
+        await self._within_quota(request, held.hash)
+        return held
+
     async def _measure(
         self,
-        request: VersionMetadata,
+        held: HeldBenchmark,
         benchmark: Benchmark,
         parent: ModelVersion,
         model_dir: Path,
         digest: str,
     ) -> Measured | None:
-        """The candidate and its parent measured on the model's held benchmark (the dataset its
-        parent was measured on), or None when that dataset is not held here."""
-        held = await self.benchmarks.get(parent.dataset_hash)
-        if held is None or self.evaluation is None:
-            return None
-        await self._within_quota(request, held.hash)
+        """The candidate and its parent measured on the held benchmark (no database work: it
+        runs outside any transaction)."""
+        assert self.evaluation is not None  # _held found a benchmark only with an evaluator
         if digest == parent.artifact_digest:  # nothing to run: the same files
             return Measured(
                 gain=0.0,

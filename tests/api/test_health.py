@@ -7,13 +7,19 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from app.core.config import Settings
+from app.db.session import create_engine, unreachable
+from tests.api.test_errors import assert_problem
 from tests.api.test_ml_models import register_baseline
 from tests.conftest import auth, serve
-from tests.factories import save_sklearn, tar_gz, unique
+from tests.factories import baseline, save_sklearn, tar_gz, unique, upload
 from tests.proxy import Proxy, database_behind_proxy
-from tests.services_under_test import free_port
+from tests.services_under_test import free_port, sync_url
 
 
 async def test_health_answers_ok_without_a_key(client: httpx.AsyncClient) -> None:
@@ -244,3 +250,63 @@ async def test_a_frozen_postgres_stops_no_prediction_and_other_calls_get_503(
     assert {status for status, _ in others[1:]} == {503}, others
     assert max(seconds for _, seconds in others[1:]) < 1.5, "503 within the database timeout"
     assert after.status_code == 200, after.text
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "which"),
+    [
+        ({"database_lock_timeout_s": 0.5}, "lock_timeout"),
+        ({"database_lock_timeout_s": 0, "database_statement_timeout_s": 0.5}, "statement_timeout"),
+    ],
+)
+async def test_a_lock_held_elsewhere_is_a_fast_503_not_a_wait(
+    make_settings: Callable[..., Settings],
+    admin_key: str,
+    database_url: str,
+    timeouts: dict[str, float],
+    which: str,
+    tmp_path: Path,
+) -> None:
+    """Another session holds the model's row (an operator's open transaction, a stuck job): an
+    alias move gives up at Postgres's lock (or statement) timeout with 503 and Retry-After."""
+    name = unique()
+    archive = tar_gz(save_sklearn(tmp_path)[0])
+    async with serve(make_settings(**timeouts)) as client:
+        assert (await upload(client, admin_key, baseline(name), archive)).status_code == 201
+        with psycopg.connect(sync_url(database_url)) as holder:
+            holder.execute("SELECT id FROM ml_models WHERE name = %s FOR UPDATE", (name,))
+            started = time.monotonic()
+            moved = await client.put(
+                f"/api/v1/models/{name}/aliases/production",
+                json={"version": 1},
+                headers=auth(admin_key),
+            )
+            waited = time.monotonic() - started
+            holder.rollback()
+        after = await client.put(
+            f"/api/v1/models/{name}/aliases/production",
+            json={"version": 1},
+            headers=auth(admin_key),
+        )
+    problem = assert_problem(moved, 503, "database_unavailable")
+    assert "in time" in problem["detail"], which
+    assert int(moved.headers["retry-after"]) >= 1
+    assert waited < 3, f"gave up at the {which}, not at the client's patience: {waited:.1f} s"
+    assert after.status_code == 200, "the lock released, the move goes through"
+
+
+async def test_postgres_ends_a_session_left_idle_in_a_transaction(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The service's engine asks Postgres to end any session idle inside a transaction past
+    `HOKUSAI_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_S`: a stuck request cannot hold a lock."""
+    engine = create_engine(make_settings(database_idle_in_transaction_timeout_s=0.3))
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            await asyncio.sleep(1.0)
+            with pytest.raises(DBAPIError) as ended:
+                await connection.execute(text("SELECT 1"))
+        assert unreachable(ended.value)
+    finally:
+        await engine.dispose()

@@ -5,12 +5,15 @@ the client."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -28,11 +31,15 @@ from hokusai import (
     ServiceUnavailableError,
     UnprocessableEntityError,
 )
+from hokusai._artifacts import packed
 from hokusai.errors import APIStatusError
 
-from tests.conftest import LiveService
-from tests.factories import DATASET, unique
-from tests.services_under_test import free_port
+from app.core.security import generate_key
+from tests.api.test_registry_reconciler import mlflow_versions
+from tests.conftest import LiveService, live_settings
+from tests.factories import DATASET, save_sklearn, unique
+from tests.proxy import Proxy
+from tests.services_under_test import free_port, service_process
 
 
 @pytest.fixture
@@ -229,3 +236,62 @@ def test_a_closed_port_is_a_connection_error_after_backing_off() -> None:
     assert f"http://127.0.0.1:{port}/api/v1/models/m could not be reached" in str(raised.value)
     assert "ConnectError" in str(raised.value)
     assert isinstance(raised.value.__cause__, httpx.ConnectError)
+
+
+def test_a_duplicate_of_a_running_registration_waits_for_its_response(
+    database_url: str, redis_url: str, mlflow_uri: str, tmp_path: Path
+) -> None:
+    """The first registration with a key is slow (MLflow behind a link of 300 KB/s, a 2 MB
+    artifact): a duplicate on the wire gets 409 request_in_progress with Retry-After; the SDK
+    sent the same key waits (no retry counted: max_retries=0) and returns the first's version."""
+    target = urlsplit(mlflow_uri)
+    proxy = Proxy(target.hostname or "127.0.0.1", target.port or 80)
+    admin = generate_key()
+    settings = live_settings(
+        database_url, redis_url, proxy.url, tmp_path, admin, mlflow_timeout_s=60
+    )
+    model_dir = save_sklearn(tmp_path / "model")[0]
+    (model_dir / "weights.bin").write_bytes(os.urandom(2 * 1024 * 1024))
+    filename, archive = packed(model_dir)
+    name = unique()
+    fields: dict[str, Any] = {
+        "kind": "baseline",
+        "model_type": "classification",
+        "metrics": {"accuracy": 0.8},
+        "benchmark": {
+            "metric": "accuracy",
+            "direction": "higher_is_better",
+            "family": "proportion",
+        },
+        "dataset": DATASET,
+    }
+    try:
+        with service_process(settings, tmp_path) as (url, _), ThreadPoolExecutor(2) as pool:
+            proxy.throttle(300 * 1024)
+            first = pool.submit(
+                HokusaiClient(url, admin, max_retries=0, timeout=120).models.register,
+                name,
+                artifact=model_dir,
+                idempotency_key="same",
+                **fields,
+            )
+            time.sleep(1.0)
+            on_the_wire = httpx.post(
+                f"{url}/api/v1/models/register",
+                data={"metadata": json.dumps({"name": name, **fields})},
+                files={"artifact": (filename, archive, "application/octet-stream")},
+                headers={"Authorization": f"Bearer {admin}", "Idempotency-Key": "same"},
+                timeout=30,
+            )
+            second = HokusaiClient(url, admin, max_retries=0, timeout=120).models.register(
+                name, artifact=model_dir, idempotency_key="same", **fields
+            )
+            version = first.result(timeout=120)
+    finally:
+        proxy.cut()
+    assert on_the_wire.status_code == 409, on_the_wire.text
+    assert on_the_wire.json()["code"] == "request_in_progress"
+    assert int(on_the_wire.headers["retry-after"]) >= 1
+    assert second == version
+    assert version.version == 1
+    assert mlflow_versions(mlflow_uri, name) == [1], "one effect"

@@ -123,7 +123,7 @@ async def get_benchmark_file(
     """The benchmark's bytes, rows and labels: the `benchmark` scope (or `admin`) only."""
     workdir = Path(tempfile.mkdtemp(prefix="hokusai-benchmark-"))
     try:
-        path = await benchmarks.file(hash, workdir)
+        path = await benchmarks.file(await benchmarks.get(hash), workdir)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

@@ -1,4 +1,4 @@
-"""Idempotency records: claimed, completed, replayed, expired.
+"""Idempotency records: claimed (in progress until a lease ends), completed, replayed, released.
 Repositories flush when they need an id and never commit."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import IdempotencyRecord
@@ -21,8 +21,9 @@ class IdempotencyRepository:
     async def claim(
         self, api_key_id: uuid.UUID, key: str, fingerprint: str, now: datetime, expires_at: datetime
     ) -> bool:
-        """Take the key for this request. On Postgres a concurrent claim of the same key waits
-        here until the first request's transaction ends, then sees its stored response."""
+        """Take the key for this request until `expires_at` (its lease): a new key, or one whose
+        record expired (a finished response past its lifetime, or the lease of a request whose
+        replica died)."""
         statement = (
             insert(self.session, IdempotencyRecord)
             .values(
@@ -60,9 +61,41 @@ class IdempotencyRepository:
     async def get(self, api_key_id: uuid.UUID, key: str) -> IdempotencyRecord | None:
         return await self.session.get(IdempotencyRecord, (api_key_id, key), populate_existing=True)
 
-    async def complete(self, api_key_id: uuid.UUID, key: str, status: int, body: Any) -> None:
+    async def complete(
+        self,
+        api_key_id: uuid.UUID,
+        key: str,
+        claimed_at: datetime,
+        status: int,
+        body: Any,
+        expires_at: datetime,
+    ) -> None:
         await self.session.execute(
             update(IdempotencyRecord)
-            .where(IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.key == key)
-            .values(response_status=status, response_body=body)
+            .where(
+                IdempotencyRecord.api_key_id == api_key_id,
+                IdempotencyRecord.key == key,
+                IdempotencyRecord.created_at == claimed_at,
+            )
+            .values(response_status=status, response_body=body, expires_at=expires_at)
         )
+
+    async def release(self, api_key_id: uuid.UUID, key: str, claimed_at: datetime) -> None:
+        """Free a claim whose request failed, so a retry runs again."""
+        await self.session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.api_key_id == api_key_id,
+                IdempotencyRecord.key == key,
+                IdempotencyRecord.created_at == claimed_at,
+                IdempotencyRecord.response_status.is_(None),
+            )
+        )
+
+    async def in_progress(self, now: datetime) -> list[tuple[uuid.UUID, str]]:
+        """(API key id, key) of every claim whose request may still be running."""
+        rows = await self.session.execute(
+            select(IdempotencyRecord.api_key_id, IdempotencyRecord.key).where(
+                IdempotencyRecord.response_status.is_(None), IdempotencyRecord.expires_at > now
+            )
+        )
+        return [(api_key_id, key) for api_key_id, key in rows.tuples()]

@@ -4,7 +4,7 @@ Repositories flush when they need an id and never commit."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -168,6 +168,18 @@ class VersionRepository:
         )
         return {address: count for address, count in (await self.session.execute(query)).all()}
 
+    async def recorded(self, names: Collection[str]) -> set[tuple[str, int]]:
+        """(model name, version number) of every version Postgres holds for the named models."""
+        found: set[tuple[str, int]] = set()
+        for chunk in _chunks(sorted(names)):
+            query = (
+                select(MlModel.name, ModelVersion.version)
+                .join(ModelVersion, ModelVersion.model_id == MlModel.id)
+                .where(MlModel.name.in_(chunk))
+            )
+            found.update((name, number) for name, number in await self.session.execute(query))
+        return found
+
     async def latest(self, model_id: uuid.UUID) -> ModelVersion | None:
         query = (
             select(ModelVersion)
@@ -254,6 +266,22 @@ class AliasRepository:
             found[model_id][alias] = version
         return found
 
+    async def by_model_name(self, names: Collection[str]) -> dict[str, dict[str, int]]:
+        """model name -> alias -> version number, for the named models that exist."""
+        found: dict[str, dict[str, int]] = {}
+        for chunk in _chunks(sorted(names)):
+            models = select(MlModel.id, MlModel.name).where(MlModel.name.in_(chunk)).subquery()
+            for (name,) in await self.session.execute(select(models.c.name)):
+                found.setdefault(name, {})
+            query = (
+                select(models.c.name, ModelAlias.alias, ModelVersion.version)
+                .join(ModelAlias, ModelAlias.model_id == models.c.id)
+                .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
+            )
+            for name, alias, version in await self.session.execute(query):
+                found[name][alias] = version
+        return found
+
     async def get(self, model_id: uuid.UUID, alias: str) -> ModelAlias | None:
         return await self.session.get(ModelAlias, (model_id, alias))
 
@@ -296,6 +324,11 @@ class AliasRepository:
             .limit(1)
         )
         return (await self.session.execute(query)).scalar_one_or_none()
+
+
+def _chunks(items: list[str], size: int = 1_000) -> list[list[str]]:
+    """Bounded IN lists: a registry of any size in queries of `size` names."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _resolve_statements() -> tuple[Any, Any]:

@@ -105,9 +105,11 @@ def creating(
 
 @dataclass(frozen=True)
 class Wait:
-    """Seconds to wait before the next attempt of a call."""
+    """Seconds to wait before the next attempt of a call; `counted` against `max_retries`
+    (waiting for the first request with our Idempotency-Key to finish is not a retry)."""
 
     seconds: float
+    counted: bool = True
 
 
 class Page(BaseModel, Generic[M]):
@@ -162,21 +164,38 @@ class BaseClient:
         attempt: int,
         sent: httpx.Response | httpx.TransportError,
         request_id: str,
+        waited: float = 0.0,
     ) -> T | Wait:
         """What an attempt came to: the call's result, a `Wait` before the next attempt, or the
-        final error (raised). Both clients run their attempts through this; they only send."""
+        final error (raised). Both clients run their attempts through this; they only send.
+        `waited`: seconds spent so far waiting on a request in progress."""
         if isinstance(sent, httpx.Response):
             if sent.is_success or sent.status_code in call.accepted_statuses:
                 return call.parse(sent)
             error: HokusaiError = from_response(sent)
         else:
             error = self._transport_error(sent, request_id)
-        delay = self._retry_in(call, attempt, error)
+        wait = self._in_progress(call, error, waited)
+        delay = self._retry_in(call, attempt, error) if wait is None else wait.seconds
         if delay is None:
             if isinstance(sent, httpx.TransportError):
                 raise error from sent  # the cause stays: which host, which refusal
             raise error
-        return Wait(delay)
+        return wait or Wait(delay)
+
+    def _in_progress(self, call: Call[Any], error: HokusaiError, waited: float) -> Wait | None:
+        """The first request with this call's Idempotency-Key is still running (a slow
+        registration): wait as the service asks and ask again, up to the client's timeout in all;
+        its response is then replayed."""
+        if (
+            call.idempotency_key is None
+            or not isinstance(error, APIStatusError)
+            or error.code != "request_in_progress"
+            or waited >= self.timeout
+        ):
+            return None
+        asked = retry_after(error.response) or 1.0
+        return Wait(min(asked, MAX_RETRY_AFTER_S, self.timeout - waited), counted=False)
 
     def _retry_in(self, call: Call[Any], attempt: int, error: HokusaiError) -> float | None:
         """Seconds to wait before the next attempt, or None when `error` is final."""

@@ -130,7 +130,7 @@ class HokusaiClient(BaseClient):
 
     def _run(self, call: Call[T]) -> T:
         request_id = call.request_id or uuid.uuid4().hex
-        attempt = 0
+        attempt, waited = 0, 0.0
         while True:
             try:
                 sent: httpx.Response | httpx.TransportError = self._http.send(
@@ -138,11 +138,12 @@ class HokusaiClient(BaseClient):
                 )
             except httpx.TransportError as exc:
                 sent = exc
-            settled = self._settle(call, attempt, sent, request_id)
+            settled = self._settle(call, attempt, sent, request_id, waited)
             if not isinstance(settled, Wait):
                 return settled
             time.sleep(settled.seconds)
-            attempt += 1
+            attempt += settled.counted
+            waited += 0.0 if settled.counted else settled.seconds
 
     def predict(
         self,
@@ -215,7 +216,7 @@ class AsyncHokusaiClient(BaseClient):
 
     async def _run(self, call: Call[T]) -> T:
         request_id = call.request_id or uuid.uuid4().hex
-        attempt = 0
+        attempt, waited = 0, 0.0
         while True:
             try:
                 sent: httpx.Response | httpx.TransportError = await self._http.send(
@@ -223,11 +224,12 @@ class AsyncHokusaiClient(BaseClient):
                 )
             except httpx.TransportError as exc:
                 sent = exc
-            settled = self._settle(call, attempt, sent, request_id)
+            settled = self._settle(call, attempt, sent, request_id, waited)
             if not isinstance(settled, Wait):
                 return settled
             await asyncio.sleep(settled.seconds)
-            attempt += 1
+            attempt += settled.counted
+            waited += 0.0 if settled.counted else settled.seconds
 
     async def predict(
         self,
