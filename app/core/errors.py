@@ -169,6 +169,20 @@ class RunNotFound(NotFound):
     code, title = "run_not_found", "Run not found"
 
 
+class ModelArchived(Conflict):
+    code, title = "model_archived", "The model is archived"
+
+
+class VersionArchived(Conflict):
+    code, title = "version_archived", "The version is archived"
+
+
+class InUse(Conflict):
+    """Archiving what an alias or a live A/B test still points at."""
+
+    code, title = "in_use", "Still in use"
+
+
 class ModelTypeMismatch(ValidationFailed):
     code, title = "model_type_mismatch", "model_type differs from the model's"
 

@@ -93,10 +93,12 @@ class MlModel(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
     benchmark_family: Mapped[Family] = mapped_column(Word(Family, 20))
     # Set with the `benchmark` scope: improvements not measured on a held benchmark are refused.
     require_measurement: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # Left out of lists, takes no alias and serves no prediction; nothing is deleted.
+    archived_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ModelVersion(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
-    """One registered version. Immutable but for its description and tags."""
+    """One registered version. Immutable but for its description, tags and archived flag."""
 
     __tablename__ = "model_versions"
     __table_args__ = (
@@ -133,6 +135,7 @@ class ModelVersion(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
     # The decision's gain on the primary metric, exact, for sums over contributions.
     deltaone_gain_pp: Mapped[Decimal | None] = mapped_column(Numeric())  # any size: 1e302 % too
     attestation_id: Mapped[str | None] = mapped_column(String(71))
+    archived_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class VersionContributor(Base):

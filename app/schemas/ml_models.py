@@ -221,6 +221,9 @@ class VersionRead(BaseModel):
     delta: dict[str, MetricDeltaRead] | None
     deltaone: DeltaOneRead | None
     attestation_id: str | None
+    archived_at: datetime | None = Field(
+        None, description="When the version was archived; null when it is not"
+    )
 
 
 class MlModelRead(BaseModel):
@@ -238,6 +241,9 @@ class MlModelRead(BaseModel):
     )
     created_at: datetime
     updated_at: datetime
+    archived_at: datetime | None = Field(
+        None, description="When the model was archived; null when it is not"
+    )
 
 
 class DescriptionAndTags(Request):

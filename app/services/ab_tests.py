@@ -21,6 +21,7 @@ from app.core.errors import (
     ModelNotFound,
     NotSignificant,
     ValidationFailed,
+    VersionArchived,
     VersionNotFound,
 )
 from app.core.metrics import Metrics
@@ -46,6 +47,7 @@ from app.schemas.ab_tests import (
 )
 from app.services import ab_stats
 from app.services.aliases import AliasService
+from app.services.ml_models import live_model
 from app.services.traffic import LiveTest, LiveVariant, by_model
 
 TRANSITIONS = {
@@ -82,13 +84,8 @@ class AbTestService:
                 raise ValidationFailed(
                     str(exc), errors=[{"loc": loc, "msg": str(exc), "type": "value_error"}]
                 ) from exc
-        model = await self._model(request.model)
-        for variant in request.variants:
-            if (
-                variant.version is not None
-                and await self.versions.get(model.id, variant.version) is None
-            ):
-                raise VersionNotFound(f"Model {model.name} has no version {variant.version}")
+        model = live_model(await self._model(request.model))
+        await self._live_versions(model, [v.version for v in request.variants])
         now = utcnow()
         test = AbTest(
             id=uuid.uuid4(),
@@ -204,10 +201,23 @@ class AbTestService:
             running = await self.tests.running_for_model(model.id)
             if running is not None and running.id != test.id:
                 raise AbTestConflict(f"Model {model.name} already runs A/B test {running.id}")
+            live_model(model)
             if action == "start":
                 await self._resolve_aliases(model, variants)
+            await self._live_versions(model, [v.version for v in variants])
         await self._move(test, target, reason=action)
         return self._read(test, model.name, variants)
+
+    async def _live_versions(self, model: MlModel, numbers: list[int | None]) -> None:
+        """Each version named exists and is not archived."""
+        for number in numbers:
+            if number is None:
+                continue
+            version = await self.versions.get(model.id, number)
+            if version is None:
+                raise VersionNotFound(f"Model {model.name} has no version {number}")
+            if version.archived_at is not None:
+                raise VersionArchived(f"Version {number} of {model.name} is archived")
 
     async def _resolve_aliases(self, model: MlModel, variants: list[AbVariant]) -> None:
         """Variants named by alias get the alias's version when the test starts."""

@@ -59,7 +59,7 @@ class AliasService:
         committed. The model row is locked until commit, so concurrent moves of one model's
         aliases line up."""
         model = await self._locked(name)
-        target = await self.ml_models.get_version(model, number)
+        target = await self.ml_models.live_version(model, number)
         current = await self.aliases.get(model.id, alias)
         now = utcnow()
         if current is not None and current.version_id == target.id:

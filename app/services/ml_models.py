@@ -13,14 +13,19 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.adapters.memory import MODEL, changed
 from app.adapters.registry import Registry
 from app.core.errors import (
+    InUse,
+    ModelArchived,
     ModelNotFound,
+    VersionArchived,
     VersionNotFound,
 )
 from app.core.vocabulary import ModelType
 from app.db.base import utcnow
 from app.db.models import MlModel, ModelVersion
+from app.db.repositories.ab_tests import AbTestRepository
 from app.db.repositories.ml_models import (
     AliasRepository,
     MlModelRepository,
@@ -69,9 +74,15 @@ class MlModelService:
         token_id: str | None,
         model_type: ModelType | None,
         search: str | None = None,
+        include_archived: bool = False,
     ) -> tuple[list[MlModelRead], int]:
         models, total = await self.models.page(
-            limit=limit, offset=offset, token_id=token_id, model_type=model_type, search=search
+            limit=limit,
+            offset=offset,
+            token_id=token_id,
+            model_type=model_type,
+            search=search,
+            include_archived=include_archived,
         )
         return await self._read_models(models), total
 
@@ -92,6 +103,7 @@ class MlModelService:
                 require_measurement=model.require_measurement,
                 created_at=model.created_at,
                 updated_at=model.updated_at,
+                archived_at=model.archived_at,
             )
             for model in models
         ]
@@ -102,13 +114,74 @@ class MlModelService:
             raise VersionNotFound(f"Model {model.name} has no version {number}")
         return version
 
+    async def live_version(self, model: MlModel, number: int) -> ModelVersion:
+        """A version that may take an alias or a test's traffic: neither it nor its model is
+        archived."""
+        live_model(model)
+        version = await self.get_version(model, number)
+        if version.archived_at is not None:
+            raise VersionArchived(
+                f"Version {number} of {model.name} is archived; unarchive it first"
+            )
+        return version
+
+    # Archive: out of lists, no alias, no predictions; nothing is deleted
+
+    async def archive_model(self, model: MlModel, archived: bool) -> MlModelRead:
+        if archived and model.archived_at is None:
+            tests = await AbTestRepository(self.session).live_using(model.id)
+            if tests:
+                raise InUse(
+                    f"Model {model.name} has live A/B tests ({', '.join(tests)}); stop them first"
+                )
+            model.archived_at = utcnow()
+        elif not archived:
+            model.archived_at = None
+        return await self._saved_model(model)
+
+    async def archive_version(
+        self, model: MlModel, version: ModelVersion, archived: bool
+    ) -> VersionRead:
+        if archived and version.archived_at is None:
+            held = sorted(
+                alias
+                for alias, number in (await self.aliases.current(model.id)).items()
+                if number == version.version
+            )
+            if held:
+                raise InUse(
+                    f"Version {version.version} of {model.name} holds {', '.join(held)}; move "
+                    "or delete those aliases first"
+                )
+            tests = await AbTestRepository(self.session).live_using(model.id, version.version)
+            if tests:
+                raise InUse(
+                    f"Version {version.version} of {model.name} is a variant of live A/B tests "
+                    f"({', '.join(tests)}); stop them first"
+                )
+            version.archived_at = utcnow()
+        elif not archived:
+            version.archived_at = None
+        version.updated_at = utcnow()
+        changed(self.session, MODEL, model.name)  # "latest" may have moved
+        await self.models.save()
+        return await self.read_version(model, version)
+
+    async def _saved_model(self, model: MlModel) -> MlModelRead:
+        model.updated_at = utcnow()
+        changed(self.session, MODEL, model.name)  # predictions are refused or served again
+        await self.models.save()
+        return await self.read_model(model)
+
     async def read_version(self, model: MlModel, version: ModelVersion) -> VersionRead:
         return (await self._read_versions(model, [version]))[0]
 
     async def list_versions(
-        self, model: MlModel, *, limit: int, offset: int
+        self, model: MlModel, *, limit: int, offset: int, include_archived: bool = False
     ) -> tuple[list[VersionRead], int]:
-        versions, total = await self.versions.page(model.id, limit=limit, offset=offset)
+        versions, total = await self.versions.page(
+            model.id, limit=limit, offset=offset, include_archived=include_archived
+        )
         return await self._read_versions(model, versions), total
 
     async def _read_versions(
@@ -199,6 +272,13 @@ class MlModelService:
         )
 
 
+def live_model(model: MlModel) -> MlModel:
+    """The model, unless it is archived (then it takes no version, alias or test)."""
+    if model.archived_at is not None:
+        raise ModelArchived(f"Model {model.name} is archived; unarchive it first")
+    return model
+
+
 def version_read(
     model: MlModel,
     v: ModelVersion,
@@ -231,6 +311,7 @@ def version_read(
         delta={name: MetricDeltaRead(**d) for name, d in v.delta.items()} if v.delta else None,
         deltaone=DeltaOneRead.model_validate(v.deltaone) if v.deltaone else None,
         attestation_id=v.attestation_id,
+        archived_at=v.archived_at,
     )
 
 

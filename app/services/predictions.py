@@ -32,11 +32,13 @@ from app.adapters.runners import Column, RunnerGroup, Runners
 from app.core.config import Settings
 from app.core.errors import (
     BatchTooLarge,
+    ModelArchived,
     ModelNotFound,
     ModelUnavailable,
     RegistryRejected,
     RegistryUnavailable,
     ValidationFailed,
+    VersionArchived,
     VersionNotFound,
 )
 from app.core.metrics import Metrics
@@ -323,10 +325,14 @@ class PredictionService:
             row = await resolve_target(connection, name, version, alias or PRODUCTION)
             if row is None:
                 raise ModelNotFound.named(name, await model_names(connection))
+        if row.model_archived_at is not None:
+            raise ModelArchived(f"Model {row.name} is archived; unarchive it to predict")
         if alias is not None and not row.aliased:
             raise VersionNotFound(f"Model {name} has no alias {alias!r}")
         if row.number is None:
             raise VersionNotFound(f"Model {name} has no version {version or ''}".strip())
+        if row.version_archived_at is not None:
+            raise VersionArchived(f"Version {row.number} of {row.name} is archived")
         return Target(row.id, row.name, row.number, row.source_uri, row.artifact_digest)
 
     async def predict(self, name: str, request: PredictRequest) -> Prediction:

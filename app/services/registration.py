@@ -54,7 +54,7 @@ from app.services.contributors import basis_points, checksummed, normalize_addre
 from app.services.deltaone import Measured, Policy, Side, decide
 from app.services.deltas import compare_metrics
 from app.services.evaluation import EvaluationService
-from app.services.ml_models import MlModelService, version_read
+from app.services.ml_models import MlModelService, live_model, version_read
 
 
 def invalid(loc: Sequence[str | int], message: str) -> ValidationFailed:
@@ -100,6 +100,8 @@ class RegistrationService:
         importing a registry) is recorded without writing to MLflow. With a `request_key` (from
         an Idempotency-Key), MLflow objects an earlier attempt left are found by it and reused."""
         model = await self.models.get_by_name(request.name)
+        if model is not None:
+            live_model(model)  # an archived model takes no new version
         benchmark = self._benchmark(request, model)
         self._check_metrics(request, benchmark)
         if request.kind == VersionKind.BASELINE:

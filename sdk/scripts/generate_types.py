@@ -38,6 +38,9 @@ NAMES = {
     "VariantRead": "Variant",
 }
 
+# Views the client adds (`.to_pandas()`, in `_frames.py`).
+MIXINS = {"Lineage": "LineageFrame", "AbResults": "ResultsFrame"}
+
 # What the client adds from the response's headers (not part of the body).
 CLIENT_FIELDS = {
     "Prediction": [
@@ -65,13 +68,17 @@ def main() -> int:
         "",
         "from pydantic import BaseModel, ConfigDict",
         "",
+        f"from hokusai._frames import {', '.join(sorted(MIXINS.values()))}",
+        "",
         "",
         "class _Response(BaseModel):",
         '    model_config = ConfigDict(extra="allow", populate_by_name=True)',
     ]
     for name in sorted(wanted, key=lambda n: NAMES.get(n, n)):
         schema = schemas[name]
-        out += ["", "", f"class {NAMES.get(name, name)}(_Response):"]
+        known = NAMES.get(name, name)
+        bases = ", ".join(["_Response", *([MIXINS[known]] if known in MIXINS else [])])
+        out += ["", "", f"class {known}({bases}):"]
         if schema.get("description"):
             summary = schema["description"].splitlines()[0].strip().replace('"', "'")
             out.append(f'    """{summary}"""')

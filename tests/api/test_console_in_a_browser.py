@@ -475,3 +475,51 @@ def test_the_key_stays_in_the_tab_and_only_in_a_header(browser: Browser, console
     page.wait_for_selector("#api-key")
     assert page.evaluate("() => sessionStorage.length") == 0
     assert refused == []
+
+
+def test_a_write_key_archives_and_unarchives_a_version_and_a_model(
+    browser: Browser, console: Console
+) -> None:
+    model = unique("console-archive")
+    seed(console.url, console.admin_key, model, units=2)
+    page, refused = signed_in(browser, console, console.key("write"), f"#/models/{model}")
+    page.wait_for_selector("#versions")
+    # v1 is not production (v4 is): it can go.
+    page.click("#versions tr[data-version='1'] button[data-archive=archive]")
+    page.wait_for_selector("#versions tr[data-version='1']", state="detached")
+    shown = page.locator("#versions tbody tr").evaluate_all("r => r.map(x => x.dataset.version)")
+    assert "1" not in shown
+    assert console.api(f"/models/{model}/versions/1")["archived_at"] is not None
+    page.click("#toggle-archived")
+    page.wait_for_selector("#versions tr[data-version='1'] .muted-badge")
+    page.click("#versions tr[data-version='1'] button[data-archive=unarchive]")
+    page.wait_for_selector("#versions tr[data-version='1'] button[data-archive=archive]")
+    assert console.api(f"/models/{model}/versions/1")["archived_at"] is None
+    # Production's version is refused, and the page says why.
+    production = console.api(f"/models/{model}")["aliases"]["production"]
+    page.click(f"#versions tr[data-version='{production}'] button[data-archive=archive]")
+    page.wait_for_selector(f"#versions tr[data-version='{production}'] .error")
+    assert (
+        "in_use" in page.locator(f"#versions tr[data-version='{production}'] .error").inner_text()
+    )
+
+    test_id = console.api(f"/ab-tests?model={model}")["items"][0]["id"]
+    stopped = httpx.post(
+        f"{console.url}/api/v1/ab-tests/{test_id}/stop", headers=auth(console.admin_key)
+    )
+    assert stopped.status_code == 200, stopped.text
+    page.reload()
+    page.wait_for_selector("#archive-model")
+    page.click("#archive-model button[data-archive=archive]")
+    page.wait_for_selector("#archived-banner")
+    page.goto(f"{console.url}/console#/models?search={model}")
+    page.wait_for_selector("#model-count")
+    assert page.locator("#models tbody tr").count() == 0
+    page.check("#show-archived")
+    page.click("form.search button")
+    page.wait_for_selector(f"#models tr[data-model='{model}'] .muted-badge")
+    page.click(f"#models a:text-is('{model}')")
+    page.click("#archive-model button[data-archive=unarchive]")
+    page.wait_for_selector("#archive-model button[data-archive=archive]")
+    assert console.api(f"/models/{model}")["archived_at"] is None
+    assert refused == []

@@ -242,3 +242,110 @@ def test_version_global_json_inputs_from_files_and_a_closed_pipe(
     assert "BrokenPipeError" not in piped.stderr
     assert "Traceback" not in piped.stderr
     assert "Exception ignored" not in piped.stderr
+
+
+def test_versions_aliases_archives_ab_tests_attestations_and_contributors(
+    live: LiveService, tmp_path: Path
+) -> None:
+    """Every command a user reaches for after registering, through the entry point."""
+    name = unique("cli-all")
+    contributor = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+
+    def ok(*args: str) -> str:
+        done = run(live, tmp_path, *args)
+        assert done.returncode == 0, (args, done.stderr)
+        return done.stdout
+
+    assert register_baseline(live, tmp_path, name).returncode == 0
+    improved = ok(
+        "models",
+        "register",
+        name,
+        "--kind",
+        "improved",
+        "--artifact",
+        str(save_sklearn(tmp_path / "v2", "classifier")[0]),
+        "--metrics",
+        '{"accuracy": 0.9}',
+        "--dataset",
+        json.dumps(DATASET),
+        "--contributors",
+        json.dumps([{"address": contributor, "weight": 1}]),
+        "--json",
+    )
+    attestation_id = json.loads(improved)["attestation_id"]
+
+    table = ok("versions", "list", name).splitlines()
+    assert table[0] == "VERSION\tKIND\tPARENT\tMETRIC\tDECISION"
+    assert table[1].startswith("v2\timproved\tv1\taccuracy=0.9\taccepted")
+    assert json.loads(ok("versions", "show", name, "1", "--json"))["kind"] == "baseline"
+    assert "bytes" in ok("versions", "download", name, "1", "-o", str(tmp_path))
+    assert (tmp_path / f"{name}-1.tar.gz").stat().st_size > 0
+
+    ok("aliases", "set", name, "production", "1", "--reason", "first")
+    assert ok("aliases", "set", name, "production", "2").strip() == f"{name} production -> v2"
+    assert ok("aliases", "list", name).strip() == "production\tv2"
+    history = ok("aliases", "history", name, "production").splitlines()
+    assert [line.split("\t")[1:3] for line in history[1:]] == [["-", "v1"], ["v1", "v2"]]
+    assert ok("aliases", "rollback", name).strip() == f"{name} production -> v1"
+
+    assert "(archived)" in ok("versions", "archive", name, "2")
+    assert [line.split("\t")[0] for line in ok("versions", "list", name).splitlines()[1:]] == ["v1"]
+    every = ok("versions", "list", name, "--include-archived").splitlines()[1:]
+    assert [line.split("\t")[0] for line in every] == ["v2", "v1"]
+    assert "(archived)" not in ok("versions", "unarchive", name, "2")
+    assert "archived" in ok("models", "archive", name)
+    assert name not in ok("models", "list")
+    assert name in ok("models", "list", "--include-archived")
+    refused = run(live, tmp_path, "predict", name, "--inputs", '{"f0": 0, "f1": 0, "f2": 0}')
+    assert refused.returncode == 1
+    assert "model_archived (409)" in refused.stderr
+    assert "archived" not in ok("models", "unarchive", name)
+    assert ok("models", "show", name).startswith(f"{name}: classification, latest v2")
+
+    created = json.loads(
+        ok(
+            "ab-tests",
+            "create",
+            "--model",
+            name,
+            "--name",
+            "cli-test",
+            "--variants",
+            json.dumps(
+                [
+                    {"name": "control", "alias": "production", "weight": 0.5},
+                    {"name": "treatment", "version": 2, "weight": 0.5},
+                ]
+            ),
+            "--metric",
+            '{"name": "converted", "kind": "binary"}',
+            "--json",
+        )
+    )
+    test_id = created["id"]
+    assert "\trunning\t" in ok("ab-tests", "start", test_id)
+    assert test_id in ok("ab-tests", "list", "--model", name)
+    assert "verdict" in ok("ab-tests", "results", test_id)
+    promoted = json.loads(ok("ab-tests", "promote", test_id, "treatment", "--force", "--json"))
+    assert promoted["status"] == "stopped"
+    assert ok("aliases", "list", name).strip() == "production\tv2"
+
+    assert attestation_id in ok("attestations", "list", name)
+    shown = json.loads(ok("attestations", "show", attestation_id))
+    assert shown["id"] == attestation_id
+    assert ok("attestations", "verify", attestation_id).strip() == "valid"
+    assert ok("attestations", "verify", "--chain", name).strip() == "valid"
+    forged = shown["envelope"]
+    forged["payload"] = forged["payload"][:-4] + "AAA="
+    (tmp_path / "forged.json").write_text(json.dumps(forged))
+    rejected = run(live, tmp_path, "attestations", "verify", f"@{tmp_path / 'forged.json'}")
+    assert rejected.returncode == 1
+    assert rejected.stdout.startswith("INVALID")
+
+    impact = ok("contributors", "impact", contributor)
+    assert impact.startswith(f"{contributor}: ")
+    assert "accepted; measured gain" in impact
+    rows = ok("contributors", "contributions", contributor).splitlines()
+    assert rows[0] == "MODEL\tVERSION\tSHARE\tGAIN\tACCEPTED\tBASIS"
+    assert any(line.startswith(f"{name}\tv2\t100.00%") for line in rows[1:])

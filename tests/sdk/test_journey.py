@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hokusai import AsyncHokusaiClient, ConfigurationError, HokusaiClient
+from hokusai import AsyncHokusaiClient, ConfigurationError, ConflictError, HokusaiClient
 from hokusai.types import Model
 
 from tests.conftest import LiveService
@@ -109,6 +109,60 @@ def test_the_whole_journey_with_the_sync_client(
 
         assert client.health().status == "ok"
         assert client.ready().status in ("ready", "degraded")
+
+
+def test_lists_lineage_and_results_as_dataframes_and_archiving(
+    client: HokusaiClient, model_dir: Path
+) -> None:
+    name = unique("sdk-frames")
+    with client:
+        for accuracy, kind in ((0.80, "baseline"), (0.84, "improved")):
+            client.models.register(
+                name,
+                kind=kind,
+                model_type="classification",
+                artifact=model_dir,
+                metrics={"accuracy": accuracy},
+                benchmark=BENCHMARK if kind == "baseline" else None,
+                dataset=DATASET,
+                contributors=[{"address": CONTRIBUTOR, "weight": 1}]
+                if kind == "improved"
+                else None,
+            )
+        versions = client.versions.list(name).to_pandas()
+        assert versions["version"].tolist() == [2, 1]
+        assert "deltaone.reason" in versions.columns, "nested fields become dotted columns"
+        lineage = client.lineage.get(name).to_pandas()
+        assert lineage["version"].tolist() == [1, 2]
+        assert lineage["parent"].tolist()[1] == 1
+        assert lineage["contributors"].tolist() == [0, 1]
+        contributions = client.contributors.contributions(CONTRIBUTOR).to_pandas()
+        assert name in set(contributions["model"])
+        test = client.ab_tests.create(
+            name="frames",
+            model=name,
+            variants=[
+                {"name": "control", "version": 1, "weight": 0.5},
+                {"name": "treatment", "version": 2, "weight": 0.5},
+            ],
+            metric={"name": "converted", "kind": "binary"},
+        )
+        results = client.ab_tests.results(test.id).to_pandas()
+        assert results["name"].tolist() == ["control", "treatment"]
+
+        archived = client.versions.archive(name, 2)
+        assert archived.archived_at is not None
+        assert [v.version for v in client.versions.list(name)] == [1]
+        assert [v.version for v in client.versions.list(name, include_archived=True)] == [2, 1]
+        assert client.versions.unarchive(name, 2).archived_at is None
+        assert client.models.archive(name).archived_at is not None
+        assert name not in {m.name for m in client.models.list()}
+        assert name in {m.name for m in client.models.list(include_archived=True)}
+        with pytest.raises(ConflictError) as refused:
+            client.predict(name, rows(1)[0])
+        assert refused.value.code == "model_archived"
+        assert client.models.unarchive(name).archived_at is None
+        assert client.predict(name, rows(1)[0]).version == 2
 
 
 def test_attestations_are_listed_and_verified(client: HokusaiClient, model_dir: Path) -> None:

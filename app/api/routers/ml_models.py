@@ -154,6 +154,11 @@ async def _register_upload(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+IncludeArchived = Annotated[
+    bool, Query(description="List archived ones too (each has `archived_at` set)")
+]
+
+
 @router.get("", response_model=ModelPage, responses=problems(422))
 async def list_models(
     _: ReaderDep,
@@ -169,11 +174,17 @@ async def list_models(
             description="Only models whose name or token id contains this text, in any case",
         ),
     ] = None,
+    include_archived: IncludeArchived = False,
 ) -> ModelPage:
     """List models by name, optionally only those with a token id, of a model type, or whose
-    name or token id contains `search`."""
+    name or token id contains `search`. Archived models only with `include_archived`."""
     items, total = await ml_models.list_models(
-        limit=limit, offset=offset, token_id=token_id, model_type=model_type, search=search
+        limit=limit,
+        offset=offset,
+        token_id=token_id,
+        model_type=model_type,
+        search=search,
+        include_archived=include_archived,
     )
     return ModelPage(items=items, total=total, limit=limit, offset=offset)
 
@@ -202,6 +213,20 @@ async def update_model(
     )
 
 
+@router.post("/{name}/archive", response_model=MlModelRead, responses=problems(404, 409, 422))
+async def archive_model(name: str, _: WriterDep, ml_models: MlModelServiceDep) -> MlModelRead:
+    """Archive a model: left out of lists, it takes no new version, alias or A/B test and serves
+    no prediction (409 `model_archived`); its versions, lineage and attestations stay readable
+    and verifiable. Nothing is deleted. 409 `in_use` while an A/B test of it runs or is paused."""
+    return await ml_models.archive_model(await ml_models.get_model(name), archived=True)
+
+
+@router.post("/{name}/unarchive", response_model=MlModelRead, responses=problems(404, 422))
+async def unarchive_model(name: str, _: WriterDep, ml_models: MlModelServiceDep) -> MlModelRead:
+    """Bring an archived model back: listed, predicting, taking versions again."""
+    return await ml_models.archive_model(await ml_models.get_model(name), archived=False)
+
+
 @router.get("/{name}/versions", response_model=VersionPage, responses=problems(404, 422))
 async def list_versions(
     name: str,
@@ -209,10 +234,13 @@ async def list_versions(
     ml_models: MlModelServiceDep,
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
+    include_archived: IncludeArchived = False,
 ) -> VersionPage:
-    """A model's versions, newest first."""
+    """A model's versions, newest first; archived ones only with `include_archived`."""
     model = await ml_models.get_model(name)
-    items, total = await ml_models.list_versions(model, limit=limit, offset=offset)
+    items, total = await ml_models.list_versions(
+        model, limit=limit, offset=offset, include_archived=include_archived
+    )
     return VersionPage(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -239,6 +267,36 @@ async def update_version(
     model = await ml_models.get_model(name)
     found = await ml_models.get_version(model, version)
     return await ml_models.update_version(model, found, body.description, body.tags)
+
+
+@router.post(
+    "/{name}/versions/{version}/archive",
+    response_model=VersionRead,
+    responses=problems(404, 409, 422),
+)
+async def archive_version(
+    name: str, version: VersionNumber, _: WriterDep, ml_models: MlModelServiceDep
+) -> VersionRead:
+    """Archive a version: left out of lists and of "latest", it takes no alias and serves no
+    prediction by number (409 `version_archived`); its lineage and attestation stay readable and
+    verifiable. 409 `in_use` while an alias or a live A/B test points at it."""
+    model = await ml_models.get_model(name)
+    found = await ml_models.get_version(model, version)
+    return await ml_models.archive_version(model, found, archived=True)
+
+
+@router.post(
+    "/{name}/versions/{version}/unarchive",
+    response_model=VersionRead,
+    responses=problems(404, 422),
+)
+async def unarchive_version(
+    name: str, version: VersionNumber, _: WriterDep, ml_models: MlModelServiceDep
+) -> VersionRead:
+    """Bring an archived version back."""
+    model = await ml_models.get_model(name)
+    found = await ml_models.get_version(model, version)
+    return await ml_models.archive_version(model, found, archived=False)
 
 
 @router.get(

@@ -58,6 +58,17 @@ class AbTestRepository:
         query = select(AbTest).where(AbTest.model_id == model_id, AbTest.status == "running")
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def live_using(self, model_id: uuid.UUID, version: int | None = None) -> list[str]:
+        """Names of the model's running or paused tests (with a variant on `version`, if given)."""
+        query = select(AbTest.name).where(
+            AbTest.model_id == model_id, AbTest.status.in_(["running", "paused"])
+        )
+        if version is not None:
+            query = query.where(
+                AbTest.id.in_(select(AbVariant.test_id).where(AbVariant.version == version))
+            )
+        return sorted(set((await self.session.execute(query)).scalars()))
+
     async def page(
         self, *, model_id: uuid.UUID | None, status: str | None, limit: int, offset: int
     ) -> tuple[list[Any], int]:

@@ -86,8 +86,11 @@ class MlModelRepository:
         token_id: str | None,
         model_type: str | None,
         search: str | None = None,
+        include_archived: bool = False,
     ) -> tuple[Sequence[MlModel], int]:
         query = select(MlModel).order_by(MlModel.name)
+        if not include_archived:
+            query = query.where(MlModel.archived_at.is_(None))
         if search:  # contains, case-insensitive, taken literally (% and _ are not wildcards)
             query = query.where(
                 or_(
@@ -102,9 +105,10 @@ class MlModelRepository:
         return await page(self.session, query, limit, offset)
 
     async def latest_versions(self, model_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """Each model's newest version that is not archived."""
         query = (
             select(ModelVersion.model_id, func.max(ModelVersion.version))
-            .where(ModelVersion.model_id.in_(model_ids))
+            .where(ModelVersion.model_id.in_(model_ids), ModelVersion.archived_at.is_(None))
             .group_by(ModelVersion.model_id)
         )
         return {model_id: version for model_id, version in await self.session.execute(query)}
@@ -180,22 +184,13 @@ class VersionRepository:
             found.update((name, number) for name, number in await self.session.execute(query))
         return found
 
-    async def latest(self, model_id: uuid.UUID) -> ModelVersion | None:
-        query = (
-            select(ModelVersion)
-            .where(ModelVersion.model_id == model_id)
-            .order_by(ModelVersion.version.desc())
-            .limit(1)
-        )
-        return (await self.session.execute(query)).scalar_one_or_none()
-
     async def behind_alias(self, alias: str) -> list[tuple[MlModel, ModelVersion]]:
         """Every model's version behind `alias`, most recently changed models first."""
         query = (
             select(MlModel, ModelVersion)
             .join(ModelAlias, ModelAlias.model_id == MlModel.id)
             .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
-            .where(ModelAlias.alias == alias)
+            .where(ModelAlias.alias == alias, MlModel.archived_at.is_(None))
             .order_by(MlModel.updated_at.desc())
         )
         return [(row[0], row[1]) for row in await self.session.execute(query)]
@@ -203,20 +198,26 @@ class VersionRepository:
     async def latest_baseline(self, model_id: uuid.UUID) -> ModelVersion | None:
         query = (
             select(ModelVersion)
-            .where(ModelVersion.model_id == model_id, ModelVersion.kind == "baseline")
+            .where(
+                ModelVersion.model_id == model_id,
+                ModelVersion.kind == "baseline",
+                ModelVersion.archived_at.is_(None),
+            )
             .order_by(ModelVersion.version.desc())
             .limit(1)
         )
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def page(
-        self, model_id: uuid.UUID, *, limit: int, offset: int
+        self, model_id: uuid.UUID, *, limit: int, offset: int, include_archived: bool = False
     ) -> tuple[Sequence[ModelVersion], int]:
         query = (
             select(ModelVersion)
             .where(ModelVersion.model_id == model_id)
             .order_by(ModelVersion.version.desc())
         )
+        if not include_archived:
+            query = query.where(ModelVersion.archived_at.is_(None))
         return await page(self.session, query, limit, offset)
 
     async def contributors(self, version_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
@@ -336,7 +337,15 @@ def _resolve_statements() -> tuple[Any, Any]:
     rebuilt each time (only its parameters change)."""
     m, v, a = MlModel.__table__.c, ModelVersion.__table__.c, ModelAlias.__table__.c
     models, versions = MlModel.__table__, ModelVersion.__table__
-    columns = (m.id, m.name, v.version.label("number"), v.source_uri, v.artifact_digest)
+    columns = (
+        m.id,
+        m.name,
+        v.version.label("number"),
+        v.source_uri,
+        v.artifact_digest,
+        m.archived_at.label("model_archived_at"),
+        v.archived_at.label("version_archived_at"),
+    )
     by_version = (
         select(*columns, literal(True).label("aliased"))
         .select_from(models)
@@ -345,7 +354,7 @@ def _resolve_statements() -> tuple[Any, Any]:
     )
     latest = (
         select(func.max(versions.c.version))
-        .where(versions.c.model_id == m.id)
+        .where(versions.c.model_id == m.id, versions.c.archived_at.is_(None))
         .correlate(models)
         .scalar_subquery()
     )

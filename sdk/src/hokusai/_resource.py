@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from pydantic import BaseModel
 
 from hokusai._base import Call, Page
+from hokusai._frames import AsyncListing, Listing
 
 if TYPE_CHECKING:
     from hokusai._client import AsyncHokusaiClient, HokusaiClient
@@ -46,37 +47,44 @@ def aio(build: Callable[P, Call[T]]) -> Callable[Concatenate[AsyncResource, P], 
 
 def sync_pages(
     build: Callable[Concatenate[int, P], Call[Page[M]]],
-) -> Callable[Concatenate[SyncResource, P], Iterator[M]]:
-    """A list call as a lazy iterator over every page."""
+) -> Callable[Concatenate[SyncResource, P], Listing[M]]:
+    """A list call as a lazy iterator over every page (with `.to_pandas()`)."""
 
-    def method(self: SyncResource, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[M]:
-        offset = 0
-        while True:
-            page = self._client._run(build(offset, *args, **kwargs))
-            yield from page.items
-            offset += len(page.items)
-            if not page.items or offset >= page.total:
-                return
+    def method(self: SyncResource, /, *args: P.args, **kwargs: P.kwargs) -> Listing[M]:
+        def items() -> Iterator[M]:
+            offset = 0
+            while True:
+                page = self._client._run(build(offset, *args, **kwargs))
+                yield from page.items
+                offset += len(page.items)
+                if not page.items or offset >= page.total:
+                    return
 
-    return _named(method, build, "Iterator[{}]", paged=True)
+        return Listing(items())
+
+    return _named(method, build, "Listing[{}]", paged=True)
 
 
 def aio_pages(
     build: Callable[Concatenate[int, P], Call[Page[M]]],
-) -> Callable[Concatenate[AsyncResource, P], AsyncIterator[M]]:
-    """A list call as a lazy async iterator over every page (`async for`, no `await`)."""
+) -> Callable[Concatenate[AsyncResource, P], AsyncListing[M]]:
+    """A list call as a lazy async iterator over every page (`async for`, no `await`; with
+    `await ....to_pandas()`)."""
 
-    async def method(self: AsyncResource, /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[M]:
-        offset = 0
-        while True:
-            page = await self._client._run(build(offset, *args, **kwargs))
-            for item in page.items:
-                yield item
-            offset += len(page.items)
-            if not page.items or offset >= page.total:
-                return
+    def method(self: AsyncResource, /, *args: P.args, **kwargs: P.kwargs) -> AsyncListing[M]:
+        async def items() -> AsyncIterator[M]:
+            offset = 0
+            while True:
+                page = await self._client._run(build(offset, *args, **kwargs))
+                for item in page.items:
+                    yield item
+                offset += len(page.items)
+                if not page.items or offset >= page.total:
+                    return
 
-    return _named(method, build, "AsyncIterator[{}]", paged=True)
+        return AsyncListing(items())
+
+    return _named(method, build, "AsyncListing[{}]", paged=True)
 
 
 def _named(method: T, build: Callable[..., Any], returns: str, *, paged: bool = False) -> T:

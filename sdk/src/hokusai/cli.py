@@ -60,8 +60,18 @@ def parser() -> argparse.ArgumentParser:
     listing = models.add_parser("list", help="every model")
     listing.add_argument("--token-id")
     listing.add_argument("--model-type")
+    listing.add_argument("--include-archived", action="store_true", help="archived ones too")
     _json_flag(listing)
     listing.set_defaults(run=list_models)
+    for action, call, summary in (
+        ("show", "get", "one model: type, benchmark, latest version, aliases"),
+        ("archive", "archive", "leave it out of lists, refuse new versions and predictions"),
+        ("unarchive", "unarchive", "bring an archived model back"),
+    ):
+        one = models.add_parser(action, help=summary)
+        one.add_argument("name")
+        _json_flag(one)
+        one.set_defaults(run=_model_call(call))
     register = models.add_parser("register", help="register a version")
     register.add_argument("name")
     register.add_argument("--kind", required=True, choices=["baseline", "improved"])
@@ -84,6 +94,59 @@ def parser() -> argparse.ArgumentParser:
     )
     _json_flag(register)
     register.set_defaults(run=register_version)
+
+    versions = commands.add_parser("versions", help="a model's versions").add_subparsers(
+        dest="action", required=True
+    )
+    listed_versions = versions.add_parser("list", help="a model's versions, newest first")
+    listed_versions.add_argument("name")
+    listed_versions.add_argument("--include-archived", action="store_true")
+    _json_flag(listed_versions)
+    listed_versions.set_defaults(run=list_versions)
+    for action, call, summary in (
+        ("show", "get", "one version: metrics, parent, decision, contributors"),
+        ("archive", "archive", "leave it out of lists; no alias or prediction by number"),
+        ("unarchive", "unarchive", "bring an archived version back"),
+    ):
+        one = versions.add_parser(action, help=summary)
+        one.add_argument("name")
+        one.add_argument("version", type=int)
+        _json_flag(one)
+        one.set_defaults(run=_version_call(call))
+    downloaded = versions.add_parser("download", help="the version's artifact as .tar.gz")
+    downloaded.add_argument("name")
+    downloaded.add_argument("version", type=int)
+    downloaded.add_argument("--output", "-o", default=".", help="a file or a folder (default .)")
+    downloaded.set_defaults(run=download_version)
+
+    aliases = commands.add_parser(
+        "aliases", help="a model's aliases (production, staging...)"
+    ).add_subparsers(dest="action", required=True)
+    listed_aliases = aliases.add_parser("list", help="alias -> version")
+    listed_aliases.add_argument("name")
+    listed_aliases.set_defaults(run=list_aliases)
+    moved = aliases.add_parser("set", help="point an alias at a version")
+    moved.add_argument("name")
+    moved.add_argument("alias")
+    moved.add_argument("version", type=int)
+    moved.add_argument("--reason")
+    moved.set_defaults(run=set_alias)
+    removed = aliases.add_parser("delete", help="remove an alias")
+    removed.add_argument("name")
+    removed.add_argument("alias")
+    removed.set_defaults(run=delete_alias)
+    history = aliases.add_parser("history", help="every move of an alias, oldest first")
+    history.add_argument("name")
+    history.add_argument("alias")
+    _json_flag(history)
+    history.set_defaults(run=alias_history)
+    rolled = aliases.add_parser(
+        "rollback", help="move production back (to where it was, or to --to-version)"
+    )
+    rolled.add_argument("name")
+    rolled.add_argument("--to-version", type=int)
+    rolled.add_argument("--reason")
+    rolled.set_defaults(run=rollback)
 
     predict = commands.add_parser("predict", help="predict one row or a batch")
     predict.add_argument("name")
@@ -139,10 +202,74 @@ def parser() -> argparse.ArgumentParser:
     ab_tests = commands.add_parser("ab-tests", help="A/B tests").add_subparsers(
         dest="action", required=True
     )
+    created = ab_tests.add_parser("create", help="a draft test; the first variant is the control")
+    created.add_argument("--model", required=True)
+    created.add_argument("--name", required=True)
+    created.add_argument(
+        "--variants",
+        type=_json_argument,
+        required=True,
+        help='JSON array: [{"name": "control", "alias": "production", "weight": 0.5}, ...]',
+    )
+    created.add_argument(
+        "--metric", type=_json_argument, required=True, help='JSON: {"name": ..., "kind": ...}'
+    )
+    created.add_argument("--unit", help="what is randomised (default: user)")
+    created.add_argument("--minimum-sample-size", type=int)
+    _json_flag(created)
+    created.set_defaults(run=create_ab_test)
+    tests = ab_tests.add_parser("list", help="tests, newest first")
+    tests.add_argument("--model")
+    tests.add_argument("--status", choices=["draft", "running", "paused", "stopped"])
+    _json_flag(tests)
+    tests.set_defaults(run=list_ab_tests)
+    for action in ("show", "start", "pause", "resume", "stop"):
+        one = ab_tests.add_parser(action, help=f"{action} a test" if action != "show" else "a test")
+        one.add_argument("test_id")
+        _json_flag(one)
+        one.set_defaults(run=_ab_test_call("get" if action == "show" else action))
     results = ab_tests.add_parser("results", help="a test's results")
     results.add_argument("test_id")
     _json_flag(results)
     results.set_defaults(run=ab_results)
+    promoted = ab_tests.add_parser("promote", help="stop the test and move production to a variant")
+    promoted.add_argument("test_id")
+    promoted.add_argument("variant")
+    promoted.add_argument("--force", action="store_true", help="without a significant verdict")
+    _json_flag(promoted)
+    promoted.set_defaults(run=promote)
+
+    attestations = commands.add_parser(
+        "attestations", help="signed DeltaOne decisions"
+    ).add_subparsers(dest="action", required=True)
+    shown_attestation = attestations.add_parser("show", help="one attestation, envelope included")
+    shown_attestation.add_argument("attestation_id")
+    shown_attestation.set_defaults(run=show_attestation)
+    listed_attestations = attestations.add_parser("list", help="a model's attestations")
+    listed_attestations.add_argument("name")
+    _json_flag(listed_attestations)
+    listed_attestations.set_defaults(run=list_attestations)
+    verified = attestations.add_parser(
+        "verify",
+        help="ask the service to verify an attestation (by id, or an envelope's JSON file), or "
+        "a model's whole chain (--chain); exit 0 only when valid",
+    )
+    verified.add_argument("what", help="an attestation id, @FILE with an envelope, or a model")
+    verified.add_argument("--chain", action="store_true", help="WHAT is a model: its chain")
+    _json_flag(verified)
+    verified.set_defaults(run=verify_attestation)
+
+    contributors = commands.add_parser(
+        "contributors", help="who improved what, and by how much"
+    ).add_subparsers(dest="action", required=True)
+    impacted = contributors.add_parser("impact", help="an address's impact, measured and claimed")
+    impacted.add_argument("address")
+    _json_flag(impacted)
+    impacted.set_defaults(run=contributor_impact)
+    contributed = contributors.add_parser("contributions", help="an address's contributions")
+    contributed.add_argument("address")
+    _json_flag(contributed)
+    contributed.set_defaults(run=contributions)
 
     check = commands.add_parser(
         "verify",
@@ -253,7 +380,13 @@ def _json_argument(text: str) -> Any:
 
 def list_models(args: argparse.Namespace) -> None:
     with HokusaiClient() as client:
-        found = list(client.models.list(token_id=args.token_id, model_type=args.model_type))
+        found = list(
+            client.models.list(
+                token_id=args.token_id,
+                model_type=args.model_type,
+                include_archived=args.include_archived,
+            )
+        )
     if args.json:
         _print_json([m.model_dump(mode="json") for m in found])
         return
@@ -359,6 +492,237 @@ def ab_results(args: argparse.Namespace) -> None:
         print(
             f"  {variant.name}\tv{variant.version}\texposures {variant.exposures}"
             f"\tn {variant.n}\tmean {variant.mean}"
+        )
+
+
+def _model_call(call: str) -> Any:
+    def run(args: argparse.Namespace) -> None:
+        with HokusaiClient() as client:
+            model = getattr(client.models, call)(args.name)
+        if args.json:
+            _print_json(model)
+            return
+        aliases = ", ".join(f"{a}={v}" for a, v in sorted(model.aliases.items())) or "none"
+        archived = f", archived {model.archived_at:%Y-%m-%d}" if model.archived_at else ""
+        print(
+            f"{model.name}: {model.model_type}, latest v{model.latest_version}, "
+            f"aliases {aliases}, benchmark {model.benchmark.metric}{archived}"
+        )
+
+    return run
+
+
+def _version_line(version: Any) -> str:
+    decision = "baseline" if version.deltaone is None else version.deltaone.reason
+    gain = (
+        f" {version.deltaone.gain_pp:+.2f} pp"
+        if version.deltaone is not None and version.deltaone.gain_pp is not None
+        else ""
+    )
+    aliases = f" [{', '.join(version.aliases)}]" if version.aliases else ""
+    archived = " (archived)" if version.archived_at else ""
+    parent = f"v{version.parent_version}" if version.parent_version else "-"
+    metric = version.benchmark.metric
+    value = version.metrics.get(metric)
+    return (
+        f"v{version.version}\t{version.kind}\t{parent}\t{metric}={value}\t"
+        f"{decision}{gain}{aliases}{archived}"
+    )
+
+
+def list_versions(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        found = list(client.versions.list(args.name, include_archived=args.include_archived))
+    if args.json:
+        _print_json([v.model_dump(mode="json") for v in found])
+        return
+    print("VERSION\tKIND\tPARENT\tMETRIC\tDECISION")
+    for version in found:
+        print(_version_line(version))
+
+
+def _version_call(call: str) -> Any:
+    def run(args: argparse.Namespace) -> None:
+        with HokusaiClient() as client:
+            version = getattr(client.versions, call)(args.name, args.version)
+        if args.json:
+            _print_json(version)
+            return
+        print(_version_line(version))
+
+    return run
+
+
+def download_version(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        path = client.versions.download(args.name, args.version, args.output)
+    print(f"{path}: {path.stat().st_size} bytes")
+
+
+def list_aliases(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        found = client.aliases.list(args.name)
+    if args.json:
+        _print_json(found)
+        return
+    for alias, version in sorted(found.items()):
+        print(f"{alias}\tv{version}")
+
+
+def set_alias(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        moved = client.aliases.set(args.name, args.alias, args.version, reason=args.reason)
+    print(f"{args.name} {moved.alias} -> v{moved.version}")
+
+
+def delete_alias(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        client.aliases.delete(args.name, args.alias)
+    print(f"{args.name} {args.alias} removed")
+
+
+def alias_history(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        events = client.aliases.history(args.name, args.alias)
+    if args.json:
+        _print_json([e.model_dump(mode="json") for e in events])
+        return
+    print("AT\tFROM\tTO\tBY\tREASON")
+    for event in events:
+        source = f"v{event.from_version}" if event.from_version else "-"
+        target = f"v{event.to_version}" if event.to_version else "-"
+        print(
+            f"{event.at:%Y-%m-%d %H:%M:%S}\t{source}\t{target}\t{event.actor}\t{event.reason or ''}"
+        )
+
+
+def rollback(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        moved = client.models.rollback(args.name, to_version=args.to_version, reason=args.reason)
+    print(f"{args.name} production -> v{moved.version}")
+
+
+def _test_line(test: Any) -> str:
+    variants = ", ".join(
+        f"{v.name}=" + (f"v{v.version}" if v.version is not None else f"@{v.alias}")
+        for v in test.variants
+    )
+    return f"{test.id}\t{test.name}\t{test.model}\t{test.status}\t{variants}"
+
+
+def create_ab_test(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        test = client.ab_tests.create(
+            args.name,
+            args.model,
+            args.variants,
+            args.metric,
+            unit=args.unit,
+            minimum_sample_size=args.minimum_sample_size,
+        )
+    if args.json:
+        _print_json(test)
+        return
+    print(_test_line(test))
+
+
+def list_ab_tests(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        found = list(client.ab_tests.list(model=args.model, status=args.status))
+    if args.json:
+        _print_json([t.model_dump(mode="json") for t in found])
+        return
+    print("ID\tNAME\tMODEL\tSTATUS\tVARIANTS")
+    for test in found:
+        print(_test_line(test))
+
+
+def _ab_test_call(call: str) -> Any:
+    def run(args: argparse.Namespace) -> None:
+        with HokusaiClient() as client:
+            test = getattr(client.ab_tests, call)(args.test_id)
+        if args.json:
+            _print_json(test)
+            return
+        print(_test_line(test))
+
+    return run
+
+
+def promote(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        test = client.ab_tests.promote(args.test_id, args.variant, force=args.force)
+    if args.json:
+        _print_json(test)
+        return
+    print(f"{test.id} {test.status}: production is now {args.variant}'s version")
+
+
+def show_attestation(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        _print_json(client.attestations.get(args.attestation_id))
+
+
+def list_attestations(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        found = list(client.attestations.list(args.name))
+    if args.json:
+        _print_json([a.model_dump(mode="json") for a in found])
+        return
+    print("ID\tVERSION\tDECISION\tISSUED")
+    for attestation in found:
+        decision = attestation.statement.get("predicate", {}).get("decision", {})
+        print(
+            f"{attestation.id}\tv{attestation.version}\t{decision.get('reason')}"
+            f"\t{attestation.created_at:%Y-%m-%d %H:%M:%S}"
+        )
+
+
+def verify_attestation(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        if args.chain:
+            result: Any = client.attestations.verify_chain(args.what)
+        else:
+            envelope = (
+                _json_argument(args.what)
+                if args.what.startswith("@") or args.what == "-"
+                else client.attestations.get(args.what).envelope.model_dump(mode="json")
+            )
+            result = client.attestations.verify(envelope)
+    if args.json:
+        _print_json(result)
+    else:
+        print("valid" if result.valid else f"INVALID: {result.reason}")
+    if not result.valid:
+        sys.exit(1)
+
+
+def contributor_impact(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        impact = client.contributors.impact(args.address)
+    if args.json:
+        _print_json(impact)
+        return
+    print(
+        f"{impact.address}: {impact.contributions} contributions to {impact.models_improved} "
+        f"models, {impact.deltaone_accepted} accepted; measured gain "
+        f"{impact.measured.accepted_weighted_gain_pp:+.2f} pp, claimed "
+        f"{impact.claimed.accepted_weighted_gain_pp:+.2f} pp"
+    )
+
+
+def contributions(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        found = list(client.contributors.contributions(args.address))
+    if args.json:
+        _print_json([c.model_dump(mode="json") for c in found])
+        return
+    print("MODEL\tVERSION\tSHARE\tGAIN\tACCEPTED\tBASIS")
+    for c in found:
+        gain = f"{c.gain_pp:+.2f} pp" if c.gain_pp is not None else "-"
+        print(
+            f"{c.model}\tv{c.version}\t{c.weight_bps / 100:.2f}%\t{gain}"
+            f"\t{c.deltaone_accepted}\t{c.basis}"
         )
 
 

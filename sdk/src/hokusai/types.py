@@ -10,12 +10,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from hokusai._frames import LineageFrame, ResultsFrame
+
 
 class _Response(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
-class AbResults(_Response):
+class AbResults(_Response, ResultsFrame):
     test_id: str
     status: str
     metric: MetricSpec
@@ -284,7 +286,7 @@ class Keys(_Response):
     eip712_signer: str | None
 
 
-class Lineage(_Response):
+class Lineage(_Response, LineageFrame):
     model: str
     version: int | None
     primary_metric: str
@@ -349,6 +351,7 @@ class Model(_Response):
     require_measurement: bool
     created_at: datetime
     updated_at: datetime
+    archived_at: datetime | None = None
 
 
 class ModelImpact(_Response):
@@ -491,6 +494,7 @@ class Version(_Response):
     delta: dict[str, MetricDelta] | None
     deltaone: DeltaOne | None
     attestation_id: str | None
+    archived_at: datetime | None = None
 
 
 class Warmup(_Response):

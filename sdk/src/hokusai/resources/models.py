@@ -70,11 +70,17 @@ def list_models(
     token_id: str | None = None,
     model_type: str | None = None,
     search: str | None = None,
+    include_archived: bool = False,
 ) -> Call[Page[Model]]:
     """Every model, by name, optionally with a token id, of a model type, or whose name or token
-    id contains `search` (in any case)."""
+    id contains `search` (in any case); archived models too with `include_archived`."""
     params = query(
-        token_id=token_id, model_type=model_type, search=search, limit=500, offset=offset
+        token_id=token_id,
+        model_type=model_type,
+        search=search,
+        include_archived=include_archived or None,
+        limit=500,
+        offset=offset,
     )
     return Call("GET", path("models"), page_of(Model), params=params, repeatable=True)
 
@@ -91,6 +97,17 @@ def update(
     return Call(
         "PATCH", path("models", name), model(Model), json=body(description=description, tags=tags)
     )
+
+
+def archive(name: str) -> Call[Model]:
+    """Archive a model: out of lists, no new version, alias, test or prediction until
+    unarchived; its versions, lineage and attestations stay readable. Nothing is deleted."""
+    return Call("POST", path("models", name, "archive"), model(Model), repeatable=True)
+
+
+def unarchive(name: str) -> Call[Model]:
+    """Bring an archived model back."""
+    return Call("POST", path("models", name, "unarchive"), model(Model), repeatable=True)
 
 
 def compare(name: str, base: int, candidate: int) -> Call[Comparison]:
@@ -118,6 +135,8 @@ class Models(SyncResource):
     list = sync_pages(list_models)
     get = sync(get)
     update = sync(update)
+    archive = sync(archive)
+    unarchive = sync(unarchive)
     compare = sync(compare)
     rollback = sync(rollback)
 
@@ -127,5 +146,7 @@ class AsyncModels(AsyncResource):
     list = aio_pages(list_models)
     get = aio(get)
     update = aio(update)
+    archive = aio(archive)
+    unarchive = aio(unarchive)
     compare = aio(compare)
     rollback = aio(rollback)

@@ -1,4 +1,4 @@
-"""Versions of a model: list, read, update, download the artifact."""
+"""Versions of a model: list, read, update, archive, download the artifact."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_
 from hokusai.types import Version
 
 
-def list_versions(offset: int, name: str) -> Call[Page[Version]]:
-    """Every version of a model, newest first."""
-    params = query(limit=500, offset=offset)
+def list_versions(offset: int, name: str, *, include_archived: bool = False) -> Call[Page[Version]]:
+    """Every version of a model, newest first; archived ones too with `include_archived`."""
+    params = query(include_archived=include_archived or None, limit=500, offset=offset)
     return Call(
         "GET", path("models", name, "versions"), page_of(Version), params=params, repeatable=True
     )
@@ -31,6 +31,20 @@ def update(
     """Change a version's description or replace its tags."""
     url = path("models", name, "versions", version)
     return Call("PATCH", url, model(Version), json=body(description=description, tags=tags))
+
+
+def archive(name: str, version: int) -> Call[Version]:
+    """Archive a version: out of lists and of "latest", no alias, no prediction by number; its
+    lineage and attestation stay readable. Refused (409 `in_use`) while an alias or a live A/B
+    test points at it."""
+    url = path("models", name, "versions", version, "archive")
+    return Call("POST", url, model(Version), repeatable=True)
+
+
+def unarchive(name: str, version: int) -> Call[Version]:
+    """Bring an archived version back."""
+    url = path("models", name, "versions", version, "unarchive")
+    return Call("POST", url, model(Version), repeatable=True)
 
 
 def download(name: str, version: int, destination: str | os.PathLike[str]) -> Call[Path]:
@@ -53,6 +67,8 @@ class Versions(SyncResource):
     list = sync_pages(list_versions)
     get = sync(get)
     update = sync(update)
+    archive = sync(archive)
+    unarchive = sync(unarchive)
     download = sync(download)
 
 
@@ -60,4 +76,6 @@ class AsyncVersions(AsyncResource):
     list = aio_pages(list_versions)
     get = aio(get)
     update = aio(update)
+    archive = aio(archive)
+    unarchive = aio(unarchive)
     download = aio(download)
