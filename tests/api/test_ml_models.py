@@ -420,7 +420,8 @@ async def test_artifact_downloads_as_the_registered_model(
         f"/api/v1/models/{body['model']}/versions/1/artifact", headers=auth(admin_key)
     )
     assert response.status_code == 200
-    assert response.headers["content-type"] == "application/gzip"
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert response.headers["content-disposition"].endswith('-v1.tar.gz"')
     assert response.headers["x-artifact-digest"] == body["artifact"]["digest"]
     archive = tmp_path / "download.tar.gz"
     archive.write_bytes(response.content)

@@ -105,9 +105,11 @@ def test_upstream_baseline_improvement_lineage_and_rollback(tmp_path: Path) -> N
         registry.register_baseline(
             model_name=name, metrics={"accuracy": 0.8}, dataset=DATASET, benchmark=BENCHMARK
         )
+    # Upstream's positional form: the model first (here a folder), then the model type.
     baseline = registry.register_baseline(
+        model_dir,
+        "lead_scoring",
         model_name=name,
-        artifact=model_dir,
         metrics={"accuracy": 0.8},
         dataset=DATASET,
         benchmark=BENCHMARK,
@@ -118,18 +120,22 @@ def test_upstream_baseline_improvement_lineage_and_rollback(tmp_path: Path) -> N
         {"accuracy": 0.05},
         "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
         model_name=name,
-        artifact=model_dir,
+        artifact=save_sklearn(tmp_path / "v2")[0],  # another save: other files
         metrics={"accuracy": 0.85},
         dataset=DATASET,
     )
     lineage = registry.get_model_lineage(name)
+    by_entry = registry.get_model_lineage(baseline.model_id)  # `name:1`, as upstream returned it
     rolled = registry.rollback_model(name, baseline.model_id)
     assert baseline.is_baseline
+    assert registry.client.models.get(name).model_type == "lead_scoring"
     assert improved.baseline_id == "1"
     assert improved.delta_metrics == {"accuracy": pytest.approx(0.05)}
     assert [entry["version"] for entry in lineage.entries] == ["1", "2"]
-    gain = registry.client.lineage.get(name).cumulative_gain_pp or 0.0
-    assert lineage.total_improvement == pytest.approx(gain), "the service's measured gain"
+    assert [entry["version"] for entry in by_entry.entries] == ["1", "2"]
+    assert registry.client.versions.get(name, 2).deltaone.accepted  # type: ignore[union-attr]
+    assert lineage.total_improvement == pytest.approx(5.0), "v2's accepted +5 pp over v1"
+    assert by_entry.total_improvement == pytest.approx(5.0)
     assert rolled is True
     assert registry.client.aliases.list(name) == {"production": 1}
 

@@ -113,7 +113,12 @@ async def get_benchmark(hash: Hash, _: ReaderDep, benchmarks: BenchmarkServiceDe
     "/{hash}/file",
     response_class=FileResponse,
     responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes"},
+        200: {
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+            "description": "The file's bytes",
+        },
         **problems(404, 422),
     },
 )

@@ -304,8 +304,13 @@ async def unarchive_version(
     response_class=FileResponse,
     responses={
         200: {
-            "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
-            "description": "The model as .tar.gz; X-Artifact-Digest is its artifact digest",
+            # Bytes as every common generator reads them with no option set (a gzip media type
+            # makes openapi-python-client drop the response); the file name says .tar.gz.
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+            "description": "The model as .tar.gz (Content-Disposition names the file); "
+            "X-Artifact-Digest is its artifact digest",
             "headers": {
                 "X-Artifact-Digest": {
                     "schema": {"type": "string"},
@@ -330,7 +335,7 @@ async def download_artifact(
         raise
     return FileResponse(
         archive,
-        media_type="application/gzip",
+        media_type="application/octet-stream",
         filename=archive.name,
         headers={"X-Artifact-Digest": found.artifact_digest},
         background=BackgroundTask(shutil.rmtree, workdir, ignore_errors=True),

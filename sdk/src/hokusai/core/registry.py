@@ -18,6 +18,7 @@ from hokusai.errors import ConfigurationError, HokusaiError
 # Upstream's exception; every error of the client is one now, so old `except` clauses still catch.
 RegistryException = HokusaiError
 TOKEN_ID = re.compile(r"^[A-Za-z0-9-]+$")
+MODEL_TYPES = frozenset({"classification", "regression", "ranking", "lead_scoring", "custom"})
 
 
 @dataclass
@@ -195,16 +196,21 @@ class ModelRegistry:
         benchmark: dict[str, str] | None = None,
         **_: Any,
     ) -> ModelRegistryEntry:
-        """Register a baseline. Upstream took a model object and uploaded nothing; the service
-        needs the model itself (`artifact=` an MLflow model directory or archive, or
-        `source_uri=`), its `metrics`, the `dataset` and the `benchmark`."""
+        """Register a baseline, as upstream's `register_baseline(model, model_type)`: `model` is
+        what is uploaded (an MLflow model directory, a .tar.gz/.zip, or a scikit-learn object),
+        unless `artifact=` or `source_uri=` says otherwise; the model is named `model_name`, else
+        `model_type` (upstream's registry was keyed by type), and recorded with `model_type` when
+        it is one of the service's types (`lead_scoring`...), else `custom`. The service also
+        needs its `metrics` (or `model.get_metrics()`), the `dataset` and the `benchmark`."""
         deprecated("register_baseline", "HokusaiClient().models.register(..., kind='baseline')")
         name = model_name or model_type
         metrics = metrics if metrics is not None else _model_metrics(model)
         if name is None or metrics is None or dataset is None or benchmark is None:
             raise _missing(model_name=name, metrics=metrics, dataset=dataset, benchmark=benchmark)
         if artifact is None and source_uri is None:
-            raise _missing(artifact=None)
+            if model is None:
+                raise _missing(artifact=None)
+            artifact = model
         version = self.client.models.register(
             name,
             kind="baseline",
@@ -213,7 +219,7 @@ class ModelRegistry:
             metrics=metrics,
             dataset=dataset,
             benchmark=benchmark,
-            model_type="custom",
+            model_type=model_type if model_type in MODEL_TYPES else "custom",
             description=(metadata or {}).get("description"),
         )
         return _entry(version)
@@ -256,10 +262,20 @@ class ModelRegistry:
         return _entry(version)
 
     def get_model_lineage(self, model_id: str) -> ModelLineage:
-        """The lineage of a model (by name; `name:version` for one version's ancestors)."""
+        """The lineage of a model, by name or by an entry's `model_id` (`name:version`: the
+        versions that version descends from and leads to). `total_improvement` is the gain, in
+        percentage points, of the lineage's head over its baseline: the `production` version
+        when it is in the lineage, else the newest version DeltaOne accepted (0.0 when none)."""
         deprecated("get_model_lineage", "HokusaiClient().lineage.get(name)")
         name, _, version = model_id.partition(":")
-        graph = self.client.lineage.get(name, version=int(version) if version else None)
+        graph = self.client.lineage.get(
+            name, version=int(version) if version else None, direction="both"
+        )
+        numbers = {node.version for node in graph.nodes}
+        production = self.client.aliases.list(name).get("production")
+        accepted = [node.version for node in graph.nodes if node.deltaone_accepted]
+        head = production if production in numbers else max(accepted, default=None)
+        total = self.client.lineage.get(name, version=head).cumulative_gain_pp if head else None
         entries = [
             {
                 "model_id": f"{name}:{node.version}",
@@ -269,7 +285,7 @@ class ModelRegistry:
             }
             for node in sorted(graph.nodes, key=lambda n: n.version)
         ]
-        return ModelLineage(model_id, entries, float(graph.cumulative_gain_pp or 0.0))
+        return ModelLineage(model_id, entries, float(total or 0.0))
 
     def list_models_by_type(self, model_type: str) -> list[ModelRegistryEntry]:
         """Every version of the model `model_type` (upstream's model type is our model name)."""
