@@ -40,6 +40,7 @@ migrate: install
 	$(BIN)/hokusai-api migrate
 
 up:
+	scripts/compose-secrets
 	docker compose up --build --detach
 
 down:

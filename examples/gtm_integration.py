@@ -1,10 +1,13 @@
-"""Lead scoring as GTM-backend does it: the async client, a base URL ending in `/api`, a model
-named by GTM-backend's numeric id, your own request ids, short timeouts, a fallback when the
-service says 503 (with Retry-After), and batch scoring of a whole lead list.
+"""Lead scoring as GTM-backend does it: the async client, a model named by GTM-backend's numeric
+id, your own request ids, short timeouts, a fallback when the service says 503 (with
+Retry-After), and batch scoring of a whole lead list.
 
     pip install 'hokusai-ml-platform[mlflow]' scikit-learn pandas
-    export HOKUSAI_BASE_URL=http://127.0.0.1:8000/api HOKUSAI_API_KEY=hk_...   # a `write` key
+    export HOKUSAI_BASE_URL=http://127.0.0.1:8000 HOKUSAI_API_KEY=hk_...   # a `write` key
     python examples/gtm_integration.py
+
+The base URL is the service's root, as in every example; GTM-backend's own setting ends in `/api`,
+and the client takes that too.
 
 In production GTM-backend holds a key with the `read` and `predict` scopes only; this example
 also registers the model it scores with, which needs `write`.
@@ -103,7 +106,7 @@ async def score_lead(client: AsyncHokusaiClient, model_id: str, lead: dict[str, 
 async def main() -> None:
     model_id = str(random.randint(10_000, 99_999))  # GTM-backend names models by numeric id
     register_lead_model(model_id)
-    base_url = os.environ["HOKUSAI_BASE_URL"]  # may end in /api, as GTM-backend configures it
+    base_url = os.environ["HOKUSAI_BASE_URL"]  # the root; GTM-backend's `.../api` works too
     # Short timeouts and few retries: a sales conversation does not wait for a slow score.
     async with AsyncHokusaiClient(base_url, timeout=5.0, max_retries=2) as client:
         leads = lead_history(50, seed=2).drop(columns="converted").to_dict(orient="records")

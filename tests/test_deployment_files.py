@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,7 +53,7 @@ def test_compose_has_the_whole_stack(compose: dict[str, Any]) -> None:
         assert depends[service]["condition"] == "service_healthy"
         assert "healthcheck" in compose["services"][service]
     assert compose["services"]["migrate"]["command"] == ["hokusai-api", "migrate"]
-    assert set(compose["volumes"]) == {"postgres-data", "mlflow-artifacts", "api-keys"}
+    assert set(compose["volumes"]) == {"postgres-data", "mlflow-artifacts", "signing-keys"}
     key_file = compose["services"]["api"]["environment"]["HOKUSAI_ATTESTATION_KEY_FILE"]
     assert any(
         key_file.startswith(volume.split(":")[1])
@@ -112,7 +117,9 @@ def test_mlflow_stores_runs_in_its_own_postgres_database(compose: dict[str, Any]
 
 def test_published_api_port_matches_settings_and_image(compose: dict[str, Any]) -> None:
     port = api_environment(compose)["HOKUSAI_PORT"]
-    assert compose["services"]["api"]["ports"] == [f"{port}:{port}"]
+    [published] = compose["services"]["api"]["ports"]
+    assert interpolate(published) == f"127.0.0.1:8000:{port}", "loopback by default"
+    assert "${API_PORT:-8000}" in published, "the host's port is a setting"
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert f"EXPOSE {port}" in dockerfile
     assert f"HOKUSAI_PORT={port}" in dockerfile
@@ -139,3 +146,31 @@ def test_the_image_carries_the_services_version() -> None:
     assert 'org.opencontainers.image.version="${VERSION}"' in dockerfile
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert f"## [{__version__}]" in changelog
+
+
+def test_compose_secrets_are_written_to_env_once_and_kept(tmp_path: Path) -> None:
+    """`scripts/compose-secrets` writes what compose needs into .env (mode 0600); a second run
+    changes nothing, so the next `up` reaches the database the first one created."""
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "compose-secrets", checkout / "scripts")
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    first = subprocess.run(
+        [str(checkout / "scripts" / "compose-secrets")], env=env, capture_output=True, text=True
+    )
+    assert first.returncode == 0, first.stderr
+    written = (checkout / ".env").read_text()
+    values = dict(line.split("=", 1) for line in written.splitlines())
+    assert set(values) == set(SECRETS)
+    assert re.fullmatch(r"[0-9a-f]{48}", values["POSTGRES_PASSWORD"])
+    assert re.fullmatch(r"hk_[0-9a-f]{48}", values["HOKUSAI_BOOTSTRAP_API_KEY"])
+    assert stat.S_IMODE((checkout / ".env").stat().st_mode) == 0o600
+    again = subprocess.run(
+        [str(checkout / "scripts" / "compose-secrets")], env=env, capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr
+    assert (checkout / ".env").read_text() == written, "kept, not regenerated"
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+SECRETS = ("POSTGRES_PASSWORD", "HOKUSAI_BOOTSTRAP_API_KEY")

@@ -60,14 +60,14 @@ def test_no_page_loads_anything_from_another_host(site: Path) -> None:
 
 def test_diagrams_render_with_the_shipped_mermaid(site: Path) -> None:
     """Material fetches Mermaid from a CDN unless a `mermaid` global exists: ship one."""
-    page = (site / "architecture" / "index.html").read_text()
+    page = (site / "architecture.html").read_text()
     assert 'class="mermaid"' in page
     assert "assets/vendor/mermaid/mermaid.min.js" in page
     assert (site / "assets" / "vendor" / "mermaid" / "mermaid.min.js").stat().st_size > 1_000_000
 
 
 def test_the_rest_reference_covers_every_operation(site: Path) -> None:
-    page = (site / "reference" / "rest" / "index.html").read_text()
+    page = (site / "reference" / "rest.html").read_text()
     document = json.loads((ROOT / "openapi.json").read_text())
     for path, methods in document["paths"].items():
         for method, operation in methods.items():
@@ -79,7 +79,7 @@ def test_the_rest_reference_covers_every_operation(site: Path) -> None:
 def test_the_client_reference_shows_every_resource_method(site: Path) -> None:
     from hokusai import HokusaiClient
 
-    page = (site / "reference" / "sdk" / "index.html").read_text()
+    page = (site / "reference" / "sdk.html").read_text()
     client = HokusaiClient("http://127.0.0.1:9", "hk_" + "x" * 40)
     for resource in (
         "models",
@@ -102,7 +102,7 @@ def test_the_client_reference_shows_every_resource_method(site: Path) -> None:
 
 
 def test_the_client_reference_shows_the_constructor_and_the_response_types(site: Path) -> None:
-    page = (site / "reference" / "sdk" / "index.html").read_text()
+    page = (site / "reference" / "sdk.html").read_text()
     for parameter in ("base_url", "api_key", "timeout", "max_retries", "max_batch_size"):
         assert parameter in page, parameter
     for kind in ("Model", "Version", "DeltaOne", "Prediction", "Attestation", "OutcomesAccepted"):
@@ -122,3 +122,26 @@ def test_the_metrics_page_lists_every_metric_the_service_defines() -> None:
             assert f"`{name}`" in page, name
     named = {name.removesuffix("_bucket") for name in re.findall(r"\bhokusai_[a-z_]+", page)}
     assert named - defined == set(), "the page names a metric the service does not have"
+
+
+def test_the_site_opened_from_disk_links_files_not_folders(site: Path) -> None:
+    """Every link between pages names an HTML file that exists: opened from disk
+    (`site/index.html`), a link to a folder would show a directory listing."""
+    href = re.compile(r'<a\b[^>]*\bhref="([^"#?]+)[^"]*"')
+    broken = []
+    for page in site.rglob("*.html"):
+        if page.name == "404.html":  # served by a web server for any path: its links are absolute
+            continue
+        for target in href.findall(page.read_text()):
+            if target.startswith(("http:", "https:", "mailto:", "data:")):
+                continue
+            resolved = (page.parent / target).resolve()
+            if not resolved.is_file():
+                broken.append(f"{page.relative_to(site)} -> {target}")
+    assert broken == [], broken[:20]
+
+
+def test_code_blocks_wrap_long_lines(site: Path) -> None:
+    page = (site / "index.html").read_text()
+    assert "assets/extra.css" in page
+    assert "pre-wrap" in (site / "assets" / "extra.css").read_text()

@@ -23,7 +23,11 @@ from app.cli import ROOT
 from tests.docs.conftest import UserService
 from tests.services_under_test import free_port, running
 
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+PAGES = [
+    ROOT / "README.md",
+    ROOT / "examples" / "README.md",
+    *sorted((ROOT / "docs").rglob("*.md")),
+]
 RUN = {"python", "sh", "bash"}
 FENCE = re.compile(r"^```(\w*)")
 NOT_RUN = re.compile(r"^<!-- not-run: (.+) -->$")

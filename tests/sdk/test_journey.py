@@ -242,7 +242,9 @@ async def test_the_async_client_under_gather(live: LiveService, model_dir: Path)
     assert name in names
 
 
-def test_a_scikit_learn_object_is_saved_with_mlflow_and_registered(client: HokusaiClient) -> None:
+def test_a_scikit_learn_object_is_saved_with_mlflow_and_registered(
+    client: HokusaiClient, caplog: pytest.LogCaptureFixture
+) -> None:
     from sklearn.linear_model import LogisticRegression
 
     frame, labels, _ = training_data()
@@ -260,6 +262,8 @@ def test_a_scikit_learn_object_is_saved_with_mlflow_and_registered(client: Hokus
     prediction = client.predict(name, rows(3))
     assert version.version == 1
     assert prediction.predictions == estimator.predict(frame.iloc[:3]).tolist()
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("mlflow")]
+    assert not [m for m in said if "pip version" in m], "MLflow's conda.yaml note is not the user's"
     with pytest.raises(ConfigurationError, match="scikit-learn"):
         client.models.register(
             name, kind="baseline", artifact=object(), metrics={}, dataset=DATASET

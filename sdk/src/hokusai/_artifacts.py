@@ -4,12 +4,15 @@ archive file is sent as it is, and a scikit-learn model object is saved as an ML
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import inspect
 import io
+import logging
 import os
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +78,28 @@ def _saved(model: Any) -> tuple[str, bytes]:
         options: dict[str, Any] = {"pip_requirements": requirements}
         if "skops_trusted_types" in inspect.signature(mlflow.sklearn.save_model).parameters:
             options["skops_trusted_types"] = _own_types(model)
-        mlflow.sklearn.save_model(model, str(directory), **options)
+        with _quiet(logging.getLogger("mlflow.utils.environment"), PIP_VERSION_WARNING):
+            mlflow.sklearn.save_model(model, str(directory), **options)
         return packed(directory)
+
+
+# MLflow's note when the environment has no `pip` (uv's venvs): it only concerns the conda.yaml
+# MLflow writes, which the service never uses; the user has nothing to do about it.
+PIP_VERSION_WARNING = "Failed to resolve installed pip version"
+
+
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger, message: str) -> Iterator[None]:
+    """`logger` without its records that start with `message`, for the block."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(message)
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def _own_types(model: Any) -> list[str] | None:
