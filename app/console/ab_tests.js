@@ -75,7 +75,7 @@ export async function abTestPage(view, { id }, _query, redraw) {
     results.srm.flagged
       ? el("div", { class: "error", id: "srm", role: "alert" }, el("strong", {}, "Sample ratio mismatch. "), `Exposures do not follow the weights (p = ${results.srm.p_value.toExponential(2)}): the assignment or the logging is broken, so the results cannot be trusted.`)
       : null,
-    session.can("write") ? actions(test, redraw) : null,
+    session.can("write") ? actions(test, results, redraw) : null,
     el("h2", {}, `Mean ${test.metric.name} per variant`),
     el("p", { class: "muted" }, `Each bar is the mean's ${percent(test.confidence_level)} interval; the band is the control's.`),
     meansChart(results.variants),
@@ -88,7 +88,7 @@ export async function abTestPage(view, { id }, _query, redraw) {
         return el(
           "tr",
           { "data-variant": variant.name },
-          el("th", { scope: "row" }, variant.name, variant === control ? el("span", { class: "muted" }, " (control)") : null),
+          el("th", { scope: "row" }, variant.name, variant === control && variant.name !== "control" ? el("span", { class: "muted" }, " (control)") : null),
           el("td", {}, variant.version === null ? "–" : `v${variant.version}`),
           el("td", { class: "num" }, percent(variant.weight)),
           el("td", { class: "num exposures" }, number(variant.exposures)),
@@ -115,7 +115,7 @@ function interval(low, high) {
   return low === null || high === null ? "–" : `[${number(low)}, ${number(high)}]`;
 }
 
-function actions(test, redraw) {
+function actions(test, results, redraw) {
   const status = el("span", { role: "status" });
   const act = (name, body) => async () => {
     try {
@@ -129,15 +129,24 @@ function actions(test, redraw) {
     el("button", { type: "button", class: name === "stop" ? "danger" : "", "data-action": name, onclick: act(name) }, name),
   );
   let promote = null;
-  if (test.status !== "draft") {
-    const variant = el("select", { name: "variant" }, test.variants.map((v) => el("option", { value: v.name }, v.name)));
-    const force = el("input", { type: "checkbox", name: "force" });
+  // Promoting is for a started test whose winner is not chosen yet; the choice offered first is
+  // the treatment most likely to beat the control, never the control itself.
+  if (test.status !== "draft" && !test.winner) {
+    const best = [...results.comparisons].sort((a, b) => (b.chance_to_beat_control ?? -1) - (a.chance_to_beat_control ?? -1))[0];
+    const preferred = best ? best.variant : (test.variants[1] || test.variants[0]).name;
+    const variant = el(
+      "select",
+      { name: "variant", "aria-label": "variant to promote" },
+      test.variants.map((v, i) => el("option", { value: v.name, selected: v.name === preferred }, i === 0 ? `${v.name} (control)` : v.name)),
+    );
+    const force = el("input", { type: "checkbox", name: "force", id: "promote-force" });
     promote = el(
       "span",
       { class: "promote" },
+      el("span", { class: "muted" }, "Promote "),
       variant,
-      el("label", {}, force, " even if the results do not favour it"),
       el("button", { type: "button", "data-action": "promote", onclick: act("promote", () => ({ variant: variant.value, force: force.checked })) }, "promote to production"),
+      el("label", { class: "check", for: "promote-force" }, force, " even if the results do not favour it"),
     );
   }
   return el("div", { class: "action write", id: "test-actions" }, buttons, promote, status);

@@ -136,6 +136,8 @@ class ModelVersion(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
     deltaone_gain_pp: Mapped[Decimal | None] = mapped_column(Numeric())  # any size: 1e302 % too
     attestation_id: Mapped[str | None] = mapped_column(String(71))
     archived_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The input columns its MLmodel file declares: [{name, type, required}], or None.
+    input_signature: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
 
 
 class VersionContributor(Base):

@@ -201,6 +201,12 @@ class DeltaOneRead(BaseModel):
     )
 
 
+class SignatureColumn(BaseModel):
+    name: str
+    type: str = Field(description="MLflow's type: double, float, long, integer, boolean, string...")
+    required: bool
+
+
 class VersionRead(BaseModel):
     model: str
     version: int
@@ -223,6 +229,11 @@ class VersionRead(BaseModel):
     attestation_id: str | None
     archived_at: datetime | None = Field(
         None, description="When the version was archived; null when it is not"
+    )
+    signature: list[SignatureColumn] | None = Field(
+        None,
+        description="The input columns its MLmodel file declares (rows are checked against "
+        "them); null when it declares none",
     )
 
 

@@ -4,13 +4,15 @@ either format, has the same digest)."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, Any
 
+import yaml
 from hokusai import measure
 
 from app.core.errors import ArtifactTooLarge, InvalidArtifact
@@ -40,6 +42,36 @@ def unpack(
     else:
         raise InvalidArtifact("The artifact must be a .tar.gz or .zip archive of an MLflow model")
     return model_root(destination)
+
+
+# An MLmodel file is a few kilobytes; a signature of more columns than this is not one to show.
+MAX_MLMODEL_BYTES = 1 << 20
+MAX_SIGNATURE_COLUMNS = 10_000
+
+
+def input_signature(model_dir: Path) -> list[dict[str, Any]] | None:
+    """The model's input columns (`name`, `type`, `required`) as its MLmodel file declares them,
+    read as data (YAML, then the signature's JSON; no code of the model runs); None when it
+    declares none, or a tensor signature, or something that does not parse."""
+    path = model_dir / MLMODEL
+    try:
+        if path.stat().st_size > MAX_MLMODEL_BYTES:
+            return None
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        inputs = json.loads(document["signature"]["inputs"])
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(inputs, list) or not 0 < len(inputs) <= MAX_SIGNATURE_COLUMNS:
+        return None
+    columns = []
+    for spec in inputs:
+        if not isinstance(spec, dict):
+            return None
+        name, kind, required = spec.get("name"), spec.get("type"), spec.get("required", True)
+        if not (isinstance(name, str) and isinstance(kind, str) and isinstance(required, bool)):
+            return None  # a tensor spec, or unnamed columns
+        columns.append({"name": name[:250], "type": kind[:32], "required": required})
+    return columns
 
 
 def model_root(directory: Path) -> Path:

@@ -312,6 +312,7 @@ def version_read(
         deltaone=DeltaOneRead.model_validate(v.deltaone) if v.deltaone else None,
         attestation_id=v.attestation_id,
         archived_at=v.archived_at,
+        signature=v.input_signature,
     )
 
 

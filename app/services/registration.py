@@ -130,6 +130,7 @@ class RegistrationService:
         with tempfile.TemporaryDirectory(prefix="hokusai-artifact-") as workdir:
             model_dir, run_id = await self._fetch_artifact(artifact, Path(workdir))
             digest = await asyncio.to_thread(artifacts.digest, model_dir)
+            signature = await asyncio.to_thread(artifacts.input_signature, model_dir)
             measured = None
             if held is not None and parent is not None:
                 measured = await self._measure(held, benchmark, parent, model_dir, digest)
@@ -207,6 +208,7 @@ class RegistrationService:
             root_id=parent.root_id if parent else version_id,
             delta=_delta(parent, request.metrics, benchmark) if parent else None,
             artifact_digest=digest,
+            input_signature=signature,
             source_uri=published.source_uri,
             mlflow_run_id=published.run_id,
             created_by=actor.name,

@@ -66,6 +66,9 @@ async def test_upload_registers_a_baseline_in_postgres_and_mlflow(
     assert body["delta"] is None
     assert body["artifact"]["digest"].startswith("sha256:")
     assert body["artifact"]["mlflow_run_id"]
+    assert body["signature"] == [
+        {"name": column, "type": "double", "required": True} for column in ("f0", "f1", "f2")
+    ], "the input columns the MLmodel file declares"
     mlflow_version = mlflow_client.get_model_version(name, "1")
     assert mlflow_version.run_id == body["artifact"]["mlflow_run_id"]
     assert mlflow_version.tags["is_baseline"] == "true"
@@ -501,3 +504,23 @@ async def test_registered_models_load_back_and_predict_like_the_originals(
         assert_problem(wrong, 422, "validation_failed")
         assert "f2" in wrong.json()["detail"]
         assert "extra" in wrong.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "mlmodel",
+    [
+        b"flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n",  # none declared
+        b'flavors: {}\nsignature:\n  inputs: \'[{"type": "tensor", "tensor-spec": {}}]\'\n',
+        b"flavors: {}\nsignature:\n  inputs: 'not json'\n",
+        b"flavors: {}\nsignature: [1, 2]\n",
+        b"!!python/object/apply:os.system ['true']\n",  # code, were it loaded unsafely
+        b"\xff\xfe not utf-8",
+    ],
+)
+def test_an_mlmodel_without_a_readable_column_signature_has_none(
+    tmp_path: Path, mlmodel: bytes
+) -> None:
+    from app.services.artifacts import input_signature
+
+    (tmp_path / "MLmodel").write_bytes(mlmodel)
+    assert input_signature(tmp_path) is None

@@ -84,6 +84,11 @@ def test_the_whole_journey_with_the_sync_client(
         assert batch.predictions == direct.predictions, "split in three calls, joined in order"
         frame = training_data(10)[0]  # a pandas DataFrame, as MLflow's pyfunc takes it
         assert client.predict(name, frame, version=1).predictions == direct.predictions
+        array = frame.to_numpy()  # columns in the signature's order, as pyfunc takes it too
+        assert client.predict(name, array, version=1).predictions == direct.predictions
+        assert client.predict(name, array[0]).predictions == [one.predictions[0]]
+        with pytest.raises(ConfigurationError, match="3 values"):
+            client.predict(name, array[:, :2], version=1)
         assert batch.cache.hits + batch.cache.misses == 10
 
         comparison = client.models.compare(name, 1, 2)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import httpx
 
 from hokusai._base import BaseClient, Call, Wait, body, path
+from hokusai.errors import ConfigurationError
 from hokusai.resources.ab_tests import AbTests, AsyncAbTests
 from hokusai.resources.aliases import Aliases, AsyncAliases
 from hokusai.resources.api_keys import ApiKeys, AsyncApiKeys
@@ -23,7 +24,7 @@ from hokusai.resources.experiments import AsyncExperiments, Experiments
 from hokusai.resources.lineage import AsyncLineage, Lineage
 from hokusai.resources.models import AsyncModels, Models
 from hokusai.resources.versions import AsyncVersions, Versions
-from hokusai.types import CacheCounts, Health, Prediction, Readiness
+from hokusai.types import CacheCounts, Health, Model, Prediction, Readiness, Version
 
 T = TypeVar("T")
 Rows = dict[str, Any] | list[dict[str, Any]]
@@ -57,6 +58,49 @@ def _rows(inputs: Any) -> Rows:
         rows: list[dict[str, Any]] = json.loads(inputs.to_json(orient="records"))
         return rows
     return inputs  # type: ignore[no-any-return]
+
+
+def _is_array(inputs: Any) -> bool:
+    """A numpy array (rows of values in the signature's column order), not a DataFrame."""
+    return hasattr(inputs, "ndim") and hasattr(inputs, "tolist") and not hasattr(inputs, "columns")
+
+
+def _target(model: Model, version: int | None, alias: str | None, unit_id: str | None) -> int:
+    """The version an array's rows go to, whose signature names their columns."""
+    if unit_id is not None:
+        raise ConfigurationError(
+            "An array has no column names, and a unit's A/B variant may be a version with other "
+            "columns: send a DataFrame or dicts with unit_id"
+        )
+    if version is not None:
+        return version
+    number = model.aliases.get(alias or "production")
+    if number is None and alias is None:
+        number = model.latest_version
+    if number is None:
+        raise ConfigurationError(
+            f"Model {model.name} has no version behind {alias or 'production'}"
+        )
+    return number
+
+
+def _array_rows(array: Any, found: Version) -> list[dict[str, Any]]:
+    """Each row of a 1-D or 2-D array as a dict named by the version's input signature."""
+    if found.signature is None:
+        raise ConfigurationError(
+            f"Version {found.version} of {found.model} declares no input signature, so an array "
+            "cannot be matched to columns: send a DataFrame or dicts"
+        )
+    names = [column.name for column in found.signature]
+    rows = array.tolist()
+    if array.ndim == 1:
+        rows = [rows]
+    if array.ndim not in (1, 2) or any(len(row) != len(names) for row in rows):
+        raise ConfigurationError(
+            f"The array's rows must have {len(names)} values, in the signature's order: "
+            + ", ".join(names[:20])
+        )
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def _chunks(inputs: Rows, size: int) -> list[Rows]:
@@ -155,10 +199,15 @@ class HokusaiClient(BaseClient):
         unit_id: str | None = None,
         request_id: str | None = None,
     ) -> Prediction:
-        """Predict one row (a dict) or many (a list of dicts, or a pandas DataFrame, one row per
-        row); more rows than the batch limit are sent in several calls and the answers joined in
-        order. `request_id` is sent as X-Request-ID (your own trace id; the service logs it and
-        echoes it, also in errors)."""
+        """Predict one row (a dict) or many (a list of dicts, a pandas DataFrame, or a numpy array
+        whose columns are in the version's signature order, as MLflow's pyfunc takes them); more
+        rows than the batch limit are sent in several calls and the answers joined in order.
+        `request_id` is sent as X-Request-ID (your own trace id; the service logs it and echoes
+        it, also in errors)."""
+        if _is_array(inputs):
+            model = self.models.get(name)
+            version = _target(model, version, alias, unit_id)
+            inputs = _array_rows(inputs, self.versions.get(name, version))
         parts = [
             self._run(_predict(name, chunk, version, alias, unit_id, request_id))
             for chunk in _chunks(_rows(inputs), self.max_batch_size)
@@ -241,9 +290,13 @@ class AsyncHokusaiClient(BaseClient):
         unit_id: str | None = None,
         request_id: str | None = None,
     ) -> Prediction:
-        """Predict one row or many (a list of dicts, or a pandas DataFrame); chunks of a long
-        list are sent concurrently (at most four at a time) and joined in order. `request_id` is
-        sent as X-Request-ID."""
+        """Predict one row or many (a list of dicts, a pandas DataFrame, or a numpy array in the
+        signature's column order); chunks of a long list are sent concurrently (at most four at
+        a time) and joined in order. `request_id` is sent as X-Request-ID."""
+        if _is_array(inputs):
+            model = await self.models.get(name)
+            version = _target(model, version, alias, unit_id)
+            inputs = _array_rows(inputs, await self.versions.get(name, version))
         gate = asyncio.Semaphore(CONCURRENT_CHUNKS)
 
         async def one(chunk: Rows) -> Prediction:

@@ -442,6 +442,12 @@ class Signature(_Response):
     sig: str
 
 
+class SignatureColumn(_Response):
+    name: str
+    type: str
+    required: bool
+
+
 class Srm(_Response):
     p_value: float | None
     flagged: bool
@@ -495,6 +501,7 @@ class Version(_Response):
     deltaone: DeltaOne | None
     attestation_id: str | None
     archived_at: datetime | None = None
+    signature: list[SignatureColumn] | None = None
 
 
 class Warmup(_Response):
