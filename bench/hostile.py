@@ -235,7 +235,7 @@ def production_move_lag_ms(url: str, key: str, workdir: str) -> float | None:
 def measure(label: str, source: Path | None, seconds: float) -> dict[str, object]:
     key = generate_key()
     results: dict[str, object] = {"label": label}
-    with stores(real_mlflow=True, migrated=True) as where:
+    with stores(real_mlflow=True) as where:  # each service builds its own schema at start
         target = urlsplit(where.mlflow_uri)
         proxy = Proxy(target.hostname or "127.0.0.1", target.port or 80)
         database, through = database_behind_proxy(where.database_url)

@@ -14,12 +14,21 @@ export class ApiError extends Error {
   }
 }
 
+// What a scope allows, as the service reads it (app/core/security.py, IMPLIED_SCOPES).
+const IMPLIED = {
+  read: ["read"],
+  predict: ["predict"],
+  write: ["write", "read"],
+  benchmark: ["benchmark", "read"],
+  admin: ["read", "predict", "write", "benchmark", "admin"],
+};
+
 export const session = {
   key: sessionStorage.getItem(STORED),
   name: null,
   scopes: [],
   can(scope) {
-    return this.scopes.includes(scope);
+    return this.scopes.some((held) => (IMPLIED[held] || [held]).includes(scope));
   },
 };
 
@@ -42,6 +51,35 @@ export function get(path, query) {
 
 export function post(path, body) {
   return call("POST", path, { body });
+}
+
+export function patch(path, body) {
+  return call("PATCH", path, { body });
+}
+
+/** A file the API answers (an artifact), saved by the browser under `name`. */
+export async function download(where, name) {
+  const response = await fetch(BASE + where, {
+    headers: { Authorization: `Bearer ${session.key}` },
+    credentials: "omit",
+    cache: "no-store",
+  });
+  if (!response.ok) {
+    let problem = null;
+    try {
+      problem = await response.json();
+    } catch {
+      problem = null;
+    }
+    throw new ApiError(response.status, problem);
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const anchor = Object.assign(document.createElement("a"), { href: url, download: name });
+  document.body.append(anchor);
+  anchor.click();
+  anchor.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  return response.headers.get("X-Artifact-Digest");
 }
 
 async function call(method, where, { key = session.key, query, body } = {}) {

@@ -6,7 +6,7 @@ import { el, problem, show } from "./dom.js";
 import { abTestPage, abTestsPage } from "./ab_tests.js";
 import { attestationPage, contributorPage, contributorsPage } from "./contributors.js";
 import { lineagePage } from "./lineage.js";
-import { modelPage, modelsPage } from "./models.js";
+import { modelPage, modelsPage, versionPage } from "./models.js";
 
 const main = document.getElementById("main");
 
@@ -15,6 +15,7 @@ const ROUTES = [
   [["models"], modelsPage],
   [["models", ":name"], modelPage],
   [["models", ":name", "lineage"], lineagePage],
+  [["models", ":name", "versions", ":version"], versionPage],
   [["ab-tests"], abTestsPage],
   [["ab-tests", ":id"], abTestPage],
   [["contributors"], contributorsPage],

@@ -1,4 +1,4 @@
-// Contributors and attestations: a contributor's impact and contributions by model, an
+// Contributors and attestations: every contributor, a contributor's impact and contributions by model, an
 // attestation's statement, and its verification by the service (the result shown as given).
 
 import { get, path, post } from "./api.js";
@@ -6,7 +6,9 @@ import { el, link, number, pager, points, problem, route, short, show, table, wh
 
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 
-export async function contributorsPage(view) {
+export async function contributorsPage(view, _params, query) {
+  const offset = Number(query.offset || 0);
+  const everyone = await get("/contributors", { limit: 50, offset });
   const input = el("input", { id: "address", name: "address", placeholder: "0x… (40 hex digits)", autocomplete: "off", spellcheck: "false", class: "wide" });
   const status = el("p", { class: "muted", role: "status" });
   show(
@@ -30,6 +32,27 @@ export async function contributorsPage(view) {
       el("button", { type: "submit" }, "Show impact"),
     ),
     status,
+    el("p", { class: "muted", id: "contributor-count" }, `${everyone.total} contributor${everyone.total === 1 ? "" : "s"}, the largest accepted gain the service measured first`),
+    everyone.items.length
+      ? table(
+          ["Address", "Contributions", "Models", "Accepted", "Measured gain", "Claimed gain", "Last"],
+          everyone.items.map((c) =>
+            el(
+              "tr",
+              { "data-address": c.address },
+              el("td", {}, link(c.address, ["contributors", c.address])),
+              el("td", { class: "num" }, number(c.contributions)),
+              el("td", { class: "num" }, number(c.models_improved)),
+              el("td", { class: "num" }, number(c.deltaone_accepted)),
+              el("td", { class: "num measured" }, points(c.measured_accepted_gain_pp)),
+              el("td", { class: "num claimed" }, points(c.claimed_accepted_gain_pp)),
+              el("td", {}, when(c.last_contribution_at)),
+            ),
+          ),
+          { id: "contributors" },
+        )
+      : el("p", {}, "No contribution yet."),
+    pager(everyone, (next) => route(["contributors"], { offset: next })),
   );
 }
 

@@ -53,5 +53,23 @@ class Contribution(BaseModel):
     created_at: datetime
 
 
+class ContributorSummary(BaseModel):
+    """One contributor in the list of all of them."""
+
+    address: str = Field(description="EIP-55 checksummed")
+    contributions: int
+    models_improved: int
+    deltaone_accepted: int
+    measured_accepted_gain_pp: float = Field(
+        description="Σ gain_pp x bps / 10000 over accepted contributions the service measured"
+    )
+    claimed_accepted_gain_pp: float = Field(description="The same over claimed ones")
+    last_contribution_at: datetime
+
+
+class ContributorPage(Page[ContributorSummary]):
+    """Every contributor, the largest measured accepted gain first."""
+
+
 class ContributionPage(Page[Contribution]):
     """A page of a contributor's contributions."""

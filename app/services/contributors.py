@@ -19,7 +19,13 @@ from app.core.errors import InvalidAddress
 from app.core.vocabulary import Basis
 from app.db.repositories.contributors import ContributionRepository
 from app.schemas.common import ADDRESS as ADDRESS_PATTERN
-from app.schemas.contributors import Contribution, Gains, Impact, ModelImpact
+from app.schemas.contributors import (
+    Contribution,
+    ContributorSummary,
+    Gains,
+    Impact,
+    ModelImpact,
+)
 from app.services.deltas import rounded
 
 TOTAL_BPS = 10_000
@@ -111,6 +117,23 @@ class ContributorService:
             ],
             attestation_ids=await self.contributions.attestation_ids(stored),
         )
+
+    async def list_contributors(
+        self, *, limit: int, offset: int
+    ) -> tuple[list[ContributorSummary], int]:
+        rows, total = await self.contributions.leaders(limit=limit, offset=offset)
+        return [
+            ContributorSummary(
+                address=checksummed(row.address),
+                contributions=row.contributions,
+                models_improved=row.models,
+                deltaone_accepted=row.accepted,
+                measured_accepted_gain_pp=_pp(row.measured),
+                claimed_accepted_gain_pp=_pp(row.claimed),
+                last_contribution_at=row.last,
+            )
+            for row in rows
+        ], total
 
     async def contributions_of(
         self, address: str, *, limit: int, offset: int

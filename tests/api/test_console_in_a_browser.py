@@ -248,6 +248,15 @@ def test_a_contributor_page_shows_impact_and_verifies_an_attestation(
     browser: Browser, console: Console
 ) -> None:
     page, refused = signed_in(browser, console, console.key("read"), "#/contributors")
+    page.wait_for_selector("#contributors")
+    listed = console.api("/contributors?limit=500")
+    addresses = page.locator("#contributors tr[data-address]").evaluate_all(
+        "rows => rows.map(r => r.dataset.address)"
+    )
+    assert addresses == [c["address"] for c in listed["items"][:50]]
+    assert CONTRIBUTOR in addresses
+    mine = page.locator(f"#contributors tr[data-address='{CONTRIBUTOR}']")
+    assert mine.locator("td.claimed").inner_text() != "0.00 pp"
     page.fill("#address", "0x123")
     page.click("form.search button")
     assert "40 hexadecimal digits" in page.locator("[role=status]").inner_text()
@@ -522,4 +531,60 @@ def test_a_write_key_archives_and_unarchives_a_version_and_a_model(
     page.click("#archive-model button[data-archive=unarchive]")
     page.wait_for_selector("#archive-model button[data-archive=archive]")
     assert console.api(f"/models/{model}")["archived_at"] is None
+    assert refused == []
+
+
+def test_a_version_page_shows_its_signature_downloads_predicts_compares_and_is_edited(
+    browser: Browser, console: Console
+) -> None:
+    model = console.data.model
+    page, refused = signed_in(
+        browser, console, console.key("write", "predict"), f"#/models/{model}"
+    )
+    page.wait_for_selector("#performance")
+    points = page.locator("#performance g.point")
+    assert points.evaluate_all("g => g.map(x => x.dataset.version)") == ["1", "2", "3", "4"]
+    kinds = points.evaluate_all("g => g.map(x => x.dataset.kind)")
+    assert kinds == ["baseline", "accepted", "rejected", "accepted"]
+    assert page.locator("#performance text.production").count() == 2  # v2 and v4 held it
+    assert page.locator("#performance text.production.current").count() == 1
+
+    page.click("#versions a:text-is('v4')")
+    page.wait_for_selector("#signature")
+    assert page.url.endswith(f"#/models/{model}/versions/4")
+    columns = page.locator("#signature tr[data-column]").evaluate_all(
+        "rows => rows.map(r => r.dataset.column)"
+    )
+    assert columns == ["f0", "f1", "f2"]
+    assert "accepted" in page.locator("#decision").inner_text()
+    assert "0x" in page.locator("#version-contributors").inner_text()
+
+    with page.expect_download() as downloading:
+        page.click("#download-artifact")
+    saved = downloading.value
+    assert saved.suggested_filename == f"{model}-v4.tar.gz"
+    with open(saved.path(), "rb") as handle:
+        assert handle.read(2) == b"\x1f\x8b", "the artifact, a gzip archive"
+
+    for column, value in zip(columns, ("0.1", "0.2", "0.3"), strict=True):
+        page.fill(f"#try-prediction input[name={column}]", value)
+    page.click("#try-prediction button")
+    page.wait_for_selector("#try-answer code.prediction")
+    assert page.locator("#try-answer").inner_text().startswith("v4 answers ")
+
+    page.fill("#compare input[name=other]", "2")
+    page.click("#compare button")
+    page.wait_for_selector("#comparison-table tr[data-metric=accuracy]")
+    compared = page.locator("#comparison-table tr[data-metric=accuracy]").inner_text()
+    assert compared.split("\t") == ["accuracy", "0.8300", "0.8500", "+0.0200", "v4"]
+
+    page.click("#edit-version summary")
+    page.fill("#edit-version textarea[name=description]", "checked in the console")
+    page.fill("#edit-version textarea[name=tags]", "stage=canary\nowner=console")
+    page.click("#edit-version button[type=submit]")
+    page.wait_for_selector("dd:has-text('checked in the console')")
+    assert console.api(f"/models/{model}/versions/4")["tags"] == {
+        "stage": "canary",
+        "owner": "console",
+    }
     assert refused == []

@@ -10,7 +10,7 @@ from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX, Limit, Offset
 from app.api.routing import Route
 from app.schemas.common import ADDRESS, DEFAULT_LIMIT
-from app.schemas.contributors import ContributionPage, Impact
+from app.schemas.contributors import ContributionPage, ContributorPage, Impact
 
 # Checked by the service (422 `invalid_address`, which also checks EIP-55 on mixed case); the
 # pattern is declared so the document says what the server accepts.
@@ -28,6 +28,19 @@ router = APIRouter(
     responses=problems(*AUTHENTICATED),
     route_class=Route,
 )
+
+
+@router.get("", response_model=ContributorPage, responses=problems(422))
+async def list_contributors(
+    _: ReaderDep,
+    contributors: ContributorServiceDep,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+) -> ContributorPage:
+    """Every address that contributed to an improvement, the largest accepted gain the service
+    measured first: contributions, models, accepted DeltaOnes, measured and claimed gains."""
+    items, total = await contributors.list_contributors(limit=limit, offset=offset)
+    return ContributorPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/{address}/impact", response_model=Impact, responses=problems(422))

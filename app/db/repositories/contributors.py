@@ -47,6 +47,39 @@ class ContributionRepository:
         connection = await self.session.connection()
         return list(await connection.execute(query))
 
+    async def leaders(self, *, limit: int, offset: int) -> tuple[list[Any], int]:
+        """Every address that contributed: contributions, models, accepted count, exact measured
+        and claimed accepted weighted gains, last contribution; the largest measured gain first,
+        then the largest claimed one."""
+        c = VersionContributor.__table__.c
+        accepted = c.deltaone_accepted.is_(True)
+        gain = func.coalesce(c.gain_pp, 0) * c.weight_bps
+
+        def accepted_gain(measured: bool) -> Any:
+            on_basis = c.basis == "measured" if measured else c.basis.is_distinct_from("measured")
+            return func.coalesce(func.sum(case((accepted & on_basis, gain), else_=0)), 0)
+
+        measured = accepted_gain(True).label("measured")
+        claimed = accepted_gain(False).label("claimed")
+        query = (
+            select(
+                c.address,
+                func.count().label("contributions"),
+                func.count(func.distinct(c.model_id)).label("models"),
+                func.count().filter(accepted).label("accepted"),
+                measured,
+                claimed,
+                func.max(c.created_at).label("last"),
+            )
+            .group_by(c.address)
+            .order_by(measured.desc(), claimed.desc(), c.address)
+            .limit(limit)
+            .offset(offset)
+        )
+        connection = await self.session.connection()
+        total = await connection.scalar(select(func.count(func.distinct(c.address))))
+        return list(await connection.execute(query)), total or 0
+
     async def attestation_ids(self, address: str) -> list[str]:
         c = VersionContributor.__table__.c
         query = (

@@ -262,6 +262,11 @@ def parser() -> argparse.ArgumentParser:
     contributors = commands.add_parser(
         "contributors", help="who improved what, and by how much"
     ).add_subparsers(dest="action", required=True)
+    everyone = contributors.add_parser(
+        "list", help="every contributor, largest measured gain first"
+    )
+    _json_flag(everyone)
+    everyone.set_defaults(run=list_contributors)
     impacted = contributors.add_parser("impact", help="an address's impact, measured and claimed")
     impacted.add_argument("address")
     _json_flag(impacted)
@@ -695,6 +700,20 @@ def verify_attestation(args: argparse.Namespace) -> None:
         print("valid" if result.valid else f"INVALID: {result.reason}")
     if not result.valid:
         sys.exit(1)
+
+
+def list_contributors(args: argparse.Namespace) -> None:
+    with HokusaiClient() as client:
+        found = list(client.contributors.list())
+    if args.json:
+        _print_json([c.model_dump(mode="json") for c in found])
+        return
+    print("ADDRESS\tCONTRIBUTIONS\tMODELS\tACCEPTED\tMEASURED\tCLAIMED")
+    for c in found:
+        print(
+            f"{c.address}\t{c.contributions}\t{c.models_improved}\t{c.deltaone_accepted}"
+            f"\t{c.measured_accepted_gain_pp:+.2f} pp\t{c.claimed_accepted_gain_pp:+.2f} pp"
+        )
 
 
 def contributor_impact(args: argparse.Namespace) -> None:

@@ -185,6 +185,18 @@ class Contributor(_Response):
     weight_bps: int
 
 
+class ContributorSummary(_Response):
+    """One contributor in the list of all of them."""
+
+    address: str
+    contributions: int
+    models_improved: int
+    deltaone_accepted: int
+    measured_accepted_gain_pp: float
+    claimed_accepted_gain_pp: float
+    last_contribution_at: datetime
+
+
 class CreatedKey(_Response):
     id: str
     name: str

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from hokusai._base import Call, Page, model, path, query
 from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
-from hokusai.types import Contribution, Impact
+from hokusai.types import Contribution, ContributorSummary, Impact
+
+
+def list_contributors(offset: int) -> Call[Page[ContributorSummary]]:
+    """Every address that contributed, the largest accepted gain the service measured first."""
+    params = query(limit=500, offset=offset)
+    return Call(
+        "GET", path("contributors"), page_of(ContributorSummary), params=params, repeatable=True
+    )
 
 
 def impact(address: str) -> Call[Impact]:
@@ -20,10 +28,12 @@ def contributions(offset: int, address: str) -> Call[Page[Contribution]]:
 
 
 class Contributors(SyncResource):
+    list = sync_pages(list_contributors)
     impact = sync(impact)
     contributions = sync_pages(contributions)
 
 
 class AsyncContributors(AsyncResource):
+    list = aio_pages(list_contributors)
     impact = aio(impact)
     contributions = aio_pages(contributions)
