@@ -44,7 +44,7 @@ from app.core.errors import (
 from app.core.metrics import Metrics
 from app.core.vocabulary import PRODUCTION
 from app.db.models import MlModel, ModelVersion
-from app.db.repositories.ml_models import model_names, resolve_target
+from app.db.repositories.ml_models import alias_names, model_names, resolve_target
 from app.schemas.predictions import CacheCounts, Prediction, PredictRequest
 from app.services import artifacts
 from app.services.batching import Batcher
@@ -325,10 +325,14 @@ class PredictionService:
             row = await resolve_target(connection, name, version, alias or PRODUCTION)
             if row is None:
                 raise ModelNotFound.named(name, await model_names(connection))
+            if alias is not None and not row.aliased:
+                held = sorted(await alias_names(connection, row.id))
+                raise VersionNotFound(
+                    f"Model {name} has no alias {alias!r}; "
+                    + (f"its aliases: {', '.join(held)}" if held else "it has none")
+                )
         if row.model_archived_at is not None:
             raise ModelArchived(f"Model {row.name} is archived; unarchive it to predict")
-        if alias is not None and not row.aliased:
-            raise VersionNotFound(f"Model {name} has no alias {alias!r}")
         if row.number is None:
             raise VersionNotFound(f"Model {name} has no version {version or ''}".strip())
         if row.version_archived_at is not None:

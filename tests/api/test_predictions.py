@@ -155,11 +155,12 @@ async def test_moving_production_takes_effect_on_the_next_call(
     assert (await predict(client, admin_key, name, inputs=ROWS[2], alias="staging")).json()[
         "version"
     ] == 2
-    assert_problem(
+    unknown = assert_problem(
         await predict(client, admin_key, name, inputs=ROWS[2], alias="canary"),
         404,
         "version_not_found",
     )
+    assert str(unknown["detail"]).endswith("has no alias 'canary'; its aliases: staging")
     assert_problem(
         await predict(client, admin_key, name, inputs=ROWS[2], version=9), 404, "version_not_found"
     )

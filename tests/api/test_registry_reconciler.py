@@ -125,10 +125,10 @@ async def test_a_hung_mlflow_holds_no_transaction_and_alias_moves_still_commit(
     assert max(samples) == 0, f"connections idle in transaction during the hang: {samples}"
 
     assert mlflow_aliases(mlflow_uri, name) == {}, "the mirror could not reach MLflow"
-    async with serve(make_settings()) as client:
-        findings = await reconcile_registry(make_settings(), dry_run=False)
+    findings = await reconcile_registry(make_settings(registry_orphan_grace_s=0), dry_run=False)
     assert (name, "production", 2) in findings.aliases
     assert mlflow_aliases(mlflow_uri, name) == {"production": 2, "staging": 1}
+    assert mlflow_versions(mlflow_uri, name) == [1, 2], "0 orphans: MLflow holds what Postgres does"
 
 
 async def test_a_version_no_row_recorded_is_deleted_after_its_grace_and_never_while_claimed(

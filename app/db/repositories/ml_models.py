@@ -24,6 +24,12 @@ async def model_names(connection: AsyncConnection | AsyncSession, limit: int = 1
     return list((await connection.execute(query)).scalars())
 
 
+async def alias_names(connection: AsyncConnection, model_id: uuid.UUID) -> list[str]:
+    """A model's aliases, for saying which exist when a caller names another (an error path)."""
+    query = select(ModelAlias.alias).where(ModelAlias.model_id == model_id).limit(100)
+    return list((await connection.execute(query)).scalars())
+
+
 class MlModelRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
