@@ -127,7 +127,8 @@ class MlModelService:
 
     # Archive: out of lists, no alias, no predictions; nothing is deleted
 
-    async def archive_model(self, model: MlModel, archived: bool) -> MlModelRead:
+    async def archive_model(self, name: str, archived: bool) -> MlModelRead:
+        model = await self.get_model(name)
         if archived and model.archived_at is None:
             tests = await AbTestRepository(self.session).live_using(model.id)
             if tests:
@@ -139,9 +140,9 @@ class MlModelService:
             model.archived_at = None
         return await self._saved_model(model)
 
-    async def archive_version(
-        self, model: MlModel, version: ModelVersion, archived: bool
-    ) -> VersionRead:
+    async def archive_version(self, name: str, number: int, archived: bool) -> VersionRead:
+        model = await self.get_model(name)
+        version = await self.get_version(model, number)
         if archived and version.archived_at is None:
             held = sorted(
                 alias

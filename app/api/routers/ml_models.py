@@ -218,13 +218,13 @@ async def archive_model(name: str, _: WriterDep, ml_models: MlModelServiceDep) -
     """Archive a model: left out of lists, it takes no new version, alias or A/B test and serves
     no prediction (409 `model_archived`); its versions, lineage and attestations stay readable
     and verifiable. Nothing is deleted. 409 `in_use` while an A/B test of it runs or is paused."""
-    return await ml_models.archive_model(await ml_models.get_model(name), archived=True)
+    return await ml_models.archive_model(name, archived=True)
 
 
 @router.post("/{name}/unarchive", response_model=MlModelRead, responses=problems(404, 422))
 async def unarchive_model(name: str, _: WriterDep, ml_models: MlModelServiceDep) -> MlModelRead:
     """Bring an archived model back: listed, predicting, taking versions again."""
-    return await ml_models.archive_model(await ml_models.get_model(name), archived=False)
+    return await ml_models.archive_model(name, archived=False)
 
 
 @router.get("/{name}/versions", response_model=VersionPage, responses=problems(404, 422))
@@ -280,9 +280,7 @@ async def archive_version(
     """Archive a version: left out of lists and of "latest", it takes no alias and serves no
     prediction by number (409 `version_archived`); its lineage and attestation stay readable and
     verifiable. 409 `in_use` while an alias or a live A/B test points at it."""
-    model = await ml_models.get_model(name)
-    found = await ml_models.get_version(model, version)
-    return await ml_models.archive_version(model, found, archived=True)
+    return await ml_models.archive_version(name, version, archived=True)
 
 
 @router.post(
@@ -294,9 +292,7 @@ async def unarchive_version(
     name: str, version: VersionNumber, _: WriterDep, ml_models: MlModelServiceDep
 ) -> VersionRead:
     """Bring an archived version back."""
-    model = await ml_models.get_model(name)
-    found = await ml_models.get_version(model, version)
-    return await ml_models.archive_version(model, found, archived=False)
+    return await ml_models.archive_version(name, version, archived=False)
 
 
 @router.get(

@@ -9,7 +9,7 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -392,13 +392,12 @@ def list_models(args: argparse.Namespace) -> None:
                 include_archived=args.include_archived,
             )
         )
-    if args.json:
-        _print_json([m.model_dump(mode="json") for m in found])
-        return
-    print("NAME\tLATEST\tTYPE\tALIASES")
-    for model in found:
-        aliases = ", ".join(f"{a}={v}" for a, v in sorted(model.aliases.items()))
-        print(f"{model.name}\tv{model.latest_version}\t{model.model_type}\t{aliases}")
+    _table(args, found, "NAME\tLATEST\tTYPE\tALIASES", _model_row)
+
+
+def _model_row(model: Any) -> str:
+    aliases = ", ".join(f"{a}={v}" for a, v in sorted(model.aliases.items()))
+    return f"{model.name}\tv{model.latest_version}\t{model.model_type}\t{aliases}"
 
 
 def register_version(args: argparse.Namespace) -> None:
@@ -417,11 +416,11 @@ def register_version(args: argparse.Namespace) -> None:
             parent_version=args.parent_version,
             idempotency_key=args.idempotency_key,
         )
-    if args.json:
-        _print_json(version.model_dump(mode="json"))
-        return
-    decision = version.deltaone.reason if version.deltaone else "baseline"
-    print(f"{version.model} v{version.version}: {decision}")
+    _say(
+        args,
+        version,
+        lambda v: f"{v.model} v{v.version}: {v.deltaone.reason if v.deltaone else 'baseline'}",
+    )
 
 
 def predict_rows(args: argparse.Namespace) -> None:
@@ -450,22 +449,24 @@ def show_lineage(args: argparse.Namespace) -> None:
 def upload_benchmark(args: argparse.Namespace) -> None:
     with HokusaiClient() as client:
         held = client.benchmarks.upload(args.file, args.label_column)
-    if args.json:
-        _print_json(held)
-        return
-    print(f"{held.hash}\t{held.rows} rows\t{len(held.columns)} columns\tlabel {held.label_column}")
+    _say(
+        args,
+        held,
+        lambda h: f"{h.hash}\t{h.rows} rows\t{len(h.columns)} columns\tlabel {h.label_column}",
+    )
 
 
 def list_benchmarks(args: argparse.Namespace) -> None:
     with HokusaiClient() as client:
         found = list(client.benchmarks.list())
-    if args.json:
-        _print_json([b.model_dump(mode="json") for b in found])
-        return
-    print("HASH\tROWS\tLABEL\tRETIRED")
-    for held in found:
-        retired = "yes" if held.retired_at else "no"
-        print(f"{held.hash}\t{held.rows}\t{held.label_column}\t{retired}")
+    _table(
+        args,
+        found,
+        "HASH\tROWS\tLABEL\tRETIRED",
+        lambda held: (
+            f"{held.hash}\t{held.rows}\t{held.label_column}\t{'yes' if held.retired_at else 'no'}"
+        ),
+    )
 
 
 def show_benchmark(args: argparse.Namespace) -> None:
@@ -500,21 +501,21 @@ def ab_results(args: argparse.Namespace) -> None:
         )
 
 
-def _model_call(call: str) -> Any:
+def _model_call(call: str) -> Callable[[argparse.Namespace], None]:
     def run(args: argparse.Namespace) -> None:
         with HokusaiClient() as client:
-            model = getattr(client.models, call)(args.name)
-        if args.json:
-            _print_json(model)
-            return
-        aliases = ", ".join(f"{a}={v}" for a, v in sorted(model.aliases.items())) or "none"
-        archived = f", archived {model.archived_at:%Y-%m-%d}" if model.archived_at else ""
-        print(
-            f"{model.name}: {model.model_type}, latest v{model.latest_version}, "
-            f"aliases {aliases}, benchmark {model.benchmark.metric}{archived}"
-        )
+            _say(args, getattr(client.models, call)(args.name), _model_line)
 
     return run
+
+
+def _model_line(model: Any) -> str:
+    aliases = ", ".join(f"{a}={v}" for a, v in sorted(model.aliases.items())) or "none"
+    archived = f", archived {model.archived_at:%Y-%m-%d}" if model.archived_at else ""
+    return (
+        f"{model.name}: {model.model_type}, latest v{model.latest_version}, "
+        f"aliases {aliases}, benchmark {model.benchmark.metric}{archived}"
+    )
 
 
 def _version_line(version: Any) -> str:
@@ -538,22 +539,13 @@ def _version_line(version: Any) -> str:
 def list_versions(args: argparse.Namespace) -> None:
     with HokusaiClient() as client:
         found = list(client.versions.list(args.name, include_archived=args.include_archived))
-    if args.json:
-        _print_json([v.model_dump(mode="json") for v in found])
-        return
-    print("VERSION\tKIND\tPARENT\tMETRIC\tDECISION")
-    for version in found:
-        print(_version_line(version))
+    _table(args, found, "VERSION\tKIND\tPARENT\tMETRIC\tDECISION", _version_line)
 
 
-def _version_call(call: str) -> Any:
+def _version_call(call: str) -> Callable[[argparse.Namespace], None]:
     def run(args: argparse.Namespace) -> None:
         with HokusaiClient() as client:
-            version = getattr(client.versions, call)(args.name, args.version)
-        if args.json:
-            _print_json(version)
-            return
-        print(_version_line(version))
+            _say(args, getattr(client.versions, call)(args.name, args.version), _version_line)
 
     return run
 
@@ -589,16 +581,13 @@ def delete_alias(args: argparse.Namespace) -> None:
 def alias_history(args: argparse.Namespace) -> None:
     with HokusaiClient() as client:
         events = client.aliases.history(args.name, args.alias)
-    if args.json:
-        _print_json([e.model_dump(mode="json") for e in events])
-        return
-    print("AT\tFROM\tTO\tBY\tREASON")
-    for event in events:
-        source = f"v{event.from_version}" if event.from_version else "-"
-        target = f"v{event.to_version}" if event.to_version else "-"
-        print(
-            f"{event.at:%Y-%m-%d %H:%M:%S}\t{source}\t{target}\t{event.actor}\t{event.reason or ''}"
-        )
+    _table(args, events, "AT\tFROM\tTO\tBY\tREASON", _event_row)
+
+
+def _event_row(event: Any) -> str:
+    source = f"v{event.from_version}" if event.from_version else "-"
+    target = f"v{event.to_version}" if event.to_version else "-"
+    return f"{event.at:%Y-%m-%d %H:%M:%S}\t{source}\t{target}\t{event.actor}\t{event.reason or ''}"
 
 
 def rollback(args: argparse.Namespace) -> None:
@@ -625,31 +614,19 @@ def create_ab_test(args: argparse.Namespace) -> None:
             unit=args.unit,
             minimum_sample_size=args.minimum_sample_size,
         )
-    if args.json:
-        _print_json(test)
-        return
-    print(_test_line(test))
+    _say(args, test, _test_line)
 
 
 def list_ab_tests(args: argparse.Namespace) -> None:
     with HokusaiClient() as client:
         found = list(client.ab_tests.list(model=args.model, status=args.status))
-    if args.json:
-        _print_json([t.model_dump(mode="json") for t in found])
-        return
-    print("ID\tNAME\tMODEL\tSTATUS\tVARIANTS")
-    for test in found:
-        print(_test_line(test))
+    _table(args, found, "ID\tNAME\tMODEL\tSTATUS\tVARIANTS", _test_line)
 
 
-def _ab_test_call(call: str) -> Any:
+def _ab_test_call(call: str) -> Callable[[argparse.Namespace], None]:
     def run(args: argparse.Namespace) -> None:
         with HokusaiClient() as client:
-            test = getattr(client.ab_tests, call)(args.test_id)
-        if args.json:
-            _print_json(test)
-            return
-        print(_test_line(test))
+            _say(args, getattr(client.ab_tests, call)(args.test_id), _test_line)
 
     return run
 
@@ -657,10 +634,7 @@ def _ab_test_call(call: str) -> Any:
 def promote(args: argparse.Namespace) -> None:
     with HokusaiClient() as client:
         test = client.ab_tests.promote(args.test_id, args.variant, force=args.force)
-    if args.json:
-        _print_json(test)
-        return
-    print(f"{test.id} {test.status}: production is now {args.variant}'s version")
+    _say(args, test, lambda t: f"{t.id} {t.status}: production is now {args.variant}'s version")
 
 
 def show_attestation(args: argparse.Namespace) -> None:
@@ -671,16 +645,15 @@ def show_attestation(args: argparse.Namespace) -> None:
 def list_attestations(args: argparse.Namespace) -> None:
     with HokusaiClient() as client:
         found = list(client.attestations.list(args.name))
-    if args.json:
-        _print_json([a.model_dump(mode="json") for a in found])
-        return
-    print("ID\tVERSION\tDECISION\tISSUED")
-    for attestation in found:
-        decision = attestation.statement.get("predicate", {}).get("decision", {})
-        print(
-            f"{attestation.id}\tv{attestation.version}\t{decision.get('reason')}"
-            f"\t{attestation.created_at:%Y-%m-%d %H:%M:%S}"
-        )
+    _table(args, found, "ID\tVERSION\tDECISION\tISSUED", _attestation_row)
+
+
+def _attestation_row(attestation: Any) -> str:
+    decision = attestation.statement.get("predicate", {}).get("decision", {})
+    return (
+        f"{attestation.id}\tv{attestation.version}\t{decision.get('reason')}"
+        f"\t{attestation.created_at:%Y-%m-%d %H:%M:%S}"
+    )
 
 
 def verify_attestation(args: argparse.Namespace) -> None:
@@ -694,10 +667,7 @@ def verify_attestation(args: argparse.Namespace) -> None:
                 else client.attestations.get(args.what).envelope.model_dump(mode="json")
             )
             result = client.attestations.verify(envelope)
-    if args.json:
-        _print_json(result)
-    else:
-        print("valid" if result.valid else f"INVALID: {result.reason}")
+    _say(args, result, lambda r: "valid" if r.valid else f"INVALID: {r.reason}")
     if not result.valid:
         sys.exit(1)
 
@@ -705,51 +675,72 @@ def verify_attestation(args: argparse.Namespace) -> None:
 def list_contributors(args: argparse.Namespace) -> None:
     with HokusaiClient() as client:
         found = list(client.contributors.list())
-    if args.json:
-        _print_json([c.model_dump(mode="json") for c in found])
-        return
-    print("ADDRESS\tCONTRIBUTIONS\tMODELS\tACCEPTED\tMEASURED\tCLAIMED")
-    for c in found:
-        print(
+    _table(
+        args,
+        found,
+        "ADDRESS\tCONTRIBUTIONS\tMODELS\tACCEPTED\tMEASURED\tCLAIMED",
+        lambda c: (
             f"{c.address}\t{c.contributions}\t{c.models_improved}\t{c.deltaone_accepted}"
             f"\t{c.measured_accepted_gain_pp:+.2f} pp\t{c.claimed_accepted_gain_pp:+.2f} pp"
-        )
+        ),
+    )
 
 
 def contributor_impact(args: argparse.Namespace) -> None:
     with HokusaiClient() as client:
         impact = client.contributors.impact(args.address)
-    if args.json:
-        _print_json(impact)
-        return
-    print(
-        f"{impact.address}: {impact.contributions} contributions to {impact.models_improved} "
-        f"models, {impact.deltaone_accepted} accepted; measured gain "
-        f"{impact.measured.accepted_weighted_gain_pp:+.2f} pp, claimed "
-        f"{impact.claimed.accepted_weighted_gain_pp:+.2f} pp"
+    _say(
+        args,
+        impact,
+        lambda i: (
+            f"{i.address}: {i.contributions} contributions to {i.models_improved} "
+            f"models, {i.deltaone_accepted} accepted; measured gain "
+            f"{i.measured.accepted_weighted_gain_pp:+.2f} pp, claimed "
+            f"{i.claimed.accepted_weighted_gain_pp:+.2f} pp"
+        ),
     )
 
 
 def contributions(args: argparse.Namespace) -> None:
     with HokusaiClient() as client:
         found = list(client.contributors.contributions(args.address))
+    _table(args, found, "MODEL\tVERSION\tSHARE\tGAIN\tACCEPTED\tBASIS", _contribution_row)
+
+
+def _contribution_row(c: Any) -> str:
+    gain = f"{c.gain_pp:+.2f} pp" if c.gain_pp is not None else "-"
+    return (
+        f"{c.model}\tv{c.version}\t{c.weight_bps / 100:.2f}%\t{gain}"
+        f"\t{c.deltaone_accepted}\t{c.basis}"
+    )
+
+
+def _say(args: argparse.Namespace, value: Any, line: Callable[[Any], str]) -> None:
+    """One answer: its JSON with --json, else one line."""
     if args.json:
-        _print_json([c.model_dump(mode="json") for c in found])
+        _print_json(value)
+    else:
+        print(line(value))
+
+
+def _table(
+    args: argparse.Namespace, items: Sequence[Any], header: str, row: Callable[[Any], str]
+) -> None:
+    """A list: a JSON array with --json, else a header and one line per item."""
+    if args.json:
+        _print_json(list(items))
         return
-    print("MODEL\tVERSION\tSHARE\tGAIN\tACCEPTED\tBASIS")
-    for c in found:
-        gain = f"{c.gain_pp:+.2f} pp" if c.gain_pp is not None else "-"
-        print(
-            f"{c.model}\tv{c.version}\t{c.weight_bps / 100:.2f}%\t{gain}"
-            f"\t{c.deltaone_accepted}\t{c.basis}"
-        )
+    print(header)
+    for item in items:
+        print(row(item))
 
 
 def _print_json(value: Any) -> None:
+    def plain(item: Any) -> Any:
+        return item.model_dump(mode="json") if isinstance(item, BaseModel) else item
+
     print(
-        json.dumps(
-            value.model_dump(mode="json") if isinstance(value, BaseModel) else value, indent=2
-        )
+        json.dumps([plain(v) for v in value] if isinstance(value, list) else plain(value), indent=2)
     )
 
 
