@@ -15,7 +15,7 @@ import pytest
 
 from app.cli import ROOT
 from tests.conftest import LiveService
-from tests.factories import DATASET, save_sklearn, tar_gz, unique
+from tests.factories import baseline, save_sklearn, tar_gz, unique
 
 
 @pytest.fixture(scope="module")
@@ -72,20 +72,7 @@ def test_the_generated_client_does_what_gtm_backend_does(
     archive = tmp_path / "model.tar.gz"
     archive.write_bytes(tar_gz(save_sklearn(tmp_path / "model")[0]))
     name = unique("generated")
-    metadata = json.dumps(
-        {
-            "name": name,
-            "kind": "baseline",
-            "model_type": "lead_scoring",
-            "metrics": {"accuracy": 0.8},
-            "benchmark": {
-                "metric": "accuracy",
-                "direction": "higher_is_better",
-                "family": "proportion",
-            },
-            "dataset": DATASET,
-        }
-    )
+    metadata = json.dumps(baseline(name, model_type="lead_scoring"))
     program = f"""
 import io, json
 from hokusai_generated import AuthenticatedClient

@@ -37,7 +37,7 @@ from hokusai.errors import APIStatusError
 from app.core.security import generate_key
 from tests.api.test_registry_reconciler import mlflow_versions
 from tests.conftest import LiveService, live_settings
-from tests.factories import DATASET, save_sklearn, unique
+from tests.factories import DATASET, baseline, save_sklearn, unique
 from tests.proxy import Proxy
 from tests.services_under_test import free_port, service_process
 
@@ -254,17 +254,7 @@ def test_a_duplicate_of_a_running_registration_waits_for_its_response(
     (model_dir / "weights.bin").write_bytes(os.urandom(2 * 1024 * 1024))
     filename, archive = packed(model_dir)
     name = unique()
-    fields: dict[str, Any] = {
-        "kind": "baseline",
-        "model_type": "classification",
-        "metrics": {"accuracy": 0.8},
-        "benchmark": {
-            "metric": "accuracy",
-            "direction": "higher_is_better",
-            "family": "proportion",
-        },
-        "dataset": DATASET,
-    }
+    fields = {key: value for key, value in baseline(name).items() if key != "name"}
     try:
         with service_process(settings, tmp_path) as (url, _), ThreadPoolExecutor(2) as pool:
             proxy.throttle(300 * 1024)
