@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -11,7 +12,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,6 +24,7 @@ from app.core.config import DATA_DIR, Settings
 from app.core.logging import configure_logging
 from app.core.security import Scope, generate_key
 from app.db.session import create_engine, create_sessionmaker
+from app.db.unit_of_work import UnitOfWork
 from app.services.api_keys import ApiKeyService
 
 if TYPE_CHECKING:
@@ -122,14 +124,28 @@ def _dev_key() -> str:
     return key
 
 
+@contextlib.asynccontextmanager
+async def unit_of_work(settings: Settings) -> AsyncIterator[UnitOfWork]:
+    """The service's unit of work, outside the service: what a command changes is announced to
+    the running replicas (through Redis) once committed, as a request's changes are."""
+    from app.adapters.cache import Cache
+    from app.adapters.memory import Memory
+    from app.core.metrics import Metrics
+
+    engine = create_engine(settings)
+    cache = Cache.from_settings(settings, Metrics())
+    try:
+        memory = Memory(cache, settings.resolution_cache_ttl_s)
+        yield UnitOfWork(create_sessionmaker(engine), announce=memory.announce)
+    finally:
+        await cache.close()
+        await engine.dispose()
+
+
 def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     async def run() -> T:
-        engine = create_engine(settings)
-        try:
-            async with create_sessionmaker(engine).begin() as session:
-                return await work(session)
-        finally:
-            await engine.dispose()
+        async with unit_of_work(settings) as work_unit, work_unit() as session:
+            return await work(session)
 
     return asyncio.run(run())
 
@@ -226,17 +242,14 @@ async def import_registry(
     from app.services.mlflow_import import MlflowImport
     from app.services.signing import Signer
 
-    engine = create_engine(settings)
     registry = Registry(settings)
     try:
         await registry.start()
-        importer = MlflowImport(
-            create_sessionmaker(engine), registry, settings, Signer.from_settings(settings)
-        )
-        return await importer.run(names, defaults, dry_run=dry_run)
+        async with unit_of_work(settings) as work_unit:
+            importer = MlflowImport(work_unit, registry, settings, Signer.from_settings(settings))
+            return await importer.run(names, defaults, dry_run=dry_run)
     finally:
         registry.close()
-        await engine.dispose()
 
 
 async def reconcile_registry(settings: Settings, *, dry_run: bool) -> Any:

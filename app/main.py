@@ -48,6 +48,7 @@ from app.core.vocabulary import PRODUCTION
 from app.db.exposure_log import ExposureLog
 from app.db.repositories.ml_models import VersionRepository
 from app.db.session import create_engine, create_sessionmaker
+from app.db.unit_of_work import UnitOfWork
 from app.schemas.common import NO_NUL
 from app.services.api_keys import BOOTSTRAP_KEY_NAME, ApiKeyService
 from app.services.predictions import ModelLoader
@@ -68,14 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         registry = Registry(settings)
         sessionmaker = create_sessionmaker(engine)
-        cache = Cache(
-            settings.redis_url,
-            prefix=settings.redis_prefix,
-            timeout_s=settings.redis_timeout_s,
-            metrics=metrics,
-            breaker_failures=settings.redis_breaker_failures,
-            breaker_cooldown_s=settings.redis_breaker_cooldown_s,
-        )
+        cache = Cache.from_settings(settings, metrics)
+        memory = Memory(cache, settings.resolution_cache_ttl_s)
+        database = Breaker(1, settings.retry_after_s)
         resources = Resources(
             settings=settings,
             metrics=metrics,
@@ -84,9 +80,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cache=cache,
             registry=registry,
             principals=PrincipalCache(settings.auth_cache_ttl_s, settings.auth_stale_if_error_s),
-            database=Breaker(1, settings.retry_after_s),
+            database=database,
+            unit_of_work=UnitOfWork(
+                sessionmaker,
+                announce=memory.announce,
+                breaker=database,
+                retry_after_s=settings.retry_after_s,
+            ),
             signer=Signer.from_settings(settings),
-            memory=Memory(cache, settings.resolution_cache_ttl_s),
+            memory=memory,
             exposures=ExposureLog(create_engine(settings, pool_size=1)),
             loader=ModelLoader(registry, Runners(settings, metrics), settings, metrics),
             webhooks=Webhooks(
@@ -173,7 +175,7 @@ async def _ensure_bootstrap_key(resources: Resources) -> None:
     key = resources.settings.bootstrap_api_key
     if key is None:
         return
-    async with resources.sessionmaker.begin() as session:
+    async with resources.unit_of_work() as session:
         created = await ApiKeyService(session).ensure_key(
             BOOTSTRAP_KEY_NAME, [Scope.ADMIN], key.get_secret_value()
         )

@@ -17,6 +17,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from app.core.breaker import Breaker
+from app.core.config import Settings
 from app.core.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,17 @@ Queued = tuple[tuple[tuple[Any, ...], ...], "asyncio.Future[list[Any]]"]
 class Cache:
     """A circuit breaker sits in front: after `breaker_failures` errors in a row, Redis is not
     asked for `breaker_cooldown_s` (every operation is an instant miss), then calls try again."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, metrics: Metrics) -> Cache:
+        return cls(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            timeout_s=settings.redis_timeout_s,
+            metrics=metrics,
+            breaker_failures=settings.redis_breaker_failures,
+            breaker_cooldown_s=settings.redis_breaker_cooldown_s,
+        )
 
     def __init__(
         self,

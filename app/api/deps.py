@@ -8,7 +8,7 @@ in a worker thread, and that thread hop per dependency costs more than the work.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated
@@ -22,11 +22,10 @@ from app.adapters.registry import Registry
 from app.adapters.webhooks import Webhooks
 from app.core.breaker import Breaker
 from app.core.config import Settings
-from app.core.errors import DatabaseUnavailable
 from app.core.metrics import Metrics
 from app.core.security import PrincipalCache
 from app.db.exposure_log import ExposureLog
-from app.db.session import committed
+from app.db.unit_of_work import UnitOfWork
 from app.services.ab_tests import AbTestService
 from app.services.aliases import AliasService
 from app.services.api_keys import ApiKeyService
@@ -57,6 +56,7 @@ class Resources:
     # Open after a query got no answer (a hung server): nothing waits on the database again
     # until its cooldown ends; key lookups serve recent keys, other calls answer 503 at once.
     database: Breaker
+    unit_of_work: UnitOfWork
     signer: Signer
     memory: Memory
     exposures: ExposureLog
@@ -80,25 +80,10 @@ async def get_metrics(resources: ResourcesDep) -> Metrics:
     return resources.metrics
 
 
-@asynccontextmanager
-async def transaction(resources: Resources) -> AsyncIterator[AsyncSession]:
-    """A session whose work is committed at the end, or rolled back on any error. Models whose
-    versions or aliases the work changed are announced once it is committed. While the database
-    was just found down or hung (by a key lookup), a fast 503 instead of another wait on it."""
-    if resources.database.open:
-        raise DatabaseUnavailable(
-            "The database did not answer just now", retry_after=resources.settings.retry_after_s
-        )
-    async with resources.sessionmaker() as session:
-        try:
-            yield session
-            if session.in_transaction():  # a session left unused costs no round trip
-                await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
-        await resources.memory.announce(session)
-        await committed(session)
+def transaction(resources: Resources) -> AbstractAsyncContextManager[AsyncSession]:
+    """The app's unit of work (`app/db/unit_of_work.py`): committed at the end, or rolled back
+    on any error; what it changed is announced to every replica once committed."""
+    return resources.unit_of_work()
 
 
 async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:

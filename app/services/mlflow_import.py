@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.adapters.registry import Published, RegisteredVersion, Registry
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.security import Principal, Scope
 from app.db.repositories.ml_models import MlModelRepository, VersionRepository
+from app.db.unit_of_work import UnitOfWork
 from app.schemas.ml_models import VersionMetadata
 from app.services.attestations import AttestationService
 from app.services.ml_models import MlModelService
@@ -50,12 +50,12 @@ class Outcome:
 class MlflowImport:
     def __init__(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        unit_of_work: UnitOfWork,
         registry: Registry,
         settings: Settings,
         signer: Signer,
     ) -> None:
-        self.sessionmaker = sessionmaker
+        self.unit_of_work = unit_of_work
         self.registry = registry
         self.settings = settings
         self.signer = signer
@@ -79,7 +79,7 @@ class MlflowImport:
         def outcome(action: str, reason: str = "") -> Outcome:
             return Outcome(found.name, found.version, action, reason)
 
-        async with self.sessionmaker() as session:
+        async with self.unit_of_work() as session:
             model = await MlModelRepository(session).get_by_name(found.name)
             if model is not None and await VersionRepository(session).get(model.id, found.version):
                 return outcome("already imported")
@@ -102,7 +102,6 @@ class MlflowImport:
             except AppError as exc:
                 await session.rollback()
                 return outcome("skipped", exc.detail)
-            await session.commit()
         return outcome("imported")
 
 

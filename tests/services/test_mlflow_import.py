@@ -4,6 +4,7 @@ tagged `model_id`, `is_baseline`, `baseline_id`, `metrics`, `contributor_address
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from app.cli import import_registry
 from app.core.config import Settings
 from app.services.mlflow_import import ImportDefaults
 from tests.conftest import auth, serve
-from tests.factories import CONTRIBUTOR, DATASET, save_sklearn, unique
+from tests.factories import CONTRIBUTOR, DATASET, baseline, save_sklearn, tar_gz, unique, upload
 
 DEFAULTS = ImportDefaults(
     dataset_hash=DATASET["hash"],
@@ -120,3 +121,45 @@ async def test_an_upstream_registry_is_imported_once_without_inventing_anything(
     assert model["token_id"] == "UPLEAD"
     after = len(MlflowClient(mlflow_uri, mlflow_uri).search_model_versions(f"name = '{name}'"))
     assert after == before, "nothing created in MLflow"
+
+
+async def test_an_import_is_announced_so_a_running_replica_serves_the_new_latest_at_once(
+    settings: Settings, mlflow_uri: str, admin_key: str, tmp_path: Path
+) -> None:
+    """A replica has read (and remembers) which version is "latest"; an import from the command
+    line adds a newer one and announces it, as a request's commit does: the replica's very next
+    prediction uses it, not after the memory's lifetime."""
+    name = unique("import-latest")
+    model_dir = save_sklearn(tmp_path)[0]
+    row = {"f0": 0.1, "f1": 0.2, "f2": 0.3}
+    async with serve(settings) as replica:
+        registered = await upload(replica, admin_key, baseline(name), tar_gz(model_dir))
+        assert registered.status_code == 201, registered.text
+        before = await replica.post(
+            f"/api/v1/models/{name}/predict", json={"inputs": row}, headers=auth(admin_key)
+        )
+        assert before.json()["version"] == 1
+
+        client = MlflowClient(mlflow_uri, mlflow_uri)
+        run = client.create_run(client.get_experiment_by_name(name).experiment_id)
+        client.log_artifacts(run.info.run_id, str(model_dir), "model")
+        version = client.create_model_version(
+            name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+        )
+        for key, value in {
+            "model_id": "upstream-2",
+            "is_baseline": "true",
+            "metrics": '{"accuracy": 0.82}',
+            "benchmark_metric": "accuracy",
+            "benchmark_value": "0.82",
+        }.items():
+            client.set_model_version_tag(name, version.version, key, value)
+        defaults = dataclasses.replace(DEFAULTS, model_type="classification")
+        done = await import_registry(settings, [name], defaults, dry_run=False)
+        assert [(o.version, o.action) for o in done] == [(1, "already imported"), (2, "imported")]
+
+        after = await replica.post(
+            f"/api/v1/models/{name}/predict", json={"inputs": row}, headers=auth(admin_key)
+        )
+    assert after.status_code == 200, after.text
+    assert after.json()["version"] == 2, "the replica forgot its latest when the import committed"
