@@ -25,6 +25,7 @@ from app.api.errors import add_exception_handlers
 from app.api.middleware import RequestContext
 from app.api.routers import (
     ab_tests,
+    aliases,
     api_keys,
     attestations,
     benchmarks,
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             health.router,
             api_keys.router,
             ml_models.router,
+            aliases.router,
             lineage.router,
             attestations.router,
             benchmarks.router,

@@ -368,7 +368,3 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when running on the local defaults (SQLite database, no server)."""
         return self.database_url.startswith("sqlite")
-
-    @property
-    def cache_enabled(self) -> bool:
-        return self.redis_url is not None

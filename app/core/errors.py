@@ -12,6 +12,11 @@ def problem_type(code: str) -> str:
     return f"urn:hokusai:problem:{code}"
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one short line for a report or a log (the name when it says nothing)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
+
+
 class AppError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"

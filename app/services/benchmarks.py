@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.adapters.registry import Registry
 from app.core.config import Settings
-from app.core.errors import BenchmarkNotFound, BenchmarkTooLarge, InvalidBenchmark
+from app.core.errors import BenchmarkNotFound, BenchmarkTooLarge, InvalidBenchmark, first_line
 from app.core.security import Principal
 from app.db.base import utcnow
 from app.db.models import Benchmark
@@ -171,7 +171,7 @@ def _read_parquet(path: Path, max_rows: int, max_columns: int, max_unpacked: int
     try:
         metadata = pq.ParquetFile(path).metadata
     except (pa.ArrowException, OSError) as exc:
-        raise InvalidBenchmark(f"Not a readable Parquet file: {_first_line(exc)}") from exc
+        raise InvalidBenchmark(f"Not a readable Parquet file: {first_line(exc)}") from exc
     unpacked = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
     if metadata.num_rows > max_rows:
         raise BenchmarkTooLarge(f"{metadata.num_rows} rows; at most {max_rows}")
@@ -182,7 +182,7 @@ def _read_parquet(path: Path, max_rows: int, max_columns: int, max_unpacked: int
     try:
         return pq.read_table(path).to_pandas()
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise InvalidBenchmark(f"Not a readable Parquet file: {_first_line(exc)}") from exc
+        raise InvalidBenchmark(f"Not a readable Parquet file: {first_line(exc)}") from exc
 
 
 def _read_csv(path: Path, max_rows: int, max_columns: int) -> Any:
@@ -194,7 +194,7 @@ def _read_csv(path: Path, max_rows: int, max_columns: int) -> Any:
             raise BenchmarkTooLarge(f"{len(header.columns)} columns; at most {max_columns}")
         frame = pd.read_csv(path, nrows=max_rows + 1)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise InvalidBenchmark(f"Not a readable CSV file: {_first_line(exc)}") from exc
+        raise InvalidBenchmark(f"Not a readable CSV file: {first_line(exc)}") from exc
     if len(frame) > max_rows:
         raise BenchmarkTooLarge(f"More than {max_rows} rows")
     return frame
@@ -230,7 +230,3 @@ def _distribution(labels: Any) -> list[dict[str, Any]]:
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from app.adapters.registry import Published, RegisteredVersion, Registry
 from app.core.config import Settings
-from app.core.errors import AppError
+from app.core.errors import AppError, first_line
 from app.core.security import Principal, Scope
 from app.db.repositories.ml_models import MlModelRepository, VersionRepository
 from app.db.unit_of_work import UnitOfWork
@@ -86,7 +86,7 @@ class MlflowImport:
             try:
                 request = _request(found, siblings, defaults)
             except (ValueError, RecursionError, ValidationError) as exc:  # tags anyone wrote
-                return outcome("skipped", _first_line(exc))
+                return outcome("skipped", first_line(exc))
             if dry_run:
                 return outcome("would import")
             service = RegistrationService(
@@ -151,7 +151,3 @@ def _request(
     return VersionMetadata.model_validate(
         {**fields, "kind": "improved", "parent_version": parent, "contributors": contributors}
     )
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:300]

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.adapters.cache import Cache
 from app.adapters.registry import Registry
 from app.adapters.runners import Runners
+from app.core.errors import first_line
 from app.core.metrics import Metrics
 from app.core.security import PrincipalCache
 from app.db.session import ping as ping_database
@@ -49,7 +50,7 @@ async def check_readiness(
             error = (
                 str(exc)
                 if isinstance(exc, RuntimeError)
-                else f"{type(exc).__name__}: {_first_line(exc)}"
+                else f"{type(exc).__name__}: {first_line(exc)}"
             )
         elapsed = time.perf_counter() - started
         status = "up" if error is None else "down"
@@ -97,7 +98,3 @@ async def within(work: Awaitable[T], timeout_s: float) -> T:
 def _forget(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()  # retrieved: a cancelled ping's late error is no news
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:200]

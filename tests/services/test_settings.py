@@ -18,7 +18,6 @@ def test_defaults_are_the_embedded_mode() -> None:
     assert embedded.database_url == "sqlite+aiosqlite:///.hokusai/hokusai.db"
     assert embedded.mlflow_tracking_uri == "sqlite:///.hokusai/mlflow.db"
     assert embedded.redis_url is None
-    assert not embedded.cache_enabled
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""Models, versions, aliases, rollback and compare. The URL says `models`; the code says
-`ml_models`, so it never collides with ORM models or pydantic's BaseModel."""
+"""Models, versions and compare (aliases and rollback: `aliases.py`). The URL says `models`; the
+code says `ml_models`, so it never collides with ORM models or pydantic's BaseModel."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
@@ -16,7 +16,6 @@ from starlette.background import BackgroundTask
 from app.api import uploads
 from app.api.auth import ReaderDep, WriterDep, check_scope
 from app.api.deps import (
-    AliasServiceDep,
     MlModelServiceDep,
     RegistrationServiceDep,
     ResourcesDep,
@@ -30,19 +29,13 @@ from app.core.config import Settings
 from app.core.errors import UnsupportedMediaType
 from app.core.security import Principal, Scope
 from app.core.vocabulary import ModelType
-from app.schemas.common import DEFAULT_LIMIT, MAX_INTEGER, Time
+from app.schemas.common import DEFAULT_LIMIT, MAX_INTEGER
 from app.schemas.ml_models import (
-    ALIAS,
-    AliasAt,
-    AliasEventRead,
-    AliasRead,
-    AliasSet,
     Comparison,
     DescriptionAndTags,
     MlModelRead,
     ModelPage,
     ModelUpdate,
-    Rollback,
     VersionMetadata,
     VersionPage,
     VersionRead,
@@ -58,7 +51,6 @@ router = APIRouter(
 )
 
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_INTEGER)]
-AliasPath = Annotated[str, Path(pattern=ALIAS)]
 
 REGISTER_BODY: dict[str, Any] = {
     "requestBody": {
@@ -336,58 +328,6 @@ async def download_artifact(
         headers={"X-Artifact-Digest": found.artifact_digest},
         background=BackgroundTask(shutil.rmtree, workdir, ignore_errors=True),
     )
-
-
-@router.get("/{name}/aliases", response_model=dict[str, int], responses=problems(404, 422))
-async def list_aliases(name: str, _: ReaderDep, aliases: AliasServiceDep) -> dict[str, int]:
-    """Where each alias of the model points: `{alias: version}`."""
-    return await aliases.list_aliases(name)
-
-
-@router.put("/{name}/aliases/{alias}", response_model=AliasRead, responses=problems(404, 422))
-async def set_alias(
-    name: str, alias: AliasPath, body: AliasSet, principal: WriterDep, aliases: AliasServiceDep
-) -> AliasRead:
-    """Point an alias at a version (mirrored to MLflow); the move is recorded in its history."""
-    return await aliases.set_alias(name, alias, body.version, body.reason, principal)
-
-
-@router.delete("/{name}/aliases/{alias}", status_code=204, responses=problems(404, 422))
-async def delete_alias(
-    name: str, alias: AliasPath, principal: WriterDep, aliases: AliasServiceDep
-) -> Response:
-    """Remove an alias (recorded in its history)."""
-    await aliases.delete_alias(name, alias, principal)
-    return Response(status_code=204)
-
-
-@router.get(
-    "/{name}/aliases/{alias}/history",
-    response_model=list[AliasEventRead] | AliasAt,
-    responses=problems(404, 422),
-)
-async def get_alias_history(
-    name: str,
-    alias: AliasPath,
-    _: ReaderDep,
-    aliases: AliasServiceDep,
-    at: Annotated[
-        Time | None, Query(description="Where the alias pointed at this time (RFC 3339)")
-    ] = None,
-) -> list[AliasEventRead] | AliasAt:
-    """Every move of an alias, oldest first; with `?at=`, the version it pointed to then."""
-    if at is not None:
-        return await aliases.alias_at(name, alias, at)
-    return await aliases.alias_history(name, alias)
-
-
-@router.post("/{name}/rollback", response_model=AliasRead, responses=problems(404, 409, 422))
-async def rollback_production(
-    name: str, body: Rollback, principal: WriterDep, aliases: AliasServiceDep
-) -> AliasRead:
-    """Move `production` back to its previous version, or to `to_version` if that version held
-    production before; 409 `rollback_unavailable` otherwise."""
-    return await aliases.rollback(name, body.to_version, body.reason, principal)
 
 
 @router.get("/{name}/compare", response_model=Comparison, responses=problems(404, 422))
