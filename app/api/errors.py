@@ -89,10 +89,21 @@ async def handle_app_error(_: Request, error: Exception) -> JSONResponse:
 async def handle_validation(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     errors = [
-        {"loc": list(e.get("loc", ())), "msg": _message(e), "type": str(e.get("type"))}
+        NOT_JSON
+        if e.get("type") == "json_invalid"  # however the body's parser put it (see NOT_JSON)
+        else {"loc": list(e.get("loc", ())), "msg": _message(e), "type": str(e.get("type"))}
         for e in error.errors()
     ]
     return error_response(invalid(errors))
+
+
+# A body that does not parse as JSON, said one way: pydantic's parser (the short engine, a
+# multipart part) and FastAPI's (`json.loads`, with the offset in `loc`) word it differently.
+NOT_JSON: dict[str, Any] = {
+    "loc": ["body"],
+    "msg": "The body is not valid JSON",
+    "type": "json_invalid",
+}
 
 
 def invalid(errors: list[dict[str, Any]]) -> ValidationFailed:
@@ -139,8 +150,7 @@ async def handle_http(request: Request, error: Exception) -> JSONResponse:
     if error.status_code == 400 and isinstance(error.__cause__, ValueError | RecursionError):
         # FastAPI's answer to a body it cannot read as JSON (not UTF-8, nested too deep): the
         # same 422 as any other body that is not JSON.
-        problem = {"loc": ["body"], "msg": "The body is not valid JSON", "type": "json_invalid"}
-        return error_response(ValidationFailed("Invalid request: body", errors=[problem]))
+        return error_response(invalid([NOT_JSON]))
     if error.status_code == 405:
         # Starlette names the methods of the first route that matched the path; a path with
         # several routes (GET and PATCH) allows all their methods.

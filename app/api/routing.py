@@ -1,6 +1,8 @@
 """How operations are declared and served: every router builds its routes as `Route`, FastAPI's
 own route type, so each operation is declared once, by its signature, and FastAPI documents it from
-there. What changes is the serving of the operations whose parameters are all cheap to supply:
+there, and serves it. The hot operations (a prediction, an A/B assignment) are marked `@short`:
+they are served by a short handler instead, which a marked operation must allow, or the app does
+not start. Its parameters must all be cheap to supply:
 
 - path parameters (validated by FastAPI's own fields, so errors read the same),
 - at most one JSON body that is a pydantic model (parsed straight from its bytes: pydantic-core
@@ -11,10 +13,12 @@ there. What changes is the serving of the operations whose parameters are all ch
   or the security schemes' header readers, each taking only such parameters itself and header
   parameters (read by FastAPI's own function),
 
-and whose endpoint builds its own `Response`. Such an operation is served by a short handler
-built once per route from FastAPI's analysis of the signature, instead of FastAPI's general
-dependency solving, which costs more than a cached prediction (see `bench/predict.py`). Anything
-else (query parameters, forms, files) is served by FastAPI as usual.
+and its endpoint builds its own `Response`. The short handler is built once per route from
+FastAPI's analysis of the signature, instead of FastAPI's general dependency solving, which costs
+more than a cached prediction (see `bench/predict.py`); `tests/api/test_routing.py` replays
+requests through both engines for every marked route and compares the answers. It reads two of
+FastAPI's internals (the exit stacks' scope keys, `_embed_body_fields`): `fastapi` is bounded in
+`pyproject.toml` to the versions that test has passed on.
 
 `include` places the routers' routes at the app's top level, in order, instead of nesting them
 (FastAPI's nested matching costs tens of microseconds per request)."""
@@ -22,6 +26,7 @@ else (query parameters, forms, files) is served by FastAPI as usual.
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -33,6 +38,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import request_params_to_args
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute, APIRouter
+from fastapi.routing import request_response as fastapi_request_response
 from fastapi.security.base import SecurityBase
 from fastapi.utils import create_model_field
 from pydantic import BaseModel, ValidationError
@@ -42,6 +48,15 @@ from app.api.errors import problems
 from app.core.errors import UnsupportedMediaType
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+E = TypeVar("E", bound=Callable[..., Any])
+SHORT = "__hokusai_short__"
+
+
+def short(endpoint: E) -> E:
+    """Serve this operation with the short handler (see the module); the app refuses to start
+    when its signature does not allow one."""
+    setattr(endpoint, SHORT, True)
+    return endpoint
 
 
 class Route(APIRoute):
@@ -53,6 +68,11 @@ class Route(APIRoute):
         self.short: Handler | None = None
         self.closes = False  # the short handler enters async generators: it needs exit stacks
         super().__init__(path, endpoint, **options)
+        # FastAPI's own serving of the route: what serves it, unless it is marked `@short`;
+        # kept for marked ones too, so that both engines can be compared.
+        self.standard = (
+            self.app if self.short is None else fastapi_request_response(self._standard())
+        )
         if self.short is not None and not self.closes:
             # Nothing to close after the endpoint: no need for FastAPI's exit stacks either.
             self.app = request_response(self.short)
@@ -67,10 +87,18 @@ class Route(APIRoute):
             )
 
     def get_route_handler(self) -> Handler:
-        self.short, self.closes = _short_handler(self)
-        if self.short is not None or _json_model(self) is None:
-            return self.short or super().get_route_handler()
+        if getattr(self.endpoint, SHORT, False):
+            why = _unsupported(self)
+            if why is not None:
+                raise TypeError(f"{self.name} is marked @short but {why}")
+            self.short, self.closes = _short_handler(self)
+            return self.short
+        return self._standard()
+
+    def _standard(self) -> Handler:
         handler = super().get_route_handler()
+        if _json_model(self) is None:
+            return handler
 
         async def json_only(request: Request) -> Response:
             """A JSON body in another media type is 415 (FastAPI would read it as text)."""
@@ -92,23 +120,28 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def _short_handler(route: APIRoute) -> tuple[Handler | None, bool]:
-    """The short handler, if the signature allows one, and whether it needs FastAPI's exit stacks
-    (to close async-generator dependencies)."""
+def _unsupported(route: APIRoute) -> str | None:
+    """Why the short handler cannot serve this route, or None when it can."""
+    endpoint = route.dependant
+    checks = (
+        (_returns_response(route.endpoint), "does not return a Response"),
+        (inspect.iscoroutinefunction(route.endpoint), "is not async"),
+        (not endpoint.query_params, "takes query parameters"),
+        (not endpoint.header_params, "takes header parameters"),
+        (not endpoint.cookie_params, "takes cookies"),
+        (_plain(endpoint), "takes a special FastAPI parameter"),
+        (all(_cheap(d) for d in endpoint.dependencies), "has a dependency it cannot solve"),
+        (not endpoint.body_params or _json_model(route) is not None, "takes a non-JSON body"),
+    )
+    return next((reason for ok, reason in checks if not ok), None)
+
+
+def _short_handler(route: APIRoute) -> tuple[Handler, bool]:
+    """The short handler of a route `_unsupported` allows, and whether it needs FastAPI's exit
+    stacks (to close async-generator dependencies)."""
     endpoint = route.dependant
     body = endpoint.body_params[0] if endpoint.body_params else None
     model = _json_model(route)
-    if (
-        not _returns_response(route.endpoint)
-        or not inspect.iscoroutinefunction(route.endpoint)
-        or endpoint.query_params
-        or endpoint.header_params
-        or endpoint.cookie_params
-        or not _plain(endpoint)
-        or not all(_cheap(dependency) for dependency in endpoint.dependencies)
-        or (body is not None and model is None)
-    ):
-        return None, False
     steps, top = _plan(endpoint)
     path_params = [(param, param.alias, ("path", param.alias)) for param in endpoint.path_params]
     request_name = endpoint.request_param_name
@@ -128,7 +161,7 @@ def _short_handler(route: APIRoute) -> tuple[Handler | None, bool]:
             arguments[param.name] = value
         if body is not None and model is not None:
             json_media_type(request)
-            arguments[body.name] = parsed(model, await request.body())
+            arguments[body.name] = _read(model, await request.body())
         return await call(**arguments)
 
     return handle, any(step.context for step in steps)
@@ -248,6 +281,31 @@ def parsed(model: type[M], raw: str | bytes, *loc: str) -> M:
     except ValidationError as exc:
         raise RequestValidationError(
             [{**error, "loc": ("body", *loc, *error["loc"])} for error in exc.errors()]
+        ) from exc
+
+
+def _read(model: type[M], raw: bytes) -> M:
+    """A JSON body, parsed straight from its bytes; when it does not validate, the errors FastAPI
+    would give (it validates what `json.loads` made), so both engines answer alike."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError:
+        pass
+    if not raw:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+        )
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error"}]
+        ) from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
         ) from exc
 
 

@@ -11,7 +11,7 @@ from app.api.deps import AbTestServiceDep, TrafficDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.idempotency import IdempotentDep
 from app.api.routers import API_PREFIX, Limit, Offset, prediction_response
-from app.api.routing import Route
+from app.api.routing import Route, short
 from app.core.vocabulary import AbTestStatus
 from app.schemas.ab_tests import (
     AbPredictRequest,
@@ -41,6 +41,7 @@ router = APIRouter(
 
 
 @router.post("/{ab_test_id}/assign", response_model=Assignment, responses=problems(404, 409, 422))
+@short
 async def assign_unit(
     ab_test_id: uuid.UUID, body: AssignRequest, _: PredictorDep, traffic: TrafficDep
 ) -> Response:
@@ -54,6 +55,7 @@ async def assign_unit(
     response_model=Prediction,
     responses=problems(404, 409, 413, 422, 504),
 )
+@short
 async def predict_through_test(
     ab_test_id: uuid.UUID, body: AbPredictRequest, _: PredictorDep, traffic: TrafficDep
 ) -> Response:

@@ -31,7 +31,7 @@ async def list_aliases(name: str, _: ReaderDep, aliases: AliasServiceDep) -> dic
     return await aliases.list_aliases(name)
 
 
-@router.put("/{name}/aliases/{alias}", response_model=AliasRead, responses=problems(404, 422))
+@router.put("/{name}/aliases/{alias}", response_model=AliasRead, responses=problems(404, 409, 422))
 async def set_alias(
     name: str, alias: AliasPath, body: AliasSet, principal: WriterDep, aliases: AliasServiceDep
 ) -> AliasRead:

@@ -6,7 +6,7 @@ from app.api.auth import PredictorDep
 from app.api.deps import TrafficDep
 from app.api.errors import AUTHENTICATED, problems
 from app.api.routers import API_PREFIX, prediction_response
-from app.api.routing import Route
+from app.api.routing import Route, short
 from app.schemas.predictions import Prediction, PredictRequest
 
 router = APIRouter(
@@ -22,9 +22,10 @@ router = APIRouter(
     response_model=Prediction,
     responses={
         200: {"headers": {"X-Cache": {"description": "HIT or MISS, for a single row"}}},
-        **problems(404, 413, 422, 504),
+        **problems(404, 409, 413, 422, 504),  # 409: the model or the version is archived
     },
 )
+@short
 async def predict(
     name: str, body: PredictRequest, _: PredictorDep, traffic: TrafficDep
 ) -> Response:
