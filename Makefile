@@ -17,6 +17,9 @@ $(VENV)/.installed: pyproject.toml uv.lock
 run: install  ## serve on 127.0.0.1:8000 (embedded defaults unless HOKUSAI_* URLs are set)
 	$(BIN)/hokusai-api serve --migrate
 
+# Two workers, a test file each at a time (its module fixtures stay on one worker); each worker has
+# its own database, MLflow server and Redis keys. `PYTEST_ARGS="-n 0"` runs them in one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
 test: install browser  ## the tests, against real Postgres, Redis and an MLflow server
 	scripts/with-services $(BIN)/pytest $(PYTEST_ARGS)
 
