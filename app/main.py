@@ -15,6 +15,7 @@ from pydantic.json_schema import models_json_schema
 
 from app import __version__
 from app.adapters.cache import Cache
+from app.adapters.loader import ModelLoader
 from app.adapters.memory import Memory
 from app.adapters.registry import Registry
 from app.adapters.runners import Runners
@@ -52,7 +53,6 @@ from app.db.session import create_engine, create_sessionmaker
 from app.db.unit_of_work import UnitOfWork
 from app.schemas.common import NO_NUL
 from app.services.api_keys import BOOTSTRAP_KEY_NAME, ApiKeyService
-from app.services.predictions import ModelLoader
 from app.services.reconciliation import Reconciler
 from app.services.signing import Signer
 

@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.adapters.cache import Cache
+from app.adapters.loader import ModelLoader
 from app.adapters.memory import AB_TEST, MODEL, Memory
 from app.adapters.registry import Registry
 from app.adapters.webhooks import Webhooks
@@ -36,7 +37,7 @@ from app.services.evaluation import EvaluationService
 from app.services.experiments import ExperimentService
 from app.services.lineage import LineageService
 from app.services.ml_models import MlModelService
-from app.services.predictions import ModelLoader, PredictionService
+from app.services.predictions import PredictionService
 from app.services.registration import RegistrationService
 from app.services.signing import Signer
 from app.services.traffic import Traffic

@@ -18,6 +18,7 @@ from typing import Any
 from hokusai import measure
 
 from app import __version__
+from app.adapters import artifacts
 from app.adapters.registry import Registry
 from app.adapters.runners import RunnerGroup, Runners
 from app.core.config import Settings
@@ -31,7 +32,6 @@ from app.core.errors import (
 from app.core.vocabulary import Family, MetricDirection
 from app.db.models import Benchmark, ModelVersion
 from app.schemas.ml_models import Benchmark as BenchmarkSpec
-from app.services import artifacts
 from app.services.benchmarks import BenchmarkService, read_table
 
 log = logging.getLogger(__name__)

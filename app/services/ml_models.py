@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.adapters import artifacts
 from app.adapters.memory import MODEL, changed
 from app.adapters.registry import Registry
 from app.core.errors import (
@@ -44,7 +45,6 @@ from app.schemas.ml_models import (
     MlModelRead,
     VersionRead,
 )
-from app.services import artifacts
 from app.services.contributors import checksummed
 from app.services.deltas import compare_metrics, comparison
 

@@ -10,213 +10,36 @@ Rules: docs/reference/specification.md#predictions-and-the-cache."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
 import logging
 import math
 import time
-import uuid
-from collections import OrderedDict
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import rfc8785
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.cache import Cache
+from app.adapters.loader import ModelLoader, Target
 from app.adapters.memory import Memo
-from app.adapters.registry import Registry
-from app.adapters.runners import Column, RunnerGroup, Runners
+from app.adapters.runners import Column
 from app.core.config import Settings
 from app.core.errors import (
     BatchTooLarge,
     ModelArchived,
     ModelNotFound,
-    ModelUnavailable,
-    RegistryRejected,
-    RegistryUnavailable,
     ValidationFailed,
     VersionArchived,
     VersionNotFound,
 )
 from app.core.metrics import Metrics
 from app.core.vocabulary import PRODUCTION
-from app.db.models import MlModel, ModelVersion
 from app.db.repositories.ml_models import alias_names, model_names, resolve_target
 from app.schemas.predictions import CacheCounts, Prediction, PredictRequest
-from app.services import artifacts
-from app.services.batching import Batcher
+from app.services.prediction_keys import row_key
 
 log = logging.getLogger(__name__)
 
 NUMBER_TYPES = {"double", "float"}
 INTEGER_TYPES = {"long", "integer"}
-
-
-@dataclass(frozen=True)
-class Target:
-    """The concrete version a prediction runs on."""
-
-    model_id: uuid.UUID
-    model: str
-    version: int
-    source_uri: str
-    artifact_digest: str
-
-
-@dataclass(frozen=True)
-class Served:
-    """A loaded version: its runners, and its calls (gathered by `app/services/batching.py`)."""
-
-    model: RunnerGroup
-    call: Batcher
-
-
-class ModelLoader:
-    """Loaded versions in a bounded LRU, app-wide. A version is loaded into runner processes
-    (`app/adapters/runners.py`), never into this one: its files are downloaded from MLflow and
-    checked against the digest recorded at registration first. Concurrent first requests for
-    one version share one load; a load that fails is forgotten, so the next request tries again."""
-
-    def __init__(
-        self, registry: Registry, runners: Runners, settings: Settings, metrics: Metrics
-    ) -> None:
-        self.registry = registry
-        self.runners = runners
-        self.settings = settings
-        self.capacity = settings.model_cache_size
-        self.timeout_s = settings.model_load_timeout_s
-        self.metrics = metrics
-        self.retry_after_s = registry.retry_after_s
-        self._models: OrderedDict[tuple[uuid.UUID, int], Served] = OrderedDict()
-        self._loading: dict[tuple[uuid.UUID, int], asyncio.Task[Served]] = {}
-        self.warmup: dict[str, Any] = {"status": "idle", "loaded": 0, "failed": 0}
-        self.loads = 0
-
-    async def get(self, target: Target) -> Served:
-        key = (target.model_id, target.version)
-        loaded = self._models.get(key)
-        if loaded is not None:
-            self._models.move_to_end(key)
-            return loaded
-        task = self._loading.get(key)
-        if task is None:
-            task = asyncio.create_task(self._load(key, target))
-            self._loading[key] = task
-            task.add_done_callback(lambda _: self._loading.pop(key, None))
-        return await asyncio.shield(task)
-
-    async def _load(self, key: tuple[uuid.UUID, int], target: Target) -> Served:
-        started = time.perf_counter()
-        self.loads += 1
-        try:
-            group = await asyncio.wait_for(self._start(target), self.timeout_s)
-        except (ModelUnavailable, RegistryUnavailable, RegistryRejected, TimeoutError) as exc:
-            self.metrics.model_load_seconds.labels(target.model, "failed").observe(
-                time.perf_counter() - started
-            )
-            log.warning("loading %s v%s failed: %s", target.model, target.version, exc)
-            if isinstance(exc, ModelUnavailable):
-                raise
-            raise ModelUnavailable(
-                f"Model {target.model} version {target.version} could not be loaded; try again",
-                retry_after=self.retry_after_s,
-            ) from exc
-        self.metrics.model_load_seconds.labels(target.model, "loaded").observe(
-            time.perf_counter() - started
-        )
-        served = Served(
-            group,
-            Batcher(
-                group.call,
-                model=target.model,
-                enabled=self.settings.prediction_batching,
-                max_rows=self.settings.prediction_batch_max_rows,
-                max_wait_s=self.settings.prediction_batch_max_wait_ms / 1000,
-                concurrency=group.size,
-                metrics=self.metrics,
-            ),
-        )
-        self._models[key] = served
-        while len(self._models) > self.capacity:
-            _, evicted = self._models.popitem(last=False)
-            await evicted.model.close()
-        self.metrics.loaded_models.set(len(self._models))
-        return served
-
-    async def _start(self, target: Target) -> RunnerGroup:
-        folder = await self.runners.stage(
-            target.artifact_digest,
-            lambda staging: self._download(target.source_uri, staging),
-            lambda root: asyncio.to_thread(artifacts.digest, root),
-        )
-        group = RunnerGroup(
-            self.runners, folder, target.model, target.version, self.settings.model_runners
-        )
-        await group.start()
-        return group
-
-    async def _download(self, source_uri: str, staging: Path) -> Path:
-        return artifacts.model_root(await self.registry.download(source_uri, staging))
-
-    async def warm(self, targets: list[tuple[MlModel, ModelVersion]]) -> None:
-        """Load the versions behind `production` in the background, at start-up."""
-        self.warmup = {"status": "running", "loaded": 0, "failed": 0}
-        for model, version in targets[: self.capacity]:
-            try:
-                await self.get(
-                    Target(
-                        model.id,
-                        model.name,
-                        version.version,
-                        version.source_uri,
-                        version.artifact_digest,
-                    )
-                )
-                self.warmup["loaded"] += 1
-            except ModelUnavailable:
-                self.warmup["failed"] += 1
-        self.warmup["status"] = "done"
-
-    async def close(self) -> None:
-        for task in list(self._loading.values()):
-            task.cancel()
-        while self._models:
-            _, served = self._models.popitem()
-            await served.model.close()
-        await self.runners.close()
-
-
-def row_key(cache: Cache, target: Target, row: dict[str, Any]) -> str:
-    digest = hashlib.sha256(canonical_row(row)).hexdigest()
-    return cache.key("pred", "v1", str(target.model_id), str(target.version), digest)
-
-
-MAX_SAFE_INTEGER = 2**53 - 1
-
-
-def canonical_row(row: dict[str, Any]) -> bytes:
-    """The row's JCS form (RFC 8785). A flat row of ASCII names and values that `json.dumps`
-    writes exactly as JCS does (ASCII strings, safe integers, booleans, null, and floats written
-    without an exponent) is written by `json.dumps`, several times faster; anything else by
-    rfc8785, which also refuses what JSON cannot say (NaN, infinity, unsafe integers)."""
-    if all(key.isascii() for key in row) and all(_writes_as_jcs(v) for v in row.values()):
-        return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return rfc8785.dumps(row)
-
-
-def _writes_as_jcs(value: Any) -> bool:
-    kind = type(value)
-    if kind is float:
-        # Python writes 5.0 and 1e-05 where JCS writes 5 and 0.00001; between, the same digits.
-        return bool(not value.is_integer() and 1e-4 <= abs(value) < 1e16)
-    if kind is int:
-        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
-    if kind is str:
-        return bool(value.isascii())
-    return kind is bool or value is None
 
 
 def check_rows(rows: list[Any], columns: list[Column] | None) -> None:
@@ -399,6 +222,6 @@ class PredictionService:
 
     def _keys(self, target: Target, rows: list[dict[str, Any]]) -> list[str]:
         try:
-            return [row_key(self.cache, target, row) for row in rows]
+            return [row_key(self.cache, target.model_id, target.version, row) for row in rows]
         except (ValueError, TypeError) as exc:  # NaN, infinity: JSON cannot say them
             raise ValidationFailed(f"inputs are not plain JSON: {exc}") from exc

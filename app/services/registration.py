@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.adapters import artifacts
 from app.adapters.memory import MODEL, changed
 from app.adapters.registry import Publication, Published, Registry
 from app.core.config import Settings
@@ -48,7 +49,6 @@ from app.schemas.ml_models import (
     VersionMetadata,
     VersionRead,
 )
-from app.services import artifacts
 from app.services.attestations import AttestationService, decision_record
 from app.services.contributors import basis_points, checksummed, normalize_address
 from app.services.deltaone import Measured, Policy, Side, decide

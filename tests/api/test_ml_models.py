@@ -416,7 +416,7 @@ async def test_patch_changes_description_and_tags_in_both_stores(
 async def test_artifact_downloads_as_the_registered_model(
     client: httpx.AsyncClient, admin_key: str, classifier_archive: bytes, tmp_path: Path
 ) -> None:
-    from app.services.artifacts import digest, unpack
+    from app.adapters.artifacts import digest, unpack
 
     body = await register_baseline(client, admin_key, classifier_archive)
     response = await client.get(
@@ -520,7 +520,7 @@ async def test_registered_models_load_back_and_predict_like_the_originals(
 def test_an_mlmodel_without_a_readable_column_signature_has_none(
     tmp_path: Path, mlmodel: bytes
 ) -> None:
-    from app.services.artifacts import input_signature
+    from app.adapters.artifacts import input_signature
 
     (tmp_path / "MLmodel").write_bytes(mlmodel)
     assert input_signature(tmp_path) is None

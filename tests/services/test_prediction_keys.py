@@ -11,7 +11,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.services.predictions import canonical_row
+from app.services.prediction_keys import canonical_row
 
 SCALARS = (
     st.floats(allow_nan=False, allow_infinity=False)
