@@ -1,12 +1,13 @@
 """A/B tests: lifecycle, outcomes as sufficient statistics, results, promotion, webhooks.
-(Routing units: `app/services/traffic.py`.)
+(Routing units: `app/services/traffic.py`, which reads the `LiveTest` built here.)
 
 Rules: docs/reference/specification.md#ab-tests."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,37 @@ from app.schemas.ab_tests import (
 from app.services import ab_stats
 from app.services.aliases import AliasService
 from app.services.ml_models import live_model
-from app.services.traffic import LiveTest, LiveVariant, by_model
+
+
+@dataclass(frozen=True)
+class LiveVariant:
+    position: int
+    name: str
+    version: int | None
+    weight: float
+
+
+@dataclass(frozen=True)
+class LiveTest:
+    """What routing a unit needs of a test, as a process remembers it (by test id)."""
+
+    id: uuid.UUID
+    name: str
+    model: str
+    status: AbTestStatus
+    ends_at: datetime | None
+    variants: tuple[LiveVariant, ...]
+
+    @property
+    def over(self) -> bool:
+        return self.ends_at is not None and self.ends_at <= utcnow()
+
+
+def by_model(name: str) -> str:
+    """The memo source of a model's running test, among the A/B test sources: every status
+    change of any of the model's tests replaces its token."""
+    return f"model:{name}"
+
 
 TRANSITIONS = {
     "start": ({AbTestStatus.DRAFT}, AbTestStatus.RUNNING),

@@ -10,53 +10,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from app.adapters.memory import Memo
 from app.core.errors import InvalidTransition
 from app.core.metrics import Metrics
 from app.core.vocabulary import AbTestStatus
-from app.db.base import utcnow
 from app.db.exposure_log import ExposureLog
 from app.schemas.ab_tests import Assignment
 from app.schemas.predictions import AbTestAssignment, Prediction, PredictRequest
 from app.services import ab_stats
+from app.services.ab_tests import AbTestService, LiveTest, by_model
 from app.services.predictions import PredictionService
-
-if TYPE_CHECKING:
-    from app.services.ab_tests import AbTestService
-
-
-@dataclass(frozen=True)
-class LiveVariant:
-    position: int
-    name: str
-    version: int | None
-    weight: float
-
-
-@dataclass(frozen=True)
-class LiveTest:
-    """What routing a unit needs of a test, as a process remembers it (by test id)."""
-
-    id: uuid.UUID
-    name: str
-    model: str
-    status: AbTestStatus
-    ends_at: datetime | None
-    variants: tuple[LiveVariant, ...]
-
-    @property
-    def over(self) -> bool:
-        return self.ends_at is not None and self.ends_at <= utcnow()
-
-
-def by_model(name: str) -> str:
-    """The memo source of a model's running test, among the A/B test sources: every status
-    change of any of the model's tests replaces its token."""
-    return f"model:{name}"
 
 
 class Traffic:
