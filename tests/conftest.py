@@ -63,8 +63,15 @@ def mlflow_uri(postgres_admin_url: str, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture
 def clean_database(database_url: str) -> Iterator[str]:
-    """Tests never share rows: every table is emptied after each test."""
+    """Tests never share rows: every table is emptied before and after each test (before too: a
+    module's own service in its own process, `live`, writes rows no test of its cleans, and the
+    workers take the modules in any order)."""
+    empty(database_url)
     yield database_url
+    empty(database_url)
+
+
+def empty(database_url: str) -> None:
     with psycopg.connect(sync_url(database_url), autocommit=True) as connection:
         connection.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
 
