@@ -204,12 +204,13 @@ async def test_the_reconciler_runs_at_start_up_and_counts_what_it_repaired(
         assert moved.status_code == 200
     MlflowClient(mlflow_uri, mlflow_uri).delete_registered_model_alias(name, "production")
     settings = make_settings(registry_reconcile_interval_s=3600)
+    repaired = 'hokusai_registry_repairs_total{kind="alias"}'
     async with serve(settings) as client:
-        for _ in range(200):  # the first pass runs in the background at start-up
-            if mlflow_aliases(mlflow_uri, name) == {"production": 1}:
+        for _ in range(600):  # the first pass runs in the background at start-up
+            metrics = (await client.get("/metrics")).text
+            if repaired in metrics:  # counted once MLflow took the alias
                 break
             await asyncio.sleep(0.05)
-        metrics = (await client.get("/metrics")).text
     assert mlflow_aliases(mlflow_uri, name) == {"production": 1}
-    assert 'hokusai_registry_repairs_total{kind="alias"}' in metrics
+    assert repaired in metrics
     assert "hokusai_registry_orphan_versions" in metrics
