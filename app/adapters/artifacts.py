@@ -59,7 +59,15 @@ def input_signature(model_dir: Path) -> list[dict[str, Any]] | None:
             return None
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
         inputs = json.loads(document["signature"]["inputs"])
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, KeyError, TypeError):
+    except (
+        OSError,
+        UnicodeDecodeError,
+        yaml.YAMLError,
+        ValueError,
+        KeyError,
+        TypeError,
+        RecursionError,  # YAML or JSON nested deeper than a parser recurses
+    ):
         return None
     if not isinstance(inputs, list) or not 0 < len(inputs) <= MAX_SIGNATURE_COLUMNS:
         return None

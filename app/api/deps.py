@@ -8,7 +8,7 @@ in a worker thread, and that thread hop per dependency costs more than the work.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated
@@ -81,15 +81,9 @@ async def get_metrics(resources: ResourcesDep) -> Metrics:
     return resources.metrics
 
 
-def transaction(resources: Resources) -> AbstractAsyncContextManager[AsyncSession]:
-    """The app's unit of work (`app/db/unit_of_work.py`): committed at the end, or rolled back
-    on any error; what it changed is announced to every replica once committed."""
-    return resources.unit_of_work()
-
-
 async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
     """One transaction per request: committed before the response is sent, rolled back on error."""
-    async with transaction(resources) as session:
+    async with resources.unit_of_work() as session:
         yield session
 
 
@@ -191,7 +185,7 @@ AbTestServiceDep = Annotated[AbTestService, Depends(get_ab_test_service)]
 
 @asynccontextmanager
 async def _ab_tests_in_a_transaction(resources: Resources) -> AsyncIterator[AbTestService]:
-    async with transaction(resources) as session:
+    async with resources.unit_of_work() as session:
         yield _ab_test_service(session, resources)
 
 

@@ -14,7 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import Resources, ResourcesDep, SessionDep, transaction
+from app.api.deps import Resources, ResourcesDep, SessionDep
 from app.core.security import Principal
 from app.services.idempotency import (
     Claim,
@@ -74,7 +74,7 @@ class Idempotent:
         signature = fingerprint(
             self.request.method, self.request.url.path, jsonable_encoder(request_body)
         )
-        async with transaction(self.resources) as claims:
+        async with self.resources.unit_of_work() as claims:
             claimed = await self.service.claim(claims, principal.id, self.key, signature)
         if isinstance(claimed, StoredResponse):
             return JSONResponse(
@@ -93,7 +93,7 @@ class Idempotent:
     async def _release(self, claim: Claim) -> None:
         """Best effort: when the database is gone too, the claim's lease ends it."""
         try:
-            async with transaction(self.resources) as session:
+            async with self.resources.unit_of_work() as session:
                 await self.service.release(session, claim)
         except Exception as exc:  # the lease frees it; the request's error stands
             log.warning(

@@ -138,7 +138,9 @@ class MlModelService:
             model.archived_at = utcnow()
         elif not archived:
             model.archived_at = None
-        return await self._saved_model(model)
+        model.updated_at = utcnow()
+        await self._save_change(model)  # predictions are refused or served again
+        return await self.read_model(model)
 
     async def archive_version(self, name: str, number: int, archived: bool) -> VersionRead:
         model = await self.get_model(name)
@@ -146,8 +148,8 @@ class MlModelService:
         if archived and version.archived_at is None:
             held = sorted(
                 alias
-                for alias, number in (await self.aliases.current(model.id)).items()
-                if number == version.version
+                for alias, held_by in (await self.aliases.current(model.id)).items()
+                if held_by == version.version
             )
             if held:
                 raise InUse(
@@ -164,15 +166,13 @@ class MlModelService:
         elif not archived:
             version.archived_at = None
         version.updated_at = utcnow()
-        changed(self.session, MODEL, model.name)  # "latest" may have moved
-        await self.models.save()
+        await self._save_change(model)  # "latest" may have moved
         return await self.read_version(model, version)
 
-    async def _saved_model(self, model: MlModel) -> MlModelRead:
-        model.updated_at = utcnow()
-        changed(self.session, MODEL, model.name)  # predictions are refused or served again
+    async def _save_change(self, model: MlModel) -> None:
+        """Saved; once committed, every replica forgets what it resolved for the model."""
+        changed(self.session, MODEL, model.name)
         await self.models.save()
-        return await self.read_model(model)
 
     async def read_version(self, model: MlModel, version: ModelVersion) -> VersionRead:
         return (await self._read_versions(model, [version]))[0]

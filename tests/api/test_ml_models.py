@@ -515,6 +515,8 @@ async def test_registered_models_load_back_and_predict_like_the_originals(
         b"flavors: {}\nsignature: [1, 2]\n",
         b"!!python/object/apply:os.system ['true']\n",  # code, were it loaded unsafely
         b"\xff\xfe not utf-8",
+        b"a: " + b"[" * 100_000,  # YAML nested past any parser's recursion
+        b"flavors: {}\nsignature:\n  inputs: '" + b"[" * 100_000 + b"'\n",  # JSON, likewise
     ],
 )
 def test_an_mlmodel_without_a_readable_column_signature_has_none(

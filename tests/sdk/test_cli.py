@@ -13,7 +13,7 @@ import pytest
 from hokusai import HokusaiClient
 
 from tests.conftest import LiveService
-from tests.factories import DATASET, save_sklearn, unique
+from tests.factories import CONTRIBUTOR, DATASET, save_sklearn, unique
 
 HOKUSAI = str(Path(sys.executable).parent / "hokusai")
 BENCHMARK = {"metric": "accuracy", "direction": "higher_is_better", "family": "proportion"}
@@ -57,6 +57,31 @@ def register_baseline(
     )
 
 
+def register_improved(
+    live: LiveService, tmp_path: Path, name: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`hokusai models register NAME --kind improved ...` with another saved model, claiming
+    accuracy 0.9, one contributor taking the whole share."""
+    return run(
+        live,
+        tmp_path,
+        "models",
+        "register",
+        name,
+        "--kind",
+        "improved",
+        "--artifact",
+        str(save_sklearn(tmp_path / "v2", "classifier")[0]),
+        "--metrics",
+        '{"accuracy": 0.9}',
+        "--dataset",
+        json.dumps(DATASET),
+        "--contributors",
+        json.dumps([{"address": CONTRIBUTOR, "weight": 1}]),
+        *extra,
+    )
+
+
 def test_register_list_predict_lineage_from_the_command_line(
     live: LiveService, tmp_path: Path
 ) -> None:
@@ -69,26 +94,7 @@ def test_register_list_predict_lineage_from_the_command_line(
     table = run(live, tmp_path, "models", "list").stdout.splitlines()
     assert table[0] == "NAME\tLATEST\tTYPE\tALIASES"
     assert any(line.startswith(f"{name}\tv1\tclassification") for line in table)
-    improved = run(
-        live,
-        tmp_path,
-        "models",
-        "register",
-        name,
-        "--kind",
-        "improved",
-        "--parent-version",
-        "1",
-        "--artifact",
-        str(save_sklearn(tmp_path / "v2", "classifier")[0]),
-        "--metrics",
-        '{"accuracy": 0.9}',
-        "--dataset",
-        json.dumps(DATASET),
-        "--contributors",
-        '[{"address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "weight": 1}]',
-        "--json",
-    )
+    improved = register_improved(live, tmp_path, name, "--parent-version", "1", "--json")
     assert improved.returncode == 0, improved.stderr
     assert json.loads(improved.stdout)["parent_version"] == 1, improved.stdout[:600]
     predicted = run(
@@ -249,7 +255,7 @@ def test_versions_aliases_archives_ab_tests_attestations_and_contributors(
 ) -> None:
     """Every command a user reaches for after registering, through the entry point."""
     name = unique("cli-all")
-    contributor = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+    contributor = CONTRIBUTOR
 
     def ok(*args: str) -> str:
         done = run(live, tmp_path, *args)
@@ -257,23 +263,9 @@ def test_versions_aliases_archives_ab_tests_attestations_and_contributors(
         return done.stdout
 
     assert register_baseline(live, tmp_path, name).returncode == 0
-    improved = ok(
-        "models",
-        "register",
-        name,
-        "--kind",
-        "improved",
-        "--artifact",
-        str(save_sklearn(tmp_path / "v2", "classifier")[0]),
-        "--metrics",
-        '{"accuracy": 0.9}',
-        "--dataset",
-        json.dumps(DATASET),
-        "--contributors",
-        json.dumps([{"address": contributor, "weight": 1}]),
-        "--json",
-    )
-    attestation_id = json.loads(improved)["attestation_id"]
+    improved = register_improved(live, tmp_path, name, "--json")
+    assert improved.returncode == 0, improved.stderr
+    attestation_id = json.loads(improved.stdout)["attestation_id"]
 
     table = ok("versions", "list", name).splitlines()
     assert table[0] == "VERSION\tKIND\tPARENT\tMETRIC\tDECISION"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow import MlflowClient
@@ -23,6 +24,21 @@ DEFAULTS = ImportDefaults(
     direction="higher_is_better",
     family="proportion",
 )
+
+
+def upstream_version(
+    client: MlflowClient, experiment: str, name: str, model_dir: Path, tags: dict[str, Any]
+) -> None:
+    """A version as upstream made it: a run holding the model, then the version, then its tags
+    (a dict value as JSON)."""
+    run = client.create_run(experiment)
+    client.log_artifacts(run.info.run_id, str(model_dir), "model")
+    version = client.create_model_version(
+        name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+    )
+    for key, value in tags.items():
+        text = json.dumps(value) if isinstance(value, dict) else str(value)
+        client.set_model_version_tag(name, version.version, key, text)
 
 
 def populate_like_upstream(mlflow_uri: str, name: str, model_dir: Path) -> None:
@@ -55,14 +71,7 @@ def populate_like_upstream(mlflow_uri: str, name: str, model_dir: Path) -> None:
         },
     ]
     for tags in versions:
-        run = client.create_run(experiment)
-        client.log_artifacts(run.info.run_id, str(model_dir), "model")
-        version = client.create_model_version(
-            name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
-        )
-        for key, value in tags.items():
-            text = json.dumps(value) if isinstance(value, dict) else str(value)
-            client.set_model_version_tag(name, version.version, key, text)
+        upstream_version(client, experiment, name, model_dir, tags)
     # A version whose run holds no model (upstream registered versions before uploading).
     empty = client.create_run(experiment)
     hollow = client.create_model_version(
@@ -141,19 +150,19 @@ async def test_an_import_is_announced_so_a_running_replica_serves_the_new_latest
         assert before.json()["version"] == 1
 
         client = MlflowClient(mlflow_uri, mlflow_uri)
-        run = client.create_run(client.get_experiment_by_name(name).experiment_id)
-        client.log_artifacts(run.info.run_id, str(model_dir), "model")
-        version = client.create_model_version(
-            name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+        upstream_version(
+            client,
+            client.get_experiment_by_name(name).experiment_id,
+            name,
+            model_dir,
+            {
+                "model_id": "upstream-2",
+                "is_baseline": "true",
+                "metrics": {"accuracy": 0.82},
+                "benchmark_metric": "accuracy",
+                "benchmark_value": "0.82",
+            },
         )
-        for key, value in {
-            "model_id": "upstream-2",
-            "is_baseline": "true",
-            "metrics": '{"accuracy": 0.82}',
-            "benchmark_metric": "accuracy",
-            "benchmark_value": "0.82",
-        }.items():
-            client.set_model_version_tag(name, version.version, key, value)
         defaults = dataclasses.replace(DEFAULTS, model_type="classification")
         done = await import_registry(settings, [name], defaults, dry_run=False)
         assert [(o.version, o.action) for o in done] == [(1, "already imported"), (2, "imported")]

@@ -71,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
         one = models.add_parser(action, help=summary)
         one.add_argument("name")
         _json_flag(one)
-        one.set_defaults(run=_model_call(call))
+        one.set_defaults(run=_one("models", call, ("name",), _model_line))
     register = models.add_parser("register", help="register a version")
     register.add_argument("name")
     register.add_argument("--kind", required=True, choices=["baseline", "improved"])
@@ -112,7 +112,7 @@ def parser() -> argparse.ArgumentParser:
         one.add_argument("name")
         one.add_argument("version", type=int)
         _json_flag(one)
-        one.set_defaults(run=_version_call(call))
+        one.set_defaults(run=_one("versions", call, ("name", "version"), _version_line))
     downloaded = versions.add_parser("download", help="the version's artifact as .tar.gz")
     downloaded.add_argument("name")
     downloaded.add_argument("version", type=int)
@@ -227,7 +227,9 @@ def parser() -> argparse.ArgumentParser:
         one = ab_tests.add_parser(action, help=f"{action} a test" if action != "show" else "a test")
         one.add_argument("test_id")
         _json_flag(one)
-        one.set_defaults(run=_ab_test_call("get" if action == "show" else action))
+        one.set_defaults(
+            run=_one("ab_tests", "get" if action == "show" else action, ("test_id",), _test_line)
+        )
     results = ab_tests.add_parser("results", help="a test's results")
     results.add_argument("test_id")
     _json_flag(results)
@@ -501,10 +503,16 @@ def ab_results(args: argparse.Namespace) -> None:
         )
 
 
-def _model_call(call: str) -> Callable[[argparse.Namespace], None]:
+def _one(
+    resource: str, call: str, names: tuple[str, ...], line: Callable[[Any], str]
+) -> Callable[[argparse.Namespace], None]:
+    """A command that makes one call of a resource with the arguments `names` and prints its
+    answer (`client.versions.get(name, version)`, say)."""
+
     def run(args: argparse.Namespace) -> None:
         with HokusaiClient() as client:
-            _say(args, getattr(client.models, call)(args.name), _model_line)
+            method = getattr(getattr(client, resource), call)
+            _say(args, method(*(getattr(args, name) for name in names)), line)
 
     return run
 
@@ -540,14 +548,6 @@ def list_versions(args: argparse.Namespace) -> None:
     with HokusaiClient() as client:
         found = list(client.versions.list(args.name, include_archived=args.include_archived))
     _table(args, found, "VERSION\tKIND\tPARENT\tMETRIC\tDECISION", _version_line)
-
-
-def _version_call(call: str) -> Callable[[argparse.Namespace], None]:
-    def run(args: argparse.Namespace) -> None:
-        with HokusaiClient() as client:
-            _say(args, getattr(client.versions, call)(args.name, args.version), _version_line)
-
-    return run
 
 
 def download_version(args: argparse.Namespace) -> None:
@@ -621,14 +621,6 @@ def list_ab_tests(args: argparse.Namespace) -> None:
     with HokusaiClient() as client:
         found = list(client.ab_tests.list(model=args.model, status=args.status))
     _table(args, found, "ID\tNAME\tMODEL\tSTATUS\tVARIANTS", _test_line)
-
-
-def _ab_test_call(call: str) -> Callable[[argparse.Namespace], None]:
-    def run(args: argparse.Namespace) -> None:
-        with HokusaiClient() as client:
-            _say(args, getattr(client.ab_tests, call)(args.test_id), _test_line)
-
-    return run
 
 
 def promote(args: argparse.Namespace) -> None:
