@@ -39,7 +39,7 @@ from app.api.routers import (
     ml_models,
     predictions,
 )
-from app.api.routing import include
+from app.api.routing import App, include
 from app.core import heap
 from app.core.breaker import Breaker
 from app.core.config import Settings
@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await resources.exposures.close()
             await engine.dispose()
 
-    app = FastAPI(
+    app = App(
         title="Hokusai ML Platform API",
         version=__version__,
         description=(

@@ -29,9 +29,15 @@ def wrk(
     connections: int,
     headers: dict[str, str],
     script: Path | None = None,
+    *,
+    cpu: int | None = None,
 ) -> dict[str, float]:
-    threads = str(min(2, connections))
+    """wrk's figures: req/s, p50 and p99 ms, non-2xx answers and requests; on one `cpu` (with
+    one thread) when given."""
+    threads = str(1 if cpu is not None else min(2, connections))
     command = ["wrk", "--latency", "-t", threads, "-c", str(connections), "-d", f"{duration}s"]
+    if cpu is not None:
+        command = ["taskset", "-c", str(cpu), *command]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     if script is not None:
@@ -43,6 +49,7 @@ def wrk(
         "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", output).group(1)),  # type: ignore[union-attr]
         "p99": _ms(re.search(r"99%\s+([\d.]+\w+)", output).group(1)),  # type: ignore[union-attr]
         "errors": float(non_2xx.group(1)) if non_2xx else 0.0,
+        "requests": float(re.search(r"(\d+) requests in", output).group(1)),  # type: ignore[union-attr]
     }
 
 

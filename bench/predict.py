@@ -5,11 +5,15 @@ service's own overhead on an uncached row (wrk on one connection, against the py
 of 1,000 rows at 0%, 50% and 100% cache hits (client time, and server time from the service's
 own request histogram), and uncached single rows side by side: the service with adaptive batching
 on and off, and MLflow's own scoring server (`mlflow models serve`, one worker) on the same model.
-Last, the model sandbox's cost: the same figures for the service as it was before models moved
+Then the model sandbox's cost: the same figures for the service as it was before models moved
 into sandboxed runners (`--reference`, the last commit that loaded models in the API process,
 run from a git worktree on the same stores), beside today's, and each process's memory.
+Last, CPU time per request (`bench/cpu.py`): the service's, uncached and cached, beside a bare
+ASGI app calling the same estimator on a numpy row and one answering a constant
+(`bench/bare_model.py`); `--cpu` prints that table alone (CI does, after the tests).
 
     scripts/with-services .venv/bin/python bench/predict.py [--duration 10] [--reference COMMIT]
+    scripts/with-services .venv/bin/python bench/predict.py --cpu --duration 5
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import httpx  # noqa: E402
 
 from app.core.security import generate_key  # noqa: E402
 from bench.api_overhead import wrk  # noqa: E402
+from bench.cpu import listening_pid, per_request  # noqa: E402
 from bench.server import checkout, service, stores  # noqa: E402
 from tests.factories import FEATURES, save_sklearn, tar_gz  # noqa: E402
 from tests.services_under_test import (  # noqa: E402
@@ -41,6 +46,9 @@ from tests.services_under_test import (  # noqa: E402
 )
 
 CACHED_ROW = {"f0": 0.25, "f1": 0.5, "f2": 0.75}
+PREDICT = "/api/v1/models/bench-scorer/predict"
+MODEL_APP = "bare ASGI app: json + model.predict"
+CONSTANT_APP = "bare ASGI app: constant answer"
 # The last commit whose API process loaded models itself, before the sandbox (issue 22).
 IN_PROCESS_COMMIT = "5e0083d"
 MLFLOW_LUA = """
@@ -116,6 +124,97 @@ def processes_memory(base: str) -> list[tuple[str, float, float]]:
     return found
 
 
+@contextlib.contextmanager
+def bare_app(which: str, estimator: Any, workdir: Path) -> Iterator[tuple[str, int]]:
+    """`bench/bare_model.py`'s `which` app under uvicorn, serving `estimator`: its URL and pid."""
+    import skops.io
+
+    model = workdir / "bare-model.skops"
+    skops.io.dump(estimator, model)
+    port = free_port()
+    command = [str(ROOT / ".venv/bin/uvicorn"), f"bench.bare_model:{which}", "--no-access-log"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "BENCH_MODEL": str(model), "PYTHONPATH": str(ROOT)}
+    url = f"http://127.0.0.1:{port}"
+    log = workdir / f"bare-{which}.log"
+    with running(command, env, log, url, timeout_s=60, what=f"bare {which} app", cwd=ROOT) as app:
+        yield url, app.pid
+
+
+def cpu_figures(
+    base: str, scripts: Path, estimator: Any, duration: int, connections: int
+) -> dict[str, dict[str, Any]]:
+    """CPU time per request (`bench/cpu.py`) of the service, uncached and cached rows, beside
+    the bare apps' (`bench/bare_model.py`) on the same estimator and the same uncached rows."""
+    service_pid = listening_pid(int(base.rsplit(":", 1)[1]))
+    url = f"{base}{PREDICT}"
+    figures = {
+        "service, uncached row": per_request(
+            url, service_pid, duration, connections, scripts / "uncached.lua"
+        ),
+        "service, cached row": per_request(
+            url, service_pid, duration, connections, scripts / "cached.lua"
+        ),
+    }
+    for which, label in (("model", MODEL_APP), ("constant", CONSTANT_APP)):
+        with bare_app(which, estimator, scripts) as (bare, pid):
+            figures[label] = per_request(
+                f"{bare}{PREDICT}", pid, duration, connections, scripts / "uncached.lua"
+            )
+    return figures
+
+
+def print_cpu(figures: dict[str, dict[str, Any]], duration: int, connections: int) -> None:
+    print(
+        f"\nCPU per request (wrk -t1 -c{connections} -d{duration}s on CPU 1; each server and "
+        "all its processes on CPU 0; Redis and Postgres not counted)"
+    )
+    model = figures[MODEL_APP]["cpu_us"]
+    print(f"{'':<40}{'req/s':>9}{'p99 ms':>9}{'CPU/req us':>12}{'x model app':>13}")
+    for label, found in figures.items():
+        print(
+            f"{label:<40}{found['rps']:>9.0f}{found['p99']:>9.2f}{found['cpu_us']:>12.0f}"
+            f"{found['cpu_us'] / model:>13.2f}"
+        )
+    uncached = figures["service, uncached row"]["cpu_us"] / model
+    cached = figures["service, cached row"]["cpu_us"] / figures[CONSTANT_APP]["cpu_us"]
+    print(f"service uncached / bare model app: {uncached:.2f}x CPU per request (goal <= 0.9x)")
+    print(f"service cached / bare constant app: {cached:.2f}x CPU per request (goal <= 3.3x)")
+
+
+def register(client: httpx.Client, model_dir: Path) -> None:
+    """The bench's model, registered and made `production`, one row cached."""
+    metadata = {
+        "name": "bench-scorer",
+        "kind": "baseline",
+        "model_type": "classification",
+        "metrics": {"accuracy": 0.8},
+        "benchmark": {
+            "metric": "accuracy",
+            "direction": "higher_is_better",
+            "family": "proportion",
+        },
+        "dataset": {"hash": "sha256:" + "0" * 64, "num_samples": 1000},
+    }
+    client.post(
+        "/api/v1/models/register",
+        data={"metadata": json.dumps(metadata)},
+        files={"artifact": ("m.tar.gz", tar_gz(model_dir))},
+    ).raise_for_status()
+    production = "/api/v1/models/bench-scorer/aliases/production"
+    client.put(production, json={"version": 1}).raise_for_status()
+    client.post(PREDICT, json={"inputs": CACHED_ROW}).raise_for_status()  # loaded, and cached
+
+
+def write_scripts(scripts: Path, key: str) -> None:
+    (scripts / "cached.lua").write_text(CACHED_LUA % (key, json.dumps({"inputs": CACHED_ROW})))
+    (scripts / "uncached.lua").write_text(UNCACHED_LUA % key)
+    # GTM-backend names its lead: the service checks whether the model runs a test.
+    (scripts / "unit.lua").write_text(
+        CACHED_LUA % (key, json.dumps({"inputs": CACHED_ROW, "unit_id": "lead-42"}))
+    )
+
+
 def row(rng: random.Random) -> dict[str, float]:
     return {name: rng.random() for name in FEATURES}
 
@@ -164,6 +263,9 @@ def main() -> None:
         default=IN_PROCESS_COMMIT,
         help="the commit to compare the sandbox with (models loaded in the API process)",
     )
+    parser.add_argument(
+        "--cpu", action="store_true", help="only the CPU per request, beside the bare apps'"
+    )
     args = parser.parse_args()
     key = generate_key()
     rng = random.Random(7)
@@ -176,29 +278,15 @@ def main() -> None:
             **run.settings,
             rate_limit_per_minute="0",
         ) as base:
+            scripts = Path(run.workdir)
+            write_scripts(scripts, key)
             with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
-                metadata = {
-                    "name": "bench-scorer",
-                    "kind": "baseline",
-                    "model_type": "classification",
-                    "metrics": {"accuracy": 0.8},
-                    "benchmark": {
-                        "metric": "accuracy",
-                        "direction": "higher_is_better",
-                        "family": "proportion",
-                    },
-                    "dataset": {"hash": "sha256:" + "0" * 64, "num_samples": 1000},
-                }
-                client.post(
-                    "/api/v1/models/register",
-                    data={"metadata": json.dumps(metadata)},
-                    files={"artifact": ("m.tar.gz", tar_gz(model_dir))},
-                ).raise_for_status()
-                client.put(
-                    "/api/v1/models/bench-scorer/aliases/production", json={"version": 1}
-                ).raise_for_status()
-                predict = "/api/v1/models/bench-scorer/predict"
-                client.post(predict, json={"inputs": CACHED_ROW}).raise_for_status()  # load + cache
+                register(client, model_dir)
+                if args.cpu:
+                    figures = cpu_figures(base, scripts, estimator, args.duration, args.connections)
+                    print_cpu(figures, args.duration, args.connections)
+                    return
+                predict = PREDICT
 
                 # The model alone, called in-process: the estimator, and the MLflow pyfunc the
                 # service calls (with MLflow's own input checks).
@@ -240,15 +328,6 @@ def main() -> None:
                     20,
                 )
 
-            scripts = Path(run.workdir)
-            (scripts / "cached.lua").write_text(
-                CACHED_LUA % (key, json.dumps({"inputs": CACHED_ROW}))
-            )
-            (scripts / "uncached.lua").write_text(UNCACHED_LUA % key)
-            # GTM-backend names its lead: the service checks whether the model runs a test.
-            (scripts / "unit.lua").write_text(
-                CACHED_LUA % (key, json.dumps({"inputs": CACHED_ROW, "unit_id": "lead-42"}))
-            )
             url = f"{base}{predict}"
             memory = {"sandboxed": processes_memory(base)}
             # One connection, a C client: the latency of one call, without a Python client's.
@@ -269,6 +348,7 @@ def main() -> None:
                     url, args.duration, args.connections, {}, scripts / "uncached.lua"
                 ),
             }
+            figures = cpu_figures(base, scripts, estimator, args.duration, args.connections)
         # The same model, uncached rows, with batching off (a second service on the same data),
         # and in MLflow's own scoring server (one worker, as the service runs one process).
         with service(
@@ -387,6 +467,7 @@ def main() -> None:
     for label, (timings, server) in batches.items():
         p50, p99 = percentiles(timings)
         print(f"  {label:<34}{p50:>8.2f}{p99:>9.2f}{server:>9.2f}")
+    print_cpu(figures, args.duration, args.connections)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Adaptive micro-batching of model calls: a model is cheap per row and expensive per call, so
 the rows of concurrent requests for one loaded version go to the model together.
 
-A call that finds its model idle runs at once, alone: a lone request waits for nothing. Calls
+A call that finds its model idle runs at the end of the event loop's current turn, with every
+other call made in that turn: one Redis reply wakes the requests of a whole wave of clients at
+once, and they share one model call, while a lone request waits for nothing but that turn. Calls
 that arrive while the model is busy (all of its `concurrency` runners at work) queue, and when a
 runner is free they run together in one call
 (up to `max_rows` rows, after at most `max_wait_s` more for company: 2 ms by default, time for
@@ -55,50 +57,61 @@ class Batcher:
         self.metrics = metrics
         self._queue: deque[_Waiting] = deque()
         self._running = 0
+        self._pending = False  # a gather is started and has not taken its rows yet
         self._gathering: set[asyncio.Task[None]] = set()  # held: the loop keeps tasks weakly
 
     async def __call__(self, rows: Rows) -> list[Any]:
         if not self.enabled:
             return await self._call(rows, requests=1)
-        if self._running < self.concurrency and not self._queue:
-            self._running += 1
-            try:
-                return await self._call(rows, requests=1)
-            finally:
-                self._running -= 1
-                self._next()
+        idle = self._running < self.concurrency and not self._queue
         waiting = _Waiting(rows, asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
-        self._next()
+        self._next(wait=not idle)
         return await waiting.answer
 
-    def _next(self) -> None:
-        """Start the queued calls, together, once a runner is free."""
-        if self._running >= self.concurrency or not self._queue:
+    def _next(self, *, wait: bool = True) -> None:
+        """Start the queued calls, together, once a runner is free: at the end of this loop
+        turn (the task's first step runs after the callbacks already scheduled), and `wait`ing
+        `max_wait_s` for company first when the model was busy. One gather at a time takes from
+        the queue; it starts the next for what it leaves."""
+        if self._pending or self._running >= self.concurrency or not self._queue:
             return
         self._running += 1
-        task = asyncio.create_task(self._gather())
+        self._pending = True
+        task = asyncio.create_task(self._gather(wait))
         self._gathering.add(task)
         task.add_done_callback(self._gathering.discard)
 
-    async def _gather(self) -> None:
+    async def _gather(self, wait: bool) -> None:
+        taken = False
         try:
-            if self.max_wait_s > 0 and self._rows_queued() < self.max_rows:
+            if wait and self.max_wait_s > 0 and self._rows_queued() < self.max_rows:
                 await asyncio.sleep(self.max_wait_s)
-            batch = [self._queue.popleft()]
-            size = len(batch[0].rows)
-            while self._queue and size + len(self._queue[0].rows) <= self.max_rows:
-                size += len(self._queue[0].rows)
-                batch.append(self._queue.popleft())
-            batch = [waiting for waiting in batch if not waiting.answer.done()]  # gone clients
+            batch = self._take()
+            taken, self._pending = True, False
+            self._next(wait=False)  # the rest, on another free runner
             now = time.perf_counter()
             for waiting in batch:
                 self.metrics.batch_wait_seconds.observe(now - waiting.since)
             if batch:
                 await self._answer(batch)
         finally:
+            if not taken:  # cancelled while it waited
+                self._pending = False
             self._running -= 1
             self._next()
+
+    def _take(self) -> list[_Waiting]:
+        """This call's share of the queue: its rows split evenly among the runners free now
+        (this one counted), at most `max_rows`, at least one request."""
+        free = self.concurrency - self._running + 1
+        share = min(self.max_rows, -(-self._rows_queued() // free))
+        batch: list[_Waiting] = []
+        size = 0
+        while self._queue and (not batch or size + len(self._queue[0].rows) <= share):
+            size += len(self._queue[0].rows)
+            batch.append(self._queue.popleft())
+        return [waiting for waiting in batch if not waiting.answer.done()]  # gone clients
 
     async def _answer(self, batch: list[_Waiting]) -> None:
         try:

@@ -106,16 +106,17 @@ class Cache:
         return values
 
     async def set_many(self, items: dict[str, Any], ttl_s: int) -> bool:
-        """One round trip; values are stored as JSON, never pickled. False when nothing could
-        be stored."""
+        """One round trip, shared with the other commands of this loop turn; values are stored
+        as JSON, never pickled. False when nothing could be stored."""
         if not items or not self._usable("set"):
             return False
-        assert self.client is not None
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for key, value in items.items():
-                    pipe.set(key, json.dumps(value, separators=(",", ":")), ex=ttl_s)
-                await pipe.execute()
+            await self._pipelined(
+                *(
+                    ("SET", key, json.dumps(value, separators=(",", ":")), "EX", ttl_s)
+                    for key, value in items.items()
+                )
+            )
         except (RedisError, OSError) as exc:
             self._failed("set", exc)
             return False

@@ -21,7 +21,11 @@ FastAPI's internals (the exit stacks' scope keys, `_embed_body_fields`): `fastap
 `pyproject.toml` to the versions that test has passed on.
 
 `include` places the routers' routes at the app's top level, in order, instead of nesting them
-(FastAPI's nested matching costs tens of microseconds per request)."""
+(FastAPI's nested matching costs tens of microseconds per request). `App` serves the marked
+routes in front of the middleware stack: a request for one passes the app's own middleware
+(`RequestContext`: request id, limits, metrics, access log) and the app's exception handlers,
+as every request does, but not the layers that are there for the other routes (FastAPI's
+exception, body-limit and exit-stack middleware, the router's matching of every route)."""
 
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ from fastapi.security.base import SecurityBase
 from fastapi.utils import create_model_field
 from pydantic import BaseModel, ValidationError
 from starlette.routing import request_response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.errors import problems
 from app.core.errors import UnsupportedMediaType
@@ -106,6 +111,56 @@ class Route(APIRoute):
             return await handler(request)
 
         return json_only
+
+
+class App(FastAPI):
+    """FastAPI, with the `@short` routes served in front of its middleware stack (see the
+    module)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return _ShortLane(self, super().build_middleware_stack())
+
+
+class _ShortLane:
+    """The marked routes, matched first (a few regular expressions, for their methods only),
+    then served by their short handler inside the app's own middleware and with its exception
+    handlers; any other request goes to the full stack."""
+
+    def __init__(self, app: FastAPI, stack: ASGIApp) -> None:
+        self.stack = stack
+        self.routes = [
+            route
+            for route in app.router.routes
+            if isinstance(route, Route) and route.short is not None and not route.closes
+        ]
+        self.methods = {method for route in self.routes for method in route.methods or ()}
+        # Every handler, the one for unexpected errors too: it answers as ServerErrorMiddleware
+        # would have it answer (`app/api/errors.py`).
+        self.handlers: tuple[dict[Any, Any], dict[int, Any]] = (dict(app.exception_handlers), {})
+        served: ASGIApp = self._serve
+        for middleware, args, options in reversed(app.user_middleware):
+            served = middleware(served, *args, **options)
+        self.served = served
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = scope["type"] == "http" and scope["method"] in self.methods
+        if lane and not scope.get("root_path"):
+            for route in self.routes:
+                found = route.path_regex.match(scope["path"])
+                if found is not None and scope["method"] in (route.methods or ()):
+                    scope["route"] = route
+                    scope["endpoint"] = route.endpoint
+                    scope["path_params"] = {
+                        name: route.param_convertors[name].convert(value)
+                        for name, value in found.groupdict().items()
+                    }
+                    await self.served(scope, receive, send)
+                    return
+        await self.stack(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["starlette.exception_handlers"] = self.handlers
+        await scope["route"].app(scope, receive, send)
 
 
 def include(app: FastAPI, routers: Sequence[APIRouter]) -> None:

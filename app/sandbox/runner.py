@@ -42,6 +42,7 @@ SPAWN, SPAWNED, SPAWN_FAILED, EXITED, READY = b"S", b"P", b"E", b"X", b"R"
 LOADED, FAILED, CALL, ANSWERS = b"L", b"F", b"C", b"A"
 JSON_ROWS, DOUBLE_MATRIX = b"J", b"D"
 NUMBER_TYPES = frozenset({"double", "float"})
+SKLEARN = "mlflow.sklearn"
 # What a zygote imports once, so that a runner starts in milliseconds (missing ones are skipped).
 PRELOAD = (
     "numpy",
@@ -194,7 +195,7 @@ def _serve(channel: socket.socket, request: dict[str, Any]) -> int:
 
     model = mlflow.pyfunc.load_model(request["model_dir"])
     columns = _columns(model)
-    predict = _predictor(model.predict, columns)
+    predict = _predictor(model, columns)
     _send(channel, LOADED, {"pid": os.getpid(), "columns": columns})
     limit = int(request["max_frame_bytes"])
     reader = channel.makefile("rb")
@@ -233,21 +234,23 @@ def _columns(model: Any) -> list[dict[str, Any]] | None:
     ]
 
 
-def _predictor(
-    predict: Callable[[Any], Any], columns: list[dict[str, Any]] | None
-) -> Callable[[bytes], list[Any]]:
+def _predictor(model: Any, columns: list[dict[str, Any]] | None) -> Callable[[bytes], list[Any]]:
+    """The call of a loaded pyfunc model: payload in, one JSON value per row out."""
     import numpy as np
     import pandas as pd
 
     names = [column["name"] for column in columns or []]
     floats = [column["name"] for column in columns or [] if column["type"] in NUMBER_TYPES]
-    index = pd.Index(names, dtype=object)
+    direct = _matrix_function(model, names) if columns and len(floats) == len(columns) else None
 
     def call(payload: bytes) -> list[Any]:
         encoding, data = payload[:1], payload[1:]
         if encoding == DOUBLE_MATRIX:
             matrix = np.frombuffer(data, dtype="<f8").reshape(-1, len(names))
-            frame_ = pd.DataFrame(matrix, columns=index)
+            if direct is not None:
+                # Column-major, as a DataFrame holds it: the same sums in the same order.
+                return _rows_of(direct(np.asfortranarray(matrix)), len(matrix))
+            frame_ = pd.DataFrame(matrix, columns=names)
         else:
             rows = json.loads(data)
             if columns is None:
@@ -259,9 +262,44 @@ def _predictor(
                     for row in rows
                 ]
                 frame_ = pd.DataFrame(rows, columns=names)
-        return _rows_of(predict(frame_), len(frame_))
+        return _rows_of(model.predict(frame_), len(frame_))
 
     return call
+
+
+def _matrix_function(model: Any, names: list[str]) -> Callable[[Any], Any] | None:
+    """For a scikit-learn model whose signature is all doubles: its prediction function (the
+    one the MLmodel file names: predict, predict_proba, ...) called on the float64 matrix
+    without MLflow's schema enforcement, which would change nothing in it (the API process
+    checked every row against the same signature: names, nulls, types) and costs more than the
+    model. A plain estimator of scikit-learn's own gets the matrix as it is, as scikit-learn
+    would convert the DataFrame itself; a pipeline, a column transformer, a meta-estimator or
+    a class of anyone else's gets a DataFrame (it may select columns by name). None for any
+    other model: it goes through `model.predict`, enforcement and all."""
+    if getattr(model, "loader_module", None) != SKLEARN:
+        return None
+    if any(column.type.name != "double" for column in model.metadata.get_input_schema().inputs):
+        return None  # float32 columns: MLflow casts them
+    import warnings
+
+    import pandas as pd
+    from sklearn.base import MetaEstimatorMixin
+    from sklearn.preprocessing import FunctionTransformer
+    from sklearn.utils.metaestimators import _BaseComposition
+
+    estimator = model.get_raw_model()
+    conf = model.metadata.flavors.get("python_function", {})
+    function: Callable[[Any], Any] = getattr(estimator, conf.get("predict_fn", "predict"))
+    plain = type(estimator).__module__.split(".")[0] == "sklearn" and not isinstance(
+        estimator, MetaEstimatorMixin | _BaseComposition | FunctionTransformer
+    )
+    if plain:
+        # Fitted on a DataFrame, it notes the matrix has no column names: the same columns,
+        # in the signature's order.
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        return function
+    index = pd.Index(names, dtype=object)
+    return lambda matrix: function(pd.DataFrame(matrix, columns=index))
 
 
 def _rows_of(output: Any, count: int) -> list[Any]:

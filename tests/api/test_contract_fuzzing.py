@@ -35,6 +35,12 @@ def seed(live: LiveService, workdir: Path) -> tuple[str, str]:
             )
             assert response.status_code == 201, response.text
         client.put(f"/api/v1/models/{name}/aliases/production", json={"version": 1})
+        for version in (1, 2):  # loaded now: a first load is not what the response time measures
+            row = {"f0": 0.1, "f1": 0.2, "f2": 0.3}
+            loaded = client.post(
+                f"/api/v1/models/{name}/predict", json={"inputs": row, "version": version}
+            )
+            assert loaded.status_code == 200, loaded.text
         test = client.post("/api/v1/ab-tests", json=ab_test(name)).json()
         assert client.post(f"/api/v1/ab-tests/{test['id']}/start").status_code == 200
     return name, test["id"]

@@ -15,7 +15,7 @@ from app.core.config import Settings
 from tests.api.test_errors import assert_problem
 from tests.api.test_ml_models import register_baseline
 from tests.conftest import auth, create_key, serve
-from tests.factories import FEATURES, save_sklearn, tar_gz, unique
+from tests.factories import FEATURES, PIP, save_sklearn, tar_gz, training_data, unique
 from tests.proxy import Proxy, database_behind_proxy
 from tests.services_under_test import free_port
 
@@ -448,3 +448,64 @@ async def test_a_lost_token_sends_the_next_call_to_the_database(
     )
     assert resolutions(metrics, "database") == 2, "the first call and the one after the loss"
     assert resolutions(metrics, "memory") == 2
+
+
+@pytest.fixture(scope="module")
+def shaped_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[bytes, Any]]:
+    """scikit-learn models of three shapes, each with an all-double signature: a plain regressor
+    (its runner hands it the float64 matrix), a pipeline whose column transformer picks columns
+    by name (it gets a DataFrame), and a classifier saved to answer `predict_proba`."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame, labels, targets = training_data()
+    made = {
+        "plain": (LinearRegression().fit(frame, targets), "predict"),
+        "by_name": (
+            make_pipeline(
+                ColumnTransformer([("scaled", StandardScaler(), ["f2", "f0"])]),
+                LinearRegression(),
+            ).fit(frame, targets),
+            "predict",
+        ),
+        "proba": (LogisticRegression().fit(frame, labels), "predict_proba"),
+    }
+    found = {}
+    for shape, (estimator, function) in made.items():
+        path = tmp_path_factory.mktemp(shape) / "model"
+        answers = getattr(estimator, function)(frame)
+        mlflow.sklearn.save_model(
+            estimator,
+            str(path),
+            signature=infer_signature(frame, answers),
+            pip_requirements=PIP,
+            pyfunc_predict_fn=function,
+        )
+        found[shape] = (tar_gz(path), getattr(estimator, function))
+    return found
+
+
+async def test_answers_are_exactly_the_estimators_own_whatever_its_shape(
+    client: httpx.AsyncClient, admin_key: str, shaped_models: dict[str, tuple[bytes, Any]]
+) -> None:
+    """Bit for bit what the estimator answers for the same rows as a DataFrame (no tolerance):
+    batches and single rows, integers in double columns, the function the MLmodel file names."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    batch = [{name: float(rng.normal()) for name in FEATURES} for _ in range(40)]
+    batch[0] = {"f0": 2, "f1": -1, "f2": 0}  # JSON integers, for double columns
+    for shape, (archive, function) in shaped_models.items():
+        name = await deploy(client, admin_key, archive, "regression")
+        want = function(pd.DataFrame(batch, columns=FEATURES).astype(float)).tolist()
+        response = await predict(client, admin_key, name, inputs=batch)
+        assert response.status_code == 200, response.text
+        assert response.json()["predictions"] == want, shape
+        lone = await predict(client, admin_key, name, inputs={"f0": 0.125, "f1": 3.5, "f2": -7})
+        row = pd.DataFrame([{"f0": 0.125, "f1": 3.5, "f2": -7.0}], columns=FEATURES)
+        assert lone.json()["predictions"] == function(row).tolist(), shape

@@ -1,0 +1,84 @@
+"""CPU time per request: a server and every process under it (the service's runners' zygote and
+runners too) pinned to CPU 0, the load generator (wrk) to CPU 1, and the CPU time the server's
+processes used during the run divided by the requests answered. On a shared machine it is the
+steadiest figure a benchmark can print (`../shared/bench-peers/` measures the same way)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from bench.api_overhead import wrk
+
+TICKS = os.sysconf("SC_CLK_TCK")
+SERVER_CPU, LOAD_CPU = 0, 1
+
+
+def listening_pid(port: int) -> int:
+    """The process that listens on `port` (127.0.0.1), from /proc/net/tcp and /proc/*/fd."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # LISTEN
+            inodes.add(fields[9])
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                links = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+            except OSError:
+                continue
+            if any(link.removeprefix("socket:[").rstrip("]") in inodes for link in links):
+                return int(entry.name)
+    raise LookupError(f"nothing listens on port {port}")
+
+
+def tree(root: int) -> list[int]:
+    """`root` and every process under it."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    found = [root]
+    for pid in found:
+        found.extend(child for child, parent in parents.items() if parent == pid)
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
+def pin(pids: list[int], cpu: int) -> None:
+    """Every thread of these processes onto one CPU (threads and processes made later inherit)."""
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                os.sched_setaffinity(int(task.name), {cpu})
+            except OSError:
+                continue
+
+
+def per_request(
+    url: str, root: int, duration: int, connections: int, script: Path | None = None
+) -> dict[str, Any]:
+    """wrk's figures for `url`, and `cpu_us`: the server's CPU time per request (the server is
+    `root` and its processes, pinned to CPU 0 for the run; wrk runs on CPU 1)."""
+    pids = tree(root)
+    pin(pids, SERVER_CPU)
+    wrk(url, 2, connections, {}, script, cpu=LOAD_CPU)  # warm-up
+    before = cpu_seconds(pids)
+    result = wrk(url, duration, connections, {}, script, cpu=LOAD_CPU)
+    used = cpu_seconds(pids) - before
+    return {**result, "cpu_us": used / max(1.0, result["requests"]) * 1e6}
