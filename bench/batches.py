@@ -1,9 +1,9 @@
-"""1,000-row batches, side by side: the service (uncached rows, as `{"inputs": [...]}`, every
-row new) and MLServer (the same rows as one FP64 tensor of shape [1000, 3], its scikit-learn
-runtime), on the same fitted estimator. Each server and all its processes run on CPU 0, the load
-generator (wrk, cycling through pre-made bodies) on CPU 1, as `../shared/bench-peers/` runs them.
-Every answer of a sample of bodies is checked against the estimator first. Prints rows per
-second at 1 and 4 connections, p50 and p99, and CPU time per row.
+"""1,000-row batches, side by side: the service (uncached rows, as `{"inputs": [...]}`) and
+MLServer (rows as one FP64 tensor of shape [1000, 3], its scikit-learn runtime), on the same
+fitted estimator. Each server and all its processes run on CPU 0, the load generator on CPU 1, as
+`../shared/bench-peers/` runs them; wrk makes every body from fresh random numbers, so no row
+repeats and the cache never answers. The 1,000 answers to one body are checked against the
+estimator first. Prints rows per second at 1 and 4 connections, p50 and p99, and CPU per row.
 
 MLServer gets a venv of its own (`~/.cache/hokusai-bench/mlserver`, made with uv on first use,
 pinned to this project's scikit-learn, numpy, scipy and joblib).
@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -38,22 +39,35 @@ from tests.factories import FEATURES, save_sklearn  # noqa: E402
 from tests.services_under_test import free_port, running  # noqa: E402
 
 ROWS = 1000
-BODIES = 200  # distinct bodies per system: every row the service sees is new for this many calls
 MLSERVER = "1.7.1"
 VENV = Path.home() / ".cache" / "hokusai-bench" / "mlserver"
-# wrk cycles through the bodies in BENCH_BODIES (one JSON document a line).
-BODIES_LUA = """
+# wrk makes every body itself from fresh random numbers (seeded from BENCH_SEED and the clock),
+# so no row repeats within or across runs and the service's cache never answers one.
+ROWS_LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-%s
-local bodies = {}
-for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
-local next_body = 0
+%(header)s
+math.randomseed(tonumber(os.getenv("BENCH_SEED")) + os.time())
+local rows = %(rows)d
 request = function()
-  next_body = next_body %% #bodies + 1
-  return wrk.format(nil, nil, nil, bodies[next_body])
+  local parts = {}
+  for i = 1, rows do
+    parts[i] = string.format(%(row)s, %(draws)s)
+  end
+  return wrk.format(nil, nil, nil, %(body)s)
 end
 """
+HOKUSAI_LUA = {
+    "row": repr("{" + ",".join(f'"{name}":%.17g' for name in FEATURES) + "}"),
+    "body": """'{"inputs":[' .. table.concat(parts, ",") .. ']}'""",
+}
+MLSERVER_LUA = {
+    "row": repr(",".join("%.17g" for _ in FEATURES)),
+    "body": (
+        f"""'{{"inputs":[{{"name":"input-0","shape":[{ROWS},{len(FEATURES)}],'"""
+        """ .. '"datatype":"FP64","data":[' .. table.concat(parts, ",") .. ']}]}'"""
+    ),
+}
 
 
 def batch(rng: random.Random) -> list[dict[str, float]]:
@@ -71,16 +85,22 @@ def mlserver_body(rows: list[dict[str, float]]) -> dict[str, Any]:
 
 
 def mlserver_venv() -> Path:
+    """MLServer's venv, pinned as `../shared/bench-peers/` pins it: this project's scikit-learn,
+    numpy, scipy, joblib, uvicorn and httptools, and the uvloop of MLServer 1.7.1's time."""
     pins = [f"{p}=={version(p)}" for p in ("scikit-learn", "numpy", "scipy", "joblib")]
+    pins += [f"{p}=={version(p)}" for p in ("uvicorn", "httptools")] + ["uvloop==0.21.0"]
     wanted = sorted([f"mlserver=={MLSERVER}", f"mlserver-sklearn=={MLSERVER}", *pins])
     marker = VENV / ".requirements"
     if marker.is_file() and marker.read_text().split() == wanted:
         return VENV
-    uv = [sys.executable, "-m", "uv"]
+    found = shutil.which("uv")
+    uv = [found] if found else ["python3", "-m", "uv"]
+    python = sys._base_executable  # the interpreter this venv was made from
     if not (VENV / "bin" / "python").exists():
-        subprocess.run([*uv, "venv", "-q", "-p", sys.executable, str(VENV)], check=True)
+        subprocess.run([*uv, "venv", "-q", "-p", python, str(VENV)], check=True)
     print(f"installing MLServer into {VENV}", flush=True)
-    subprocess.run([*uv, "pip", "install", "-q", "-p", str(VENV / "bin/python"), *wanted], check=True)
+    venv_python = str(VENV / "bin" / "python")
+    subprocess.run([*uv, "pip", "install", "-q", "-p", venv_python, *wanted], check=True)
     marker.write_text("\n".join(wanted) + "\n")
     return VENV
 
@@ -115,8 +135,9 @@ def mlserver(estimator: Any, workdir: Path) -> Iterator[tuple[str, int]]:
     url = f"http://127.0.0.1:{http_port}"
     command = [str(venv / "bin" / "mlserver"), "start", str(root)]
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(workdir)}
-    # MLServer's readiness is /v2/health/ready; `running` waits for a 200 on /health, so wait here.
-    with running(command, env, workdir / "mlserver.log", url, 120, "MLServer", cwd=root) as app:
+    log = workdir / "mlserver.log"
+    ready = "/v2/health/ready"
+    with running(command, env, log, url, 120, "MLServer", cwd=root, health=ready) as app:
         yield url, app.pid
 
 
@@ -144,32 +165,31 @@ def main() -> None:
     with stores(real_mlflow=True) as run:
         workdir = Path(run.workdir)
         model_dir, estimator = save_sklearn(workdir)
-        batches = [batch(rng) for _ in range(BODIES + 1)]
-        probe, batches = batches[0], batches[1:]
+        probe = batch(rng)
         want = estimator.predict(pd.DataFrame(probe, columns=FEATURES)).tolist()
         systems = {
             "Hokusai ML Platform (uncached rows)": (
                 "/api/v1/models/bench-scorer/predict",
                 hokusai_body,
                 lambda answer: answer["predictions"],
-                f'wrk.headers["Authorization"] = "Bearer {key}"',
+                HOKUSAI_LUA | {"header": f'wrk.headers["Authorization"] = "Bearer {key}"'},
             ),
             f"MLServer {MLSERVER} (one FP64 tensor)": (
                 "/v2/models/scorer/infer",
                 mlserver_body,
                 lambda answer: answer["outputs"][0]["data"],
-                "",
+                MLSERVER_LUA | {"header": ""},
             ),
         }
         with service(run.workdir, key, **run.settings, rate_limit_per_minute="0") as base:
             with httpx.Client(base_url=base, headers=HEADERS, timeout=120) as client:
                 register(client, model_dir)
             results |= measure(
-                "Hokusai ML Platform (uncached rows)", base, systems, probe, want, batches, args
+                "Hokusai ML Platform (uncached rows)", base, systems, probe, want, args
             )
         with mlserver(estimator, workdir) as (url, _):
             results |= measure(
-                f"MLServer {MLSERVER} (one FP64 tensor)", url, systems, probe, want, batches, args
+                f"MLServer {MLSERVER} (one FP64 tensor)", url, systems, probe, want, args
             )
     report(results, args.duration)
 
@@ -180,28 +200,24 @@ def measure(
     systems: dict[str, Any],
     probe: list[dict[str, float]],
     want: list[Any],
-    batches: list[list[dict[str, float]]],
     args: argparse.Namespace,
 ) -> dict[str, dict[int, dict[str, Any]]]:
-    path, body, answer, header = systems[label]
+    path, body, answer, lua = systems[label]
     check(url, path, body(probe), want, answer)
-    folder = Path(os.environ.get("TMPDIR", "/tmp"))
-    bodies = folder / f"bench-batches-{os.getpid()}.jsonl"
-    script = folder / f"bench-batches-{os.getpid()}.lua"
-    bodies.write_text("\n".join(json.dumps(body(rows)) for rows in batches) + "\n")
-    script.write_text(BODIES_LUA % header)
-    os.environ["BENCH_BODIES"] = str(bodies)
+    script = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-batches-{os.getpid()}.lua"
+    draws = ", ".join(["math.random()"] * len(FEATURES))
+    script.write_text(ROWS_LUA % (lua | {"rows": ROWS, "draws": draws}))
     pid = listening_pid(int(url.rsplit(":", 1)[1]))
+    found = {}
     try:
-        return {
-            label: {
-                connections: per_request(f"{url}{path}", pid, args.duration, connections, script)
-                for connections in (1, 4)
-            }
-        }
+        for connections in (1, 4):
+            os.environ["BENCH_SEED"] = str(random.SystemRandom().getrandbits(31))
+            found[connections] = per_request(
+                f"{url}{path}", pid, args.duration, connections, script
+            )
     finally:
-        bodies.unlink()
         script.unlink()
+    return {label: found}
 
 
 def report(results: dict[str, dict[int, dict[str, Any]]], duration: int) -> None:

@@ -186,13 +186,14 @@ def wait_until_healthy(
     log_path: Path,
     timeout_s: float,
     what: str = "mlflow server",
+    health: str = "/health",
 ) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited early:\n{log_path.read_text()[-4000:]}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}{health}", timeout=1).status_code == 200:
                 return
         time.sleep(0.5)
     raise RuntimeError(f"{what} not healthy in {timeout_s} s:\n{log_path.read_text()[-4000:]}")
@@ -239,15 +240,16 @@ def running(
     timeout_s: float,
     what: str,
     cwd: Path | None = None,
+    health: str = "/health",
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A server subprocess, its output in `log_path`, healthy at `url/health` before it is
+    """A server subprocess, its output in `log_path`, healthy at `url` + `health` before it is
     handed out, stopped with SIGTERM (then SIGKILL) at the end."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=cwd
         )
     try:
-        wait_until_healthy(url, process, log_path, timeout_s=timeout_s, what=what)
+        wait_until_healthy(url, process, log_path, timeout_s=timeout_s, what=what, health=health)
         yield process
     finally:
         with contextlib.suppress(ProcessLookupError):

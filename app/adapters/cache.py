@@ -94,7 +94,7 @@ class Cache:
         if not keys or not self._usable("get"):
             return [None] * len(keys)
         try:
-            (raw,) = await self._pipelined(("MGET", *keys))
+            (raw,) = await self._queue(("MGET", *keys))
         except (RedisError, OSError) as exc:
             self._failed("get", exc)
             return [None] * len(keys)
@@ -111,17 +111,28 @@ class Cache:
         if not items or not self._usable("set"):
             return False
         try:
-            await self._pipelined(
-                *(
-                    ("SET", key, json.dumps(value, separators=(",", ":")), "EX", ttl_s)
-                    for key, value in items.items()
-                )
-            )
+            await self._queue(*_sets(items, ttl_s))
         except (RedisError, OSError) as exc:
             self._failed("set", exc)
             return False
         self._succeeded()
         return True
+
+    def store(self, items: dict[str, Any], ttl_s: int) -> None:
+        """`set_many` without waiting for Redis: the writes join this turn's pipeline and the
+        caller goes on (a prediction's answer does not wait for its rows to be stored). They go out
+        with this turn's pipeline, ahead of the commands of any later request."""
+        if items and self._usable("set"):
+            self._queue(*_sets(items, ttl_s)).add_done_callback(self._stored)
+
+    def _stored(self, future: asyncio.Future[list[Any]]) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is None:
+            self._succeeded()
+        elif isinstance(exc, RedisError | OSError):
+            self._failed("set", exc)
 
     async def hit_window(self, key: str, window_s: int) -> int | None:
         """Count one hit in a fixed window; the count so far, or None when Redis is unreachable."""
@@ -129,20 +140,21 @@ class Cache:
             return None
         try:
             # No MULTI: create the key with its expiry if absent, then count.
-            _, count = await self._pipelined(("SET", key, 0, "EX", window_s, "NX"), ("INCR", key))
+            _, count = await self._queue(("SET", key, 0, "EX", window_s, "NX"), ("INCR", key))
         except (RedisError, OSError) as exc:
             self._failed("incr", exc)
             return None
         self._succeeded()
         return int(count)
 
-    async def _pipelined(self, *commands: tuple[Any, ...]) -> list[Any]:
-        """The commands' replies, sent with every other command queued in this loop turn."""
+    def _queue(self, *commands: tuple[Any, ...]) -> asyncio.Future[list[Any]]:
+        """The future of the commands' replies, sent with every other command queued in this
+        loop turn, in one pipeline."""
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         if not self._queued:
             asyncio.get_running_loop().call_soon(self._send_queued)
         self._queued.append((commands, future))
-        return await future
+        return future
 
     def _send_queued(self) -> None:
         queued, self._queued = self._queued, []
@@ -151,8 +163,9 @@ class Cache:
         task.add_done_callback(self._sending.discard)
 
     async def _execute(self, queued: list[Queued]) -> None:
-        """One pipeline for every queued command; the MGETs go as one MGET of all their keys
-        (atomic for each caller, as MGET is), the rest as they are."""
+        """One pipeline for every queued command: the writes and counters as they are, then the
+        MGETs as one MGET of all their keys (atomic for each caller, as MGET is), so a read sees
+        every write queued before it."""
         assert self.client is not None
         # Each key once: requests of one turn often read the same key (a model's or a test's
         # token), and every copy would cost Redis, the reply and its decoding once more.
@@ -167,10 +180,10 @@ class Cache:
                 replies = [await self.client.execute_command("MGET", *keys)]  # type: ignore[no-untyped-call]
             else:
                 async with self.client.pipeline(transaction=False) as pipe:
-                    if keys:
-                        pipe.execute_command("MGET", *keys)
                     for command in others:
                         pipe.execute_command(*command)
+                    if keys:
+                        pipe.execute_command("MGET", *keys)
                     replies = await pipe.execute(raise_on_error=False)
         except BaseException as exc:  # the connection: every command failed
             for _, future in queued:
@@ -179,7 +192,7 @@ class Cache:
             if not isinstance(exc, Exception):
                 raise
             return
-        merged = replies.pop(0) if keys else []
+        merged = replies.pop() if keys else []
         values = dict(
             zip(keys, merged if isinstance(merged, list) else [merged] * len(keys), strict=True)
         )
@@ -207,6 +220,22 @@ class Cache:
     async def close(self) -> None:
         if self.client is not None:
             await self.client.aclose()
+
+
+# Many rows' writes go as one command: a pipeline of a thousand SETs costs the client far more
+# to build and to read back than one script call carrying the same keys and values.
+SET_ALL = "for i, key in ipairs(KEYS) do redis.call('SET', key, ARGV[i], 'EX', ARGV[#ARGV]) end"
+SET_ALL_FROM = 4  # rows
+_compact = json.JSONEncoder(separators=(",", ":")).encode  # built once: json.dumps with
+# arguments builds an encoder on every call
+
+
+def _sets(items: dict[str, Any], ttl_s: int) -> list[tuple[Any, ...]]:
+    """The commands that store `items` as JSON for `ttl_s` seconds."""
+    values = [_compact(value) for value in items.values()]
+    if len(items) < SET_ALL_FROM:
+        return [("SET", key, value, "EX", ttl_s) for key, value in zip(items, values, strict=True)]
+    return [("EVAL", SET_ALL, len(items), *items, *values, ttl_s)]
 
 
 def _mget_reply(values: list[Any]) -> Any:

@@ -426,7 +426,8 @@ class Runner:
             try:
                 self.writer.write(frame(runner.CALL, payload))
                 await self.writer.drain()
-                kind, body = await asyncio.wait_for(self._read(), timeout_s)
+                async with asyncio.timeout(timeout_s):  # no task of its own, as wait_for makes
+                    kind, body = await self._read()
             except TimeoutError as exc:
                 await self.stop("timeout")
                 raise ModelTimeout(

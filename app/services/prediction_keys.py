@@ -21,6 +21,8 @@ def row_key(cache: Cache, model_id: uuid.UUID, version: int, row: dict[str, Any]
 
 
 MAX_SAFE_INTEGER = 2**53 - 1
+# Built once (json.dumps with arguments builds an encoder per call).
+_jcs_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def canonical_row(row: dict[str, Any]) -> bytes:
@@ -29,7 +31,7 @@ def canonical_row(row: dict[str, Any]) -> bytes:
     without an exponent) is written by `json.dumps`, several times faster; anything else by
     rfc8785, which also refuses what JSON cannot say (NaN, infinity, unsafe integers)."""
     if all(key.isascii() for key in row) and all(_writes_as_jcs(v) for v in row.values()):
-        return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return _jcs_dumps(row).encode()
     return rfc8785.dumps(row)
 
 

@@ -45,6 +45,7 @@ INTEGER_TYPES = {"long", "integer"}
 def check_rows(rows: list[Any], columns: list[Column] | None) -> None:
     """422 naming the columns: missing, unexpected, or of the wrong type."""
     problems: list[dict[str, Any]] = []
+    names = {column.name for column in columns} if columns is not None else set()
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
             problems.append(
@@ -57,7 +58,6 @@ def check_rows(rows: list[Any], columns: list[Column] | None) -> None:
             continue
         if columns is None:
             continue
-        names = {column.name for column in columns}
         for column in columns:
             if column.name not in row:
                 if column.required:
@@ -191,7 +191,7 @@ class PredictionService:
             for index, output in zip(misses, outputs, strict=True):
                 answers[index] = output
                 fresh[keys[index]] = [output]
-            await self.cache.set_many(fresh, self.settings.cache_ttl_s)
+            self.cache.store(fresh, self.settings.cache_ttl_s)
         hits = len(rows) - len(misses)
         self.metrics.batch_rows.observe(len(rows))
         self.metrics.child(self.metrics.predicted_rows, target.model, "cache").inc(hits)

@@ -36,6 +36,46 @@ async def test_values_round_trip_as_json_in_one_batch(redis_url: str) -> None:
     assert counter(metrics, "get", "miss") == 1
 
 
+async def test_a_batch_of_writes_is_stored_whole_and_a_stored_row_is_read_by_the_next_request(
+    redis_url: str,
+) -> None:
+    """A thousand rows go as one command, each with its value and its TTL; `store` returns at
+    once and its writes reach Redis ahead of any read issued after it."""
+    metrics = Metrics()
+    cache = Cache(redis_url, prefix=f"t-{uuid.uuid4().hex}", timeout_s=0.5, metrics=metrics)
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        items = {cache.key("pred", str(i)): [i / 7, {"label": f"c{i}"}] for i in range(1000)}
+        assert await cache.set_many(items, ttl_s=40)
+        assert await cache.get_many(list(items)) == list(items.values())
+        assert {0 < raw.ttl(key) <= 40 for key in list(items)[::97]} == {True}
+        assert raw.get(cache.key("pred", "3")) == b'[0.42857142857142855,{"label":"c3"}]'
+
+        later = {cache.key("later", str(i)): i for i in range(5)}
+        cache.store(later, ttl_s=30)
+        assert await cache.get_many([*later, cache.key("later", "x")]) == [0, 1, 2, 3, 4, None]
+        cache.store({cache.key("alone"): "one"}, ttl_s=30)  # a single SET
+        assert await cache.get_many([cache.key("alone")]) == ["one"]
+    finally:
+        raw.close()
+        await cache.close()
+    assert counter(metrics, "set", "error") == 0
+
+
+async def test_a_lost_write_is_counted_and_never_raised() -> None:
+    metrics = Metrics()
+    cache = Cache(f"redis://127.0.0.1:{free_port()}/0", prefix="t", timeout_s=0.2, metrics=metrics)
+    try:
+        cache.store({f"k{i}": i for i in range(10)}, ttl_s=10)
+        for _ in range(100):
+            if counter(metrics, "set", "error"):
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await cache.close()
+    assert counter(metrics, "set", "error") == 1
+
+
 async def test_a_dead_redis_is_a_miss_and_a_metric_never_an_error() -> None:
     metrics = Metrics()
     cache = Cache(f"redis://127.0.0.1:{free_port()}/0", prefix="t", timeout_s=0.2, metrics=metrics)
