@@ -73,12 +73,14 @@ def pin(pids: list[int], cpu: int) -> None:
 def per_request(
     url: str, root: int, duration: int, connections: int, script: Path | None = None
 ) -> dict[str, Any]:
-    """wrk's figures for `url`, and `cpu_us`: the server's CPU time per request (the server is
-    `root` and its processes, pinned to CPU 0 for the run; wrk runs on CPU 1)."""
+    """wrk's figures for `url`, `cpu_us`: the server's CPU time per request (the server is
+    `root` and its processes, pinned to CPU 0 for the run; wrk runs on CPU 1), and
+    `root_cpu_us`: the part of it spent in `root` itself (without its runners)."""
     pids = tree(root)
     pin(pids, SERVER_CPU)
     wrk(url, 2, connections, {}, script, cpu=LOAD_CPU)  # warm-up
-    before = cpu_seconds(pids)
+    before, before_root = cpu_seconds(pids), cpu_seconds([root])
     result = wrk(url, duration, connections, {}, script, cpu=LOAD_CPU)
-    used = cpu_seconds(pids) - before
-    return {**result, "cpu_us": used / max(1.0, result["requests"]) * 1e6}
+    used, used_root = cpu_seconds(pids) - before, cpu_seconds([root]) - before_root
+    requests = max(1.0, result["requests"])
+    return {**result, "cpu_us": used / requests * 1e6, "root_cpu_us": used_root / requests * 1e6}
