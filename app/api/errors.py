@@ -4,7 +4,6 @@ declarations that put those errors into the OpenAPI document."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -94,7 +93,7 @@ async def handle_validation(_: Request, error: Exception) -> JSONResponse:
         else {"loc": list(e.get("loc", ())), "msg": _message(e), "type": str(e.get("type"))}
         for e in error.errors()
     ]
-    return error_response(invalid(errors))
+    return error_response(ValidationFailed.of(errors))
 
 
 # A body that does not parse as JSON, said one way: pydantic's parser (the short engine, a
@@ -104,13 +103,6 @@ NOT_JSON: dict[str, Any] = {
     "msg": "The body is not valid JSON",
     "type": "json_invalid",
 }
-
-
-def invalid(errors: list[dict[str, Any]]) -> ValidationFailed:
-    """A 422 whose detail says each field, as the caller wrote it, and what is wrong with it."""
-    reasons = "; ".join(f"{_as_written(e['loc'])}: {e['msg']}" for e in errors[:20])
-    more = f" (and {len(errors) - 20} more)" if len(errors) > 20 else ""
-    return ValidationFailed(f"Invalid request: {reasons}{more}", errors=errors)
 
 
 # Messages that say how to fix the value, by the field's last name and pydantic's error type.
@@ -126,23 +118,6 @@ def _message(error: Any) -> str:
     return hint or str(error.get("msg", ""))
 
 
-def _as_written(loc: Sequence[Any]) -> str:
-    """The field as the caller wrote it: without `body`, and without `metadata`, the multipart
-    part that carries the registration's JSON (`body.metadata.dataset.hash` is `dataset.hash`);
-    a query or path parameter keeps its kind (`query.limit`)."""
-    parts = list(loc)
-    if parts[:1] == ["body"]:
-        parts = parts[1:]
-        if parts[:1] == ["metadata"]:
-            parts = parts[1:]
-    if not parts:
-        return "body"
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
-    return text
-
-
 async def handle_http(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     if isinstance(error, CarriedError):
@@ -150,7 +125,7 @@ async def handle_http(request: Request, error: Exception) -> JSONResponse:
     if error.status_code == 400 and isinstance(error.__cause__, ValueError | RecursionError):
         # FastAPI's answer to a body it cannot read as JSON (not UTF-8, nested too deep): the
         # same 422 as any other body that is not JSON.
-        return error_response(invalid([NOT_JSON]))
+        return error_response(ValidationFailed.of([NOT_JSON]))
     if error.status_code == 405:
         # Starlette names the methods of the first route that matched the path; a path with
         # several routes (GET and PATCH) allows all their methods.

@@ -14,8 +14,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.contract import documented_path
-from app.api.errors import CarriedError, error_response, invalid
-from app.core.errors import ArtifactTooLarge, PayloadTooLarge
+from app.api.errors import CarriedError, error_response
+from app.core.errors import ArtifactTooLarge, PayloadTooLarge, ValidationFailed
 from app.core.logging import request_id_var
 from app.core.metrics import Metrics
 
@@ -63,7 +63,7 @@ class RequestContext:
             declared = headers.get("content-length", "")
             nul = _nul_in_url(scope)
             if nul:
-                response = error_response(invalid(nul))
+                response = error_response(ValidationFailed.of(nul))
                 await response(scope, receive, send_with_id)
             elif declared.isdigit() and int(declared) > limit:
                 response = error_response(too_large(f"The request body exceeds {limit} bytes"))

@@ -17,28 +17,27 @@ def parts(form: FormData, text: str, file: str, what: str) -> tuple[str, UploadF
     """The form's text part and file part; 422 naming the parts that are missing."""
     value, upload = form.get(text), form.get(file)
     if not isinstance(value, str) or not isinstance(upload, UploadFile):
-        raise ValidationFailed(
-            f"multipart/form-data needs {what}",
-            errors=[
+        raise ValidationFailed.of(
+            [
                 {"loc": ["body", part], "msg": "Field required", "type": "missing"}
                 for part, found in ((text, value), (file, upload))
                 if found is None
             ],
+            f"multipart/form-data needs {what}",
         )
     return value, upload
 
 
-async def saved(
-    upload: UploadFile, target: Path, limit: int | None = None, too_large: AppError | None = None
-) -> str:
-    """Write the upload to `target`; its SHA-256 (hex). Past `limit` bytes, `too_large`."""
+async def saved(upload: UploadFile, target: Path, limit: tuple[int, AppError] | None = None) -> str:
+    """Write the upload to `target`; its SHA-256 (hex). With a `limit` (bytes, error), the
+    error past that many bytes."""
     digest = hashlib.sha256()
     size = 0
     with target.open("wb") as out:
         while chunk := await upload.read(CHUNK):
             size += len(chunk)
-            if limit is not None and size > limit:
-                raise too_large or ValidationFailed(f"The file is over {limit} bytes")
+            if limit is not None and size > limit[0]:
+                raise limit[1]
             digest.update(chunk)
             out.write(chunk)
     return digest.hexdigest()

@@ -94,7 +94,45 @@ class PayloadTooLarge(AppError):
 
 
 class ValidationFailed(AppError):
+    """A 422 with FastAPI's `errors` list. Every one is built by `of` or `at`, so all read
+    alike: the detail says each field as the caller wrote it (`contributors[0].address`,
+    `query.limit`) and what is wrong with it."""
+
     status, code, title = 422, "validation_failed", "Request validation failed"
+
+    @classmethod
+    def of(cls, errors: list[dict[str, Any]], detail: str | None = None) -> ValidationFailed:
+        """Errors as FastAPI words them (`loc` from `body`, `query` or `path`, `msg`, `type`);
+        the detail lists them unless one is given."""
+        if detail is None:
+            reasons = "; ".join(f"{as_written(e['loc'])}: {e['msg']}" for e in errors[:20])
+            more = f" (and {len(errors) - 20} more)" if len(errors) > 20 else ""
+            detail = f"Invalid request: {reasons}{more}"
+        return cls(detail, errors=errors)
+
+    @classmethod
+    def at(
+        cls, loc: list[str | int], msg: str, kind: str = "value_error", detail: str | None = None
+    ) -> ValidationFailed:
+        """One field wrong."""
+        return cls.of([{"loc": loc, "msg": msg, "type": kind}], detail)
+
+
+def as_written(loc: list[Any] | tuple[Any, ...]) -> str:
+    """The field as the caller wrote it: without `body`, and without `metadata`, the multipart
+    part that carries the registration's JSON (`body.metadata.dataset.hash` is `dataset.hash`);
+    a query or path parameter keeps its kind (`query.limit`)."""
+    parts = list(loc)
+    if parts[:1] == ["body"]:
+        parts = parts[1:]
+        if parts[:1] == ["metadata"]:
+            parts = parts[1:]
+    if not parts:
+        return "body"
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
 
 
 class ModelFailed(AppError):

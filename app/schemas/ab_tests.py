@@ -18,18 +18,17 @@ from typing_extensions import TypedDict
 
 from app.core.vocabulary import AbTestStatus, MetricDirection
 from app.schemas.common import (
-    NO_NUL,
     Name,
     Page,
     PositiveInteger,
     Schema,
     Time,
+    UnitId,
     VersionNumber,
 )
 from app.schemas.ml_models import CLOSED, AliasName, MetricName, ModelName, Request
 
 VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-UnitId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=NO_NUL)]
 Weight = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 

@@ -27,6 +27,8 @@ NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]
 ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$"
 Text = Annotated[str, StringConstraints(pattern=NO_CONTROL)]
 Name = Annotated[str, StringConstraints(pattern=ONE_LINE)]
+# What an A/B test randomises (a user, a lead): one rule wherever a unit id is taken.
+UnitId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=NO_NUL)]
 
 
 def _whole(value: Any) -> Any:

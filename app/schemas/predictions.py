@@ -4,7 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.schemas.common import NO_NUL, VersionNumber
+from app.schemas.common import UnitId, VersionNumber
 from app.schemas.ml_models import AliasName, Request
 
 
@@ -15,9 +15,7 @@ class PredictRequest(Request):
     )
     version: VersionNumber | None = None
     alias: AliasName | None = None
-    unit_id: str | None = Field(
-        None, max_length=256, pattern=NO_NUL, description="Routes through a running A/B test"
-    )
+    unit_id: UnitId | None = Field(None, description="Routes through a running A/B test")
 
 
 class CacheCounts(BaseModel):

@@ -111,10 +111,7 @@ class AbTestService:
             try:
                 self.webhooks.check(str(request.webhook_url))
             except Refused as exc:
-                loc = ["body", "webhook_url"]
-                raise ValidationFailed(
-                    str(exc), errors=[{"loc": loc, "msg": str(exc), "type": "value_error"}]
-                ) from exc
+                raise ValidationFailed.at(["body", "webhook_url"], str(exc)) from exc
         model = live_model(await self._model(request.model))
         await self._live_versions(model, [v.version for v in request.variants])
         now = utcnow()
@@ -204,16 +201,7 @@ class AbTestService:
             raise InvalidTransition("A stopped test does not change")
         if request.weights is not None:
             if set(request.weights) != {v.name for v in variants}:
-                raise ValidationFailed(
-                    "weights must name every variant",
-                    errors=[
-                        {
-                            "loc": ["body", "weights"],
-                            "msg": "name every variant once",
-                            "type": "value_error",
-                        }
-                    ],
-                )
+                raise ValidationFailed.at(["body", "weights"], "name every variant once")
             for variant in variants:
                 variant.weight = request.weights[variant.name]
         if "ends_at" in request.model_fields_set:
@@ -316,16 +304,8 @@ class AbTestService:
         if test.metric_kind == "binary":
             wrong = np.flatnonzero((values != 0) & (values != 1))
             if wrong.size:
-                raise ValidationFailed(
-                    "binary outcomes are 0 or 1",
-                    errors=[
-                        {
-                            "loc": ["body", "events", int(wrong[0]), "value"],
-                            "msg": "must be 0 or 1",
-                            "type": "value_error",
-                        }
-                    ],
-                )
+                where: list[str | int] = ["body", "events", int(wrong[0]), "value"]
+                raise ValidationFailed.at(where, "a binary outcome is 0 or 1")
         exposed = await self.tests.exposed(test.id, list({event["unit_id"] for event in events}))
         counted = np.fromiter((event["unit_id"] in exposed for event in events), bool, len(events))
         values = values[counted]
@@ -395,12 +375,7 @@ class AbTestService:
             raise InvalidTransition("Only a started test can be promoted")
         chosen = next((v for v in variants if v.name == variant_name), None)
         if chosen is None or chosen.version is None:
-            raise ValidationFailed(
-                f"No variant {variant_name}",
-                errors=[
-                    {"loc": ["body", "variant"], "msg": "unknown variant", "type": "value_error"}
-                ],
-            )
+            raise ValidationFailed.at(["body", "variant"], f"no variant {variant_name!r}")
         result = _results(test, variants)
         favoured = (
             result.verdict == "control_better"

@@ -101,7 +101,7 @@ def check_rows(rows: list[Any], columns: list[Column] | None) -> None:
             said.setdefault(str(problem["msg"]), problem["loc"][2])
         reasons = [f"{msg} (row {row})" if len(rows) > 1 else msg for msg, row in said.items()]
         detail = "Inputs do not match the model's signature: " + "; ".join(reasons[:10])
-        raise ValidationFailed(detail, errors=problems[:100])
+        raise ValidationFailed.of(problems[:100], detail)
 
 
 def _fits(value: Any, kind: str) -> bool:
@@ -172,12 +172,7 @@ class PredictionService:
                 f"{len(rows)} rows; at most {self.settings.prediction_batch_limit} per call"
             )
         if not rows:
-            raise ValidationFailed(
-                "inputs is an empty list",
-                errors=[
-                    {"loc": ["body", "inputs"], "msg": "at least one row", "type": "too_short"}
-                ],
-            )
+            raise ValidationFailed.at(["body", "inputs"], "at least one row", "too_short")
         check_rows(rows, None)
         target, keys, cached = await self._look_up(name, request, rows)
         answers: list[Any] = [value[0] if value is not None else None for value in cached]
@@ -224,4 +219,4 @@ class PredictionService:
         try:
             return [row_key(self.cache, target.model_id, target.version, row) for row in rows]
         except (ValueError, TypeError) as exc:  # NaN, infinity: JSON cannot say them
-            raise ValidationFailed(f"inputs are not plain JSON: {exc}") from exc
+            raise ValidationFailed.at(["body", "inputs"], f"not plain JSON: {exc}") from exc

@@ -11,7 +11,6 @@ import asyncio
 import re
 import tempfile
 import uuid
-from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -55,14 +54,6 @@ from app.services.deltaone import Measured, Policy, Side, decide
 from app.services.deltas import compare_metrics
 from app.services.evaluation import EvaluationService
 from app.services.ml_models import MlModelService, live_model, version_read
-
-
-def invalid(loc: Sequence[str | int], message: str) -> ValidationFailed:
-    where = ".".join(str(part) for part in loc)
-    return ValidationFailed(
-        f"Invalid request: {where}: {message}",
-        errors=[{"loc": ["body", *loc], "msg": message, "type": "value_error"}],
-    )
 
 
 class RegistrationService:
@@ -118,7 +109,9 @@ class RegistrationService:
             if owner is not None and owner.name != request.name:
                 raise TokenIdTaken(f"token_id {request.token_id} belongs to model {owner.name}")
             if model is not None and model.token_id not in (None, request.token_id):
-                raise invalid(["token_id"], f"the model's token_id is {model.token_id}")
+                raise ValidationFailed.at(
+                    ["body", "token_id"], f"the model's token_id is {model.token_id}"
+                )
 
         held = None
         if parent is not None and published is None:
@@ -353,7 +346,7 @@ class RegistrationService:
     def _model_type(self, request: VersionMetadata, model: MlModel | None) -> ModelType:
         if model is None:
             if request.model_type is None:
-                raise invalid(["model_type"], "required for a new model")
+                raise ValidationFailed.at(["body", "model_type"], "required for a new model")
             return request.model_type
         if request.model_type is not None and request.model_type != model.model_type:
             raise ModelTypeMismatch(
@@ -371,7 +364,9 @@ class RegistrationService:
         if request.benchmark is not None:
             return request.benchmark
         if model is None:
-            raise invalid(["benchmark"], "required for the first baseline of a model")
+            raise ValidationFailed.at(
+                ["body", "benchmark"], "required for the first baseline of a model"
+            )
         return Benchmark(
             metric=model.benchmark_metric,
             direction=model.benchmark_direction,
@@ -380,15 +375,17 @@ class RegistrationService:
 
     def _check_metrics(self, request: VersionMetadata, benchmark: Benchmark) -> None:
         if benchmark.metric not in request.metrics:
-            raise invalid(["metrics"], f"the benchmark metric {benchmark.metric!r} is missing")
+            raise ValidationFailed.at(
+                ["body", "metrics"], f"the benchmark metric {benchmark.metric!r} is missing"
+            )
         if benchmark.family == Family.PROPORTION:
             value = request.metrics[benchmark.metric]
             if not 0 <= value <= 1:
-                raise invalid(
-                    ["metrics", benchmark.metric], "a proportion must lie between 0 and 1"
+                raise ValidationFailed.at(
+                    ["body", "metrics", benchmark.metric], "a proportion must lie between 0 and 1"
                 )
         for name in request.metric_stds.keys() - request.metrics.keys():
-            raise invalid(["metric_stds", name], "no metric of that name")
+            raise ValidationFailed.at(["body", "metric_stds", name], "no metric of that name")
 
     async def _parent(self, request: VersionMetadata, model: MlModel | None) -> ModelVersion | None:
         if request.kind == VersionKind.BASELINE or model is None:
@@ -424,7 +421,9 @@ class RegistrationService:
                     exc.detail, errors=[{"loc": loc, "msg": exc.detail, "type": "invalid_address"}]
                 ) from exc
             if address in addresses:
-                raise invalid(["contributors", index, "address"], "duplicate address")
+                raise ValidationFailed.at(
+                    ["body", "contributors", index, "address"], "duplicate address"
+                )
             addresses.append(address)
         weights = [
             (a, Decimal(repr(c.weight)))
@@ -433,8 +432,8 @@ class RegistrationService:
         points = basis_points(weights)
         for index, address in enumerate(addresses):
             if points[address] == 0:
-                raise invalid(
-                    ["contributors", index, "weight"],
+                raise ValidationFailed.at(
+                    ["body", "contributors", index, "weight"],
                     "this weight gives the contributor 0 of 10000 basis points; every "
                     "contributor named must get at least 1",
                 )

@@ -215,6 +215,43 @@ async def test_hostile_values_are_422_naming_the_field(
     assert loc in [error["loc"] for error in problem["errors"]], problem  # type: ignore[union-attr]
 
 
+UNIT_IDS = [
+    ("POST", f"{AB}/assign", '{"unit_id": %s}', ["body", "unit_id"]),
+    ("POST", f"{AB}/predict", '{"inputs": {}, "unit_id": %s}', ["body", "unit_id"]),
+    (
+        "POST",
+        f"{AB}/outcomes",
+        '{"events": [{"unit_id": %s, "value": 1}]}',
+        ["body", "events", 0, "unit_id"],
+    ),
+    ("POST", "/api/v1/models/m/predict", '{"inputs": {}, "unit_id": %s}', ["body", "unit_id"]),
+]
+
+
+@pytest.mark.parametrize("unit_id", ["", "u" * 257, "u\x00"], ids=["empty", "257", "nul"])
+@pytest.mark.parametrize(("method", "path", "body", "loc"), UNIT_IDS, ids=[u[1] for u in UNIT_IDS])
+async def test_a_unit_id_follows_one_rule_wherever_it_is_taken(
+    client: httpx.AsyncClient,
+    admin_key: str,
+    method: str,
+    path: str,
+    body: str,
+    loc: list[str | int],
+    unit_id: str,
+) -> None:
+    """1 to 256 characters, no NUL: predictions took an empty one that A/B tests refused."""
+    content = body % json.dumps(unit_id)
+    response = await client.request(
+        method,
+        path,
+        content=content,
+        headers={**auth(admin_key), "Content-Type": "application/json"},
+    )
+    problem = assert_problem(response, 422, "validation_failed")
+    locs = [error["loc"] for error in problem["errors"]]  # type: ignore[union-attr]
+    assert loc in locs, problem
+
+
 async def test_a_token_id_is_ascii_before_it_is_upper_cased(
     client: httpx.AsyncClient, admin_key: str
 ) -> None:

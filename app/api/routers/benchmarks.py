@@ -74,11 +74,11 @@ async def upload_benchmark(
                 form, "label_column", "file", "a `file` and a `label_column`"
             )
             if not 0 < len(label_column) <= 250 or "\x00" in label_column:
-                raise ValidationFailed("label_column must be 1 to 250 characters, no NUL")
+                raise ValidationFailed.at(["body", "label_column"], "1 to 250 characters, no NUL")
             file = workdir / "upload"
             limit = settings.benchmark_max_bytes
             too_large = BenchmarkTooLarge(f"The file is over {limit} bytes")
-            digest = "sha256:" + await uploads.saved(upload, file, limit, too_large)
+            digest = "sha256:" + await uploads.saved(upload, file, (limit, too_large))
         benchmark, created = await benchmarks.upload(file, digest, label_column, principal)
         body = BenchmarkRead.model_validate(benchmark).model_dump(mode="json")
         return JSONResponse(body, status_code=201 if created else 200)
