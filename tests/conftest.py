@@ -211,3 +211,30 @@ def live(
     settings = live_settings(database_url, redis_url, mlflow_uri, workdir, admin)
     with service_process(settings, workdir) as (url, process):
         yield LiveService(url, admin, process)
+
+
+@pytest.fixture(scope="session")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A scikit-learn classifier's model folder as a .tar.gz: what most tests upload."""
+    from tests.factories import save_sklearn, tar_gz
+
+    return tar_gz(save_sklearn(tmp_path_factory.mktemp("models"))[0])
+
+
+EIP712_KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+
+
+@pytest.fixture
+async def signing_client(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A service that also signs accepted improvements as EIP-712 (with EIP712_KEY)."""
+    settings = make_settings(
+        eip712_signing_key=EIP712_KEY,
+        eip712_chain_id=8453,
+        eip712_verifying_contract="0x00000000000000000000000000000000000000A1",
+        attestation_key_file=str(tmp_path / "ed25519.pem"),
+        deltaone_cooldown_s=0,
+    )
+    async with serve(settings) as client:
+        yield client

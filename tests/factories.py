@@ -253,3 +253,54 @@ async def seed_chain(database_url: str, name: str, length: int) -> None:
     async with engine.connect() as connection:  # fresh statistics, as autovacuum would give
         await connection.execute(text("ANALYZE"))
     await engine.dispose()
+
+
+async def register_baseline(
+    client: httpx.AsyncClient, key: str, archive: bytes, name: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    response = await upload(client, key, baseline(name or unique(), **fields), archive)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+class Model:
+    """A model with a baseline, improved by registrations of variants of its artifact (the same
+    model with one more file: never its parent's files)."""
+
+    def __init__(self, client: httpx.AsyncClient, key: str, name: str, archive: bytes) -> None:
+        self.client, self.key, self.name, self.archive = client, key, name, archive
+
+    @classmethod
+    async def create(
+        cls, client: httpx.AsyncClient, key: str, archive: bytes, **fields: Any
+    ) -> Model:
+        name = unique()
+        await register_baseline(
+            client, key, archive, name, dataset={**DATASET, "num_samples": 5000}, **fields
+        )
+        return cls(client, key, name, archive)
+
+    def improvement(self, accuracy: float, **fields: Any) -> dict[str, Any]:
+        """The metadata of an improved version claiming `accuracy`."""
+        return {
+            **improved(self.name),
+            "metrics": {"accuracy": accuracy},
+            "dataset": {**DATASET, "num_samples": 5000},
+            **fields,
+        }
+
+    async def improve(self, accuracy: float, **fields: Any) -> dict[str, Any]:
+        response = await upload(
+            self.client, self.key, self.improvement(accuracy, **fields), variant(self.archive)
+        )
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def get(self, path: str, **params: Any) -> Any:
+        response = await self.client.get(
+            f"/api/v1/models/{self.name}{path}", params=params, headers=auth(self.key)
+        )
+        assert response.status_code == 200, response.text
+        return response.json() if "json" in response.headers["content-type"] else response.text

@@ -21,9 +21,8 @@ from scipy import stats
 from app.core.config import Settings
 from app.services.ab_stats import assign
 from tests.api.test_errors import assert_problem
-from tests.api.test_ml_models import register_baseline
 from tests.conftest import auth, serve
-from tests.factories import ab_test, save_sklearn, tar_gz, unique
+from tests.factories import ab_test, register_baseline, save_sklearn, tar_gz, unique
 from tests.proxy import database_behind_proxy
 from tests.services_under_test import refused_at_commit
 

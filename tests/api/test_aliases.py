@@ -4,18 +4,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 from mlflow import MlflowClient
 
 from tests.api.test_errors import assert_problem
-from tests.api.test_ml_models import register_baseline
 from tests.conftest import auth, create_key
-from tests.factories import save_sklearn, tar_gz, unique
-
-
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return tar_gz(save_sklearn(tmp_path_factory.mktemp("alias-models"))[0])
+from tests.factories import register_baseline, unique
 
 
 async def model_with_versions(

@@ -6,20 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.api.test_ab_tests import create
 from tests.api.test_errors import assert_problem
-from tests.api.test_improvements import Model
 from tests.conftest import auth, create_key
-from tests.factories import baseline, save_sklearn, tar_gz, upload, variant
+from tests.factories import Model, baseline, upload, variant
 
 ROW = {"f0": 0.1, "f1": 0.2, "f2": 0.3}
-
-
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return tar_gz(save_sklearn(tmp_path_factory.mktemp("archiving"))[0])
 
 
 async def post(client: httpx.AsyncClient, key: str, path: str, **body: Any) -> httpx.Response:

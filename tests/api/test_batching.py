@@ -81,7 +81,7 @@ async def test_concurrent_requests_share_model_calls_and_get_their_own_rows(
 
 
 async def deploy_version(client: httpx.AsyncClient, key: str, name: str, archive: bytes) -> None:
-    from tests.api.test_ml_models import register_baseline
+    from tests.factories import register_baseline
 
     metric = {"metric": "score", "direction": "higher_is_better", "family": "continuous"}
     await register_baseline(client, key, archive, name, metrics={"score": 1.0}, benchmark=metric)

@@ -1,17 +1,10 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from tests.api.test_errors import assert_problem
-from tests.api.test_ml_models import register_baseline
 from tests.conftest import auth
-from tests.factories import improved, save_sklearn, tar_gz, unique, upload
-
-
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return tar_gz(save_sklearn(tmp_path_factory.mktemp("experiment-models"))[0])
+from tests.factories import improved, register_baseline, unique, upload
 
 
 async def registered_pair(

@@ -14,9 +14,8 @@ import httpx
 
 from app.core.config import Settings
 from tests.api.test_errors import assert_problem
-from tests.api.test_ml_models import register_baseline
 from tests.conftest import create_key, serve
-from tests.factories import save_sklearn, tar_gz
+from tests.factories import register_baseline, save_sklearn, tar_gz
 from tests.services_under_test import free_port
 
 MODEL = "21"  # GTM-backend's numeric model id

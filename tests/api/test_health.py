@@ -15,9 +15,8 @@ from sqlalchemy.exc import DBAPIError
 from app.core.config import Settings
 from app.db.session import create_engine, unreachable
 from tests.api.test_errors import assert_problem
-from tests.api.test_ml_models import register_baseline
 from tests.conftest import auth, serve
-from tests.factories import baseline, save_sklearn, tar_gz, unique, upload
+from tests.factories import baseline, register_baseline, save_sklearn, tar_gz, unique, upload
 from tests.proxy import Proxy, database_behind_proxy
 from tests.services_under_test import free_port, sync_url
 

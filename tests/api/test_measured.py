@@ -170,7 +170,7 @@ async def test_a_better_model_is_accepted_on_what_the_service_measured(held: Hel
 async def test_impact_and_lineage_tell_measured_gains_from_claimed_ones(
     held: Held, archive_bytes: bytes
 ) -> None:
-    from tests.api.test_improvements import Model
+    from tests.factories import Model
 
     better = saved(held.tmp, "v2", held.train)
     measured = await held.improve(better, claimed=0.7)

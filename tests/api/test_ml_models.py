@@ -15,6 +15,7 @@ from tests.factories import (
     OTHER_CONTRIBUTOR,
     baseline,
     improved,
+    register_baseline,
     save_sklearn,
     tar_gz,
     unique,
@@ -36,15 +37,6 @@ def classifier_archive(classifier_dir: Path) -> bytes:
 @pytest.fixture
 def mlflow_client(mlflow_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
-
-
-async def register_baseline(
-    client: httpx.AsyncClient, key: str, archive: bytes, name: str | None = None, **fields: Any
-) -> dict[str, Any]:
-    response = await upload(client, key, baseline(name or unique(), **fields), archive)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def test_upload_registers_a_baseline_in_postgres_and_mlflow(

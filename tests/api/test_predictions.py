@@ -13,9 +13,16 @@ import pytest
 
 from app.core.config import Settings
 from tests.api.test_errors import assert_problem
-from tests.api.test_ml_models import register_baseline
 from tests.conftest import auth, create_key, serve
-from tests.factories import FEATURES, PIP, save_sklearn, tar_gz, training_data, unique
+from tests.factories import (
+    FEATURES,
+    PIP,
+    register_baseline,
+    save_sklearn,
+    tar_gz,
+    training_data,
+    unique,
+)
 from tests.proxy import Proxy, database_behind_proxy
 from tests.services_under_test import free_port
 

@@ -13,21 +13,15 @@ from urllib.parse import urlsplit
 
 import httpx
 import psycopg
-import pytest
 from mlflow import MlflowClient
 
 from app.cli import reconcile_registry
 from app.core.config import Settings
 from tests.api.test_errors import assert_problem
 from tests.conftest import auth, serve
-from tests.factories import baseline, improved, save_sklearn, tar_gz, unique, upload
+from tests.factories import baseline, improved, unique, upload
 from tests.proxy import Proxy
 from tests.services_under_test import refused_at_commit, sync_url
-
-
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return tar_gz(save_sklearn(tmp_path_factory.mktemp("reconciler-models"))[0])
 
 
 def mlflow_versions(mlflow_uri: str, name: str) -> list[int]:

@@ -19,15 +19,9 @@ import pytest
 
 from app.cli import main
 from app.core.config import Settings
-from tests.api.test_improvements import Model
 from tests.conftest import auth, serve
-from tests.factories import save_sklearn, tar_gz, upload, variant
+from tests.factories import Model, upload, variant
 from tests.services_under_test import settings_env
-
-
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return tar_gz(save_sklearn(tmp_path_factory.mktemp("signing-key-models"))[0])
 
 
 async def cli(

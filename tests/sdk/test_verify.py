@@ -17,14 +17,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.api.test_improvements import Model
 from tests.conftest import auth
-from tests.factories import save_sklearn, tar_gz
-
-
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return tar_gz(save_sklearn(tmp_path_factory.mktemp("verify-models"))[0])
+from tests.factories import Model
 
 
 @pytest.fixture
