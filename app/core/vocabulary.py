@@ -56,6 +56,22 @@ class Reason(StrEnum):
     ACCEPTED = "accepted"
 
 
+class MetricKind(StrEnum):
+    """What an A/B test's primary metric counts: a conversion (0 or 1) or any number."""
+
+    BINARY = "binary"
+    CONTINUOUS = "continuous"
+
+
+class Verdict(StrEnum):
+    """What an A/B test's results say so far."""
+
+    INSUFFICIENT_DATA = "insufficient_data"  # a variant below the minimum sample size
+    TREATMENT_BETTER = "treatment_better"
+    CONTROL_BETTER = "control_better"
+    NO_SIGNIFICANT_DIFFERENCE = "no_significant_difference"
+
+
 class AbTestStatus(StrEnum):
     DRAFT = "draft"
     RUNNING = "running"

@@ -26,8 +26,10 @@ from app.core.vocabulary import (
     Basis,
     Family,
     MetricDirection,
+    MetricKind,
     ModelType,
     Reason,
+    Verdict,
     VersionKind,
 )
 from app.db.base import Base, CreatedAt, UpdatedAt, UuidPrimaryKey, Word
@@ -237,7 +239,7 @@ class AbTest(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
     status: Mapped[AbTestStatus] = mapped_column(Word(AbTestStatus, 16))
     unit: Mapped[str] = mapped_column(String(64))
     metric_name: Mapped[str] = mapped_column(String(250))
-    metric_kind: Mapped[str] = mapped_column(String(16))
+    metric_kind: Mapped[MetricKind] = mapped_column(Word(MetricKind, 16))
     metric_direction: Mapped[MetricDirection] = mapped_column(Word(MetricDirection, 20))
     minimum_sample_size: Mapped[int]
     confidence_level: Mapped[float] = mapped_column(Float)
@@ -246,7 +248,7 @@ class AbTest(UuidPrimaryKey, CreatedAt, UpdatedAt, Base):
     started_at: Mapped[datetime | None]
     stopped_at: Mapped[datetime | None]
     winner: Mapped[str | None] = mapped_column(String(64))
-    last_verdict: Mapped[str | None] = mapped_column(String(32))
+    last_verdict: Mapped[Verdict | None] = mapped_column(Word(Verdict, 32))
 
 
 class AbVariant(Base):

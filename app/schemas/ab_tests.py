@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -16,7 +16,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from app.core.vocabulary import AbTestStatus, MetricDirection
+from app.core.vocabulary import AbTestStatus, MetricDirection, MetricKind, Verdict
 from app.schemas.common import (
     Name,
     Page,
@@ -45,7 +45,7 @@ EndsAt = Annotated[Time, AfterValidator(_in_the_future)]
 
 class MetricSpec(Request):
     name: MetricName
-    kind: Literal["binary", "continuous"]
+    kind: MetricKind
     direction: MetricDirection = MetricDirection.HIGHER_IS_BETTER
 
 
@@ -211,9 +211,7 @@ class Results(BaseModel):
     test_id: uuid.UUID
     status: AbTestStatus
     metric: MetricSpec
-    verdict: Literal[
-        "insufficient_data", "treatment_better", "control_better", "no_significant_difference"
-    ]
+    verdict: Verdict
     srm: Srm
     variants: list[VariantResult]
     comparisons: list[ComparisonResult]

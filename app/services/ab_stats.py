@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from scipy import stats
 
+from app.core.vocabulary import MetricKind, Verdict
+
 BUCKETS = 10_000
 SRM_ALPHA = 0.001
 
@@ -82,7 +84,7 @@ class Comparison:
 
 
 def compare(
-    control: Sample, treatment: Sample, kind: str, higher_is_better: bool, confidence: float
+    control: Sample, treatment: Sample, kind: MetricKind, higher_is_better: bool, confidence: float
 ) -> Comparison:
     """Binary: two-proportion z-test (pooled) and an unpooled Wald interval. Continuous: Welch's
     t-test and interval. Chance to beat control: the normal approximation of the difference."""
@@ -94,7 +96,7 @@ def compare(
     assert m2 is not None
     diff = m2 - m1
     relative = diff / abs(m1) if m1 else None
-    if kind == "binary":
+    if kind == MetricKind.BINARY:
         se = math.sqrt(m1 * (1 - m1) / control.n + m2 * (1 - m2) / treatment.n)
         pooled = (control.total + treatment.total) / (control.n + treatment.n)
         pooled_se = math.sqrt(pooled * (1 - pooled) * (1 / control.n + 1 / treatment.n))
@@ -132,13 +134,15 @@ def compare(
     )
 
 
-def interval(sample: Sample, kind: str, confidence: float) -> tuple[float | None, float | None]:
+def interval(
+    sample: Sample, kind: MetricKind, confidence: float
+) -> tuple[float | None, float | None]:
     """The interval of one variant's mean at the test's confidence level: Wald for a binary
     metric, Student's t with n - 1 degrees of freedom for a continuous one."""
     mean = sample.mean
     if mean is None or sample.n < 2:
         return None, None
-    if kind == "binary":
+    if kind == MetricKind.BINARY:
         se = math.sqrt(mean * (1 - mean) / sample.n)
         critical = stats.norm.ppf((1 + confidence) / 2)
     else:
@@ -161,11 +165,11 @@ def sample_ratio_mismatch(
     return p_value, p_value < SRM_ALPHA
 
 
-def verdict(samples: Sequence[Sample], comparisons: Sequence[Comparison], minimum: int) -> str:
+def verdict(samples: Sequence[Sample], comparisons: Sequence[Comparison], minimum: int) -> Verdict:
     if any(sample.n < minimum for sample in samples):
-        return "insufficient_data"
+        return Verdict.INSUFFICIENT_DATA
     if any(c.significant and c.better for c in comparisons):
-        return "treatment_better"
+        return Verdict.TREATMENT_BETTER
     if comparisons and any(c.significant and c.better is False for c in comparisons):
-        return "control_better"
-    return "no_significant_difference"
+        return Verdict.CONTROL_BETTER
+    return Verdict.NO_SIGNIFICANT_DIFFERENCE

@@ -27,7 +27,7 @@ from app.core.errors import (
 )
 from app.core.metrics import Metrics
 from app.core.security import Principal
-from app.core.vocabulary import PRODUCTION, AbTestStatus, MetricDirection
+from app.core.vocabulary import PRODUCTION, AbTestStatus, MetricDirection, MetricKind, Verdict
 from app.db.base import utcnow
 from app.db.models import AbTest, AbVariant, MlModel
 from app.db.repositories.ab_tests import AbTestRepository
@@ -301,7 +301,7 @@ class AbTestService:
         if test.status == AbTestStatus.DRAFT:
             raise InvalidTransition("The test has not started")
         values = np.fromiter((event["value"] for event in events), np.float64, len(events))
-        if test.metric_kind == "binary":
+        if test.metric_kind == MetricKind.BINARY:
             wrong = np.flatnonzero((values != 0) & (values != 1))
             if wrong.size:
                 where: list[str | int] = ["body", "events", int(wrong[0]), "value"]
@@ -378,7 +378,7 @@ class AbTestService:
             raise ValidationFailed.at(["body", "variant"], f"no variant {variant_name!r}")
         result = _results(test, variants)
         favoured = (
-            result.verdict == "control_better"
+            result.verdict == Verdict.CONTROL_BETTER
             if chosen.position == 0
             else any(
                 c.variant == chosen.name and c.significant and _better(test, c)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.core.errors import AbTestConflict
+from app.core.vocabulary import Verdict
 from app.db.models import AbExposure, AbTest, AbVariant
 from app.db.repositories.common import page
 
@@ -89,7 +90,7 @@ class AbTestRepository:
                 raise AbTestConflict("The model already has a running A/B test") from exc
             raise
 
-    async def move_verdict(self, test: AbTest, previous: str | None, verdict: str) -> bool:
+    async def move_verdict(self, test: AbTest, previous: Verdict | None, verdict: Verdict) -> bool:
         """Record the test's verdict if it is still `previous`; False when another request moved
         it first (the row lock makes the second writer see the first one's value)."""
         result = await self.session.execute(
