@@ -35,6 +35,10 @@ T = TypeVar("T")
 log = logging.getLogger("hokusai")
 
 ROOT = Path(__file__).resolve().parent.parent
+# Alembic's revisions: `migrations/` at the top of a checkout (and of the image); an installed
+# wheel carries them inside the package, as `app/migrations` (see pyproject.toml).
+_SHIPPED = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS = _SHIPPED if _SHIPPED.is_dir() else ROOT / "migrations"
 DEV_KEY_FILE = DATA_DIR / "dev-api-key"
 
 
@@ -42,9 +46,8 @@ def migrate(settings: Settings, revision: str = "head") -> None:
     from alembic import command
     from alembic.config import Config
 
-    # The revisions ship inside the package, so an installed wheel migrates without a checkout.
     config = Config()
-    config.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
+    config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s")
     config.attributes["database_url"] = settings.database_url
     command.upgrade(config, revision)

@@ -174,3 +174,39 @@ def test_compose_secrets_are_written_to_env_once_and_kept(tmp_path: Path) -> Non
 
 
 SECRETS = ("POSTGRES_PASSWORD", "HOKUSAI_BOOTSTRAP_API_KEY")
+
+
+def test_the_service_wheel_migrates_without_a_checkout(tmp_path: Path) -> None:
+    """`migrations/` is at the top of the checkout; the wheel carries it inside the package, so
+    `hokusai-api migrate` from an installed wheel (or the image) finds every revision."""
+    subprocess.run(
+        ["python3", "-m", "uv", "build", "--wheel", "--out-dir", str(tmp_path / "dist"), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (tmp_path / "dist").glob("hokusai_api-*.whl")
+    installed = tmp_path / "site"
+    shutil.unpack_archive(wheel, installed, "zip")
+    revisions = sorted(p.name for p in (ROOT / "migrations" / "versions").glob("*.py"))
+    shipped = sorted(p.name for p in (installed / "app" / "migrations" / "versions").glob("*.py"))
+    assert revisions
+    assert shipped == revisions
+    assert (installed / "app" / "migrations" / "env.py").is_file()
+    database = tmp_path / "hokusai.db"
+    url = f"sqlite+aiosqlite:///{database}"
+    program = (
+        "import app.cli as cli; from app.core.config import Settings; "
+        f"assert cli.MIGRATIONS.is_relative_to({str(installed)!r}), cli.MIGRATIONS; "
+        f"cli.migrate(Settings(_env_file=None, database_url={url!r}))"
+    )
+    # The unpacked wheel first on the path, run from elsewhere: no checkout to fall back on.
+    environment = {**os.environ, "PYTHONPATH": str(installed)}
+    subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-c", program],
+        check=True,
+        cwd=tmp_path,
+        env=environment,
+    )
+    assert database.stat().st_size > 0
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COPY migrations ./migrations" in dockerfile
