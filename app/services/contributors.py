@@ -10,14 +10,13 @@ import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
 
 from eth_utils.address import is_checksum_address, to_checksum_address
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import InvalidAddress
 from app.core.vocabulary import Basis
-from app.db.repositories.contributors import ContributionRepository
+from app.db.repositories.contributors import ContributionRepository, ModelGroup
 from app.schemas.common import ADDRESS as ADDRESS_PATTERN
 from app.schemas.contributors import (
     Contribution,
@@ -62,7 +61,7 @@ def basis_points(weights: Sequence[tuple[str, Decimal]]) -> dict[str, int]:
     return points
 
 
-def _totals(groups: Iterable[Any]) -> Gains:
+def _totals(groups: Iterable[ModelGroup]) -> Gains:
     """The sums over some (model, basis) groups of an address's contributions, exactly."""
     parts = list(groups)
     return Gains(
@@ -89,7 +88,7 @@ class ContributorService:
         never seen has zero impact."""
         stored = normalize_address(address)
         groups = await self.contributions.impact_by_model(stored)
-        by_model: dict[str, list[Any]] = {}
+        by_model: dict[str, list[ModelGroup]] = {}
         for group in groups:
             by_model.setdefault(group.model, []).append(group)
         total = _totals(groups)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.vocabulary import Family, MetricDirection
 from app.db.models import MlModel, ModelVersion
-from app.db.repositories.lineage import LineageRepository
+from app.db.repositories.lineage import LineageRepository, LineageRow
 from app.db.repositories.ml_models import VersionRepository
 from app.schemas.lineage import Lineage, LineageDirection, LineageEdge
 from app.services.attestations import rfc3339
@@ -48,8 +48,12 @@ class LineageService:
             cumulative = _cumulative(root, end) if root is not None else None
             rows = [row for row in walked if row.distance is not None]
         numbers = {row.id: row.version for row in rows}
-        children = [row for row in rows if row.parent_id in numbers]
-        contributors = await self.versions.contributors([row.id for row in children])
+        children = [
+            (row, numbers[row.parent_id])
+            for row in rows
+            if row.parent_id is not None and row.parent_id in numbers
+        ]
+        contributors = await self.versions.contributors([row.id for row, _ in children])
         # Plain JSON-ready dicts in the shape of `Lineage`: a graph can hold thousands of nodes,
         # and building a pydantic object per node and edge costs more than the query.
         return {
@@ -69,7 +73,7 @@ class LineageService:
             ],
             "edges": [
                 {
-                    "parent": numbers[row.parent_id],
+                    "parent": parent,
                     "child": row.version,
                     "gain_pp": float(row.deltaone_gain_pp)
                     if row.deltaone_gain_pp is not None
@@ -83,13 +87,13 @@ class LineageService:
                     ],
                     "attestation_id": row.attestation_id,
                 }
-                for row in children
+                for row, parent in children
             ],
             "cumulative_gain_pp": cumulative,
         }
 
 
-def _cumulative(root: Any, version: Any) -> float | None:
+def _cumulative(root: LineageRow, version: LineageRow) -> float | None:
     """Direction-aware gain of `version` over the root baseline on the primary metric."""
     start, end = root.primary_metric_value, version.primary_metric_value
     if start is None or end is None:

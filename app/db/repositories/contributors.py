@@ -3,19 +3,61 @@ Repositories flush when they need an id and never commit."""
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, NamedTuple
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.vocabulary import Basis
 from app.db.models import MlModel, VersionContributor
+
+
+class ModelGroup(NamedTuple):
+    """An address's contributions to one model on one basis. Weighted gains are exact:
+    Σ gain_pp x weight_bps."""
+
+    model: str
+    model_id: uuid.UUID
+    basis: Basis | None
+    versions: int
+    accepted: int
+    weighted: Decimal
+    accepted_weighted: Decimal
+    first: datetime
+    last: datetime
+
+
+class Leader(NamedTuple):
+    """One contributor in the list: counts and exact accepted weighted gains."""
+
+    address: str
+    contributions: int
+    models: int
+    accepted: int
+    measured: Decimal
+    claimed: Decimal
+    last: datetime
+
+
+class ContributionRow(NamedTuple):
+    model: str
+    version: int
+    weight_bps: int
+    gain_pp: Decimal | None
+    deltaone_accepted: bool | None
+    basis: Basis | None
+    attestation_id: str | None
+    created_at: datetime
 
 
 class ContributionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def impact_by_model(self, address: str) -> list[Any]:
+    async def impact_by_model(self, address: str) -> list[ModelGroup]:
         """Per model and basis (measured, claimed): contributions, accepted count, exact
         weighted gains, first and last. One index range of `version_contributors`; only model
         names are joined."""
@@ -45,9 +87,9 @@ class ContributionRepository:
             .order_by(MlModel.__table__.c.name, per_model.c.basis)
         )
         connection = await self.session.connection()
-        return list(await connection.execute(query))
+        return [ModelGroup(**row._mapping) for row in await connection.execute(query)]
 
-    async def leaders(self, *, limit: int, offset: int) -> tuple[list[Any], int]:
+    async def leaders(self, *, limit: int, offset: int) -> tuple[list[Leader], int]:
         """Every address that contributed: contributions, models, accepted count, exact measured
         and claimed accepted weighted gains, last contribution; the largest measured gain first,
         then the largest claimed one."""
@@ -78,7 +120,7 @@ class ContributionRepository:
         )
         connection = await self.session.connection()
         total = await connection.scalar(select(func.count(func.distinct(c.address))))
-        return list(await connection.execute(query)), total or 0
+        return [Leader._make(row) for row in await connection.execute(query)], total or 0
 
     async def attestation_ids(self, address: str) -> list[str]:
         c = VersionContributor.__table__.c
@@ -90,7 +132,9 @@ class ContributionRepository:
         connection = await self.session.connection()
         return list((await connection.execute(query)).scalars())
 
-    async def page(self, address: str, *, limit: int, offset: int) -> tuple[list[Any], int]:
+    async def page(
+        self, address: str, *, limit: int, offset: int
+    ) -> tuple[list[ContributionRow], int]:
         c, models = VersionContributor.__table__.c, MlModel.__table__.c
         connection = await self.session.connection()
         total = await connection.scalar(
@@ -115,4 +159,4 @@ class ContributionRepository:
             .limit(limit)
             .offset(offset)
         )
-        return list(await connection.execute(query)), total or 0
+        return [ContributionRow._make(row) for row in await connection.execute(query)], total or 0

@@ -4,12 +4,36 @@ Repositories flush when they need an id and never commit."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.vocabulary import Basis, Family, MetricDirection, Reason, VersionKind
 from app.db.models import ModelVersion
+
+
+class LineageRow(NamedTuple):
+    """What lineage shows of a version (`LineageRepository.COLUMNS`, in order), and its signed
+    `distance` from the version asked about (parents negative; None for the root baseline, and
+    in a whole model's graph)."""
+
+    id: uuid.UUID
+    parent_id: uuid.UUID | None
+    version: int
+    kind: VersionKind
+    primary_metric_value: float | None
+    benchmark_direction: MetricDirection
+    benchmark_family: Family
+    deltaone_accepted: bool | None
+    deltaone_reason: Reason | None
+    deltaone_basis: Basis | None
+    deltaone_gain_pp: Decimal | None
+    attestation_id: str | None
+    created_at: datetime
+    distance: int | None
 
 
 class LineageRepository:
@@ -35,7 +59,7 @@ class LineageRepository:
 
     async def walk(
         self, start_id: uuid.UUID, *, ancestors: bool, descendants: bool, depth: int
-    ) -> list[Any]:
+    ) -> list[LineageRow]:
         """Versions within `depth` hops of `start_id` with their signed `distance` (parents
         negative), and the root baseline of its line with distance NULL: one recursive query."""
         versions = ModelVersion.__table__
@@ -71,8 +95,10 @@ class LineageRepository:
         query = select(*self.COLUMNS, around.c.distance).join(
             around, around.c.id == ModelVersion.id
         )
-        return list(await self.session.execute(query.order_by(ModelVersion.version)))
+        rows = await self.session.execute(query.order_by(ModelVersion.version))
+        return [LineageRow._make(row) for row in rows]
 
-    async def whole(self, model_id: uuid.UUID) -> list[Any]:
+    async def whole(self, model_id: uuid.UUID) -> list[LineageRow]:
         query = select(*self.COLUMNS).where(ModelVersion.model_id == model_id)
-        return list(await self.session.execute(query.order_by(ModelVersion.version)))
+        rows = await self.session.execute(query.order_by(ModelVersion.version))
+        return [LineageRow._make((*row, None)) for row in rows]  # no distance
