@@ -23,7 +23,7 @@ import httpx  # noqa: E402
 from app.core.security import generate_key  # noqa: E402
 from bench.api_overhead import server_means, wrk  # noqa: E402
 from bench.server import service, stores  # noqa: E402
-from tests.factories import save_sklearn, tar_gz  # noqa: E402
+from tests.factories import baseline, save_sklearn, tar_gz  # noqa: E402
 
 ASSIGN_LUA = """
 wrk.method = "POST"
@@ -126,22 +126,10 @@ def main() -> None:
             with httpx.Client(
                 base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120
             ) as client:
-                metadata = {
-                    "name": "bench-ab",
-                    "kind": "baseline",
-                    "model_type": "classification",
-                    "metrics": {"accuracy": 0.8},
-                    "benchmark": {
-                        "metric": "accuracy",
-                        "direction": "higher_is_better",
-                        "family": "proportion",
-                    },
-                    "dataset": {"hash": "sha256:" + "0" * 64, "num_samples": 1000},
-                }
                 for _ in range(2):
                     client.post(
                         "/api/v1/models/register",
-                        data={"metadata": json.dumps(metadata)},
+                        data={"metadata": json.dumps(baseline("bench-ab"))},
                         files={"artifact": ("m.tar.gz", tar_gz(model_dir))},
                     ).raise_for_status()
                 test = client.post(

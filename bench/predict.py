@@ -39,7 +39,7 @@ from app.core.security import generate_key  # noqa: E402
 from bench.api_overhead import wrk  # noqa: E402
 from bench.cpu import listening_pid, per_request  # noqa: E402
 from bench.server import checkout, service, stores  # noqa: E402
-from tests.factories import FEATURES, save_sklearn, tar_gz  # noqa: E402
+from tests.factories import FEATURES, baseline, save_sklearn, tar_gz  # noqa: E402
 from tests.services_under_test import (  # noqa: E402
     free_port,
     running,
@@ -184,21 +184,9 @@ def print_cpu(figures: dict[str, dict[str, Any]], duration: int, connections: in
 
 def register(client: httpx.Client, model_dir: Path) -> None:
     """The bench's model, registered and made `production`, one row cached."""
-    metadata = {
-        "name": "bench-scorer",
-        "kind": "baseline",
-        "model_type": "classification",
-        "metrics": {"accuracy": 0.8},
-        "benchmark": {
-            "metric": "accuracy",
-            "direction": "higher_is_better",
-            "family": "proportion",
-        },
-        "dataset": {"hash": "sha256:" + "0" * 64, "num_samples": 1000},
-    }
     client.post(
         "/api/v1/models/register",
-        data={"metadata": json.dumps(metadata)},
+        data={"metadata": json.dumps(baseline("bench-scorer"))},
         files={"artifact": ("m.tar.gz", tar_gz(model_dir))},
     ).raise_for_status()
     production = "/api/v1/models/bench-scorer/aliases/production"

@@ -16,11 +16,7 @@ from eth_account import Account
 
 from tests.api.test_errors import assert_problem
 from tests.conftest import EIP712_KEY, auth
-from tests.factories import (
-    CONTRIBUTOR,
-    OTHER_CONTRIBUTOR,
-    Model,
-)
+from tests.factories import CONTRIBUTOR, OTHER_CONTRIBUTOR, Model
 from tests.services_under_test import sync_url
 
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.factories import (
-    DATASET,
-    Model,
-)
+from tests.factories import DATASET, Model
 
 
 async def test_an_accepted_improvement_carries_its_decision(

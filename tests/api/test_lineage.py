@@ -9,10 +9,7 @@ from sqlalchemy import event
 
 from tests.api.test_errors import assert_problem
 from tests.conftest import auth
-from tests.factories import (
-    CONTRIBUTOR,
-    Model,
-)
+from tests.factories import CONTRIBUTOR, Model
 
 
 async def test_lineage_graph_in_three_formats(
