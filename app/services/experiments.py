@@ -7,9 +7,9 @@ from typing import Any
 
 from app.adapters.registry import Registry
 from app.core.errors import ExperimentNotFound, RegistryRejected, RunNotFound
-from app.core.vocabulary import MetricDirection
-from app.schemas.experiments import ExperimentRead, RunComparison, RunRead
+from app.schemas.experiments import ExperimentRead, RunCompare, RunComparison, RunRead
 from app.services.deltas import compare_metrics, comparison
+from app.services.ml_models import MlModelService
 
 
 def _time(millis: int | None) -> datetime | None:
@@ -68,21 +68,26 @@ class ExperimentService:
             raise RunNotFound(f"No run {run_id}") from exc
         return dict(run.data.metrics)
 
-    async def compare(
-        self,
-        baseline: str,
-        baseline_metrics: dict[str, float],
-        candidate_run_id: str,
-        metric: str | None,
-        direction: MetricDirection | None,
-    ) -> RunComparison:
-        candidate = await self.run_metrics(candidate_run_id)
-        deltas = compare_metrics(baseline_metrics, candidate, metric, direction)
+    async def compare(self, request: RunCompare, versions: MlModelService) -> RunComparison:
+        """The candidate run against a baseline run, or against a registered version (its
+        metrics as registered), with the same delta rules as registration."""
+        if request.baseline_run_id is not None:
+            baseline = request.baseline_run_id
+            baseline_metrics = await self.run_metrics(request.baseline_run_id)
+        else:
+            assert request.model is not None  # the schema requires one baseline or the other
+            assert request.version is not None
+            model = await versions.get_model(request.model)
+            baseline_metrics = (await versions.get_version(model, request.version)).metrics
+            baseline = f"models:/{request.model}/{request.version}"
+        candidate = await self.run_metrics(request.candidate_run_id)
+        metric = request.metric
+        deltas = compare_metrics(baseline_metrics, candidate, metric, request.direction)
         if metric is not None:
             deltas = {name: d for name, d in deltas.items() if name == metric}
         return RunComparison(
             baseline=baseline,
-            candidate=candidate_run_id,
+            candidate=request.candidate_run_id,
             primary_metric=metric,
             metrics={name: comparison(d) for name, d in deltas.items()},
         )

@@ -57,15 +57,4 @@ async def compare_runs(
 ) -> RunComparison:
     """Compare a candidate run against a baseline run or a registered version, with the same
     delta rules as registration."""
-    if body.baseline_run_id is not None:
-        baseline = body.baseline_run_id
-        metrics = await experiments.run_metrics(body.baseline_run_id)
-    else:
-        assert body.model is not None
-        assert body.version is not None
-        model = await ml_models.get_model(body.model)
-        metrics = (await ml_models.get_version(model, body.version)).metrics
-        baseline = f"models:/{body.model}/{body.version}"
-    return await experiments.compare(
-        baseline, metrics, body.candidate_run_id, body.metric, body.direction
-    )
+    return await experiments.compare(body, ml_models)
