@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from typing import Any
 
@@ -15,9 +16,31 @@ import rfc8785
 from app.adapters.cache import Cache
 
 
-def row_key(cache: Cache, model_id: uuid.UUID, version: int, row: dict[str, Any]) -> str:
-    digest = hashlib.sha256(canonical_row(row)).hexdigest()
-    return cache.key("pred", "v1", str(model_id), str(version), digest)
+def row_keys(
+    cache: Cache, model_id: uuid.UUID, version: int, rows: list[dict[str, Any]]
+) -> list[str]:
+    prefix = cache.key("pred", "v1", str(model_id), str(version), "")
+    sha256 = hashlib.sha256
+    return [prefix + sha256(form).hexdigest() for form in canonical_rows(rows)]
+
+
+def canonical_rows(rows: list[dict[str, Any]]) -> list[bytes]:
+    """Each row's JCS form. The rows of a batch usually share their names and hold plain
+    numbers: those are written through one template made from the first row's names (Python's
+    `repr` of a float or an int is JCS's spelling in the range `_writes_as_jcs` allows); any
+    other row by `canonical_row`."""
+    template = _template(rows[0]) if len(rows) > 1 else None  # one row: no template to build
+    if template is None:
+        return [canonical_row(row) for row in rows]
+    names, text = template
+    found = []
+    for row in rows:
+        values = [row.get(name, _ABSENT) for name in names]
+        if len(row) == len(names) and all(map(_plain_number, values)):
+            found.append((text % tuple(values)).encode())
+        else:
+            found.append(canonical_row(row))
+    return found
 
 
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -33,6 +56,27 @@ def canonical_row(row: dict[str, Any]) -> bytes:
     if all(key.isascii() for key in row) and all(_writes_as_jcs(v) for v in row.values()):
         return _jcs_dumps(row).encode()
     return rfc8785.dumps(row)
+
+
+_ABSENT = object()
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.\- ]*")
+
+
+def _template(row: dict[str, Any]) -> tuple[list[str], str] | None:
+    """The names in JCS order and a %-template writing a row of them, when every name is
+    written as it is (letters, digits, `_`, `.`, `-`, space: no escape and no sorting by UTF-16
+    units that differs from Python's)."""
+    names = sorted(row)
+    if not all(_SAFE_NAME.fullmatch(name) for name in names):
+        return None
+    return names, "{" + ",".join(f'"{name}":%r' for name in names) + "}"
+
+
+def _plain_number(value: Any) -> bool:
+    kind = type(value)
+    if kind is float:
+        return bool(not value.is_integer() and 1e-4 <= abs(value) < 1e16)
+    return kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
 
 
 def _writes_as_jcs(value: Any) -> bool:

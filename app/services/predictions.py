@@ -34,7 +34,7 @@ from app.core.metrics import Metrics
 from app.core.vocabulary import PRODUCTION
 from app.db.repositories.ml_models import alias_names, model_names, resolve_target
 from app.schemas.predictions import CacheCounts, Prediction, PredictRequest
-from app.services.prediction_keys import row_key
+from app.services.prediction_keys import row_keys
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +217,6 @@ class PredictionService:
 
     def _keys(self, target: Target, rows: list[dict[str, Any]]) -> list[str]:
         try:
-            return [row_key(self.cache, target.model_id, target.version, row) for row in rows]
+            return row_keys(self.cache, target.model_id, target.version, rows)
         except (ValueError, TypeError) as exc:  # NaN, infinity: JSON cannot say them
             raise ValidationFailed.at(["body", "inputs"], f"not plain JSON: {exc}") from exc

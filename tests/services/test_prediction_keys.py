@@ -11,7 +11,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.services.prediction_keys import canonical_row
+from app.services.prediction_keys import canonical_row, canonical_rows
 
 SCALARS = (
     st.floats(allow_nan=False, allow_infinity=False)
@@ -69,3 +69,35 @@ def test_edges_of_the_fast_writer(value: Any) -> None:
     agrees_with_rfc8785({"x": value})
     agrees_with_rfc8785({"x": value, "é": 1})
     agrees_with_rfc8785({"x": [value]})
+
+
+NAMES = st.lists(
+    st.text(alphabet='abAB01_.- %"\\é\x1f', max_size=4), min_size=0, max_size=4, unique=True
+)
+NUMBERS = (
+    st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.sampled_from([0.1, 1e-4, 9.9e-5, 1e16 - 1.5, 1e16, -0.0, 5.0, True, None, "1"])
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    NAMES, st.lists(st.lists(NUMBERS, min_size=4, max_size=4), min_size=1, max_size=8), st.data()
+)
+def test_a_batch_is_written_as_each_row_alone(
+    names: list[str], values: list[list[Any]], data: st.DataObject
+) -> None:
+    """The batch writer (one template for rows sharing the first row's names) agrees with
+    RFC 8785 row by row, whatever the names, and for rows that drop or add a name."""
+    rows = [dict(zip(names, row, strict=False)) for row in values]
+    if len(rows) > 1 and data.draw(st.booleans()):
+        rows[-1] = {**rows[-1], "extra": 0.5}
+    if len(rows) > 1 and names and data.draw(st.booleans()):
+        rows[0].pop(names[0])
+    expected = [jcs(row) for row in rows]
+    if None in expected:
+        with pytest.raises((ValueError, TypeError, rfc8785.CanonicalizationError)):
+            canonical_rows(rows)
+    else:
+        assert canonical_rows(rows) == expected
