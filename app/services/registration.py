@@ -11,7 +11,7 @@ import asyncio
 import re
 import tempfile
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -56,6 +56,30 @@ from app.services.evaluation import EvaluationService
 from app.services.ml_models import MlModelService, live_model, version_read
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a registration found before touching MLflow (see `_plan`)."""
+
+    request: VersionMetadata
+    model: MlModel | None
+    benchmark: Benchmark
+    parent: ModelVersion | None
+    contributors: list[tuple[str, float, int]]
+    model_type: ModelType
+    token_id: str | None
+    held: HeldBenchmark | None
+
+
+@dataclass(frozen=True)
+class _Built:
+    """What publishing left: MLflow's version, the files' digest and signature, the measurement."""
+
+    published: Published
+    digest: str
+    signature: list[dict[str, Any]] | None
+    measured: Measured | None
+
+
 class RegistrationService:
     def __init__(
         self,
@@ -90,6 +114,32 @@ class RegistrationService:
         rows, in one short transaction. A version already in MLflow (`published`, when
         importing a registry) is recorded without writing to MLflow. With a `request_key` (from
         an Idempotency-Key), MLflow objects an earlier attempt left are found by it and reused."""
+        plan = await self._plan(request, measure=published is None)
+        # Fetching, measuring and publishing take seconds to minutes: no transaction is held
+        # across them (a hung MLflow must not leave connections idle in transaction).
+        await end_reads(self.session)
+        built = await self._publish(plan, artifact, request_key, published)
+        now = utcnow()
+        model = await self._upsert_model(plan, now)
+        if request_key is not None:  # a retry may find the rows an earlier attempt wrote
+            existing = await self.versions.get(model.id, built.published.version)
+            if existing is not None:
+                return await self.ml_models.read_version(model, existing)
+        version, rows = self._new_version(plan, built, model, actor, now)
+        if plan.parent is not None:
+            # No cycle check: the child is new, so it cannot be an ancestor of its parent.
+            await self._judge(
+                model, version, plan.parent, rows, plan.benchmark, now, built.measured
+            )
+        await self.versions.add(version, rows)  # writes the attestation and what points to it
+        changed(self.session, MODEL, model.name)  # "latest" moved
+        parent_number = plan.parent.version if plan.parent else None
+        return version_read(model, version, rows, parent_number, aliases=[])
+
+    async def _plan(self, request: VersionMetadata, *, measure: bool) -> _Plan:
+        """Every check that needs no artifact, before MLflow is touched: the model (live), its
+        benchmark and metrics, the parent, the contributors' split, the model type and the
+        token id, and the held benchmark the candidate will be measured on."""
         model = await self.models.get_by_name(request.name)
         if model is not None:
             live_model(model)  # an archived model takes no new version
@@ -112,30 +162,51 @@ class RegistrationService:
                 raise ValidationFailed.at(
                     ["body", "token_id"], f"the model's token_id is {model.token_id}"
                 )
+        held = await self._held(request, parent) if parent is not None and measure else None
+        return _Plan(
+            request=request,
+            model=model,
+            benchmark=benchmark,
+            parent=parent,
+            contributors=contributors,
+            model_type=model_type,
+            token_id=request.token_id or (model.token_id if model else None),
+            held=held,
+        )
 
-        held = None
-        if parent is not None and published is None:
-            held = await self._held(request, parent)
-        # Fetching, measuring and publishing take seconds to minutes: no transaction is held
-        # across them (a hung MLflow must not leave connections idle in transaction).
-        await end_reads(self.session)
-
+    async def _publish(
+        self,
+        plan: _Plan,
+        artifact: Path | str,
+        request_key: str | None,
+        published: Published | None,
+    ) -> _Built:
+        """The artifact fetched, digested, its signature read, measured against the parent on
+        the held benchmark (if any) and published to MLflow (unless it already is): no
+        database work, outside any transaction."""
+        request = plan.request
         with tempfile.TemporaryDirectory(prefix="hokusai-artifact-") as workdir:
             model_dir, run_id = await self._fetch_artifact(artifact, Path(workdir))
             digest = await asyncio.to_thread(artifacts.digest, model_dir)
             signature = await asyncio.to_thread(artifacts.input_signature, model_dir)
             measured = None
-            if held is not None and parent is not None:
-                measured = await self._measure(held, benchmark, parent, model_dir, digest)
-            token_id = request.token_id or (model.token_id if model else None)
+            if plan.held is not None and plan.parent is not None:
+                measured = await self._measure(
+                    plan.held, plan.benchmark, plan.parent, model_dir, digest
+                )
             published = published or await self.registry.publish(
                 Publication(
                     name=request.name,
                     request_key=request_key or uuid.uuid4().hex,
                     retry=request_key is not None,
-                    model_tags=_model_tags(model_type, token_id, benchmark),
+                    model_tags=_model_tags(plan.model_type, plan.token_id, plan.benchmark),
                     version_tags=_version_tags(
-                        request, benchmark, token_id, parent, contributors, digest
+                        request,
+                        plan.benchmark,
+                        plan.token_id,
+                        plan.parent,
+                        plan.contributors,
+                        digest,
                     ),
                     metrics=request.metrics,
                     description=request.description,
@@ -144,18 +215,21 @@ class RegistrationService:
                     run_id=run_id,
                 )
             )
+        return _Built(published, digest, signature, measured)
 
-        now = utcnow()
+    async def _upsert_model(self, plan: _Plan, now: datetime) -> MlModel:
+        """The model's row, locked until commit (one chain, one cooldown at a time), or a new
+        one; its benchmark (from a baseline that names one) and token id brought up to date."""
+        request, benchmark, model = plan.request, plan.benchmark, plan.model
         if model is not None:
-            # The row as it is now, held until commit: one chain, one cooldown at a time.
             await self.models.lock(model)
         else:
             model = await self.models.add_if_absent(
                 MlModel(
                     id=uuid.uuid4(),
                     name=request.name,
-                    model_type=model_type,
-                    token_id=token_id,
+                    model_type=plan.model_type,
+                    token_id=plan.token_id,
                     description=None,
                     tags={},
                     benchmark_metric=benchmark.metric,
@@ -166,26 +240,28 @@ class RegistrationService:
                     updated_at=now,
                 )
             )
-            if model.model_type != model_type:  # another request created it first, differently
+            if model.model_type != plan.model_type:  # another request created it, differently
                 raise ModelTypeMismatch(f"model {model.name} is a {model.model_type} model")
         if request.kind == VersionKind.BASELINE and request.benchmark is not None:
             model.benchmark_metric = benchmark.metric
             model.benchmark_direction = benchmark.direction
             model.benchmark_family = benchmark.family
         model.updated_at = now
-        if model.token_id != token_id:
-            model.token_id = token_id
+        if model.token_id != plan.token_id:
+            model.token_id = plan.token_id
             await self.models.save()  # a token id taken meanwhile is a 409, not a 500
+        return model
 
-        if request_key is not None:  # a retry may find the rows an earlier attempt wrote
-            existing = await self.versions.get(model.id, published.version)
-            if existing is not None:
-                return await self.ml_models.read_version(model, existing)
+    def _new_version(
+        self, plan: _Plan, built: _Built, model: MlModel, actor: Principal, now: datetime
+    ) -> tuple[ModelVersion, list[VersionContributor]]:
+        """The version's row and its contributors' rows, not yet added."""
+        request, benchmark, parent = plan.request, plan.benchmark, plan.parent
         version_id = uuid.uuid4()
         version = ModelVersion(
             id=version_id,
             model_id=model.id,
-            version=published.version,
+            version=built.published.version,
             kind=request.kind,
             description=request.description,
             tags=request.tags,
@@ -200,10 +276,10 @@ class RegistrationService:
             parent_id=parent.id if parent else None,
             root_id=parent.root_id if parent else version_id,
             delta=_delta(parent, request.metrics, benchmark) if parent else None,
-            artifact_digest=digest,
-            input_signature=signature,
-            source_uri=published.source_uri,
-            mlflow_run_id=published.run_id,
+            artifact_digest=built.digest,
+            input_signature=built.signature,
+            source_uri=built.published.source_uri,
+            mlflow_run_id=built.published.run_id,
             created_by=actor.name,
             created_at=now,
             updated_at=now,
@@ -218,14 +294,9 @@ class RegistrationService:
                 version=version.version,
                 created_at=now,
             )
-            for address, weight, bps in contributors
+            for address, weight, bps in plan.contributors
         ]
-        if parent is not None:
-            # No cycle check: the child is new, so it cannot be an ancestor of its parent.
-            await self._judge(model, version, parent, rows, benchmark, now, measured)
-        await self.versions.add(version, rows)  # writes the attestation and what points to it
-        changed(self.session, MODEL, model.name)  # "latest" moved
-        return version_read(model, version, rows, parent.version if parent else None, aliases=[])
+        return version, rows
 
     async def _judge(
         self,
