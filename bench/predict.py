@@ -170,11 +170,13 @@ def print_cpu(figures: dict[str, dict[str, Any]], duration: int, connections: in
         "all its processes on CPU 0; Redis and Postgres not counted)"
     )
     model = figures[MODEL_APP]["cpu_us"]
-    print(f"{'':<40}{'req/s':>9}{'p99 ms':>9}{'CPU/req us':>12}{'x model app':>13}")
+    header = f"{'':<40}{'req/s':>9}{'p99 ms':>9}{'CPU/req us':>12}{'in runners':>12}"
+    print(header + f"{'x model app':>13}")
     for label, found in figures.items():
+        runners = found["cpu_us"] - found["root_cpu_us"]  # the model's sandboxed processes
         print(
             f"{label:<40}{found['rps']:>9.0f}{found['p99']:>9.2f}{found['cpu_us']:>12.0f}"
-            f"{found['cpu_us'] / model:>13.2f}"
+            f"{runners:>12.0f}{found['cpu_us'] / model:>13.2f}"
         )
     uncached = figures["service, uncached row"]["cpu_us"] / model
     cached = figures["service, cached row"]["cpu_us"] / figures[CONSTANT_APP]["cpu_us"]

@@ -119,9 +119,8 @@ class Cache:
         return True
 
     def store(self, items: dict[str, Any], ttl_s: int) -> None:
-        """`set_many` without waiting for Redis: the writes join this turn's pipeline and the
-        caller goes on (a prediction's answer does not wait for its rows to be stored). They go out
-        with this turn's pipeline, ahead of the commands of any later request."""
+        """`set_many` without waiting for Redis (a prediction's answer does not wait for its rows
+        to be stored): the writes join this turn's pipeline, ahead of any later request's read."""
         if items and self._usable("set"):
             self._queue(*_sets(items, ttl_s)).add_done_callback(self._stored)
 

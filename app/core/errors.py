@@ -111,11 +111,9 @@ class ValidationFailed(AppError):
         return cls(detail, errors=errors)
 
     @classmethod
-    def at(
-        cls, loc: list[str | int], msg: str, kind: str = "value_error", detail: str | None = None
-    ) -> ValidationFailed:
+    def at(cls, loc: list[str | int], msg: str, kind: str = "value_error") -> ValidationFailed:
         """One field wrong."""
-        return cls.of([{"loc": loc, "msg": msg, "type": kind}], detail)
+        return cls.of([{"loc": loc, "msg": msg, "type": kind}])
 
 
 def as_written(loc: list[Any] | tuple[Any, ...]) -> str:

@@ -26,9 +26,8 @@ def row_keys(
 
 def canonical_rows(rows: list[dict[str, Any]]) -> list[bytes]:
     """Each row's JCS form. The rows of a batch usually share their names and hold plain
-    numbers: those are written through one template made from the first row's names (Python's
-    `repr` of a float or an int is JCS's spelling in the range `_writes_as_jcs` allows); any
-    other row by `canonical_row`."""
+    numbers: those are written through one template made from the first row's names (see
+    `_plain_number`); any other row by `canonical_row`."""
     template = _template(rows[0]) if len(rows) > 1 else None  # one row: no template to build
     if template is None:
         return [canonical_row(row) for row in rows]
@@ -73,19 +72,16 @@ def _template(row: dict[str, Any]) -> tuple[list[str], str] | None:
 
 
 def _plain_number(value: Any) -> bool:
+    """A number Python's `repr` (and `json.dumps`) spells as JCS does."""
     kind = type(value)
     if kind is float:
+        # Python writes 5.0 and 1e-05 where JCS writes 5 and 0.00001; between, the same digits.
         return bool(not value.is_integer() and 1e-4 <= abs(value) < 1e16)
     return kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
 
 
 def _writes_as_jcs(value: Any) -> bool:
-    kind = type(value)
-    if kind is float:
-        # Python writes 5.0 and 1e-05 where JCS writes 5 and 0.00001; between, the same digits.
-        return bool(not value.is_integer() and 1e-4 <= abs(value) < 1e16)
-    if kind is int:
-        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
-    if kind is str:
-        return bool(value.isascii())
-    return kind is bool or value is None
+    """A value `json.dumps` writes as JCS does."""
+    if type(value) is str:
+        return value.isascii()
+    return type(value) is bool or value is None or _plain_number(value)
