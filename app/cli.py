@@ -23,13 +23,11 @@ from app.api.server import GuardedHttpToolsProtocol, Limits
 from app.core.config import DATA_DIR, Settings
 from app.core.logging import configure_logging
 from app.core.security import Scope, generate_key
-from app.db.session import create_engine, create_sessionmaker
-from app.db.unit_of_work import UnitOfWork
-from app.services.api_keys import ApiKeyService
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from app.wiring import Resources, Services
 
 T = TypeVar("T")
 log = logging.getLogger("hokusai")
@@ -128,41 +126,25 @@ def _dev_key() -> str:
 
 
 @contextlib.asynccontextmanager
-async def unit_of_work(settings: Settings) -> AsyncIterator[UnitOfWork]:
-    """The service's unit of work, outside the service: what a command changes is announced to
-    the running replicas (through Redis) once committed, as a request's changes are."""
-    from app.adapters.cache import Cache
-    from app.adapters.memory import Memory
+async def resources(settings: Settings) -> AsyncIterator[Resources]:
+    """What the service is built from, wired as the API wires it (`app/wiring.py`)."""
     from app.core.metrics import Metrics
+    from app.wiring import open_resources
 
-    engine = create_engine(settings)
-    cache = Cache.from_settings(settings, Metrics())
-    try:
-        memory = Memory(cache, settings.resolution_cache_ttl_s)
-        yield UnitOfWork(create_sessionmaker(engine), announce=memory.announce)
-    finally:
-        await cache.close()
-        await engine.dispose()
+    async with open_resources(settings, Metrics()) as opened:
+        yield opened
 
 
-def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def _in_unit_of_work(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
+    """`work` on the services of one unit of work: what it changes is announced to the running
+    replicas (through Redis) once committed, as a request's changes are."""
+    from app.wiring import Services
+
     async def run() -> T:
-        async with unit_of_work(settings) as work_unit, work_unit() as session:
-            return await work(session)
+        async with resources(settings) as opened, opened.unit_of_work() as session:
+            return await work(Services(session, opened))
 
     return asyncio.run(run())
-
-
-def _with_service(settings: Settings, work: Callable[[ApiKeyService], Awaitable[T]]) -> T:
-    return _in_transaction(settings, lambda session: work(ApiKeyService(session)))
-
-
-def _with_attestations(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    from app.services.attestations import AttestationService
-    from app.services.signing import Signer
-
-    signer = Signer.from_settings(settings)
-    return _in_transaction(settings, lambda session: work(AttestationService(session, signer)))
 
 
 def _print_json(value: Any) -> None:
@@ -170,13 +152,13 @@ def _print_json(value: Any) -> None:
 
 
 def create_key(settings: Settings, name: str, scopes: list[Scope]) -> None:
-    api_key, secret = _with_service(settings, lambda service: service.create_key(name, scopes))
+    api_key, secret = _in_unit_of_work(settings, lambda s: s.api_keys.create_key(name, scopes))
     print(secret)
     log.info("created API key %s (%s) with scopes %s", api_key.id, name, ",".join(scopes))
 
 
 def list_keys(settings: Settings) -> None:
-    items, _ = _with_service(settings, lambda service: service.list_keys(limit=10_000, offset=0))
+    items, _ = _in_unit_of_work(settings, lambda s: s.api_keys.list_keys(limit=10_000, offset=0))
     _print_json(
         [
             {
@@ -193,7 +175,7 @@ def list_keys(settings: Settings) -> None:
 
 
 def list_signing_keys(settings: Settings) -> None:
-    keys = _with_attestations(settings, lambda service: service.keys())
+    keys = _in_unit_of_work(settings, lambda s: s.attestations.keys())
     _print_json([key.model_dump(exclude={"public_key_pem"}) for key in keys.keys])
 
 
@@ -217,7 +199,7 @@ def generate_signing_key(path: Path) -> None:
 
 
 def rotate_signing_key(settings: Settings) -> None:
-    keys = _with_attestations(settings, lambda service: service.rotate())
+    keys = _in_unit_of_work(settings, lambda s: s.attestations.rotate())
     _print_json([key.model_dump(exclude={"public_key_pem"}) for key in keys])
 
 
@@ -225,14 +207,14 @@ def retire_signing_key(settings: Settings, keyid: str, compromised_at: datetime 
     from app.core.errors import SigningKeyNotFound
 
     try:
-        key = _with_attestations(settings, lambda service: service.retire(keyid, compromised_at))
+        key = _in_unit_of_work(settings, lambda s: s.attestations.retire(keyid, compromised_at))
     except SigningKeyNotFound as exc:
         sys.exit(str(exc))
     _print_json(key.model_dump(exclude={"public_key_pem"}))
 
 
 def revoke_key(settings: Settings, api_key_id: uuid.UUID) -> None:
-    _with_service(settings, lambda service: service.revoke_key(api_key_id))
+    _in_unit_of_work(settings, lambda s: s.api_keys.revoke_key(api_key_id))
     print(f"revoked {api_key_id}")
 
 
@@ -241,34 +223,21 @@ async def import_registry(
 ) -> list[Any]:
     """Record the versions of an MLflow registry the upstream SDK populated (see
     `app/services/mlflow_import.py`); what each version became."""
-    from app.adapters.registry import Registry
     from app.services.mlflow_import import MlflowImport
-    from app.services.signing import Signer
 
-    registry = Registry(settings)
-    try:
-        await registry.start()
-        async with unit_of_work(settings) as work_unit:
-            importer = MlflowImport(work_unit, registry, settings, Signer.from_settings(settings))
-            return await importer.run(names, defaults, dry_run=dry_run)
-    finally:
-        registry.close()
+    async with resources(settings) as opened:
+        await opened.registry.start()
+        return await MlflowImport(opened).run(names, defaults, dry_run=dry_run)
 
 
 async def reconcile_registry(settings: Settings, *, dry_run: bool) -> Any:
     """One pass of the registry reconciler (`app/services/reconciliation.py`)."""
-    from app.adapters.registry import Registry
     from app.services.reconciliation import Reconciler
 
-    engine = create_engine(settings)
-    registry = Registry(settings)
-    try:
-        await registry.start()
-        reconciler = Reconciler(create_sessionmaker(engine), registry, settings)
+    async with resources(settings) as opened:
+        await opened.registry.start()
+        reconciler = Reconciler(opened.sessionmaker, opened.registry, settings, opened.metrics)
         return await reconciler.run(dry_run=dry_run)
-    finally:
-        registry.close()
-        await engine.dispose()
 
 
 def reconcile(settings: Settings, dry_run: bool) -> None:

@@ -14,14 +14,7 @@ from fastapi.telemetry import TelemetryConfig
 from pydantic.json_schema import models_json_schema
 
 from app import __version__
-from app.adapters.cache import Cache
-from app.adapters.loader import ModelLoader
-from app.adapters.memory import Memory
-from app.adapters.registry import Registry
-from app.adapters.runners import Runners
-from app.adapters.webhooks import Webhooks
 from app.api.contract import add_links, declare_no_nul
-from app.api.deps import Resources
 from app.api.errors import add_exception_handlers
 from app.api.middleware import RequestContext
 from app.api.routers import (
@@ -41,20 +34,16 @@ from app.api.routers import (
 )
 from app.api.routing import App, include
 from app.core import heap
-from app.core.breaker import Breaker
 from app.core.config import Settings
 from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.core.metrics import Metrics
-from app.core.security import PrincipalCache, Scope
+from app.core.security import Scope
 from app.core.vocabulary import PRODUCTION
-from app.db.exposure_log import ExposureLog
 from app.db.repositories.ml_models import VersionRepository
-from app.db.session import create_engine, create_sessionmaker
-from app.db.unit_of_work import UnitOfWork
 from app.schemas.common import NO_NUL
-from app.services.api_keys import BOOTSTRAP_KEY_NAME, ApiKeyService
+from app.services.api_keys import BOOTSTRAP_KEY_NAME
 from app.services.reconciliation import Reconciler
-from app.services.signing import Signer
+from app.wiring import Resources, Services, open_resources
 
 log = logging.getLogger(__name__)
 
@@ -67,66 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
-        registry = Registry(settings)
-        sessionmaker = create_sessionmaker(engine)
-        cache = Cache.from_settings(settings, metrics)
-        memory = Memory(cache, settings.resolution_cache_ttl_s)
-        database = Breaker(1, settings.retry_after_s)
-        resources = Resources(
-            settings=settings,
-            metrics=metrics,
-            engine=engine,
-            sessionmaker=sessionmaker,
-            cache=cache,
-            registry=registry,
-            principals=PrincipalCache(settings.auth_cache_ttl_s, settings.auth_stale_if_error_s),
-            database=database,
-            unit_of_work=UnitOfWork(
-                sessionmaker,
-                announce=memory.announce,
-                breaker=database,
-                retry_after_s=settings.retry_after_s,
-            ),
-            signer=Signer.from_settings(settings),
-            memory=memory,
-            exposures=ExposureLog(create_engine(settings, pool_size=1)),
-            loader=ModelLoader(registry, Runners(settings, metrics), settings, metrics),
-            webhooks=Webhooks(
-                settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
-                metrics,
-                allow_private_networks=settings.webhook_allow_private_networks,
-            ),
-        )
-        app.state.resources = resources
-        warmup: asyncio.Task[None] | None = None
-        lag: asyncio.Task[None] | None = None
-        reconciling: asyncio.Task[None] | None = None
-        try:
-            await resources.registry.start()
-            await _ensure_bootstrap_key(resources)
-            heap.settle()  # what start-up built lives as long as the process
-            refusal = resources.loader.runners.refusal
-            if refusal:
-                log.error("no model will be loaded: %s", refusal)
-            warmup = asyncio.create_task(_warm_models(resources))
-            lag = asyncio.create_task(_watch_loop(resources.metrics))
-            if settings.registry_reconcile_interval_s > 0:
-                reconciler = Reconciler(sessionmaker, registry, settings, metrics)
-                reconciling = asyncio.create_task(
-                    reconciler.every(settings.registry_reconcile_interval_s)
-                )
-            yield
-        finally:
-            for task in (warmup, lag, reconciling):
-                if task is not None:
-                    task.cancel()
-            await resources.loader.close()
-            await resources.webhooks.close()
-            resources.registry.close()
-            await resources.cache.close()
-            await resources.exposures.close()
-            await engine.dispose()
+        async with open_resources(settings, metrics) as resources:
+            app.state.resources = resources
+            async with _background(resources):
+                yield
 
     app = App(
         title="Hokusai ML Platform API",
@@ -173,12 +106,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+@asynccontextmanager
+async def _background(resources: Resources) -> AsyncIterator[None]:
+    """Start-up on what `open_resources` built, and the tasks that run while the app serves."""
+    settings = resources.settings
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        # The signing key is read now: a bad one stops start-up, not the first registration.
+        log.info("attestations are signed with key %s", resources.signer.keyid)
+        await resources.registry.start()
+        await _ensure_bootstrap_key(resources)
+        heap.settle()  # what start-up built lives as long as the process
+        refusal = resources.loader.runners.refusal
+        if refusal:
+            log.error("no model will be loaded: %s", refusal)
+        tasks.append(asyncio.create_task(_warm_models(resources)))
+        tasks.append(asyncio.create_task(_watch_loop(resources.metrics)))
+        if settings.registry_reconcile_interval_s > 0:
+            reconciler = Reconciler(
+                resources.sessionmaker, resources.registry, settings, resources.metrics
+            )
+            tasks.append(
+                asyncio.create_task(reconciler.every(settings.registry_reconcile_interval_s))
+            )
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
 async def _ensure_bootstrap_key(resources: Resources) -> None:
     key = resources.settings.bootstrap_api_key
     if key is None:
         return
     async with resources.unit_of_work() as session:
-        created = await ApiKeyService(session).ensure_key(
+        created = await Services(session, resources).api_keys.ensure_key(
             BOOTSTRAP_KEY_NAME, [Scope.ADMIN], key.get_secret_value()
         )
     if created:

@@ -46,6 +46,7 @@ STAGES = [
             "app/adapters/loader.py",
             "app/api/routers/predictions.py",
             "app/api/deps.py",
+            "app/wiring.py",
         ),
     ),
     ("request context (id, limits, metrics, log)", ("app/api/middleware.py",)),

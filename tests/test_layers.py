@@ -1,9 +1,11 @@
 """The layering `docs/architecture.md` states: services speak no HTTP and touch no Redis or MLflow
-client themselves (adapters do); the client package never imports the service."""
+client themselves (adapters do); rules are pure functions; the client package never imports the
+service."""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,14 +15,15 @@ from app.cli import ROOT
 FORBIDDEN_IN_SERVICES = {"fastapi", "starlette", "redis", "mlflow"}
 
 
-def imported(path: Path) -> set[str]:
-    """The top-level package of every import in a module, at any depth (lazy ones too)."""
+def imported(path: Path, depth: int = 1) -> set[str]:
+    """The first `depth` parts of every import in a module, at any depth of its code (lazy ones
+    too): `imported(p)` gives packages, `imported(p, 2)` also the `app` layer."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
+            found.update(".".join(alias.name.split(".")[:depth]) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module.split(".")[0])
+            found.add(".".join(node.module.split(".")[:depth]))
     return found
 
 
@@ -29,6 +32,27 @@ def imported(path: Path) -> set[str]:
 )
 def test_a_service_imports_no_web_cache_or_registry_library(module: Path) -> None:
     assert imported(module) & FORBIDDEN_IN_SERVICES == set()
+
+
+# What a rule may use besides the standard library: numbers, Keccak-256, the vocabulary and the
+# shapes it answers in. Nothing that reads a database, a cache, a registry, a network or a clock.
+ALLOWED_IN_RULES = {"app.core", "app.rules", "app.schemas", "scipy", "eth_utils"}
+
+
+@pytest.mark.parametrize(
+    "module", sorted((ROOT / "app" / "rules").glob("*.py")), ids=lambda p: p.name
+)
+def test_a_rule_is_a_pure_function_of_the_specification(module: Path) -> None:
+    outside = {
+        name
+        for name in imported(module, 2)
+        if name.split(".")[0] not in sys.stdlib_module_names
+        and name not in ALLOWED_IN_RULES
+        and name.split(".")[0] not in ALLOWED_IN_RULES - {"app.core", "app.rules", "app.schemas"}
+    }
+    assert outside == set()
+    assert "time" not in imported(module)
+    assert ".now(" not in module.read_text()
 
 
 def test_the_client_package_never_imports_the_service() -> None:

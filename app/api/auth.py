@@ -16,7 +16,7 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.requests import HTTPConnection
 
-from app.api.deps import Resources, ResourcesDep
+from app.api.deps import ResourcesDep
 from app.core.config import API_KEY_PATTERN
 from app.core.errors import DatabaseUnavailable, Forbidden, RateLimited, Unauthenticated
 from app.core.metrics import Metrics
@@ -24,6 +24,7 @@ from app.core.security import Principal, Scope, key_lookup
 from app.db.session import unreachable
 from app.services.api_keys import ApiKeyService
 from app.services.readiness import within
+from app.wiring import Resources
 
 
 class BearerKey(HTTPBearer):

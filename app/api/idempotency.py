@@ -14,7 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import Resources, ResourcesDep, SessionDep
+from app.api.deps import ResourcesDep, SessionDep
 from app.core.security import Principal
 from app.services.idempotency import (
     Claim,
@@ -23,6 +23,7 @@ from app.services.idempotency import (
     fingerprint,
     request_key,
 )
+from app.wiring import Resources
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The unit of work: one transaction, committed at the end or rolled back on any error; once it
 is committed, what it changed is announced (so every replica forgets what it remembered of it,
 `app/adapters/memory.py`) and its after-commit actions run (`app/db/session.py`). Requests
-(`app/api/deps.py`), the command line and the workers all write through one.
+(`app/api/deps.py`), the command line and the workers all write through one (`app/wiring.py`).
 
 While the database was just found down or hung (its breaker open), a fast 503 instead of
 another wait on it."""

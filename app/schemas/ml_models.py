@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from app.core.vocabulary import Basis, Family, MetricDirection, ModelType, VersionKind
+from app.rules.deltas import MetricDelta
 from app.schemas.common import ADDRESS, Page, PositiveInteger, Schema, Text, VersionNumber
 
 MODEL_NAME = r"^[a-z0-9][a-z0-9._-]{0,127}$"
@@ -309,6 +310,18 @@ class MetricComparison(BaseModel):
     relative: float | None
     gain: float
     better: Literal["base", "candidate", "equal"]
+
+    @classmethod
+    def of(cls, delta: MetricDelta) -> MetricComparison:
+        """A delta as `compare` answers it: `base` where the lineage says parent."""
+        return cls(
+            base=delta.parent,
+            candidate=delta.candidate,
+            absolute=delta.absolute,
+            relative=delta.relative,
+            gain=delta.gain,
+            better="base" if delta.better == "parent" else delta.better,
+        )
 
 
 class Comparison(BaseModel):

@@ -33,6 +33,7 @@ from app.db.models import AbTest, AbVariant, MlModel
 from app.db.repositories.ab_tests import AbTestRepository
 from app.db.repositories.ml_models import AliasRepository, MlModelRepository, VersionRepository
 from app.db.session import after_commit
+from app.rules import ab_stats
 from app.schemas.ab_tests import (
     AbTestCreate,
     AbTestRead,
@@ -46,7 +47,6 @@ from app.schemas.ab_tests import (
     VariantRead,
     VariantResult,
 )
-from app.services import ab_stats
 from app.services.aliases import AliasService
 from app.services.ml_models import live_model
 

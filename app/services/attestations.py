@@ -24,6 +24,8 @@ from app.core.vocabulary import Basis
 from app.db.base import utcnow
 from app.db.models import Attestation, MlModel, ModelVersion, SigningKey, VersionContributor
 from app.db.repositories.attestations import AttestationRepository
+from app.rules.contributors import checksummed
+from app.rules.deltaone import Decision
 from app.schemas.attestations import (
     AttestationBundle,
     AttestationRead,
@@ -34,8 +36,6 @@ from app.schemas.attestations import (
     PublicKey,
     Verification,
 )
-from app.services.contributors import checksummed
-from app.services.deltaone import Decision
 from app.services.signing import PAYLOAD_TYPE, Signer, load_public_pem, verify_dsse
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

@@ -7,8 +7,9 @@ from typing import Any
 
 from app.adapters.registry import Registry
 from app.core.errors import ExperimentNotFound, RegistryRejected, RunNotFound
+from app.rules.deltas import compare_metrics
 from app.schemas.experiments import ExperimentRead, RunCompare, RunComparison, RunRead
-from app.services.deltas import compare_metrics, comparison
+from app.schemas.ml_models import MetricComparison
 from app.services.ml_models import MlModelService
 
 
@@ -89,5 +90,5 @@ class ExperimentService:
             baseline=baseline,
             candidate=request.candidate_run_id,
             primary_metric=metric,
-            metrics={name: comparison(d) for name, d in deltas.items()},
+            metrics={name: MetricComparison.of(d) for name, d in deltas.items()},
         )

@@ -14,10 +14,10 @@ from app.core.vocabulary import Family, MetricDirection
 from app.db.models import MlModel, ModelVersion
 from app.db.repositories.lineage import LineageRepository, LineageRow
 from app.db.repositories.ml_models import VersionRepository
+from app.rules.contributors import checksummed
+from app.rules.deltas import exact, rounded
 from app.schemas.lineage import Lineage, LineageDirection, LineageEdge
 from app.services.attestations import rfc3339
-from app.services.contributors import checksummed
-from app.services.deltas import exact, rounded
 
 
 class LineageService:

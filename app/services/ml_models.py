@@ -34,6 +34,8 @@ from app.db.repositories.ml_models import (
     model_names,
 )
 from app.db.session import end_reads
+from app.rules.contributors import checksummed
+from app.rules.deltas import compare_metrics
 from app.schemas.ml_models import (
     ArtifactRead,
     Benchmark,
@@ -41,12 +43,11 @@ from app.schemas.ml_models import (
     ContributorRead,
     Dataset,
     DeltaOneRead,
+    MetricComparison,
     MetricDeltaRead,
     MlModelRead,
     VersionRead,
 )
-from app.services.contributors import checksummed
-from app.services.deltas import compare_metrics, comparison
 
 
 class MlModelService:
@@ -269,7 +270,7 @@ class MlModelService:
             base=base,
             candidate=candidate,
             primary_metric=benchmark.metric,
-            metrics={name: comparison(d) for name, d in deltas.items()},
+            metrics={name: MetricComparison.of(d) for name, d in deltas.items()},
         )
 
 

@@ -13,17 +13,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.adapters.registry import Published, RegisteredVersion, Registry
-from app.core.config import Settings
+from app.adapters.registry import Published, RegisteredVersion
 from app.core.errors import AppError, first_line
 from app.core.security import Principal, Scope
-from app.db.repositories.ml_models import MlModelRepository, VersionRepository
-from app.db.unit_of_work import UnitOfWork
 from app.schemas.ml_models import VersionMetadata
-from app.services.attestations import AttestationService
-from app.services.ml_models import MlModelService
-from app.services.registration import RegistrationService
-from app.services.signing import Signer
+from app.wiring import Resources, Services
 
 IMPORTER = Principal(uuid.UUID(int=0), "import-mlflow", frozenset({Scope.ADMIN}))
 
@@ -48,17 +42,9 @@ class Outcome:
 
 
 class MlflowImport:
-    def __init__(
-        self,
-        unit_of_work: UnitOfWork,
-        registry: Registry,
-        settings: Settings,
-        signer: Signer,
-    ) -> None:
-        self.unit_of_work = unit_of_work
-        self.registry = registry
-        self.settings = settings
-        self.signer = signer
+    def __init__(self, resources: Resources) -> None:
+        self.resources = resources
+        self.registry = resources.registry
 
     async def run(
         self, names: Sequence[str] | None, defaults: ImportDefaults, *, dry_run: bool
@@ -79,9 +65,11 @@ class MlflowImport:
         def outcome(action: str, reason: str = "") -> Outcome:
             return Outcome(found.name, found.version, action, reason)
 
-        async with self.unit_of_work() as session:
-            model = await MlModelRepository(session).get_by_name(found.name)
-            if model is not None and await VersionRepository(session).get(model.id, found.version):
+        async with self.resources.unit_of_work() as session:
+            services = Services(session, self.resources)
+            models = services.ml_models
+            model = await models.models.get_by_name(found.name)
+            if model is not None and await models.versions.get(model.id, found.version):
                 return outcome("already imported")
             try:
                 request = _request(found, siblings, defaults)
@@ -89,16 +77,11 @@ class MlflowImport:
                 return outcome("skipped", first_line(exc))
             if dry_run:
                 return outcome("would import")
-            service = RegistrationService(
-                session,
-                self.registry,
-                self.settings,
-                AttestationService(session, self.signer),
-                MlModelService(session, self.registry),
-            )
             published = Published(found.version, found.source, found.run_id)
             try:
-                await service.register_version(request, found.source, IMPORTER, None, published)
+                await services.registration.register_version(
+                    request, found.source, IMPORTER, None, published
+                )
             except AppError as exc:
                 await session.rollback()
                 return outcome("skipped", exc.detail)

@@ -43,15 +43,15 @@ from app.db.models import MlModel, ModelVersion, VersionContributor
 from app.db.repositories.benchmarks import BenchmarkRepository
 from app.db.repositories.ml_models import AliasRepository, MlModelRepository, VersionRepository
 from app.db.session import end_reads
+from app.rules.contributors import basis_points, checksummed, normalize_address
+from app.rules.deltaone import Measured, Policy, Side, decide
+from app.rules.deltas import compare_metrics
 from app.schemas.ml_models import (
     Benchmark,
     VersionMetadata,
     VersionRead,
 )
 from app.services.attestations import AttestationService, decision_record
-from app.services.contributors import basis_points, checksummed, normalize_address
-from app.services.deltaone import Measured, Policy, Side, decide
-from app.services.deltas import compare_metrics
 from app.services.evaluation import EvaluationService
 from app.services.ml_models import MlModelService, live_model, version_read
 

@@ -17,9 +17,9 @@ from app.core.errors import InvalidTransition
 from app.core.metrics import Metrics
 from app.core.vocabulary import AbTestStatus
 from app.db.exposure_log import ExposureLog
+from app.rules import ab_stats
 from app.schemas.ab_tests import Assignment
 from app.schemas.predictions import AbTestAssignment, Prediction, PredictRequest
-from app.services import ab_stats
 from app.services.ab_tests import AbTestService, LiveTest, by_model
 from app.services.predictions import PredictionService
 

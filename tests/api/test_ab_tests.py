@@ -19,7 +19,7 @@ import pytest
 from scipy import stats
 
 from app.core.config import Settings
-from app.services.ab_stats import assign
+from app.rules.ab_stats import assign
 from tests.api.test_errors import assert_problem
 from tests.conftest import auth, serve
 from tests.factories import ab_test, register_baseline, save_sklearn, tar_gz, unique

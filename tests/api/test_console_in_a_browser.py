@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from app.core.security import generate_key
-from app.services.ab_stats import assign
+from app.rules.ab_stats import assign
 from tests.browser import offline_page, screenshot
 from tests.conftest import auth, live_settings
 from tests.console_data import MARKUP, ConsoleData, seed

@@ -8,7 +8,7 @@ import secrets
 
 import httpx
 
-from app.services.contributors import checksummed
+from app.rules.contributors import checksummed
 from tests.api.test_errors import assert_problem
 from tests.conftest import auth
 from tests.factories import CONTRIBUTOR, OTHER_CONTRIBUTOR, Model

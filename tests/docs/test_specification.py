@@ -34,14 +34,14 @@ def test_every_cited_section_exists() -> None:
 def test_the_rules_of_each_domain_are_cited_by_the_code_that_implements_them() -> None:
     cited = citations()
     for anchor, module in {
-        "deltas": "app/services/deltas.py",
-        "deltaone": "app/services/deltaone.py",
-        "contributors": "app/services/contributors.py",
+        "deltas": "app/rules/deltas.py",
+        "deltaone": "app/rules/deltaone.py",
+        "contributors": "app/rules/contributors.py",
         "attestations": "app/services/attestations.py",
         "lineage": "app/services/lineage.py",
         "predictions-and-the-cache": "app/services/predictions.py",
         "remembered-state": "app/adapters/memory.py",
-        "ab-tests": "app/services/ab_stats.py",
+        "ab-tests": "app/rules/ab_stats.py",
         "access": "app/api/auth.py",
     }.items():
         assert module in cited.get(anchor, set()), (anchor, module)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from app.services.ab_stats import (
+from app.rules.ab_stats import (
     BUCKETS,
     Sample,
     assign,

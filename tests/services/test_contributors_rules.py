@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.core.errors import InvalidAddress
-from app.services.contributors import basis_points, checksummed, normalize_address
+from app.rules.contributors import basis_points, checksummed, normalize_address
 
 # The test vectors of EIP-55 itself.
 EIP55 = [

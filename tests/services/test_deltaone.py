@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 
 from app.core.vocabulary import Family, MetricDirection, Reason
-from app.services.deltaone import Policy, Side, decide
-from app.services.deltas import compare_metrics, metric_delta
+from app.rules.deltaone import Policy, Side, decide
+from app.rules.deltas import compare_metrics, metric_delta
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 HASH = "sha256:" + "a" * 64

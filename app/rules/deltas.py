@@ -10,7 +10,6 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Literal
 
 from app.core.vocabulary import Family, MetricDirection
-from app.schemas.ml_models import MetricComparison
 
 PLACES = Decimal("0.000001")
 LOWER_IS_BETTER = frozenset({"mse", "rmse", "mae", "log_loss", "loss", "error_rate"})
@@ -83,15 +82,3 @@ def compare_metrics(
         family = primary_family if is_primary else None
         deltas[name] = metric_delta(parent[name], candidate[name], direction, family)
     return deltas
-
-
-def comparison(delta: MetricDelta) -> MetricComparison:
-    """A delta as `compare` answers it: `base` and `candidate` instead of parent and candidate."""
-    return MetricComparison(
-        base=delta.parent,
-        candidate=delta.candidate,
-        absolute=delta.absolute,
-        relative=delta.relative,
-        gain=delta.gain,
-        better="base" if delta.better == "parent" else delta.better,
-    )

@@ -15,7 +15,7 @@ from typing import Any
 from scipy import stats
 
 from app.core.vocabulary import Basis, Family, MetricDirection, Reason
-from app.services.deltas import exact, rounded
+from app.rules.deltas import exact, rounded
 
 Z_95 = 1.96  # the specification's Wald multiplier, exactly
 
