@@ -5,8 +5,11 @@ service."""
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import sys
 from pathlib import Path
+from typing import Any, get_args, get_type_hints
 
 import pytest
 
@@ -58,3 +61,39 @@ def test_a_rule_is_a_pure_function_of_the_specification(module: Path) -> None:
 def test_the_client_package_never_imports_the_service() -> None:
     for module in (ROOT / "sdk" / "src" / "hokusai").rglob("*.py"):
         assert "app" not in imported(module), module
+
+
+def _mentions_any(hint: object) -> bool:
+    return hint is Any or any(_mentions_any(arg) for arg in get_args(hint))
+
+
+@pytest.mark.parametrize(
+    "module",
+    sorted(
+        p.stem for p in (ROOT / "app" / "db" / "repositories").glob("*.py") if p.stem != "__init__"
+    ),
+)
+def test_a_repository_answers_in_types_mypy_can_check(module: str) -> None:
+    """No `Any` crosses the SQL boundary: every public function and method of a repository
+    module returns a type (an entity, a NamedTuple row, a scalar), never Any."""
+    namespace = importlib.import_module(f"app.db.repositories.{module}")
+    functions = [
+        (name, value)
+        for name, value in vars(namespace).items()
+        if inspect.isfunction(value) and value.__module__ == namespace.__name__
+    ]
+    for cls in vars(namespace).values():
+        if inspect.isclass(cls) and cls.__module__ == namespace.__name__:
+            functions += [
+                (f"{cls.__name__}.{name}", value)
+                for name, value in vars(cls).items()
+                if inspect.isfunction(value)
+            ]
+    returning_any = [
+        name
+        for name, function in functions
+        if not name.rsplit(".", 1)[-1].startswith("_")
+        and name != "insert"  # the dialect's INSERT builder, used inside repositories only
+        and _mentions_any(get_type_hints(function).get("return"))
+    ]
+    assert returning_any == []

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,11 +24,12 @@ from app.core.errors import (
 )
 from app.core.vocabulary import ModelType
 from app.db.base import utcnow
-from app.db.models import MlModel, ModelVersion
+from app.db.models import MlModel, ModelVersion, VersionContributor
 from app.db.repositories.ab_tests import AbTestRepository
 from app.db.repositories.ml_models import (
     AliasRepository,
     MlModelRepository,
+    Share,
     VersionRepository,
     model_names,
 )
@@ -284,7 +284,7 @@ def live_model(model: MlModel) -> MlModel:
 def version_read(
     model: MlModel,
     v: ModelVersion,
-    contributors: Sequence[Any],  # VersionContributor rows or (address, weight_bps) rows
+    contributors: Sequence[VersionContributor | Share],
     parent_version: int | None,
     aliases: list[str],
 ) -> VersionRead:

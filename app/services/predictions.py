@@ -156,7 +156,7 @@ class PredictionService:
                 )
         if row.model_archived_at is not None:
             raise ModelArchived(f"Model {row.name} is archived; unarchive it to predict")
-        if row.number is None:
+        if row.number is None or row.source_uri is None or row.artifact_digest is None:
             raise VersionNotFound(f"Model {name} has no version {version or ''}".strip())
         if row.version_archived_at is not None:
             raise VersionArchived(f"Version {row.number} of {row.name} is archived")

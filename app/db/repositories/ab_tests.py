@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from sqlalchemy import String, and_, bindparam, case, func, select, update
+from sqlalchemy import Case, String, and_, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -72,7 +72,7 @@ class AbTestRepository:
 
     async def page(
         self, *, model_id: uuid.UUID | None, status: str | None, limit: int, offset: int
-    ) -> tuple[list[Any], int]:
+    ) -> tuple[list[AbTest], int]:
         query = select(AbTest).order_by(AbTest.created_at.desc(), AbTest.id)
         if model_id is not None:
             query = query.where(AbTest.model_id == model_id)
@@ -126,7 +126,7 @@ class AbTestRepository:
         """Add to the sufficient statistics in place, in one statement for every variant:
         concurrent posters lose nothing."""
 
-        def by_position(part: int) -> Any:
+        def by_position(part: int) -> Case[float]:
             return case({p: added[p][part] for p in added}, value=AbVariant.position)
 
         await self.session.execute(

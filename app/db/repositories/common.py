@@ -3,23 +3,24 @@ INSERT (for ON CONFLICT)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+T = TypeVar("T")
+
 
 async def page(
-    session: AsyncSession, query: Select[*tuple[Any, ...]], limit: int, offset: int
-) -> tuple[list[Any], int]:
-    """One page and the total count, in one round trip (a window count over the filtered rows).
-    Single-entity queries give entities; others give rows."""
+    session: AsyncSession, query: Select[T], limit: int, offset: int
+) -> tuple[list[T], int]:
+    """One page of a single-entity query and the total count, in one round trip (a window count
+    over the filtered rows)."""
     total = func.count().over().label("total")
     rows = (await session.execute(query.add_columns(total).limit(limit).offset(offset))).all()
     if rows:
-        single = len(rows[0]) == 2
-        return [row[0] if single else row for row in rows], rows[0].total
+        return [row[0] for row in rows], rows[0].total
     if offset == 0:
         return [], 0
     counted = await session.scalar(

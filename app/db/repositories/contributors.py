@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.vocabulary import Basis
@@ -97,7 +97,7 @@ class ContributionRepository:
         accepted = c.deltaone_accepted.is_(True)
         gain = func.coalesce(c.gain_pp, 0) * c.weight_bps
 
-        def accepted_gain(measured: bool) -> Any:
+        def accepted_gain(measured: bool) -> ColumnElement[Decimal]:
             on_basis = c.basis == "measured" if measured else c.basis.is_distinct_from("measured")
             return func.coalesce(func.sum(case((accepted & on_basis, gain), else_=0)), 0)
 

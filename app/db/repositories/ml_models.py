@@ -6,15 +6,36 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, delete, func, literal, or_, select
+from sqlalchemy import Executable, Select, and_, bindparam, delete, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.core.errors import TokenIdTaken
 from app.db.models import AliasEvent, MlModel, ModelAlias, ModelVersion, VersionContributor
 from app.db.repositories.common import insert, page
+
+
+class Share(NamedTuple):
+    """One contributor's share of a version."""
+
+    version_id: uuid.UUID
+    address: str
+    weight_bps: int
+
+
+class ResolvedTarget(NamedTuple):
+    """What a prediction needs of a model and a version, read in one round trip."""
+
+    id: uuid.UUID
+    name: str
+    number: int | None  # None (and the next two): no such version
+    source_uri: str | None
+    artifact_digest: str | None
+    model_archived_at: datetime | None
+    version_archived_at: datetime | None
+    aliased: bool  # whether the alias asked for is set
 
 
 async def model_names(connection: AsyncConnection | AsyncSession, limit: int = 1_000) -> list[str]:
@@ -72,7 +93,7 @@ class MlModelRepository:
             select(MlModel.id).where(MlModel.id == model.id).with_for_update()
         )
 
-    async def _flush_token(self, statement: Any) -> None:
+    async def _flush_token(self, statement: Executable | None) -> None:
         """Run `statement` (or flush); a token id taken meanwhile becomes TokenIdTaken."""
         try:
             async with self.session.begin_nested():
@@ -226,10 +247,10 @@ class VersionRepository:
             query = query.where(ModelVersion.archived_at.is_(None))
         return await page(self.session, query, limit, offset)
 
-    async def contributors(self, version_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
-        """(address, weight_bps) rows per version, largest share first; plain rows, since a
-        lineage graph asks for thousands."""
-        found: dict[uuid.UUID, list[Any]] = {v: [] for v in version_ids}
+    async def contributors(self, version_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Share]]:
+        """The shares of each version, largest first; plain rows, not entities, since a lineage
+        graph asks for thousands."""
+        found: dict[uuid.UUID, list[Share]] = {v: [] for v in version_ids}
         if version_ids:
             query = (
                 select(
@@ -241,7 +262,7 @@ class VersionRepository:
                 .order_by(VersionContributor.weight_bps.desc(), VersionContributor.address)
             )
             for row in await self.session.execute(query):
-                found[row.version_id].append(row)
+                found[row.version_id].append(Share(*row))
         return found
 
 
@@ -338,7 +359,7 @@ def _chunks(items: list[str], size: int = 1_000) -> list[list[str]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
-def _resolve_statements() -> tuple[Any, Any]:
+def _resolve_statements() -> tuple[Select[Any], Select[Any]]:
     """Built once: predictions resolve a version on every call, so the statement is not
     rebuilt each time (only its parameters change)."""
     m, v, a = MlModel.__table__.c, ModelVersion.__table__.c, ModelAlias.__table__.c
@@ -385,7 +406,7 @@ BY_VERSION, BY_ALIAS = _resolve_statements()
 
 async def resolve_target(
     connection: AsyncConnection, name: str, version: int | None, alias: str
-) -> Any:
+) -> ResolvedTarget | None:
     """What a prediction needs, in one round trip: the model, and the version asked for, or the
     alias's, or (when the alias is unset) the latest. None for an unknown model; `number` None
     when there is no such version; `aliased` says whether the alias is set."""
@@ -393,4 +414,5 @@ async def resolve_target(
         result = await connection.execute(BY_VERSION, {"name": name, "version": version})
     else:
         result = await connection.execute(BY_ALIAS, {"name": name, "alias": alias})
-    return result.first()
+    row = result.first()
+    return None if row is None else ResolvedTarget(*row)
