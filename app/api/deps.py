@@ -7,8 +7,8 @@ in a worker thread, and that thread hop per dependency costs more than the work.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -65,40 +65,24 @@ async def get_services(session: SessionDep, resources: ResourcesDep) -> Services
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def get_api_key_service(services: ServicesDep) -> ApiKeyService:
-    return services.api_keys
+def _service(build: Callable[[Services], object]) -> Any:
+    """The dependency that hands a route one service of the request's unit of work."""
+
+    async def service(services: ServicesDep) -> object:
+        return build(services)
+
+    return Depends(service)
 
 
-async def get_benchmark_service(services: ServicesDep) -> BenchmarkService:
-    return services.benchmarks
-
-
-async def get_ml_model_service(services: ServicesDep) -> MlModelService:
-    return services.ml_models
-
-
-async def get_attestation_service(services: ServicesDep) -> AttestationService:
-    return services.attestations
-
-
-async def get_registration_service(services: ServicesDep) -> RegistrationService:
-    return services.registration
-
-
-async def get_alias_service(services: ServicesDep) -> AliasService:
-    return services.aliases
-
-
-async def get_ab_test_service(services: ServicesDep) -> AbTestService:
-    return services.ab_tests
-
-
-async def get_lineage_service(services: ServicesDep) -> LineageService:
-    return services.lineage
-
-
-async def get_contributor_service(services: ServicesDep) -> ContributorService:
-    return services.contributors
+ApiKeyServiceDep = Annotated[ApiKeyService, _service(lambda s: s.api_keys)]
+BenchmarkServiceDep = Annotated[BenchmarkService, _service(lambda s: s.benchmarks)]
+MlModelServiceDep = Annotated[MlModelService, _service(lambda s: s.ml_models)]
+AttestationServiceDep = Annotated[AttestationService, _service(lambda s: s.attestations)]
+RegistrationServiceDep = Annotated[RegistrationService, _service(lambda s: s.registration)]
+AliasServiceDep = Annotated[AliasService, _service(lambda s: s.aliases)]
+AbTestServiceDep = Annotated[AbTestService, _service(lambda s: s.ab_tests)]
+LineageServiceDep = Annotated[LineageService, _service(lambda s: s.lineage)]
+ContributorServiceDep = Annotated[ContributorService, _service(lambda s: s.contributors)]
 
 
 # Services that hold no session: app-wide, so a prediction opens no transaction.
@@ -112,14 +96,5 @@ async def get_experiment_service(resources: ResourcesDep) -> ExperimentService:
     return resources.experiments
 
 
-ApiKeyServiceDep = Annotated[ApiKeyService, Depends(get_api_key_service)]
-BenchmarkServiceDep = Annotated[BenchmarkService, Depends(get_benchmark_service)]
-MlModelServiceDep = Annotated[MlModelService, Depends(get_ml_model_service)]
-AttestationServiceDep = Annotated[AttestationService, Depends(get_attestation_service)]
-RegistrationServiceDep = Annotated[RegistrationService, Depends(get_registration_service)]
-AliasServiceDep = Annotated[AliasService, Depends(get_alias_service)]
-AbTestServiceDep = Annotated[AbTestService, Depends(get_ab_test_service)]
-LineageServiceDep = Annotated[LineageService, Depends(get_lineage_service)]
-ContributorServiceDep = Annotated[ContributorService, Depends(get_contributor_service)]
 TrafficDep = Annotated[Traffic, Depends(get_traffic)]
 ExperimentServiceDep = Annotated[ExperimentService, Depends(get_experiment_service)]
