@@ -30,6 +30,8 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 try:  # imported by the API process as part of the app
@@ -67,7 +69,12 @@ def encode_rows(rows: list[dict[str, Any]], columns: list[dict[str, Any]] | None
         import numpy as np
 
         names = [column["name"] for column in columns]
-        matrix = np.array([[row.get(name) for name in names] for row in rows], dtype="<f8")
+        try:  # the usual rows, holding every name: read in C
+            values = map(itemgetter(*names), rows)
+            flat = chain.from_iterable(values) if len(names) > 1 else values
+            matrix = np.fromiter(flat, dtype="<f8", count=len(rows) * len(names))
+        except (KeyError, TypeError):
+            matrix = np.array([[row.get(name) for name in names] for row in rows], dtype="<f8")
         return DOUBLE_MATRIX + matrix.tobytes()
     return JSON_ROWS + json.dumps(rows, separators=(",", ":")).encode()
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from urllib.parse import urlsplit
 
@@ -153,3 +154,52 @@ async def test_callers_reading_the_same_keys_in_one_turn_each_get_their_own_answ
     finally:
         await cache.close()
     assert answers == [["A", None], [None, "C"], ["A"], ["C", "A", "C"]]
+
+
+async def test_a_value_written_by_json_is_read_and_an_unreadable_one_is_a_miss(
+    redis_url: str,
+) -> None:
+    """orjson writes and reads the values; one `json` wrote before (NaN is not JSON, `json` writes
+    it anyway) is still read; bytes that are no JSON at all are a miss, never an error."""
+    metrics = Metrics()
+    cache = Cache(redis_url, prefix=f"t-{uuid.uuid4().hex}", timeout_s=0.5, metrics=metrics)
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        nan, broken, big = cache.key("nan"), cache.key("broken"), cache.key("big")
+        raw.set(nan, b"[NaN]")
+        raw.set(broken, b"\xff{not json")
+        (value, missing) = await cache.get_many([nan, broken])
+        assert math.isnan(value[0])
+        assert missing is None
+        assert (counter(metrics, "get", "hit"), counter(metrics, "get", "miss")) == (1, 1)
+        await cache.set_many({nan: [math.nan]}, ttl_s=30)  # null, as the API answers NaN
+        await cache.set_many({big: [2**70]}, ttl_s=30)  # past orjson: written by json
+        assert (raw.get(nan), raw.get(big)) == (b"[null]", b"[1180591620717411303424]")
+        assert await cache.get_many([nan, big]) == [[None], [2**70]]
+    finally:
+        raw.close()
+        await cache.close()
+
+
+async def test_commands_are_packed_in_c_and_what_hiredis_cannot_pack_by_redis_py(
+    redis_url: str,
+) -> None:
+    """The pool's connections write strings, bytes and integers through hiredis; a float (which
+    hiredis would spell its own way) goes through redis-py's writer, as before."""
+    cache = Cache(redis_url, prefix=f"t-{uuid.uuid4().hex}", timeout_s=0.5, metrics=Metrics())
+    assert cache.client is not None
+    try:
+        connection = cache.client.connection_pool.make_connection()
+        assert connection.pack_command("SET", "k", b"v", "EX", 30) == [
+            b"*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$2\r\nEX\r\n$2\r\n30\r\n"
+        ]
+        # redis-py cuts a long command into pieces of about 6 kB; hiredis writes it whole.
+        keys = [f"key-{i}" for i in range(2000)]
+        assert len(connection.pack_command("MGET", *keys)) == 1
+        assert len(connection.pack_command("MGET", *keys, 0.5)) > 1
+        assert b"".join(connection.pack_command("SET", "k", 0.1)).endswith(b"$3\r\n0.1\r\n")
+        key = cache.key("packed")
+        await cache.set_many({key: {"ok": True}}, ttl_s=30)
+        assert await cache.get_many([key]) == [{"ok": True}]
+    finally:
+        await cache.close()
