@@ -18,7 +18,7 @@ STAGES = [
     ("metrics (Prometheus)", ("prometheus_client/",)),
     ("Redis client and round trips", ("redis/", "app/adapters/cache.py")),
     ("cache keys (canonical JSON, SHA-256)", ("app/services/prediction_keys.py", "rfc8785")),
-    ("signature checks", ("check_rows", "_fits (app/services/predictions.py")),
+    ("signature checks", ("check_rows", "_all_fit", "_fits (app/services/predictions.py")),
     (
         "batching and the runner's channel",
         (
