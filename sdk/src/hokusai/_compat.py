@@ -1,12 +1,14 @@
 """What the upstream-compatible classes share: the client they run on (made from their own
-arguments, else from `hokusai.setup(...)`, else the usual configuration) and the warning that
-names the new call."""
+arguments, else from `hokusai.setup(...)`, else the usual configuration), the warning that
+names the new call, and the error that names what an old call lacks."""
 
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 from hokusai._client import HokusaiClient
+from hokusai.errors import ConfigurationError
 
 _setup: dict[str, str | None] = {}
 
@@ -27,3 +29,12 @@ def client_for(api_key: str | None, api_endpoint: str | None) -> HokusaiClient:
 
 def deprecated(old: str, new: str) -> None:
     warnings.warn(f"{old} is the upstream SDK's API; use {new}", DeprecationWarning, stacklevel=3)
+
+
+def missing(**values: Any) -> ConfigurationError:
+    """The error naming what the service needs and an old call lacks (the values that are None)."""
+    names = [name for name, value in values.items() if value is None]
+    hint = ", ".join(f"{name}=..." for name in names if name.isidentifier())
+    return ConfigurationError(
+        f"The service needs {', '.join(names)} for this call" + (f": pass {hint}" if hint else "")
+    )

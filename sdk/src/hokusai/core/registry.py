@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hokusai._compat import client_for, deprecated
+from hokusai._compat import client_for, deprecated, missing
 from hokusai.errors import ConfigurationError, HokusaiError
 
 # Upstream's exception; every error of the client is one now, so old `except` clauses still catch.
@@ -43,15 +43,6 @@ class ModelLineage:
     model_id: str
     entries: list[dict[str, Any]]
     total_improvement: float = 0.0
-
-
-def _missing(**values: Any) -> ConfigurationError:
-    """The error naming what the service needs and the call lacks."""
-    missing = [name for name, value in values.items() if value is None]
-    return ConfigurationError(
-        f"The service needs {', '.join(missing)} for this call: pass "
-        + ", ".join(f"{name}=..." for name in missing)
-    )
 
 
 class ModelRegistry:
@@ -98,7 +89,7 @@ class ModelRegistry:
             raise ValueError("baseline_value must be numeric")
         token = self.normalize_token_id(token_id)
         if dataset is None or benchmark is None:
-            raise _missing(dataset=dataset, benchmark=benchmark)
+            raise missing(dataset=dataset, benchmark=benchmark)
         version = self.client.models.register(
             model_name,
             kind="baseline",
@@ -206,10 +197,10 @@ class ModelRegistry:
         name = model_name or model_type
         metrics = metrics if metrics is not None else _model_metrics(model)
         if name is None or metrics is None or dataset is None or benchmark is None:
-            raise _missing(model_name=name, metrics=metrics, dataset=dataset, benchmark=benchmark)
+            raise missing(model_name=name, metrics=metrics, dataset=dataset, benchmark=benchmark)
         if artifact is None and source_uri is None:
             if model is None:
-                raise _missing(artifact=None)
+                raise missing(artifact=None)
             artifact = model
         version = self.client.models.register(
             name,
@@ -246,9 +237,9 @@ class ModelRegistry:
         )
         metrics = metrics if metrics is not None else _model_metrics(model)
         if model_name is None or metrics is None or dataset is None:
-            raise _missing(model_name=model_name, metrics=metrics, dataset=dataset)
+            raise missing(model_name=model_name, metrics=metrics, dataset=dataset)
         if artifact is None and source_uri is None:
-            raise _missing(artifact=None)
+            raise missing(artifact=None)
         version = self.client.models.register(
             model_name,
             kind="improved",

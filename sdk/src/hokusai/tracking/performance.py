@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from hokusai._compat import client_for, deprecated
+from hokusai._compat import client_for, deprecated, missing
 from hokusai.errors import ConfigurationError
 
 
@@ -40,14 +40,12 @@ class PerformanceTracker:
             or address is None
             or (artifact or source_uri) is None
         ):
-            needed = {
-                "model_name": model_name,
-                "dataset": dataset,
-                "artifact": artifact or source_uri,
-                "data_contribution['contributor_address']": address,
-            }
-            names = [name for name, value in needed.items() if value is None]
-            raise ConfigurationError(f"The service needs {', '.join(names)} for this call")
+            raise missing(
+                model_name=model_name,
+                dataset=dataset,
+                artifact=artifact or source_uri,
+                **{"data_contribution['contributor_address']": address},
+            )
         version = self.client.models.register(
             model_name,
             kind="improved",
