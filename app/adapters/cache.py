@@ -225,19 +225,19 @@ class Cache:
             await self.client.aclose()
 
 
+_PACKED_IN_C = {str, bytes, int}
+
+
 class _PackedInC:
-    """redis-py's asyncio connection writes each command in Python, argument by argument (a
-    thousand keys cost a thousand loop turns); hiredis writes it in C. Commands of strings, bytes
-    and integers only, the ones this adapter sends; anything else is written by redis-py."""
+    """redis-py's asyncio connection packs each command in Python, argument by argument (a
+    batch's MGET has a thousand); hiredis packs it in C. Commands of strings, bytes and integers
+    only, the ones this adapter sends; anything else is packed by redis-py."""
 
     def pack_command(self, *args: Any) -> list[bytes]:
         if set(map(type, args)) <= _PACKED_IN_C and type(args[0]) is str and " " not in args[0]:
             return [hiredis.pack_command(args)]
         packed: list[bytes] = super().pack_command(*args)  # type: ignore[misc]
         return packed
-
-
-_PACKED_IN_C = {str, bytes, int}
 
 
 def _packed_in_c(connection_class: type[Any]) -> type[Any]:

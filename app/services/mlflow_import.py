@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from app.adapters.registry import Published, RegisteredVersion
 from app.core.errors import AppError, first_line
 from app.core.security import Principal, Scope
+from app.db.repositories.ml_models import MlModelRepository, VersionRepository
 from app.schemas.ml_models import VersionMetadata
 from app.wiring import Resources, Services
 
@@ -44,12 +45,11 @@ class Outcome:
 class MlflowImport:
     def __init__(self, resources: Resources) -> None:
         self.resources = resources
-        self.registry = resources.registry
 
     async def run(
         self, names: Sequence[str] | None, defaults: ImportDefaults, *, dry_run: bool
     ) -> list[Outcome]:
-        found = await self.registry.registered_versions(names)
+        found = await self.resources.registry.registered_versions(names)
         by_model: dict[str, list[RegisteredVersion]] = {}
         for version in found:
             by_model.setdefault(version.name, []).append(version)
@@ -66,10 +66,8 @@ class MlflowImport:
             return Outcome(found.name, found.version, action, reason)
 
         async with self.resources.unit_of_work() as session:
-            services = Services(session, self.resources)
-            models = services.ml_models
-            model = await models.models.get_by_name(found.name)
-            if model is not None and await models.versions.get(model.id, found.version):
+            model = await MlModelRepository(session).get_by_name(found.name)
+            if model is not None and await VersionRepository(session).get(model.id, found.version):
                 return outcome("already imported")
             try:
                 request = _request(found, siblings, defaults)
@@ -79,7 +77,7 @@ class MlflowImport:
                 return outcome("would import")
             published = Published(found.version, found.source, found.run_id)
             try:
-                await services.registration.register_version(
+                await Services(session, self.resources).registration.register_version(
                     request, found.source, IMPORTER, None, published
                 )
             except AppError as exc:

@@ -29,26 +29,14 @@ def row_keys(
 
 def canonical_rows(rows: list[dict[str, Any]]) -> list[bytes]:
     """Each row's JCS form. The rows of a batch usually share their names and hold plain
-    numbers: those are written all at once through one template made from the first row's
-    names (`_numbers_only`); any other row by `canonical_row`."""
+    numbers: those are written all at once (`_numbers_only`); any other batch row by row, by
+    `canonical_row`."""
     template = _template(rows[0]) if len(rows) > 1 else None  # one row: no template to build
-    if template is None:
-        return [canonical_row(row) for row in rows]
-    names, text = template
-    found = _numbers_only(rows, names, text)
-    if found is not None:
-        return found
-    found = []
-    for row in rows:
-        values = [row.get(name, _ABSENT) for name in names]
-        if len(row) == len(names) and all(map(_plain_number, values)):
-            found.append((text % tuple(values)).encode())
-        else:
-            found.append(canonical_row(row))
-    return found
+    found = _numbers_only(rows, *template) if template is not None else None
+    return found if found is not None else [canonical_row(row) for row in rows]
 
 
-def _numbers_only(rows: list[dict[str, Any]], names: list[str], text: str) -> list[bytes] | None:
+def _numbers_only(rows: list[dict[str, Any]], names: list[str], text: bytes) -> list[bytes] | None:
     """Every row's JCS form at once, when every row has exactly `names` and only numbers that
     orjson writes as JCS does (else None). orjson writes a float's shortest digits as JCS does
     between 1e-6 and 1e21; outside that, and for integral floats (`5.0` where JCS writes `5`),
@@ -67,8 +55,7 @@ def _numbers_only(rows: list[dict[str, Any]], names: list[str], text: str) -> li
     if b"e" in written or b"n" in written or b".0," in written or written.endswith(b".0]"):
         return None
     # Names are letters, digits, `_`, `.`, `-` and space (`_template`): no newline, no `%`.
-    rows_text = b"\n".join([text.replace("%r", "%s").encode()] * len(rows))
-    return (rows_text % tuple(written[1:-1].split(b","))).split(b"\n")
+    return (b"\n".join([text] * len(rows)) % tuple(written[1:-1].split(b","))).split(b"\n")
 
 
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -86,19 +73,18 @@ def canonical_row(row: dict[str, Any]) -> bytes:
     return rfc8785.dumps(row)
 
 
-_ABSENT = object()
 _NUMBERS = {float, int}
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.\- ]*")
 
 
-def _template(row: dict[str, Any]) -> tuple[list[str], str] | None:
-    """The names in JCS order and a %-template writing a row of them, when every name is
-    written as it is (letters, digits, `_`, `.`, `-`, space: no escape and no sorting by UTF-16
-    units that differs from Python's)."""
+def _template(row: dict[str, Any]) -> tuple[list[str], bytes] | None:
+    """The names in JCS order and a %-template writing a row of them (each value already
+    written), when every name is written as it is (letters, digits, `_`, `.`, `-`, space: no
+    escape and no sorting by UTF-16 units that differs from Python's)."""
     names = sorted(row)
     if not all(_SAFE_NAME.fullmatch(name) for name in names):
         return None
-    return names, "{" + ",".join(f'"{name}":%r' for name in names) + "}"
+    return names, ("{" + ",".join(f'"{name}":%s' for name in names) + "}").encode()
 
 
 def _plain_number(value: Any) -> bool:
