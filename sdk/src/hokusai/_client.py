@@ -8,22 +8,22 @@ import json
 import time
 import uuid
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 
 from hokusai._base import BaseClient, Call, Wait, body, path
 from hokusai.errors import ConfigurationError
-from hokusai.resources.ab_tests import AbTests, AsyncAbTests
-from hokusai.resources.aliases import Aliases, AsyncAliases
-from hokusai.resources.api_keys import ApiKeys, AsyncApiKeys
-from hokusai.resources.attestations import AsyncAttestations, Attestations
-from hokusai.resources.benchmarks import AsyncBenchmarks, Benchmarks
-from hokusai.resources.contributors import AsyncContributors, Contributors
-from hokusai.resources.experiments import AsyncExperiments, Experiments
-from hokusai.resources.lineage import AsyncLineage, Lineage
-from hokusai.resources.models import AsyncModels, Models
-from hokusai.resources.versions import AsyncVersions, Versions
+from hokusai.resources.ab_tests import AbTests
+from hokusai.resources.aliases import Aliases
+from hokusai.resources.api_keys import ApiKeys
+from hokusai.resources.attestations import Attestations
+from hokusai.resources.benchmarks import Benchmarks
+from hokusai.resources.contributors import Contributors
+from hokusai.resources.experiments import Experiments
+from hokusai.resources.lineage import Lineage
+from hokusai.resources.models import Models
+from hokusai.resources.versions import Versions
 from hokusai.types import CacheCounts, Health, Model, Prediction, Readiness, Version
 
 T = TypeVar("T")
@@ -148,6 +148,8 @@ class HokusaiClient(BaseClient):
     :param max_batch_size: rows per prediction call; longer batches are split and joined
     """
 
+    is_async: ClassVar[bool] = False
+
     def __init__(
         self,
         base_url: str | None = None,
@@ -239,6 +241,8 @@ class AsyncHokusaiClient(BaseClient):
     """The asynchronous client: the same constructor, resources and methods, awaitable; lists
     are async iterators (`async for model in client.models.list()`)."""
 
+    is_async: ClassVar[bool] = True
+
     def __init__(
         self,
         base_url: str | None = None,
@@ -252,16 +256,16 @@ class AsyncHokusaiClient(BaseClient):
         super().__init__(base_url, api_key, timeout=timeout, max_retries=max_retries)
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
         self.max_batch_size = max_batch_size
-        self.models = AsyncModels(self)
-        self.versions = AsyncVersions(self)
-        self.aliases = AsyncAliases(self)
-        self.lineage = AsyncLineage(self)
-        self.attestations = AsyncAttestations(self)
-        self.benchmarks = AsyncBenchmarks(self)
-        self.contributors = AsyncContributors(self)
-        self.ab_tests = AsyncAbTests(self)
-        self.experiments = AsyncExperiments(self)
-        self.api_keys = AsyncApiKeys(self)
+        self.models = Models(self)
+        self.versions = Versions(self)
+        self.aliases = Aliases(self)
+        self.lineage = Lineage(self)
+        self.attestations = Attestations(self)
+        self.benchmarks = Benchmarks(self)
+        self.contributors = Contributors(self)
+        self.ab_tests = AbTests(self)
+        self.experiments = Experiments(self)
+        self.api_keys = ApiKeys(self)
 
     async def _run(self, call: Call[T]) -> T:
         request_id = call.request_id or uuid.uuid4().hex

@@ -1,12 +1,15 @@
 """How a call defined once becomes a method of the sync and of the async client. A resource's
-calls are plain functions that return a `Call`; `sync`/`aio` (and `sync_pages`/`aio_pages` for
-lists) turn each into a method that runs it on its client."""
+calls are plain functions that return a `Call`; a resource class is written once, generic in its
+client, and `method` (`paged` for lists) makes each call a method that runs on that client:
+`client.models.get` returns a `Model`, `aclient.models.get` an awaitable of one, and mypy knows
+which."""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from types import MethodType
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -19,72 +22,97 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+C = TypeVar("C", "HokusaiClient", "AsyncHokusaiClient")
 
 
-class SyncResource:
-    def __init__(self, client: HokusaiClient) -> None:
-        self._client = client
+class Resource(Generic[C]):
+    """A group of calls (`client.models`, `client.versions`...), on the client that made it."""
+
+    def __init__(self, client: C) -> None:
+        self._client: C = client
 
 
-class AsyncResource:
-    def __init__(self, client: AsyncHokusaiClient) -> None:
-        self._client = client
+class method(Generic[P, T]):  # lower case, like `property`: it reads as one in a class body
+    """One call as a method: on the sync client it returns the answer, on the async client it
+    is a coroutine function."""
+
+    def __init__(self, build: Callable[P, Call[T]]) -> None:
+        def run(resource: Resource[Any], /, *args: P.args, **kwargs: P.kwargs) -> T:
+            return resource._client._run(build(*args, **kwargs))  # type: ignore[no-any-return]
+
+        async def run_async(resource: Resource[Any], /, *args: P.args, **kwargs: P.kwargs) -> T:
+            return await resource._client._run(build(*args, **kwargs))  # type: ignore[no-any-return]
+
+        self._sync = _named(run, build, "{}")
+        self._async = _named(run_async, build, "{}")
+
+    @overload
+    def __get__(self, resource: None, owner: type) -> Callable[P, T]: ...
+    @overload
+    def __get__(self, resource: Resource[HokusaiClient], owner: type) -> Callable[P, T]: ...
+    @overload
+    def __get__(
+        self, resource: Resource[AsyncHokusaiClient], owner: type
+    ) -> Callable[P, Awaitable[T]]: ...
+    def __get__(self, resource: Resource[Any] | None, owner: type) -> Any:
+        return _bound(resource, self._sync, self._async)
 
 
-def sync(build: Callable[P, Call[T]]) -> Callable[Concatenate[SyncResource, P], T]:
-    def method(self: SyncResource, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self._client._run(build(*args, **kwargs))
+class paged(Generic[P, M]):
+    """A list call as a lazy iterator over every page (with `.to_pandas()`); on the async
+    client an async iterator (`async for`, no `await`; with `await ....to_pandas()`)."""
 
-    return _named(method, build, "{}")
+    def __init__(self, build: Callable[Concatenate[int, P], Call[Page[M]]]) -> None:
+        def run(resource: Resource[Any], /, *args: P.args, **kwargs: P.kwargs) -> Listing[M]:
+            def items() -> Iterator[M]:
+                offset = 0
+                while True:
+                    page: Page[M] = resource._client._run(build(offset, *args, **kwargs))
+                    yield from page.items
+                    offset += len(page.items)
+                    if not page.items or offset >= page.total:
+                        return
+
+            return Listing(items())
+
+        def run_async(
+            resource: Resource[Any], /, *args: P.args, **kwargs: P.kwargs
+        ) -> AsyncListing[M]:
+            async def items() -> AsyncIterator[M]:
+                offset = 0
+                while True:
+                    page: Page[M] = await resource._client._run(build(offset, *args, **kwargs))
+                    for item in page.items:
+                        yield item
+                    offset += len(page.items)
+                    if not page.items or offset >= page.total:
+                        return
+
+            return AsyncListing(items())
+
+        self._sync = _named(run, build, "Listing[{}]", paged=True)
+        self._async = _named(run_async, build, "AsyncListing[{}]", paged=True)
+
+    @overload
+    def __get__(self, resource: None, owner: type) -> Callable[P, Listing[M]]: ...
+    @overload
+    def __get__(
+        self, resource: Resource[HokusaiClient], owner: type
+    ) -> Callable[P, Listing[M]]: ...
+    @overload
+    def __get__(
+        self, resource: Resource[AsyncHokusaiClient], owner: type
+    ) -> Callable[P, AsyncListing[M]]: ...
+    def __get__(self, resource: Resource[Any] | None, owner: type) -> Any:
+        return _bound(resource, self._sync, self._async)
 
 
-def aio(build: Callable[P, Call[T]]) -> Callable[Concatenate[AsyncResource, P], Awaitable[T]]:
-    async def method(self: AsyncResource, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await self._client._run(build(*args, **kwargs))
-
-    return _named(method, build, "{}")
-
-
-def sync_pages(
-    build: Callable[Concatenate[int, P], Call[Page[M]]],
-) -> Callable[Concatenate[SyncResource, P], Listing[M]]:
-    """A list call as a lazy iterator over every page (with `.to_pandas()`)."""
-
-    def method(self: SyncResource, /, *args: P.args, **kwargs: P.kwargs) -> Listing[M]:
-        def items() -> Iterator[M]:
-            offset = 0
-            while True:
-                page = self._client._run(build(offset, *args, **kwargs))
-                yield from page.items
-                offset += len(page.items)
-                if not page.items or offset >= page.total:
-                    return
-
-        return Listing(items())
-
-    return _named(method, build, "Listing[{}]", paged=True)
-
-
-def aio_pages(
-    build: Callable[Concatenate[int, P], Call[Page[M]]],
-) -> Callable[Concatenate[AsyncResource, P], AsyncListing[M]]:
-    """A list call as a lazy async iterator over every page (`async for`, no `await`; with
-    `await ....to_pandas()`)."""
-
-    def method(self: AsyncResource, /, *args: P.args, **kwargs: P.kwargs) -> AsyncListing[M]:
-        async def items() -> AsyncIterator[M]:
-            offset = 0
-            while True:
-                page = await self._client._run(build(offset, *args, **kwargs))
-                for item in page.items:
-                    yield item
-                offset += len(page.items)
-                if not page.items or offset >= page.total:
-                    return
-
-        return AsyncListing(items())
-
-    return _named(method, build, "AsyncListing[{}]", paged=True)
+def _bound(resource: Resource[Any] | None, run: Any, run_async: Any) -> Any:
+    """On the class, the sync form (what `help()` and the reference docs read); on a resource,
+    the form its client runs, bound to it."""
+    if resource is None:
+        return run
+    return MethodType(run_async if resource._client.is_async else run, resource)
 
 
 def _named(method: T, build: Callable[..., Any], returns: str, *, paged: bool = False) -> T:

@@ -7,7 +7,7 @@ from typing import Any
 
 from hokusai._base import Call, Page, body, creating, path, query
 from hokusai._base import model as as_model
-from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
+from hokusai._resource import C, Resource, method, page_of, paged
 from hokusai.types import AbResults, AbTest, Assignment, OutcomesAccepted, Prediction
 
 
@@ -122,33 +122,17 @@ def promote(test_id: str, variant: str, *, force: bool = False) -> Call[AbTest]:
     return Call("POST", url, as_model(AbTest), json={"variant": variant, "force": force})
 
 
-class AbTests(SyncResource):
-    create = sync(create)
-    get = sync(get)
-    list = sync_pages(list_tests)
-    update = sync(update)
-    start = sync(start)
-    pause = sync(pause)
-    resume = sync(resume)
-    stop = sync(stop)
-    assign = sync(assign)
-    predict = sync(predict)
-    record_outcomes = sync(record_outcomes)
-    results = sync(results)
-    promote = sync(promote)
-
-
-class AsyncAbTests(AsyncResource):
-    create = aio(create)
-    get = aio(get)
-    list = aio_pages(list_tests)
-    update = aio(update)
-    start = aio(start)
-    pause = aio(pause)
-    resume = aio(resume)
-    stop = aio(stop)
-    assign = aio(assign)
-    predict = aio(predict)
-    record_outcomes = aio(record_outcomes)
-    results = aio(results)
-    promote = aio(promote)
+class AbTests(Resource[C]):
+    create = method(create)
+    get = method(get)
+    list = paged(list_tests)
+    update = method(update)
+    start = method(start)
+    pause = method(pause)
+    resume = method(resume)
+    stop = method(stop)
+    assign = method(assign)
+    predict = method(predict)
+    record_outcomes = method(record_outcomes)
+    results = method(results)
+    promote = method(promote)

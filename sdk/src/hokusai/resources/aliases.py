@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from hokusai._base import Call, body, model, models, nothing, path
-from hokusai._resource import AsyncResource, SyncResource, aio, sync
+from hokusai._resource import C, Resource, method
 from hokusai.types import AliasAt, AliasEvent, AliasMove
 
 
@@ -46,17 +46,9 @@ def at(name: str, alias: str, when: datetime) -> Call[int | None]:
     )
 
 
-class Aliases(SyncResource):
-    list = sync(list_aliases)
-    set = sync(set_alias)
-    delete = sync(delete)
-    history = sync(history)
-    at = sync(at)
-
-
-class AsyncAliases(AsyncResource):
-    list = aio(list_aliases)
-    set = aio(set_alias)
-    delete = aio(delete)
-    history = aio(history)
-    at = aio(at)
+class Aliases(Resource[C]):
+    list = method(list_aliases)
+    set = method(set_alias)
+    delete = method(delete)
+    history = method(history)
+    at = method(at)

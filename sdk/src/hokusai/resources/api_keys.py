@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hokusai._base import Call, Page, creating, model, nothing, path, query
-from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
+from hokusai._resource import C, Resource, method, page_of, paged
 from hokusai.types import ApiKey, CreatedKey, CurrentKey
 
 
@@ -33,15 +33,8 @@ def revoke(api_key_id: str) -> Call[None]:
     return Call("DELETE", path("api-keys", api_key_id), nothing, repeatable=True)
 
 
-class ApiKeys(SyncResource):
-    create = sync(create)
-    list = sync_pages(list_keys)
-    current = sync(current)
-    revoke = sync(revoke)
-
-
-class AsyncApiKeys(AsyncResource):
-    create = aio(create)
-    list = aio_pages(list_keys)
-    current = aio(current)
-    revoke = aio(revoke)
+class ApiKeys(Resource[C]):
+    create = method(create)
+    list = paged(list_keys)
+    current = method(current)
+    revoke = method(revoke)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hokusai._base import Call, Page, model, path, query
-from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
+from hokusai._resource import C, Resource, method, page_of, paged
 from hokusai.types import Attestation, AttestationBundle, ChainVerification, Keys, Verification
 
 
@@ -63,19 +63,10 @@ def verify_chain(name: str) -> Call[ChainVerification]:
     )
 
 
-class Attestations(SyncResource):
-    get = sync(get)
-    list = sync_pages(list_attestations)
-    keys = sync(keys)
-    verify = sync(verify)
-    verify_chain = sync(verify_chain)
-    export = sync(export)
-
-
-class AsyncAttestations(AsyncResource):
-    get = aio(get)
-    list = aio_pages(list_attestations)
-    keys = aio(keys)
-    verify = aio(verify)
-    verify_chain = aio(verify_chain)
-    export = aio(export)
+class Attestations(Resource[C]):
+    get = method(get)
+    list = paged(list_attestations)
+    keys = method(keys)
+    verify = method(verify)
+    verify_chain = method(verify_chain)
+    export = method(export)

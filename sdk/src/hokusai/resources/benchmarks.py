@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from hokusai._base import Call, Page, model, path, query
-from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
+from hokusai._resource import C, Resource, method, page_of, paged
 from hokusai.types import BenchmarkRead
 
 
@@ -70,17 +70,9 @@ def retire(benchmark_hash: str) -> Call[BenchmarkRead]:
     )
 
 
-class Benchmarks(SyncResource):
-    upload = sync(upload)
-    get = sync(get)
-    list = sync_pages(list_benchmarks)
-    file = sync(file)
-    retire = sync(retire)
-
-
-class AsyncBenchmarks(AsyncResource):
-    upload = aio(upload)
-    get = aio(get)
-    list = aio_pages(list_benchmarks)
-    file = aio(file)
-    retire = aio(retire)
+class Benchmarks(Resource[C]):
+    upload = method(upload)
+    get = method(get)
+    list = paged(list_benchmarks)
+    file = method(file)
+    retire = method(retire)

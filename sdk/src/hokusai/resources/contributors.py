@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hokusai._base import Call, Page, model, path, query
-from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
+from hokusai._resource import C, Resource, method, page_of, paged
 from hokusai.types import Contribution, ContributorSummary, Impact
 
 
@@ -27,13 +27,7 @@ def contributions(offset: int, address: str) -> Call[Page[Contribution]]:
     return Call("GET", url, page_of(Contribution), params=params, repeatable=True)
 
 
-class Contributors(SyncResource):
-    list = sync_pages(list_contributors)
-    impact = sync(impact)
-    contributions = sync_pages(contributions)
-
-
-class AsyncContributors(AsyncResource):
-    list = aio_pages(list_contributors)
-    impact = aio(impact)
-    contributions = aio_pages(contributions)
+class Contributors(Resource[C]):
+    list = paged(list_contributors)
+    impact = method(impact)
+    contributions = paged(contributions)

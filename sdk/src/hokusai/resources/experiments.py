@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hokusai._base import Call, Page, body, model, path, query
-from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
+from hokusai._resource import C, Resource, method, page_of, paged
 from hokusai.types import Experiment, Run, RunComparison
 
 
@@ -46,13 +46,7 @@ def compare(
 _comparison = model(RunComparison)
 
 
-class Experiments(SyncResource):
-    list = sync_pages(list_experiments)
-    runs = sync_pages(runs)
-    compare = sync(compare)
-
-
-class AsyncExperiments(AsyncResource):
-    list = aio_pages(list_experiments)
-    runs = aio_pages(runs)
-    compare = aio(compare)
+class Experiments(Resource[C]):
+    list = paged(list_experiments)
+    runs = paged(runs)
+    compare = method(compare)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hokusai._base import Call, model, path, query
-from hokusai._resource import AsyncResource, SyncResource, aio, sync
+from hokusai._resource import C, Resource, method
 from hokusai.types import Lineage as LineageGraph
 
 
@@ -43,13 +43,7 @@ def dot(
     )
 
 
-class Lineage(SyncResource):
-    get = sync(get)
-    mermaid = sync(mermaid)
-    dot = sync(dot)
-
-
-class AsyncLineage(AsyncResource):
-    get = aio(get)
-    mermaid = aio(mermaid)
-    dot = aio(dot)
+class Lineage(Resource[C]):
+    get = method(get)
+    mermaid = method(mermaid)
+    dot = method(dot)

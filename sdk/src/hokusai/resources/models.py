@@ -8,7 +8,7 @@ from typing import Any
 
 from hokusai._artifacts import packed
 from hokusai._base import Call, Page, body, creating, model, path, query
-from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
+from hokusai._resource import C, Resource, method, page_of, paged
 from hokusai.types import AliasMove, Comparison, Model, Version
 
 
@@ -130,23 +130,12 @@ def rollback(
     )
 
 
-class Models(SyncResource):
-    register = sync(register)
-    list = sync_pages(list_models)
-    get = sync(get)
-    update = sync(update)
-    archive = sync(archive)
-    unarchive = sync(unarchive)
-    compare = sync(compare)
-    rollback = sync(rollback)
-
-
-class AsyncModels(AsyncResource):
-    register = aio(register)
-    list = aio_pages(list_models)
-    get = aio(get)
-    update = aio(update)
-    archive = aio(archive)
-    unarchive = aio(unarchive)
-    compare = aio(compare)
-    rollback = aio(rollback)
+class Models(Resource[C]):
+    register = method(register)
+    list = paged(list_models)
+    get = method(get)
+    update = method(update)
+    archive = method(archive)
+    unarchive = method(unarchive)
+    compare = method(compare)
+    rollback = method(rollback)

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from hokusai._base import Call, Page, body, model, path, query
-from hokusai._resource import AsyncResource, SyncResource, aio, aio_pages, page_of, sync, sync_pages
+from hokusai._resource import C, Resource, method, page_of, paged
 from hokusai.types import Version
 
 
@@ -63,19 +63,10 @@ def download(name: str, version: int, destination: str | os.PathLike[str]) -> Ca
     )
 
 
-class Versions(SyncResource):
-    list = sync_pages(list_versions)
-    get = sync(get)
-    update = sync(update)
-    archive = sync(archive)
-    unarchive = sync(unarchive)
-    download = sync(download)
-
-
-class AsyncVersions(AsyncResource):
-    list = aio_pages(list_versions)
-    get = aio(get)
-    update = aio(update)
-    archive = aio(archive)
-    unarchive = aio(unarchive)
-    download = aio(download)
+class Versions(Resource[C]):
+    list = paged(list_versions)
+    get = method(get)
+    update = method(update)
+    archive = method(archive)
+    unarchive = method(unarchive)
+    download = method(download)
