@@ -3,6 +3,9 @@ head (request line and headers) is bounded in bytes and in header count (431), m
 within a time limit (408), and a body that stops arriving is cut off (408); so one client cannot
 hold memory, the event loop or a connection slot by sending slowly or endlessly.
 
+A response's head leaves with the first chunk of its body, in one write (uvicorn writes each
+with a `send` of its own: one system call and one TCP segment more per answer).
+
 Everything else (parsing, keep-alive, pipelining, flow control, the ASGI cycle) is uvicorn's.
 `serve` installs it as `http="app.api.server:GuardedHttpToolsProtocol"` and sets `limits`."""
 
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +130,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head, self._in_body = False, True
         self._head_bytes = 0
         self._disarm()
+        before = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle is not before and self.scope["method"] != "HEAD":
+            cycle.transport = _HeadWithBody(self.transport, cycle)
 
     def on_message_complete(self) -> None:
         self._disarm()
@@ -208,6 +215,35 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         message = "Invalid HTTP request received."
         self.logger.warning(message)
         self.send_400_response(message)
+
+
+class _HeadWithBody(asyncio.Transport):
+    """One response's writes: its head is held until the first chunk of its body and leaves with
+    it (a HEAD request's head has no body to wait for: it is not wrapped). A `100 Continue`, written
+    before the response starts, is not held."""
+
+    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
+        super().__init__()
+        self._transport, self._cycle = transport, cycle
+        self._head: bytes | None = None
+        self._head_seen = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._head_seen and self._cycle.response_started:
+            self._head_seen, self._head = True, bytes(data)
+            return
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._head is not None:
+            self._transport.write(self._head)
+            self._head = None
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
 
 
 def _too_large(limit: int) -> _Refused:

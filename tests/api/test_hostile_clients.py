@@ -179,6 +179,38 @@ def test_a_well_behaved_client_keeps_its_connection(service: tuple[str, str, Pat
             time.sleep(1)
 
 
+def test_an_answer_leaves_in_one_piece_and_head_and_pipelining_still_work(
+    service: tuple[str, str, Path],
+) -> None:
+    """An answer's head and body leave in one write, so the first read of a small answer holds
+    all of it (were they written apart, the first read would often stop after the head); a HEAD
+    answer (a head and no body) is not held back, and pipelined requests are answered in order."""
+    url, admin, _ = service
+    with connect(url) as sock:
+        for _ in range(20):
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            head, _, body = sock.recv(65536).partition(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            assert head.startswith(b"HTTP/1.1 200 ")
+            assert len(body) == length > 0, (head, body)
+        sock.sendall(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = sock.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 "), reply
+        assert reply.endswith(b"\r\n\r\n"), reply
+        key = f"Authorization: Bearer {admin}\r\n".encode()
+        sock.sendall(
+            b"GET /api/v1/models HTTP/1.1\r\nHost: x\r\n" + key + b"\r\n"
+            b"GET /api/v1/models/absent HTTP/1.1\r\nHost: x\r\n" + key + b"\r\n"
+        )
+        replies = b""
+        while replies.count(b"HTTP/1.1 ") < 2 or not replies.endswith(b"}"):
+            replies += sock.recv(65536)
+    first, second = replies.split(b"HTTP/1.1 ")[1:]
+    assert first.startswith(b"200 "), first
+    assert second.startswith(b"404 "), second
+    assert b'"code":"model_not_found"' in second.replace(b" ", b"")
+
+
 def test_x_forwarded_for_from_a_client_is_not_believed(service: tuple[str, str, Path]) -> None:
     """Rotating X-Forwarded-For does not escape the failure throttle: the peer's address is
     the client's."""
