@@ -13,11 +13,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import hiredis
 import orjson
-import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from app.adapters.redis_connection import RedisConnection
 from app.core.breaker import Breaker
 from app.core.config import Settings
 from app.core.metrics import Metrics
@@ -58,24 +57,14 @@ class Cache:
         self.breaker = Breaker(breaker_failures, breaker_cooldown_s)
         self._queued: list[Queued] = []
         self._sending: set[asyncio.Task[None]] = set()
-        self.client: redis.Redis | None = None
-        if url is not None:
-            self.client = redis.from_url(
-                url,
-                socket_timeout=timeout_s,
-                socket_connect_timeout=timeout_s,
-                retry_on_timeout=False,
-                health_check_interval=30,
-            )
-            pool = self.client.connection_pool
-            pool.connection_class = _packed_in_c(pool.connection_class)
+        self.connection = RedisConnection(url, timeout_s=timeout_s) if url is not None else None
 
     @property
     def enabled(self) -> bool:
-        return self.client is not None
+        return self.connection is not None
 
     def _usable(self, operation: str) -> bool:
-        if self.client is None:
+        if self.connection is None:
             return False
         if self.breaker.open:
             self.metrics.cache_operations.labels(operation, "skipped").inc()
@@ -90,8 +79,10 @@ class Cache:
 
     async def ping(self) -> None:
         """Raises when Redis does not answer; used by readiness only."""
-        if self.client is not None:
-            await self.client.ping()
+        if self.connection is not None:
+            [reply] = await self.connection.execute([("PING",)])
+            if isinstance(reply, Exception):
+                raise reply
 
     async def get_many(self, keys: Sequence[str]) -> list[Any | None]:
         """One MGET; a missing key, an unreadable value or a Redis error is a miss (None)."""
@@ -169,7 +160,7 @@ class Cache:
         """One pipeline for every queued command: the writes and counters as they are, then the
         MGETs as one MGET of all their keys (atomic for each caller, as MGET is), so a read sees
         every write queued before it."""
-        assert self.client is not None
+        assert self.connection is not None
         # Each key once: requests of one turn often read the same key (a model's or a test's
         # token), and every copy would cost Redis, the reply and its decoding once more.
         keys = list(
@@ -179,15 +170,7 @@ class Cache:
         )
         others = [c for commands, _ in queued for c in commands if c[0] != "MGET"]
         try:
-            if not others:  # only reads, the usual case: one MGET, no pipeline to build
-                replies = [await self.client.execute_command("MGET", *keys)]  # type: ignore[no-untyped-call]
-            else:
-                async with self.client.pipeline(transaction=False) as pipe:
-                    for command in others:
-                        pipe.execute_command(*command)
-                    if keys:
-                        pipe.execute_command("MGET", *keys)
-                    replies = await pipe.execute(raise_on_error=False)
+            replies = await self.connection.execute([*others, ("MGET", *keys)] if keys else others)
         except BaseException as exc:  # the connection: every command failed
             for _, future in queued:
                 if not future.done():
@@ -221,28 +204,8 @@ class Cache:
         log.warning("redis %s failed: %s", operation, exc.__class__.__name__)
 
     async def close(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
-
-
-_PACKED_IN_C = {str, bytes, int}
-
-
-class _PackedInC:
-    """redis-py's asyncio connection packs each command in Python, argument by argument (a
-    batch's MGET has a thousand); hiredis packs it in C. Commands of strings, bytes and integers
-    only, the ones this adapter sends; anything else is packed by redis-py."""
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        if set(map(type, args)) <= _PACKED_IN_C and type(args[0]) is str and " " not in args[0]:
-            return [hiredis.pack_command(args)]
-        packed: list[bytes] = super().pack_command(*args)  # type: ignore[misc]
-        return packed
-
-
-def _packed_in_c(connection_class: type[Any]) -> type[Any]:
-    """The pool's connection class (TCP, TLS or Unix socket, as the URL said), packing in C."""
-    return type(f"{connection_class.__name__}PackedInC", (_PackedInC, connection_class), {})
+        if self.connection is not None:
+            await self.connection.close()
 
 
 # Many rows' writes go as one command: a pipeline of a thousand SETs costs the client far more

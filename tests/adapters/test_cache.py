@@ -179,27 +179,3 @@ async def test_a_value_written_by_json_is_read_and_an_unreadable_one_is_a_miss(
     finally:
         raw.close()
         await cache.close()
-
-
-async def test_commands_are_packed_in_c_and_what_hiredis_cannot_pack_by_redis_py(
-    redis_url: str,
-) -> None:
-    """The pool's connections write strings, bytes and integers through hiredis; a float (which
-    hiredis would spell its own way) goes through redis-py's writer, as before."""
-    cache = Cache(redis_url, prefix=f"t-{uuid.uuid4().hex}", timeout_s=0.5, metrics=Metrics())
-    assert cache.client is not None
-    try:
-        connection = cache.client.connection_pool.make_connection()
-        assert connection.pack_command("SET", "k", b"v", "EX", 30) == [
-            b"*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$2\r\nEX\r\n$2\r\n30\r\n"
-        ]
-        # redis-py cuts a long command into pieces of about 6 kB; hiredis writes it whole.
-        keys = [f"key-{i}" for i in range(2000)]
-        assert len(connection.pack_command("MGET", *keys)) == 1
-        assert len(connection.pack_command("MGET", *keys, 0.5)) > 1
-        assert b"".join(connection.pack_command("SET", "k", 0.1)).endswith(b"$3\r\n0.1\r\n")
-        key = cache.key("packed")
-        await cache.set_many({key: {"ok": True}}, ttl_s=30)
-        assert await cache.get_many([key]) == [{"ok": True}]
-    finally:
-        await cache.close()

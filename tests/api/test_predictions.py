@@ -451,7 +451,8 @@ async def test_a_lost_token_sends_the_next_call_to_the_database(
     for _ in range(2):
         await predict(client, admin_key, name, inputs=ROWS[3])
     cache = client.app.state.resources.cache  # type: ignore[attr-defined]
-    assert await cache.client.delete(f"{settings.redis_prefix}:model:{name}:token") == 1
+    token = f"{settings.redis_prefix}:model:{name}:token"
+    assert await cache.connection.execute([("DEL", token)]) == [1]
     after = (await predict(client, admin_key, name, inputs=ROWS[3])).json()
     again = (await predict(client, admin_key, name, inputs=ROWS[3])).json()
     metrics = (await client.get("/metrics")).text
