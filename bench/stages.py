@@ -16,7 +16,10 @@ from collections import Counter
 # (stage, substrings of a frame that put a sample in it), innermost match wins.
 STAGES = [
     ("metrics (Prometheus)", ("prometheus_client/",)),
-    ("Redis client and round trips", ("redis/", "app/adapters/cache.py")),
+    (
+        "Redis client and round trips",
+        ("redis/", "app/adapters/cache.py", "app/adapters/redis_connection.py"),
+    ),
     ("cache keys (canonical JSON, SHA-256)", ("app/services/prediction_keys.py", "rfc8785")),
     ("signature checks", ("check_rows", "_all_fit", "_fits (app/services/predictions.py")),
     (

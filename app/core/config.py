@@ -95,13 +95,18 @@ class Settings(BaseSettings):
     )
 
     redis_url: str | None = Field(
-        None, description="redis://, rediss:// or bare host:port; unset: caching off"
+        None,
+        description="redis://, rediss:// (with ssl_ca_certs, ssl_certfile, ssl_keyfile, "
+        "ssl_cert_reqs, ssl_check_hostname), unix:// or bare host:port; unset: caching off",
     )
     redis_prefix: str = Field(
         "hokusai", pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Prefix of every Redis key"
     )
     redis_timeout_s: float = Field(
-        0.25, gt=0, description="Redis socket timeout; past it, a cache miss"
+        0.25,
+        gt=0,
+        description="Time Redis has to connect or answer a call; past it, a cache miss, and the "
+        "connection is opened again",
     )
 
     mlflow_tracking_uri: str = Field(
