@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle is not before and self.scope["method"] != "HEAD":
-            cycle.transport = _HeadWithBody(self.transport, cycle)
+            cycle.transport = _HeadWithBody(self.transport)
 
     def on_message_complete(self) -> None:
         self._disarm()
@@ -219,17 +219,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 class _HeadWithBody(asyncio.Transport):
     """One response's writes: its head is held until the first chunk of its body and leaves with
-    it (a HEAD request's head has no body to wait for: it is not wrapped). A `100 Continue`, written
-    before the response starts, is not held."""
+    it (a HEAD request's head has no body to wait for: it is not wrapped). A `100 Continue`, the
+    only thing uvicorn writes before a response's head, is not held. It holds no reference to
+    the cycle that writes through it: the two would make a reference cycle per request, left to
+    the garbage collector."""
 
-    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
+    def __init__(self, transport: asyncio.Transport) -> None:
         super().__init__()
-        self._transport, self._cycle = transport, cycle
+        self._transport = transport
         self._head: bytes | None = None
         self._head_seen = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self._head_seen and self._cycle.response_started:
+        if not self._head_seen:
+            if bytes(data[:13]) == b"HTTP/1.1 100 ":
+                self._transport.write(data)
+                return
             self._head_seen, self._head = True, bytes(data)
             return
         if self._head is not None:
