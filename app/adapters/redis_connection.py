@@ -147,7 +147,14 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
         waiting = self._waiting
-        while (reply := self._reader.gets()) is not False:
+        while True:
+            try:
+                reply = self._reader.gets()
+            except hiredis.ProtocolError as exc:  # not RESP: the stream cannot be trusted
+                self.drop(RedisConnectionError(f"Redis sent what is not a reply: {exc}"))
+                return
+            if reply is False:  # the rest of it has not arrived yet
+                return
             if not waiting:  # a reply nobody asked for: the stream cannot be trusted
                 self.drop(RedisConnectionError("Redis sent a reply nobody asked for"))
                 return

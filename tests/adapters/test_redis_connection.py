@@ -104,6 +104,38 @@ async def test_a_connection_redis_closes_is_opened_again(redis_url: str) -> None
         await connection.close()
 
 
+async def test_a_server_that_does_not_speak_redis_is_a_connection_error() -> None:
+    """Bytes that are not a reply, or a reply nobody asked for: the stream cannot be trusted,
+    every call in flight fails at once and the next call opens a new connection."""
+    answers = [b"HTTP/1.1 400 Bad Request\r\n\r\n", b"+OK\r\n+NOBODY ASKED\r\n", b"+PONG\r\n"]
+    connections = 0
+
+    async def impostor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.read(1024)
+        writer.write(answers[connections - 1])
+        await writer.drain()
+        await reader.read(1024)  # a second command on this connection is never answered
+        writer.close()
+
+    server = await asyncio.start_server(impostor, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    connection = RedisConnection(f"redis://127.0.0.1:{port}/0", timeout_s=2)
+    try:
+        started = time.monotonic()
+        with pytest.raises(RedisConnectionError, match="not a reply"):
+            await connection.execute([("PING",)])
+        assert await connection.execute([("PING",)]) == [b"OK"]
+        await asyncio.sleep(0.05)  # the reply nobody asked for arrives: the connection is dropped
+        assert await connection.execute([("PING",)]) == [b"PONG"]
+        assert connections == 3
+        assert time.monotonic() - started < 1.5
+    finally:
+        await connection.close()
+        server.close()
+
+
 def test_options_it_does_not_understand_are_refused() -> None:
     with pytest.raises(ValueError, match="socket_keepalive"):
         RedisConnection("redis://127.0.0.1:6379/0?socket_keepalive=true", timeout_s=1)
