@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from app.core.metrics import Metrics
@@ -115,9 +116,8 @@ class Batcher:
 
     async def _answer(self, batch: list[_Waiting]) -> None:
         try:
-            outputs = await self._call(
-                [row for waiting in batch for row in waiting.rows], requests=len(batch)
-            )
+            rows = batch[0].rows if len(batch) == 1 else [*chain(*(w.rows for w in batch))]
+            outputs = await self._call(rows, requests=len(batch))
         except Exception as exc:
             if len(batch) == 1:
                 _settle(batch[0], exc)

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -94,8 +95,9 @@ class Cache:
             self._failed("get", exc)
             return [None] * len(keys)
         self._succeeded()
-        values = list(map(_read, raw))
-        hits = sum(value is not None for value in values)
+        absent = raw.count(None)
+        values = raw if absent == len(raw) else list(map(_read, raw))  # all missing: as they are
+        hits = len(values) - values.count(None)
         self.metrics.child(self.metrics.cache_operations, "get", "hit").inc(hits)
         self.metrics.child(self.metrics.cache_operations, "get", "miss").inc(len(values) - hits)
         return values
@@ -163,11 +165,8 @@ class Cache:
         assert self.connection is not None
         # Each key once: requests of one turn often read the same key (a model's or a test's
         # token), and every copy would cost Redis, the reply and its decoding once more.
-        keys = list(
-            dict.fromkeys(
-                key for commands, _ in queued for c in commands if c[0] == "MGET" for key in c[1:]
-            )
-        )
+        reads = [c for commands, _ in queued for c in commands if c[0] == "MGET"]
+        keys = list(dict.fromkeys(chain.from_iterable(c[1:] for c in reads)))
         others = [c for commands, _ in queued for c in commands if c[0] != "MGET"]
         try:
             replies = await self.connection.execute([*others, ("MGET", *keys)] if keys else others)
@@ -179,13 +178,12 @@ class Cache:
                 raise
             return
         merged = replies.pop() if keys else []
-        values = dict(
-            zip(keys, merged if isinstance(merged, list) else [merged] * len(keys), strict=True)
-        )
+        # Each MGET's share of the merged one (or the error it met), looked up in C.
+        values = dict(zip(keys, merged, strict=True)) if isinstance(merged, list) else None
         rest = iter(replies)
         for commands, future in queued:
             answers = [
-                _mget_reply([values[key] for key in command[1:]])
+                (merged if values is None else list(map(values.__getitem__, command[1:])))
                 if command[0] == "MGET"
                 else next(rest)
                 for command in commands
@@ -240,8 +238,3 @@ def _read(value: bytes | None) -> Any:
             return json.loads(value)  # NaN or Infinity, as `json` writes them
         except ValueError:
             return None
-
-
-def _mget_reply(values: list[Any]) -> Any:
-    """A caller's share of the merged MGET, or the error the MGET met."""
-    return next((v for v in values if isinstance(v, Exception)), values)

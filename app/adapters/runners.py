@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from app.core.config import Settings
 from app.core.errors import ModelFailed, ModelTimeout, ModelUnavailable
 from app.core.metrics import Metrics
@@ -439,10 +441,7 @@ class Runner:
                 raise ModelFailed(
                     f"The model's runner stopped while predicting ({how}); it was replaced"
                 ) from exc
-        try:
-            message = json.loads(body)
-        except (ValueError, RecursionError):
-            message = None
+        message = _parsed(body)
         if kind == runner.ANSWERS and isinstance(message, list):
             return message
         if kind == runner.FAILED and isinstance(message, dict):
@@ -606,6 +605,19 @@ def _columns(found: Any) -> list[Column] | None:
         ):
             raise TypeError(column)
     return columns or None
+
+
+def _parsed(body: bytes) -> Any:
+    """A runner's JSON message (by orjson; by `json` what orjson refuses: NaN, integers past 64
+    bits), or None when it is not JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _retrieved(task: asyncio.Future[Any]) -> None:

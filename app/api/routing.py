@@ -5,8 +5,8 @@ they are served by a short handler instead, which a marked operation must allow,
 not start. Its parameters must all be cheap to supply:
 
 - path parameters (validated by FastAPI's own fields, so errors read the same),
-- at most one JSON body that is a pydantic model (parsed straight from its bytes: pydantic-core
-  reads the JSON itself),
+- at most one JSON body that is a pydantic model (read by orjson, validated as FastAPI
+  validates it),
 - the `Request`,
 - dependencies that are `async def` functions or async generators (entered on the exit stacks
   FastAPI provides, so a `scope="function"` session still commits before the response is sent),
@@ -36,6 +36,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi._compat import ModelField
 from fastapi.dependencies.models import Dependant
@@ -340,22 +341,23 @@ def parsed(model: type[M], raw: str | bytes, *loc: str) -> M:
 
 
 def _read(model: type[M], raw: bytes) -> M:
-    """A JSON body, parsed straight from its bytes; when it does not validate, the errors FastAPI
-    would give (it validates what `json.loads` made), so both engines answer alike."""
+    """A JSON body, validated as FastAPI validates one (the Python objects the JSON makes, so
+    both engines answer alike, errors included). orjson reads it (in C, several times faster
+    than `json`); what orjson refuses and `json` reads (NaN, integers past 64 bits, lone
+    surrogates, UTF-16) is read by `json`, as FastAPI would read it."""
     try:
-        return model.model_validate_json(raw)
-    except ValidationError:
-        pass
-    if not raw:
-        raise RequestValidationError(
-            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
-        )
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep
-        raise RequestValidationError(
-            [{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error"}]
-        ) from exc
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        if not raw:
+            raise RequestValidationError(
+                [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+            ) from None
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error"}]
+            ) from exc
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -27,6 +27,7 @@ from app.schemas.common import (
     VersionNumber,
 )
 from app.schemas.ml_models import CLOSED, AliasName, MetricName, ModelName, Request
+from app.schemas.predictions import Inputs
 
 VariantName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Weight = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
@@ -159,7 +160,7 @@ class Assignment(BaseModel):
 
 class AbPredictRequest(Request):
     unit_id: UnitId
-    inputs: dict[str, object] | list[dict[str, object]]
+    inputs: Inputs
 
 
 class Outcome(TypedDict):

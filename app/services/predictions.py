@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -221,22 +222,33 @@ class PredictionService:
             raise ValidationFailed.at(["body", "inputs"], "at least one row", "too_short")
         check_rows(rows, None)
         target, keys, cached = await self._look_up(name, request, rows)
-        answers: list[Any] = [value[0] if value is not None else None for value in cached]
-        misses = [index for index, value in enumerate(cached) if value is None]
-        if misses:
+        hits = len(rows) - cached.count(None)
+        answers: list[Any]
+        if hits == len(rows):
+            answers = list(map(itemgetter(0), cast("list[list[Any]]", cached)))
+        else:
             served = await self.loader.get(target)
-            missing_rows = [rows[index] for index in misses]
+            # The usual batch is all new rows: they go to the model as they came.
+            misses: Sequence[int] = range(len(rows))
+            missing_rows = rows
+            if hits:  # the model answers the others
+                misses = [index for index, value in enumerate(cached) if value is None]
+                missing_rows = list(map(rows.__getitem__, misses))
             check_rows(missing_rows, served.model.columns)
             outputs = await served.call(missing_rows)
-            fresh = {}
-            for index, output in zip(misses, outputs, strict=True):
-                answers[index] = output
-                fresh[keys[index]] = [output]
+            if hits:
+                answers = [value[0] if value is not None else None for value in cached]
+                for index, output in zip(misses, outputs, strict=True):
+                    answers[index] = output
+            else:
+                answers = outputs
+            # Stored as one-element arrays (a stored null is an answer, not a miss).
+            fresh = dict(zip(map(keys.__getitem__, misses), zip(outputs), strict=True))
             self.cache.store(fresh, self.settings.cache_ttl_s)
-        hits = len(rows) - len(misses)
+        missed = len(rows) - hits
         self.metrics.batch_rows.observe(len(rows))
         self.metrics.child(self.metrics.predicted_rows, target.model, "cache").inc(hits)
-        self.metrics.child(self.metrics.predicted_rows, target.model, "model").inc(len(misses))
+        self.metrics.child(self.metrics.predicted_rows, target.model, "model").inc(missed)
         self.metrics.child(self.metrics.prediction_seconds, target.model).observe(
             time.perf_counter() - started
         )
@@ -244,7 +256,7 @@ class PredictionService:
             model=target.model,
             version=target.version,
             predictions=answers,
-            cache=CacheCounts(hits=hits, misses=len(misses)),
+            cache=CacheCounts(hits=hits, misses=missed),
         )
 
     async def _look_up(

@@ -252,7 +252,7 @@ async def test_predict_needs_the_predict_scope(
         (b'{"inputs": {"f0": 0.1', "json_invalid"),
         (b"", "missing"),  # no body at all, as FastAPI says it for every operation
         (b'{"rows": []}', "missing"),
-        (b'{"inputs": 3}', "dict_type"),
+        (b'{"inputs": 3}', "rows_type"),
         (b'{"inputs": {}, "version": "2"}', "int_type"),
     ],
 )
