@@ -9,7 +9,6 @@ import hashlib
 import json
 import re
 import uuid
-from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -38,24 +37,30 @@ def canonical_rows(rows: list[dict[str, Any]]) -> list[bytes]:
 
 def _numbers_only(rows: list[dict[str, Any]], names: list[str], text: bytes) -> list[bytes] | None:
     """Every row's JCS form at once, when every row has exactly `names` and only numbers that
-    orjson writes as JCS does (else None). orjson writes a float's shortest digits as JCS does
-    between 1e-6 and 1e21; outside that, and for integral floats (`5.0` where JCS writes `5`),
-    its text has an `e` or ends in `.0`, which sends the batch the other way; so do integers
-    past 2**53 and NaN or infinity (which it writes as `null`)."""
-    try:
-        flat = list(chain.from_iterable(map(itemgetter(*names), rows)))
-    except (KeyError, TypeError):  # a row without one of the names, or not an object
+    orjson writes as JCS does (else None): each column is written by orjson in one call, and the
+    rows are put together from the columns' texts by `text`, a %-template. orjson writes a
+    float's shortest digits as JCS does between 1e-6 and 1e21; outside that, and for integral
+    floats (`5.0` where JCS writes `5`), its text has an `e` or ends in `.0`, which sends the
+    batch the other way; so do integers past 2**53 and NaN or infinity (which it writes as
+    `null`)."""
+    if set(map(len, rows)) != {len(names)}:
         return None
-    kinds = set(map(type, flat))
-    if set(map(len, rows)) != {len(names)} or not kinds <= _NUMBERS:
-        return None
-    if int in kinds and not -MAX_SAFE_INTEGER <= min(flat) <= max(flat) <= MAX_SAFE_INTEGER:
-        return None
-    written = orjson.dumps(flat)
-    if b"e" in written or b"n" in written or b".0," in written or written.endswith(b".0]"):
-        return None
-    # Names are letters, digits, `_`, `.`, `-` and space (`_template`): no newline, no `%`.
-    return (b"\n".join([text] * len(rows)) % tuple(written[1:-1].split(b","))).split(b"\n")
+    written = []
+    for name in names:
+        try:
+            column = list(map(itemgetter(name), rows))
+        except (KeyError, TypeError):  # a row without the name, or not an object
+            return None
+        kinds = set(map(type, column))
+        if not kinds <= _NUMBERS:
+            return None
+        if int in kinds and not -MAX_SAFE_INTEGER <= min(column) <= max(column) <= MAX_SAFE_INTEGER:
+            return None
+        found = orjson.dumps(column)
+        if b"e" in found or b"n" in found or b".0," in found or found.endswith(b".0]"):
+            return None
+        written.append(found[1:-1].split(b","))
+    return list(map(text.__mod__, zip(*written, strict=True))) if names else [text] * len(rows)
 
 
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -84,7 +89,7 @@ def _template(row: dict[str, Any]) -> tuple[list[str], bytes] | None:
     names = sorted(row)
     if not all(_SAFE_NAME.fullmatch(name) for name in names):
         return None
-    return names, ("{" + ",".join(f'"{name}":%s' for name in names) + "}").encode()
+    return names, ("{" + ",".join(f'"{name}":%b' for name in names) + "}").encode()
 
 
 def _plain_number(value: Any) -> bool:
