@@ -163,11 +163,13 @@ class Cache:
         MGETs as one MGET of all their keys (atomic for each caller, as MGET is), so a read sees
         every write queued before it."""
         assert self.connection is not None
-        # Each key once: requests of one turn often read the same key (a model's or a test's
-        # token), and every copy would cost Redis, the reply and its decoding once more.
         reads = [c for commands, _ in queued for c in commands if c[0] == "MGET"]
-        keys = list(dict.fromkeys(chain.from_iterable(c[1:] for c in reads)))
         others = [c for commands, _ in queued for c in commands if c[0] != "MGET"]
+        # Each key once: requests of one turn often read the same key (a model's or a test's
+        # token), and every copy would cost Redis, the reply and its decoding once more. A read
+        # alone in its turn (a batch's, say) goes as it is, and its reply is its answer.
+        alone = len(reads) == 1
+        keys = reads[0][1:] if alone else tuple(dict.fromkeys(chain(*(c[1:] for c in reads))))
         try:
             replies = await self.connection.execute([*others, ("MGET", *keys)] if keys else others)
         except BaseException as exc:  # the connection: every command failed
@@ -179,7 +181,9 @@ class Cache:
             return
         merged = replies.pop() if keys else []
         # Each MGET's share of the merged one (or the error it met), looked up in C.
-        values = dict(zip(keys, merged, strict=True)) if isinstance(merged, list) else None
+        values = (
+            None if alone or not isinstance(merged, list) else dict(zip(keys, merged, strict=True))
+        )
         rest = iter(replies)
         for commands, future in queued:
             answers = [

@@ -140,8 +140,10 @@ def _all_fit(rows: list[Any], columns: list[Column] | None) -> bool:
         elif not kinds <= takes:
             return False
         if column.type in NUMBER_TYPES:
+            # One sum in C: finite only if every value is (a sum past what a float holds sends
+            # the rows the long way, which checks each).
             try:
-                if not all(map(math.isfinite, values)):
+                if not math.isfinite(sum(values)):
                     return False
             except OverflowError:  # an integer past what a float holds
                 return False
