@@ -15,6 +15,7 @@ interpreter under valgrind), two processes at a time.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import re
@@ -120,6 +121,9 @@ def main() -> None:
     if args.run:
         call = step(args.run[0])
         call()
+        # No collection while counting: when one runs depends on everything the process holds
+        # (each version imports its own modules), not on the step.
+        gc.disable()
         for _ in range(int(args.run[1])):
             call()
         return
