@@ -1,8 +1,10 @@
 """A 1,000-row batch's steps in the API process, counted in instructions, for this checkout and a
 reference commit side by side. valgrind's callgrind counts the same instructions for the same code
 and input whatever else the host is doing, where this host's timings move 1.5 to 2 times by the
-hour: a step's count is the steady figure to compare versions by (it does not see memory stalls,
-and it counts OpenSSL's SHA-256 without the CPU's SHA instructions, so it overstates the hash).
+hour: a step's count is the steadier figure to compare versions by. Steady to a few hundred
+instructions a row, not to the last one (the same code counts differently as memory is laid out
+differently in the two processes); blind to memory stalls; and it counts OpenSSL's SHA-256
+without the CPU's SHA instructions, so it overstates the hash.
 
     .venv/bin/python bench/instructions.py [--reference COMMIT] [--steps read keys ...]
 
