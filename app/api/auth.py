@@ -116,17 +116,20 @@ async def _look_up(resources: Resources, secret: str, address: str) -> Principal
 async def _check(resources: Resources, secret: str) -> Principal | None:
     """The key looked up in the database, within `HOKUSAI_DATABASE_TIMEOUT_S`; while the
     database was just found down or hung, not at all (TimeoutError at once): a hung database
-    must not hold every request that needs a key for its full timeout, again and again."""
+    must not hold every request that needs a key for its full timeout, again and again. The
+    requests that need the same key checked at the same time share one lookup."""
     if resources.database.open:
         raise TimeoutError
 
     async def look_up() -> Principal | None:
         # A session of its own: the request's transaction (if it has one) starts later, and a
         # request that needs none (a prediction) holds no connection while it works.
+        resources.metrics.auth_lookups.inc()
         async with resources.sessionmaker() as session:
             return await ApiKeyService(session, resources.principals).authenticate(secret)
 
-    principal = await within(look_up(), resources.settings.database_timeout_s)
+    timeout_s = resources.settings.database_timeout_s
+    principal = await resources.principals.checked(secret, lambda: within(look_up(), timeout_s))
     resources.database.succeeded()
     return principal
 

@@ -79,6 +79,12 @@ class Metrics:
             ["operation", "result"],
             registry=self.registry,
         )
+        self.auth_lookups = Counter(
+            "hokusai_auth_lookups_total",
+            "API keys checked in the database (the others were trusted from this process's "
+            "memory; requests with the same key at the same moment share one check)",
+            registry=self.registry,
+        )
         self.auth_stale = Counter(
             "hokusai_auth_stale_total",
             "Requests let through on a key checked earlier, because the database was unreachable",

@@ -172,6 +172,38 @@ async def test_a_key_revoked_by_another_process_is_refused_once_the_cache_ttl_pa
     assert_problem(response, 401, "unauthenticated")
 
 
+async def test_requests_with_a_key_not_yet_trusted_share_one_database_lookup(
+    make_settings: Callable[..., Settings], admin_key: str
+) -> None:
+    """When a busy key's trust runs out, its requests in flight do not each query the
+    database: the first looks the key up, the others wait for that answer."""
+    import asyncio
+
+    def lookups(metrics: str) -> float:
+        [line] = [x for x in metrics.splitlines() if x.startswith("hokusai_auth_lookups_total ")]
+        return float(line.split()[1])
+
+    async with serve(make_settings(auth_cache_ttl_s=60)) as client:
+        key = (await create_key(client, admin_key, "admin"))["key"]
+        before = lookups((await client.get("/metrics", headers=auth(admin_key))).text)
+        answers = await asyncio.gather(
+            *(client.get("/api/v1/api-keys/current", headers=auth(key)) for _ in range(20))
+        )
+        after = lookups((await client.get("/metrics", headers=auth(admin_key))).text)
+        again = await client.get("/api/v1/api-keys/current", headers=auth(key))
+        last = lookups((await client.get("/metrics", headers=auth(admin_key))).text)
+        forged = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
+        refused = await asyncio.gather(
+            *(client.get("/api/v1/api-keys/current", headers=auth(forged)) for _ in range(5))
+        )
+    assert [answer.status_code for answer in answers] == [200] * 20
+    assert after - before == 1
+    assert again.status_code == 200
+    assert last == after  # trusted now: no lookup at all
+    for answer in refused:  # a shared answer of "unknown" refuses every waiter
+        assert_problem(answer, 401, "unauthenticated")
+
+
 async def test_any_key_reads_its_own_name_and_effective_scopes(
     client: httpx.AsyncClient, admin_key: str
 ) -> None:
