@@ -54,7 +54,8 @@ async def authenticate(
 
 def client_address(request: Request) -> str:
     """The caller's address (the proxy's X-Forwarded-For when uvicorn trusts that proxy)."""
-    return request.client.host if request.client is not None else "unknown"
+    client = request.scope.get("client")  # read from the scope: `request.client` builds a tuple
+    return client[0] if client else "unknown"
 
 
 async def principal_of(resources: Resources, secret: str | None, address: str) -> Principal:

@@ -47,7 +47,7 @@ from fastapi.routing import request_response as fastapi_request_response
 from fastapi.security.base import SecurityBase
 from fastapi.utils import create_model_field
 from pydantic import BaseModel, ValidationError
-from starlette.routing import request_response
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.errors import problems
@@ -81,7 +81,7 @@ class Route(APIRoute):
         )
         if self.short is not None and not self.closes:
             # Nothing to close after the endpoint: no need for FastAPI's exit stacks either.
-            self.app = request_response(self.short)
+            self.app = _asgi(self.short)
         if _json_model(self) is not None and 415 not in self.responses:  # `get_route_handler`
             unsupported = problems(415)[415]
             responses = {**self.responses, 415: unsupported}
@@ -162,6 +162,37 @@ class _ShortLane:
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["starlette.exception_handlers"] = self.handlers
         await scope["route"].app(scope, receive, send)
+
+
+def _asgi(handler: Handler) -> ASGIApp:
+    """A short handler as an ASGI app: starlette's `request_response`, less its watch over the
+    sending. A short handler builds its whole response before anything is sent, so an exception
+    it raises is answered by the exception handlers in the scope (the app's, or those of
+    starlette's `ExceptionMiddleware` in the full stack), as `request_response` answers it; one
+    raised while sending goes up as it is."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            answer = _exception_handler(scope, exc)
+            if answer is None:
+                raise
+            response = await answer(request, exc)
+            exc.__traceback__ = None  # a reused exception would gather tracebacks
+        await response(scope, receive, send)
+
+    return app
+
+
+def _exception_handler(scope: Scope, exc: Exception) -> Any:
+    """The handler starlette would pick for `exc`: by status for an HTTPException, else by the
+    nearest class in its MRO."""
+    handlers, by_status = scope.get("starlette.exception_handlers", ({}, {}))
+    if isinstance(exc, HTTPException) and exc.status_code in by_status:
+        return by_status[exc.status_code]
+    return next((handlers[kind] for kind in type(exc).__mro__ if kind in handlers), None)
 
 
 def include(app: FastAPI, routers: Sequence[APIRouter]) -> None:
