@@ -12,12 +12,14 @@ reused. Entries also expire after `ttl_s`, which bounds the staleness a token wr
 Redis failure could cause.
 
 Callers never see a token: they ask `read_through(key, load)`. The first item of a key names its
-source.
+source. Requests that must load the same key under the same token at the same time share one
+load.
 
 Rules: docs/reference/specification.md#remembered-state."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -44,13 +46,18 @@ def changed(session: AsyncSession, kind: str, source: str) -> None:
     session.info.setdefault(_CHANGES, set()).add((kind, source))
 
 
+# Where a value came from: this process's memory, a read of Postgres, or the read another
+# request had in flight.
+MEMORY, DATABASE, SHARED = "memory", "database", "shared"
+
+
 @dataclass(slots=True)
 class Recall(Generic[V]):
-    """What `read_through` found: the value, whether it was remembered (True) or loaded (False),
-    and the Redis keys asked for alongside with their values."""
+    """What `read_through` found: the value, where it came from (`MEMORY`, `DATABASE`,
+    `SHARED`), and the Redis keys asked for alongside with their values."""
 
     value: V
-    remembered: bool
+    source: str
     alongside: Sequence[str]
     found: list[Any]
 
@@ -74,6 +81,7 @@ class Memo:
         self.ttl_s = ttl_s
         self.enabled = cache.enabled and ttl_s > 0
         self._entries: dict[tuple[Any, ...], _Entry] = {}
+        self._loading: dict[tuple[tuple[Any, ...], str], asyncio.Future[Any]] = {}
 
     async def read_through(
         self,
@@ -91,15 +99,39 @@ class Memo:
             extra = alongside(entry.value)
             token, *found = await self.cache.get_many([self._token_key(key[0]), *extra])
             if token == entry.token:
-                return Recall(entry.value, True, extra, found)
+                return Recall(entry.value, MEMORY, extra, found)
         token = await self._token(key[0])
-        value = await load()
+        value, source = await self._load(key, token, load)
         if token is not None and keep(value):
             if len(self._entries) >= self.LIMIT:
                 self._entries.clear()
             self._entries[key] = _Entry(value, token, time.monotonic() + self.ttl_s)
         extra = alongside(value)
-        return Recall(value, False, extra, await self.cache.get_many(extra) if extra else [])
+        return Recall(value, source, extra, await self.cache.get_many(extra) if extra else [])
+
+    async def _load(
+        self, key: tuple[Any, ...], token: str | None, load: Callable[[], Awaitable[V]]
+    ) -> tuple[V, str]:
+        """`load()`'s value, read once for every request that read the same token while it is
+        read: when a busy model's entry expires, each of its requests in flight would otherwise
+        read Postgres at the same moment, for the same answer. A request that read another token
+        (a change was announced in between) reads for itself, as does every request while Redis
+        cannot say (no token). A request that is cancelled does not cancel the read the others
+        wait for."""
+        if token is None:
+            return await load(), DATABASE
+        reading = self._loading.get((key, token))
+        if reading is not None:
+            return await asyncio.shield(reading), SHARED
+        reading = asyncio.ensure_future(load())
+        self._loading[(key, token)] = reading
+        reading.add_done_callback(lambda done: self._loaded((key, token), done))
+        return await asyncio.shield(reading), DATABASE
+
+    def _loaded(self, loading: tuple[tuple[Any, ...], str], done: asyncio.Future[Any]) -> None:
+        del self._loading[loading]
+        if not done.cancelled():
+            done.exception()  # retrieved, even when every request waiting for it was cancelled
 
     async def forget(self, sources: set[str]) -> None:
         """After a commit that changed these sources: here at once, elsewhere by their tokens."""

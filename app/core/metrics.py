@@ -144,7 +144,8 @@ class Metrics:
         )
         self.resolutions = Counter(
             "hokusai_version_resolutions_total",
-            "Versions resolved for a prediction, by where from (memory, database)",
+            "Versions resolved for a prediction, by where from (memory, database, shared: the "
+            "database read another request had in flight)",
             ["source"],
             registry=self.registry,
         )

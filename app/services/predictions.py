@@ -271,8 +271,7 @@ class PredictionService:
             lambda: self.resolve(name, request.version, request.alias),
             alongside=lambda target: self._keys(target, rows),
         )
-        source = "memory" if recall.remembered else "database"
-        self.metrics.child(self.metrics.resolutions, source).inc()
+        self.metrics.child(self.metrics.resolutions, recall.source).inc()
         return recall.value, list(recall.alongside), recall.found
 
     def _keys(self, target: Target, rows: list[dict[str, Any]]) -> list[str]:

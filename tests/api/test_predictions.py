@@ -419,6 +419,36 @@ async def test_a_move_on_one_replica_counts_on_the_next_call_on_another(
     assert resolutions(metrics, "memory") == 8, "the rest from memory"
 
 
+async def test_requests_in_flight_together_share_one_read_of_the_version(
+    make_settings: Callable[..., Settings], admin_key: str, estimators: dict[str, tuple[bytes, Any]]
+) -> None:
+    """When this process must read which version answers (first use, an expired entry, a
+    move), the requests in flight for that model read Postgres once, not once each."""
+    archive, estimator = estimators["classifier"]
+    async with serve(make_settings()) as client:
+        name = await deploy(client, admin_key, archive)
+        await predict(client, admin_key, name, inputs=ROWS[0])  # loaded
+        await client.put(  # a move: every replica reads the version again
+            f"/api/v1/models/{name}/aliases/production",
+            json={"version": 1},
+            headers=auth(admin_key),
+        )
+        before = (await client.get("/metrics")).text
+        answers = await asyncio.gather(
+            *(predict(client, admin_key, name, inputs=ROWS[i % 2]) for i in range(20))
+        )
+        after = (await client.get("/metrics")).text
+    assert [answer.json()["predictions"] for answer in answers] == [
+        expected(estimator, ROWS[i % 2 : i % 2 + 1]) for i in range(20)
+    ]
+    read = resolutions(after, "database") - resolutions(before, "database")
+    shared = resolutions(after, "shared") - resolutions(before, "shared")
+    remembered = resolutions(after, "memory") - resolutions(before, "memory")
+    assert read == 1
+    assert shared >= 1, "the others waited for that read"
+    assert read + shared + remembered == 20
+
+
 async def test_cached_predictions_need_no_database(
     make_settings: Callable[..., Settings],
     admin_key: str,
