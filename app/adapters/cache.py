@@ -115,6 +115,21 @@ class Cache:
         self._succeeded()
         return True
 
+    async def set_first(self, key: str, value: Any, ttl_s: int) -> Any | None:
+        """`value` stored unless the key holds one already; the key's value either way (the
+        first writer's, when several write at once), or None when Redis cannot say. One round
+        trip: SET NX then GET, on any Redis version."""
+        if not self._usable("set"):
+            return None
+        [(_, *options)] = _sets({key: value}, ttl_s)
+        try:
+            _, held = await self._queue(("SET", *options, "NX"), ("GET", key))
+        except (RedisError, OSError) as exc:
+            self._failed("set", exc)
+            return None
+        self._succeeded()
+        return _read(held)
+
     def store(self, items: dict[str, Any], ttl_s: int) -> None:
         """`set_many` without waiting for Redis (a prediction's answer does not wait for its rows
         to be stored): the writes join this turn's pipeline, ahead of any later request's read."""

@@ -147,15 +147,18 @@ class Memo:
 
     async def _token(self, source: str) -> str | None:
         """The source's token, read before Postgres; a fresh one is written when Redis has none
-        (first use, expiry, a restarted Redis). None when Redis cannot say."""
+        (first use, expiry, a restarted Redis), unless another request wrote one first: then
+        that one (so requests arriving together share a token, and a read). None when Redis
+        cannot say."""
         if not self.enabled:
             return None
         (token,) = await self.cache.get_many([self._token_key(source)])
         if isinstance(token, str):
             return token
-        token = uuid.uuid4().hex
-        stored = await self.cache.set_many({self._token_key(source): token}, self.TOKEN_TTL_S)
-        return token if stored else None
+        token = await self.cache.set_first(
+            self._token_key(source), uuid.uuid4().hex, self.TOKEN_TTL_S
+        )
+        return token if isinstance(token, str) else None
 
 
 class Memory:

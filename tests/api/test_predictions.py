@@ -449,6 +449,37 @@ async def test_requests_in_flight_together_share_one_read_of_the_version(
     assert read + shared + remembered == 20
 
 
+async def test_requests_that_find_no_token_agree_on_one(
+    make_settings: Callable[..., Settings], admin_key: str, estimators: dict[str, tuple[bytes, Any]]
+) -> None:
+    """A source with no token in Redis (first use, a restarted Redis, an expired token): the
+    requests in flight write one token between them, the first's, and share one read."""
+    import redis.asyncio as redis
+
+    archive, estimator = estimators["classifier"]
+    settings = make_settings()
+    store = redis.from_url(settings.redis_url)
+    async with serve(settings) as client:
+        name = await deploy(client, admin_key, archive)
+        await predict(client, admin_key, name, inputs=ROWS[0])  # loaded
+        token_key = f"{settings.redis_prefix}:model:{name}:token"
+        assert await store.delete(token_key) == 1
+        before = (await client.get("/metrics")).text
+        answers = await asyncio.gather(
+            *(predict(client, admin_key, name, inputs=ROWS[i % 2]) for i in range(20))
+        )
+        after = (await client.get("/metrics")).text
+        token = await store.get(token_key)
+        again = await predict(client, admin_key, name, inputs=ROWS[0])
+        last = (await client.get("/metrics")).text
+    await store.aclose()
+    assert [answer.status_code for answer in answers] == [200] * 20
+    assert token is not None
+    assert resolutions(after, "database") - resolutions(before, "database") == 1
+    assert resolutions(last, "memory") - resolutions(after, "memory") == 1, "the token held"
+    assert again.json()["predictions"] == expected(estimator, ROWS[:1])
+
+
 async def test_cached_predictions_need_no_database(
     make_settings: Callable[..., Settings],
     admin_key: str,
