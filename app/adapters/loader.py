@@ -21,6 +21,7 @@ from app.adapters.runners import RunnerGroup, Runners
 from app.core.config import Settings
 from app.core.errors import ModelUnavailable, RegistryRejected, RegistryUnavailable
 from app.core.metrics import Metrics
+from app.core.shared import Shared
 from app.db.models import MlModel, ModelVersion
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class ModelLoader:
         self.metrics = metrics
         self.retry_after_s = registry.retry_after_s
         self._models: OrderedDict[tuple[uuid.UUID, int], Served] = OrderedDict()
-        self._loading: dict[tuple[uuid.UUID, int], asyncio.Task[Served]] = {}
+        self._loading: Shared[Served] = Shared()  # concurrent first requests load once
         self.warmup: dict[str, Any] = {"status": "idle", "loaded": 0, "failed": 0}
         self.loads = 0
 
@@ -72,12 +73,8 @@ class ModelLoader:
         if loaded is not None:
             self._models.move_to_end(key)
             return loaded
-        task = self._loading.get(key)
-        if task is None:
-            task = asyncio.create_task(self._load(key, target))
-            self._loading[key] = task
-            task.add_done_callback(lambda _: self._loading.pop(key, None))
-        return await asyncio.shield(task)
+        served, _ = await self._loading.read(key, lambda: self._load(key, target))
+        return served
 
     async def _load(self, key: tuple[uuid.UUID, int], target: Target) -> Served:
         started = time.perf_counter()
@@ -152,8 +149,7 @@ class ModelLoader:
         self.warmup["status"] = "done"
 
     async def close(self) -> None:
-        for task in list(self._loading.values()):
-            task.cancel()
+        self._loading.cancel()
         while self._models:
             _, served = self._models.popitem()
             await served.model.close()

@@ -19,7 +19,6 @@ Rules: docs/reference/specification.md#remembered-state."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -30,6 +29,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.adapters.cache import Cache
+from app.core.shared import Shared
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Memo:
         self.ttl_s = ttl_s
         self.enabled = cache.enabled and ttl_s > 0
         self._entries: dict[tuple[Any, ...], _Entry] = {}
-        self._loading: dict[tuple[tuple[Any, ...], str], asyncio.Future[Any]] = {}
+        self._loading: Shared[Any] = Shared()
 
     async def read_through(
         self,
@@ -116,22 +116,11 @@ class Memo:
         read: when a busy model's entry expires, each of its requests in flight would otherwise
         read Postgres at the same moment, for the same answer. A request that read another token
         (a change was announced in between) reads for itself, as does every request while Redis
-        cannot say (no token). A request that is cancelled does not cancel the read the others
-        wait for."""
+        cannot say (no token)."""
         if token is None:
             return await load(), DATABASE
-        reading = self._loading.get((key, token))
-        if reading is not None:
-            return await asyncio.shield(reading), SHARED
-        reading = asyncio.ensure_future(load())
-        self._loading[(key, token)] = reading
-        reading.add_done_callback(lambda done: self._loaded((key, token), done))
-        return await asyncio.shield(reading), DATABASE
-
-    def _loaded(self, loading: tuple[tuple[Any, ...], str], done: asyncio.Future[Any]) -> None:
-        del self._loading[loading]
-        if not done.cancelled():
-            done.exception()  # retrieved, even when every request waiting for it was cancelled
+        value, joined = await self._loading.read((key, token), load)
+        return value, SHARED if joined else DATABASE
 
     async def forget(self, sources: set[str]) -> None:
         """After a commit that changed these sources: here at once, elsewhere by their tokens."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import math
@@ -13,6 +12,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+
+from app.core.shared import Shared
 
 KEY_PREFIX = "hk_"
 LOOKUP_LENGTH = 12
@@ -105,7 +106,7 @@ class PrincipalCache:
         self.stale_s = stale_s
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()  # checked at
-        self._checking: dict[str, asyncio.Task[Principal | None]] = {}
+        self._checking: Shared[Principal | None] = Shared()
         self.lookups = KnownLookups()
 
     def get(self, key: str) -> Principal | None:
@@ -127,20 +128,9 @@ class PrincipalCache:
     ) -> Principal | None:
         """`check()`'s answer for this key, checked once for every request that asks while the
         check runs: when a busy key's trust runs out, each of its requests in flight would
-        otherwise query the database at the same moment. A waiter that is cancelled (its client
-        left) does not cancel the check the others wait for."""
-        digest = hash_key(key)
-        task = self._checking.get(digest)
-        if task is None:
-            task = asyncio.ensure_future(check())
-            self._checking[digest] = task
-            task.add_done_callback(lambda done: self._checked(digest, done))
-        return await asyncio.shield(task)
-
-    def _checked(self, digest: str, task: asyncio.Task[Principal | None]) -> None:
-        del self._checking[digest]
-        if not task.cancelled():
-            task.exception()  # retrieved, even when every waiter was cancelled
+        otherwise query the database at the same moment."""
+        principal, _ = await self._checking.read(hash_key(key), check)
+        return principal
 
     def can_serve(self) -> bool:
         """Whether some key would be served without the database (stale-if-error): the newest
