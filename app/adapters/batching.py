@@ -10,7 +10,11 @@ runner is free they run together in one call
 the event loop to read the requests already waiting on their sockets). The window is the model's
 own call time plus that wait: it widens under load and closes when the server is idle.
 Each request gets its own rows back, in order. If a gathered call fails, each request's rows run
-again alone, so the request that caused the error is the only one to see it."""
+again alone, so the request that caused the error is the only one to see it.
+
+Every model call runs in a task of the batcher's own, batching on or off (off: one request per
+call, as many at once as the model has runners): a client that goes away never cuts a call to
+the model's runner short, so the runner's channel needs no task of its own to protect it."""
 
 from __future__ import annotations
 
@@ -62,12 +66,10 @@ class Batcher:
         self._gathering: set[asyncio.Task[None]] = set()  # held: the loop keeps tasks weakly
 
     async def __call__(self, rows: Rows) -> list[Any]:
-        if not self.enabled:
-            return await self._call(rows, requests=1)
         idle = self._running < self.concurrency and not self._queue
         waiting = _Waiting(rows, asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
-        self._next(wait=not idle)
+        self._next(wait=self.enabled and not idle)
         return await waiting.answer
 
     def _next(self, *, wait: bool = True) -> None:
@@ -105,6 +107,9 @@ class Batcher:
     def _take(self) -> list[_Waiting]:
         """This call's share of the queue: its rows split evenly among the runners free now
         (this one counted), at most `max_rows`, at least one request."""
+        if not self.enabled:  # one request a call
+            waiting = self._queue.popleft()
+            return [] if waiting.answer.done() else [waiting]
         free = self.concurrency - self._running + 1
         share = min(self.max_rows, -(-self._rows_queued() // free))
         batch: list[_Waiting] = []

@@ -526,23 +526,20 @@ class RunnerGroup:
         self._column_dicts = [asdict(c) for c in self.columns] if self.columns else None
 
     async def call(self, rows: list[dict[str, Any]]) -> list[Any]:
+        """The model's answers to `rows`, from an idle runner. Its caller must not be cancelled
+        midway, or an answer could be left unread in the runner's channel for the next call to
+        read: the batcher (`app/adapters/batching.py`), its only caller, calls from tasks of
+        its own, which no client's going away cancels."""
         payload = runner.encode_rows(rows, self._column_dicts)
         taken = await self._idle.get()
-        # A caller that goes away must not leave an answer unread in the runner's channel (the
-        # next call would read it): the exchange runs to its end in a task of its own.
-        exchange = asyncio.ensure_future(self._exchange(taken, payload, len(rows)))
-        exchange.add_done_callback(_retrieved)
-        return await asyncio.shield(exchange)
-
-    async def _exchange(self, taken: Runner, payload: bytes, rows: int) -> list[Any]:
         try:
             if taken.dead:
                 taken = await self._replaced(taken)
             answers = await taken.call(payload)
         finally:
             self._give_back(taken)
-        if len(answers) != rows:
-            raise ModelFailed(f"The model answered {len(answers)} rows for {rows}")
+        if len(answers) != len(rows):
+            raise ModelFailed(f"The model answered {len(answers)} rows for {len(rows)}")
         return answers
 
     def _give_back(self, taken: Runner) -> None:
@@ -618,11 +615,6 @@ def _parsed(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, RecursionError):
         return None
-
-
-def _retrieved(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()  # its caller may have gone; the error is no news to anyone else
 
 
 def _kill(pid: int) -> None:

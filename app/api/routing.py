@@ -51,6 +51,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.errors import problems
+from app.api.middleware import RequestContext
 from app.core.errors import UnsupportedMediaType
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -125,9 +126,12 @@ class App(FastAPI):
 class _ShortLane:
     """The marked routes, matched first (a few regular expressions, for their methods only),
     then served by their short handler inside the app's own middleware and with its exception
-    handlers; any other request goes to the full stack."""
+    handlers; any other request goes to the full stack. The connection serves the marked
+    routes through `respond` when it can (`app/api/server.py`): the same handler, the same
+    middleware context, the answer returned instead of sent as ASGI messages."""
 
     def __init__(self, app: FastAPI, stack: ASGIApp) -> None:
+        self.app = app
         self.stack = stack
         self.routes = [
             route
@@ -142,26 +146,47 @@ class _ShortLane:
         for middleware, args, options in reversed(app.user_middleware):
             served = middleware(served, *args, **options)
         self.served = served
+        # `respond` needs the app's middleware to answer without ASGI: the request context only.
+        self.context: RequestContext | None = None
+        if isinstance(served, RequestContext) and served.app == self._serve:
+            self.context = served
+
+    def match(self, scope: Scope) -> Route | None:
+        """The marked route of an HTTP request, its path parameters put in the scope."""
+        if scope["method"] not in self.methods or scope.get("root_path"):
+            return None
+        for route in self.routes:
+            found = route.path_regex.match(scope["path"])
+            if found is not None and scope["method"] in (route.methods or ()):
+                scope["route"] = route
+                scope["endpoint"] = route.endpoint
+                scope["path_params"] = {
+                    name: route.param_convertors[name].convert(value)
+                    for name, value in found.groupdict().items()
+                }
+                return route
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        lane = scope["type"] == "http" and scope["method"] in self.methods
-        if lane and not scope.get("root_path"):
-            for route in self.routes:
-                found = route.path_regex.match(scope["path"])
-                if found is not None and scope["method"] in (route.methods or ()):
-                    scope["route"] = route
-                    scope["endpoint"] = route.endpoint
-                    scope["path_params"] = {
-                        name: route.param_convertors[name].convert(value)
-                        for name, value in found.groupdict().items()
-                    }
-                    await self.served(scope, receive, send)
-                    return
+        if scope["type"] == "http" and self.match(scope) is not None:
+            await self.served(scope, receive, send)
+            return
         await self.stack(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["starlette.exception_handlers"] = self.handlers
         await scope["route"].app(scope, receive, send)
+
+    async def respond(self, scope: Scope, receive: Receive) -> Response:
+        """The answer to a request `match` found, as a `Response` for the caller to write
+        (`context` is not None)."""
+        assert self.context is not None
+        scope["app"] = self.app
+        return await self.context.respond(scope, receive, self._respond)
+
+    async def _respond(self, scope: Scope, receive: Receive) -> Response:
+        scope["starlette.exception_handlers"] = self.handlers
+        return await _answer(scope["route"].short, Request(scope, receive))
 
 
 def _asgi(handler: Handler) -> ASGIApp:
@@ -172,18 +197,23 @@ def _asgi(handler: Handler) -> ASGIApp:
     raised while sending goes up as it is."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive, send)
-        try:
-            response = await handler(request)
-        except Exception as exc:
-            answer = _exception_handler(scope, exc)
-            if answer is None:
-                raise
-            response = await answer(request, exc)
-            exc.__traceback__ = None  # a reused exception would gather tracebacks
+        response = await _answer(handler, Request(scope, receive, send))
         await response(scope, receive, send)
 
     return app
+
+
+async def _answer(handler: Handler, request: Request) -> Response:
+    """The handler's response, or the one the scope's exception handlers give what it raises."""
+    try:
+        return await handler(request)
+    except Exception as exc:
+        answer = _exception_handler(request.scope, exc)
+        if answer is None:
+            raise
+        response: Response = await answer(request, exc)
+        exc.__traceback__ = None  # a reused exception would gather tracebacks
+        return response
 
 
 def _exception_handler(scope: Scope, exc: Exception) -> Any:

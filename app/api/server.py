@@ -6,19 +6,37 @@ hold memory, the event loop or a connection slot by sending slowly or endlessly.
 A response's head leaves with the first chunk of its body, in one write (uvicorn writes each
 with a `send` of its own: one system call and one TCP segment more per answer).
 
+The direct lane: a request for a marked route (`@short`, `app/api/routing.py`) is answered
+without the ASGI layers in between. Where uvicorn would start the app on the request's cycle,
+the connection asks the app's lane for the route's `Response` (the same handler, the app's
+request context and exception handlers, the body read through the cycle as the app would read
+it) and writes it, head and body, in one write, then ends the cycle as uvicorn's `send` ends it.
+A request the lane does not serve, a response without a body at hand (streamed), and an app
+the lane cannot answer for (other middleware) go through uvicorn's cycle as ever.
+
 Everything else (parsing, keep-alive, pipelining, flow control, the ASGI cycle) is uvicorn's.
 `serve` installs it as `http="app.api.server:GuardedHttpToolsProtocol"` and sets `limits`."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from starlette.responses import Response
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +82,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # Armed only while a head or a body is incomplete after the bytes at hand: a request
         # that arrives whole (the common case) sets no timer at all.
         self._deadline: asyncio.TimerHandle | None = None
+        self._lane: Any = _lane_of(self.app)
 
     # The head: bytes, count, time.
 
@@ -140,6 +159,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         self._in_head, self._in_body = True, False  # next comes the next request's head
         super().on_message_complete()
+
+    # The direct lane.
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        lane, proxy = self._lane
+        scope: Any = cycle.scope
+        served = lane is not None and app is self.app and scope["method"] != "HEAD"
+        if not served or lane.match(scope) is None:
+            super()._start_asgi_task(cycle, app)
+            return
+        task = self.loop.create_task(_answer_directly(cycle, lane, proxy))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
 
     # Timers.
 
@@ -226,29 +258,108 @@ class _HeadWithBody(asyncio.Transport):
 
     def __init__(self, transport: asyncio.Transport) -> None:
         super().__init__()
-        self._transport = transport
+        self.transport = transport
         self._head: bytes | None = None
         self._head_seen = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self._head_seen:
             if bytes(data[:13]) == b"HTTP/1.1 100 ":
-                self._transport.write(data)
+                self.transport.write(data)
                 return
             self._head_seen, self._head = True, bytes(data)
             return
         if self._head is not None:
             data, self._head = self._head + data, None
-        self._transport.write(data)
+        self.transport.write(data)
 
     def close(self) -> None:
         if self._head is not None:
-            self._transport.write(self._head)
+            self.transport.write(self._head)
             self._head = None
-        self._transport.close()
+        self.transport.close()
 
     def is_closing(self) -> bool:
-        return self._transport.is_closing()
+        return self.transport.is_closing()
+
+
+def _lane_of(app: Any) -> tuple[Any, ProxyHeadersMiddleware | None]:
+    """The app's lane for marked routes when it can answer directly, and uvicorn's forwarding
+    middleware in front of the app, if any (its rewrite of the client's address still applies).
+    The lane exists once the app has built its middleware stack, at start-up."""
+    proxy = None
+    if isinstance(app, ProxyHeadersMiddleware):
+        proxy = copy.copy(app)  # the same trusted proxies, in front of nothing
+        proxy.app, app = _nothing, app.app
+    lane = getattr(app, "middleware_stack", None)
+    if getattr(lane, "context", None) is None:
+        return None, None
+    return lane, proxy
+
+
+async def _answer_directly(cycle: RequestResponseCycle, lane: Any, proxy: Any) -> None:
+    """A marked route's answer on `cycle`, as uvicorn's `run_asgi` and `send` would give it."""
+    scope: Any = cycle.scope
+    receive: Any = cycle.receive
+    try:
+        if proxy is not None:
+            await proxy(scope, receive, _nothing)  # only rewrites the scope
+        response: Response = await lane.respond(scope, receive)
+        body = getattr(response, "body", None)
+        if not isinstance(body, bytes):  # a streamed answer: through the cycle
+            await response(scope, receive, cycle.send)  # type: ignore[arg-type]
+            return
+        if cycle.flow.write_paused and not cycle.disconnected:
+            await cycle.flow.drain()
+        _write(cycle, response.status_code, response.raw_headers, body)
+    except BaseException as exc:
+        cycle.logger.error("Exception in ASGI application\n", exc_info=exc)
+        if not cycle.response_started:
+            await cycle.send_500_response()
+        else:
+            cycle.transport.close()
+    finally:
+        cycle.on_response = lambda: None
+
+
+def _write(cycle: RequestResponseCycle, status: int, headers: list[Any], body: bytes) -> None:
+    """A whole response in one write; then the cycle ends as uvicorn's `send` ends it."""
+    if cycle.disconnected:
+        return
+    cycle.response_started = True
+    cycle.waiting_for_100_continue = False
+    if cycle.access_log:
+        cycle.access_logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            get_client_addr(cycle.scope),
+            cycle.scope["method"],
+            get_path_with_query_string(cycle.scope),
+            cycle.scope["http_version"],
+            status,
+        )
+    content = [STATUS_LINE[status]]
+    for name, value in (*cycle.default_headers, *headers):
+        if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+            raise RuntimeError("Invalid HTTP header.")
+        if name == b"connection" and b"close" in value.lower():
+            cycle.keep_alive = False
+        content += (name, b": ", value, b"\r\n")
+    if not cycle.keep_alive and not any(name == b"connection" for name, _ in headers):
+        content.append(b"connection: close\r\n")
+    content += (b"\r\n", body)
+    transport = cycle.transport
+    if isinstance(transport, _HeadWithBody):
+        transport = transport.transport
+    transport.write(b"".join(content))
+    cycle.response_complete = True
+    cycle.message_event.set()
+    if not cycle.keep_alive:
+        transport.close()
+    cycle.on_response()
+
+
+async def _nothing(scope: Any, receive: Any, send: Any) -> None:
+    return None
 
 
 def _too_large(limit: int) -> _Refused:

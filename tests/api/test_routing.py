@@ -14,6 +14,7 @@ from fastapi import APIRouter, Response
 
 from app.api.routing import Route, short
 from app.core.config import Settings
+from tests.api.test_server import running
 from tests.conftest import auth, serve
 from tests.factories import ab_test, baseline, save_sklearn, tar_gz, unique, upload
 
@@ -101,6 +102,7 @@ async def test_both_engines_answer_every_marked_request_alike(
             await app.middleware_stack.stack(scope, receive, send)
 
         transport = httpx.ASGITransport(app=full_stack, raise_app_exceptions=False)
+        answered: list[tuple[str, dict[str, str], bytes, Any]] = []
         async with httpx.AsyncClient(transport=transport, base_url=client.base_url) as standard:
             for route in app.routes:
                 if not isinstance(route, Route) or route.name not in MARKED:
@@ -108,6 +110,7 @@ async def test_both_engines_answer_every_marked_request_alike(
                 short_app = route.app
                 for path, headers, body in cases[route.name]:
                     answer = await _post(client, path, headers, body)  # the lane, short engine
+                    answered.append((path, headers, body, answer))
                     route.app = route.standard
                     try:
                         assert answer == await _post(standard, path, headers, body), (
@@ -117,6 +120,24 @@ async def test_both_engines_answer_every_marked_request_alike(
                         )
                     finally:
                         route.app = short_app
+
+        # Over a socket, the connection's direct lane answers alike (and the ASGI lane is not
+        # used: it would fail every request).
+        lane = app.middleware_stack
+        asgi_lane, lane.served = lane.served, _not_used
+        try:
+            async with (
+                running(app) as port,
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as direct,
+            ):
+                for path, headers, body, answer in answered:
+                    assert await _post(direct, path, headers, body) == answer, (path, body)
+        finally:
+            lane.served = asgi_lane
+
+
+async def _not_used(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError(f"{scope['path']} went through ASGI")
 
 
 def _json(value: Any) -> bytes:
@@ -130,7 +151,7 @@ async def _post(
 ) -> tuple[int, dict[str, str], Any]:
     sent = {"content-type": "application/json", **headers}
     response = await client.post(path, content=body, headers=sent)
-    kept = {k: v for k, v in response.headers.items() if k not in PER_REQUEST}
+    kept = {k: v for k, v in response.headers.items() if k not in PER_REQUEST | {"server"}}
     answer = response.json()
     if isinstance(answer, dict):
         answer.pop("request_id", None)
