@@ -69,7 +69,7 @@ class Batcher:
         idle = self._running < self.concurrency and not self._queue
         waiting = _Waiting(rows, asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
-        self._next(wait=self.enabled and not idle)
+        self._next(wait=not idle)
         return await waiting.answer
 
     def _next(self, *, wait: bool = True) -> None:
@@ -81,7 +81,7 @@ class Batcher:
             return
         self._running += 1
         self._pending = True
-        task = asyncio.create_task(self._gather(wait))
+        task = asyncio.create_task(self._gather(wait and self.enabled))  # off: none
         self._gathering.add(task)
         task.add_done_callback(self._gathering.discard)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -126,16 +127,23 @@ async def test_a_row_the_model_refuses_fails_only_its_own_request(
 async def test_batching_can_be_turned_off(
     make_settings: Callable[..., Settings], admin_key: str, two_models: list[tuple[bytes, Any]]
 ) -> None:
+    """Each request alone, and none waits for company (the wait is 1 s here: 20 requests queued
+    behind one runner would take 19 s or more if each call waited)."""
     archive, estimator = two_models[0]
-    async with serve(make_settings(prediction_batching=False)) as client:
+    settings = make_settings(prediction_batching=False, prediction_batch_max_wait_ms=1000)
+    async with serve(settings) as client:
         name = await deploy(client, admin_key, archive)
-        batches = rows(random.Random(3), 20)
+        batches = rows(random.Random(3), 21)
+        # Loaded first (a model's first call waits for its runner to start).
+        assert (await predict(client, admin_key, name, inputs=batches.pop())).status_code == 200
+        started = time.monotonic()
         answers = await asyncio.gather(
             *(predict(client, admin_key, name, inputs=row) for row in batches)
         )
+        assert time.monotonic() - started < 5
         assert [a.json()["predictions"][0] for a in answers] == pytest.approx(
             expected(estimator, batches)
         )
         metrics = (await client.get("/metrics")).text
-    assert model_calls(metrics, name, "alone") == 20
+    assert model_calls(metrics, name, "alone") == 21
     assert model_calls(metrics, name, "gathered") == 0
