@@ -9,9 +9,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 import pytest
 
+from app.api.routers import prediction_response
 from app.core.config import Settings
+from app.schemas.predictions import AbTestAssignment, CacheCounts, Prediction
 from tests.api.test_errors import assert_problem
 from tests.conftest import auth, create_key, serve
 from tests.factories import (
@@ -585,3 +588,23 @@ async def test_answers_are_exactly_the_estimators_own_whatever_its_shape(
         lone = await predict(client, admin_key, name, inputs={"f0": 0.125, "f1": 3.5, "f2": -7})
         row = pd.DataFrame([{"f0": 0.125, "f1": 3.5, "f2": -7.0}], columns=FEATURES)
         assert lone.json()["predictions"] == function(row).tolist(), shape
+
+
+ANSWERS = [0.1, 1e-7, 1e22, -0.0, 5e-324, 1.7976931348623157e308, 2**63 - 1, -(2**63)]
+ANSWERS += [2**64 - 1, 2**70, 'é\u2028\x00"\\', {"a": [1, 2.5, None]}, None, False, [[0.25]]]
+
+
+@pytest.mark.parametrize("value", ANSWERS)
+@pytest.mark.parametrize("ab_test", [None, AbTestAssignment(id="t-1", variant="b")])
+def test_an_answer_is_written_byte_for_byte_as_pydantic_writes_it(
+    value: Any, ab_test: AbTestAssignment | None
+) -> None:
+    """`prediction_response` writes by orjson what the `Prediction` model documents; an integer
+    past 64 bits, which orjson refuses, by pydantic."""
+    result = Prediction(
+        model="m", version=3, predictions=[value, 1], cache=CacheCounts(hits=1, misses=1)
+    )
+    result.ab_test = ab_test
+    response = prediction_response(result, single=False)
+    assert response.body == result.model_dump_json().encode()
+    assert set(orjson.loads(response.body)) == set(Prediction.model_fields)

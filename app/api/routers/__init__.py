@@ -2,6 +2,7 @@
 
 from typing import Annotated
 
+import orjson
 from fastapi import Query, Response
 
 from app.schemas.common import MAX_BIGINT, MAX_LIMIT
@@ -16,6 +17,23 @@ Offset = Annotated[int, Query(ge=0, le=MAX_BIGINT)]
 
 def prediction_response(result: Prediction, single: bool) -> Response:
     """A prediction (of the model or through an A/B test), with `X-Cache` when it answers
-    a single row."""
+    a single row. Written by orjson (a tenth of pydantic's cost for the few fields of an
+    answer; `tests/api/test_predictions.py` checks both write the same), or by pydantic for
+    what orjson refuses (an integer past 64 bits)."""
     headers = {"X-Cache": "HIT" if result.cache.hits else "MISS"} if single else None
-    return Response(result.model_dump_json(), headers=headers, media_type="application/json")
+    ab_test = result.ab_test
+    try:
+        body = orjson.dumps(
+            {
+                "model": result.model,
+                "version": result.version,
+                "predictions": result.predictions,
+                "cache": {"hits": result.cache.hits, "misses": result.cache.misses},
+                "ab_test": None
+                if ab_test is None
+                else {"id": ab_test.id, "variant": ab_test.variant},
+            }
+        )
+    except orjson.JSONEncodeError:
+        body = result.model_dump_json().encode()
+    return Response(body, headers=headers, media_type="application/json")
