@@ -12,9 +12,10 @@ own call time plus that wait: it widens under load and closes when the server is
 Each request gets its own rows back, in order. If a gathered call fails, each request's rows run
 again alone, so the request that caused the error is the only one to see it.
 
-Every model call runs in a task of the batcher's own, batching on or off (off: one request per
-call, as many at once as the model has runners): a client that goes away never cuts a call to
-the model's runner short, so the runner's channel needs no task of its own to protect it."""
+A call made while its process serves no other request runs at once, in its caller's task: no
+other request could join it, and a task and a loop turn are a sizeable part of a lone request's
+latency. With batching off, each request's rows are a call of their own, as many at once as the
+model has runners."""
 
 from __future__ import annotations
 
@@ -67,6 +68,13 @@ class Batcher:
 
     async def __call__(self, rows: Rows) -> list[Any]:
         idle = self._running < self.concurrency and not self._queue
+        if idle and self.metrics.serving <= 1:  # alone: nobody to wait for
+            self._running += 1
+            try:
+                return await self._call(rows, requests=1)
+            finally:
+                self._running -= 1
+                self._next()
         waiting = _Waiting(rows, asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
         self._next(wait=not idle)

@@ -326,7 +326,7 @@ class Runners:
         try:
             await made.loaded(self.settings.model_load_timeout_s)
         except asyncio.CancelledError:
-            await made.stop("closed")
+            made.stop("closed")
             raise
         log.info(
             "runner for %s started (pid %s, %.2f s)", label, pid, time.perf_counter() - started
@@ -392,14 +392,14 @@ class Runner:
         try:
             kind, body = await asyncio.wait_for(self._read(), timeout_s)
         except TimeoutError as exc:
-            await self.stop("timeout")
+            self.stop("timeout")
             raise ModelUnavailable(
                 f"The model did not load within {timeout_s:g} s",
                 retry_after=self.runners.settings.retry_after_s,
             ) from exc
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             how = await self._how_it_ended()
-            await self.stop("crashed")
+            self.stop("crashed")
             raise ModelUnavailable(
                 f"The model's runner stopped while loading it ({how})",
                 retry_after=self.runners.settings.retry_after_s,
@@ -412,7 +412,7 @@ class Runner:
             reason = f"{info.get('type')}: {info.get('message')}"[:400]
         except (ValueError, RecursionError, TypeError, KeyError, AttributeError):
             reason = "its runner's answer was not understood"
-        await self.stop("failed")
+        self.stop("failed")
         raise ModelUnavailable(
             f"The model could not be loaded: {reason}",
             retry_after=self.runners.settings.retry_after_s,
@@ -431,24 +431,29 @@ class Runner:
                 async with asyncio.timeout(timeout_s):  # no task of its own, as wait_for makes
                     kind, body = await self._read()
             except TimeoutError as exc:
-                await self.stop("timeout")
+                self.stop("timeout")
                 raise ModelTimeout(
                     f"The model did not answer within {timeout_s:g} s; its runner was replaced"
                 ) from exc
             except (asyncio.IncompleteReadError, ConnectionError) as exc:
                 how = await self._how_it_ended()
-                await self.stop("crashed")
+                self.stop("crashed")
                 raise ModelFailed(
                     f"The model's runner stopped while predicting ({how}); it was replaced"
                 ) from exc
+            except asyncio.CancelledError:
+                # Its caller went away mid-call: the answer would be left in the channel for
+                # the next call to read, so the runner goes (and is replaced).
+                self.stop("cancelled")
+                raise
         message = _parsed(body)
         if kind == runner.ANSWERS and isinstance(message, list):
             return message
         if kind == runner.FAILED and isinstance(message, dict):
             if message.get("memory"):
-                await self.stop("memory")
+                self.stop("memory")
             raise ModelFailed(f"{message.get('type')}: {message.get('message')}"[:400])
-        await self.stop("crashed")  # not what a runner says: whatever runs there is not ours
+        self.stop("crashed")  # not what a runner says: whatever runs there is not ours
         raise ModelFailed("The model's runner answered out of turn; it was replaced")
 
     async def _read(self) -> tuple[bytes, bytes]:
@@ -466,7 +471,7 @@ class Runner:
         except TimeoutError:
             return "its channel closed"
 
-    async def stop(self, reason: str) -> None:
+    def stop(self, reason: str) -> None:
         """Kill it (if alive) and clean up after it. Counted as a restart unless `closed`."""
         if self.dead:
             return
@@ -526,10 +531,8 @@ class RunnerGroup:
         self._column_dicts = [asdict(c) for c in self.columns] if self.columns else None
 
     async def call(self, rows: list[dict[str, Any]]) -> list[Any]:
-        """The model's answers to `rows`, from an idle runner. Its caller must not be cancelled
-        midway, or an answer could be left unread in the runner's channel for the next call to
-        read: the batcher (`app/adapters/batching.py`), its only caller, calls from tasks of
-        its own, which no client's going away cancels."""
+        """The model's answers to `rows`, from an idle runner (a caller cancelled midway
+        costs that runner: it is replaced, since its answer would be left in its channel)."""
         payload = runner.encode_rows(rows, self._column_dicts)
         taken = await self._idle.get()
         try:
@@ -544,7 +547,7 @@ class RunnerGroup:
 
     def _give_back(self, taken: Runner) -> None:
         if self._closing:
-            self.runners.spawn_task(taken.stop("closed"))
+            taken.stop("closed")
         elif taken.dead:
             self.runners.spawn_task(self._replace_in_background(taken))
         else:
@@ -563,7 +566,7 @@ class RunnerGroup:
             self._idle.put_nowait(dead)
             return
         if self._closing:
-            await fresh.stop("closed")
+            fresh.stop("closed")
         else:
             self._idle.put_nowait(fresh)
 
@@ -577,7 +580,7 @@ class RunnerGroup:
             return
         self._closing = True
         while not self._idle.empty():
-            await self._idle.get_nowait().stop("closed")
+            self._idle.get_nowait().stop("closed")
         self.runners.release(self.model_dir)
 
 

@@ -51,14 +51,14 @@ class RequestContext:
                 MutableHeaders(scope=message)["X-Request-ID"] = request_id
             await send(message)
 
-        self.metrics.in_flight.inc()
+        self.metrics.request_began()
         try:
             if refused is not None:
                 await refused(scope, receive, send_with_id)
             else:
                 await self.app(scope, limited, send_with_id)
         finally:
-            self.metrics.in_flight.dec()
+            self.metrics.request_ended()
             self._close(scope, status, started)
 
     async def respond(
@@ -72,14 +72,14 @@ class RequestContext:
         request_id, limited, refused = self._open(scope, receive)
         status = 500
         started = time.perf_counter()
-        self.metrics.in_flight.inc()
+        self.metrics.request_began()
         try:
             response = refused if refused is not None else await respond(scope, limited)
             response.headers["X-Request-ID"] = request_id  # as `send_with_id` sets it
             status = response.status_code
             return response
         finally:
-            self.metrics.in_flight.dec()
+            self.metrics.request_ended()
             self._close(scope, status, started)
 
     def _open(self, scope: Scope, receive: Receive) -> tuple[str, Receive, Response | None]:

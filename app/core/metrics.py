@@ -25,6 +25,9 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 class Metrics:
     def __init__(self) -> None:
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # Requests this process is serving now: `in_flight`'s own share, read where a request
+        # may act alone (`app/adapters/batching.py`).
+        self.serving = 0
         self.registry = CollectorRegistry()
         self.shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         if not self.shared:  # per process: meaningless summed over workers
@@ -165,7 +168,7 @@ class Metrics:
         self.model_runner_restarts = Counter(
             "hokusai_model_runner_restarts_total",
             "Runners stopped and replaced, per model and reason (crashed, timeout, memory, "
-            "failed to load)",
+            "failed to load, cancelled mid-call)",
             ["model", "reason"],
             registry=self.registry,
         )
@@ -204,6 +207,14 @@ class Metrics:
         every_worker = CollectorRegistry()
         multiprocess.MultiProcessCollector(every_worker)  # type: ignore[no-untyped-call]
         return generate_latest(every_worker)
+
+    def request_began(self) -> None:
+        self.in_flight.inc()
+        self.serving += 1
+
+    def request_ended(self) -> None:
+        self.in_flight.dec()
+        self.serving -= 1
 
     def child(self, metric: Counter | Histogram, *labels: str) -> Any:
         """`metric.labels(*labels)`, remembered: prometheus_client checks the labels on every call,

@@ -497,3 +497,36 @@ async def test_a_model_that_forges_frames_on_its_channel_is_stopped_not_believed
     again = await predict(hostile, name, {"f0": 3.0})
     assert again.status_code == 200, again.text
     assert again.json()["predictions"] == [3.0]
+
+
+async def test_a_caller_that_goes_away_mid_call_costs_its_runner_not_the_next_answer(
+    make_settings: Any, admin_key: str, tmp_path: Path
+) -> None:
+    """A request cancelled while the model works (here: the in-process client gives up) would
+    leave the model's answer in the runner's channel, for the next call to read as its own; the
+    runner is replaced instead, and the next call gets its own answer."""
+    from tests.conftest import serve
+    from tests.factories import upload
+
+    model = sandbox_payloads.misbehaving(tmp_path, "slow", "time.sleep(1)")
+    async with serve(make_settings()) as client:
+        name = unique("cancelled")
+        registered = await upload(client, admin_key, baseline(name), tar_gz(model))
+        assert registered.status_code == 201, registered.text
+
+        async def call(f0: float) -> httpx.Response:
+            return await client.post(
+                f"/api/v1/models/{name}/predict",
+                json={"inputs": {"f0": f0}},
+                headers=auth(admin_key),
+            )
+
+        assert (await call(1.0)).json()["predictions"] == [1.0]
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(call(1000.0), 0.3)
+        again = await call(2.0)
+        metrics = (await client.get("/metrics")).text
+    assert again.status_code == 200, again.text
+    assert again.json()["predictions"] == [2.0]
+    line = f'hokusai_model_runner_restarts_total{{model="{name}",reason="cancelled"}} 1.0'
+    assert line in metrics
