@@ -338,13 +338,15 @@ def _write(cycle: RequestResponseCycle, status: int, headers: list[Any], body: b
             status,
         )
     content = [STATUS_LINE[status]]
+    closes = False
     for name, value in (*cycle.default_headers, *headers):
         if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
             raise RuntimeError("Invalid HTTP header.")
-        if name == b"connection" and b"close" in value.lower():
-            cycle.keep_alive = False
+        name = name.lower()
+        if name == b"connection" and b"close" in (t.strip() for t in value.lower().split(b",")):
+            cycle.keep_alive, closes = False, True
         content += (name, b": ", value, b"\r\n")
-    if not cycle.keep_alive and not any(name == b"connection" for name, _ in headers):
+    if not cycle.keep_alive and not closes:
         content.append(b"connection: close\r\n")
     content += (b"\r\n", body)
     transport = cycle.transport
