@@ -56,9 +56,10 @@ class Batcher:
     ) -> None:
         self._run = run
         self.model = model
-        self.enabled = enabled
-        self.max_rows = max_rows
-        self.max_wait_s = max_wait_s
+        # Batching off: a call takes one request (`_take` takes at least one, and no second fits one
+        # row), and waits for nobody.
+        self.max_rows = max_rows if enabled else 1
+        self.max_wait_s = max_wait_s if enabled else 0.0
         self.concurrency = concurrency
         self.metrics = metrics
         self._queue: deque[_Waiting] = deque()
@@ -89,7 +90,7 @@ class Batcher:
             return
         self._running += 1
         self._pending = True
-        task = asyncio.create_task(self._gather(wait and self.enabled))  # off: none
+        task = asyncio.create_task(self._gather(wait))
         self._gathering.add(task)
         task.add_done_callback(self._gathering.discard)
 
@@ -115,9 +116,6 @@ class Batcher:
     def _take(self) -> list[_Waiting]:
         """This call's share of the queue: its rows split evenly among the runners free now
         (this one counted), at most `max_rows`, at least one request."""
-        if not self.enabled:  # one request a call
-            waiting = self._queue.popleft()
-            return [] if waiting.answer.done() else [waiting]
         free = self.concurrency - self._running + 1
         share = min(self.max_rows, -(-self._rows_queued() // free))
         batch: list[_Waiting] = []

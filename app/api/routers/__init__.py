@@ -21,19 +21,8 @@ def prediction_response(result: Prediction, single: bool) -> Response:
     answer; `tests/api/test_predictions.py` checks both write the same), or by pydantic for
     what orjson refuses (an integer past 64 bits)."""
     headers = {"X-Cache": "HIT" if result.cache.hits else "MISS"} if single else None
-    ab_test = result.ab_test
-    try:
-        body = orjson.dumps(
-            {
-                "model": result.model,
-                "version": result.version,
-                "predictions": result.predictions,
-                "cache": {"hits": result.cache.hits, "misses": result.cache.misses},
-                "ab_test": None
-                if ab_test is None
-                else {"id": ab_test.id, "variant": ab_test.variant},
-            }
-        )
+    try:  # each model as its fields, in order, as pydantic writes them
+        body = orjson.dumps(result, default=vars)
     except orjson.JSONEncodeError:
         body = result.model_dump_json().encode()
     return Response(body, headers=headers, media_type="application/json")
